@@ -1,0 +1,265 @@
+// The engine owns the GPUDevice and turns kernel launches into as few queue submissions as
+// possible: dispatches are recorded into one open compute pass, their small parameter blocks
+// are packed into one arena buffer, and the batch is submitted only when a number must come
+// back to the CPU, data must be uploaded, or the batch is full.
+
+import { type AdapterChoice, type AdapterReport, createDevice } from "./device.ts";
+import { BufferPool } from "./pool.ts";
+
+export interface Dispatch {
+  /** Shader file under shaders/ without `.wgsl`; also names the kernel in errors. */
+  kernel: string;
+  entry?: string;
+  /** Values for the shader's `override` constants (workgroup size, op codes, flags). */
+  constants?: Record<string, number>;
+  /** Storage buffers in binding order 0..k-1; params (if any) are bound at binding k. */
+  buffers: GPUBuffer[];
+  /** Parameter words (u32); use `f32bits` for float values. */
+  params?: ArrayLike<number>;
+  workgroups: [number, number?, number?];
+}
+
+const PARAM_ARENA_BYTES = 1 << 20;
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** The bit pattern of a float, for packing into u32 params. */
+export function f32bits(x: number): number {
+  f32[0] = x;
+  return u32[0];
+}
+
+/** Splits a 1-D launch of `n` threads into a 2-D grid within the per-dimension limit.
+ * Shaders recover the flat index as `gid.x + gid.y * nwg.x * WG`. */
+export function grid1d(n: number, wg: number, maxPerDim = 65535): [number, number] {
+  const groups = Math.max(1, Math.ceil(n / wg));
+  if (groups <= maxPerDim) return [groups, 1];
+  const y = Math.ceil(groups / maxPerDim);
+  return [Math.ceil(groups / y), y];
+}
+
+const shaderCache = new Map<string, string>();
+export function shaderSource(kernel: string): string {
+  let src = shaderCache.get(kernel);
+  if (src === undefined) {
+    const url = new URL(`../shaders/${kernel}.wgsl`, import.meta.url);
+    try {
+      src = Deno.readTextFileSync(url);
+    } catch (e) {
+      throw new Error(`kernel ${kernel}: cannot read shader ${url.pathname}: ${e}`);
+    }
+    shaderCache.set(kernel, src);
+  }
+  return src;
+}
+
+export class GpuError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GpuError";
+  }
+}
+
+export class Engine {
+  readonly pool: BufferPool;
+  #modules = new Map<string, GPUShaderModule>();
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #arena: GPUBuffer;
+  #arenaData = new Uint32Array(PARAM_ARENA_BYTES / 4);
+  #arenaUsed = 0;
+  #batchKernels: string[] = [];
+  #pendingErrors: Promise<string | null>[] = [];
+  #lost: string | null = null;
+  #align: number;
+  /** Counters for tests and benchmarks. */
+  counters = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0, pipelines: 0 };
+
+  private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
+    this.pool = new BufferPool(device, device.limits.maxBufferSize);
+    this.#align = Math.max(device.limits.minStorageBufferOffsetAlignment, 32);
+    this.#arena = device.createBuffer({
+      size: PARAM_ARENA_BYTES,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    device.lost.then((info) => {
+      this.#lost = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  static async create(choice: AdapterChoice = "auto"): Promise<Engine> {
+    const { device, report } = await createDevice(choice);
+    return new Engine(device, report);
+  }
+
+  #checkLost(kernel: string) {
+    if (this.#lost !== null) {
+      throw new GpuError(`GPU device lost (${this.#lost}) while running kernel ${kernel}`);
+    }
+  }
+
+  /** Watches validation errors of an action and remembers them with the kernel's name. */
+  #scoped<T>(what: string, action: () => T): T {
+    this.device.pushErrorScope("validation");
+    const out = action();
+    this.#pendingErrors.push(
+      this.device.popErrorScope().then((e) => e ? `${what}: ${e.message}` : null),
+    );
+    return out;
+  }
+
+  pipeline(kernel: string, entry = "main", constants: Record<string, number> = {}) {
+    const key = `${kernel}|${entry}|${JSON.stringify(constants)}`;
+    let p = this.#pipelines.get(key);
+    if (!p) {
+      let mod = this.#modules.get(kernel);
+      if (!mod) {
+        const code = shaderSource(kernel);
+        mod = this.#scoped(
+          `kernel ${kernel} (shader compilation)`,
+          () => this.device.createShaderModule({ code, label: kernel }),
+        );
+        this.#modules.set(kernel, mod);
+      }
+      const m = mod;
+      p = this.#scoped(
+        `kernel ${kernel} (pipeline ${entry} ${JSON.stringify(constants)})`,
+        () =>
+          this.device.createComputePipeline({
+            label: kernel,
+            layout: "auto",
+            compute: { module: m, entryPoint: entry, constants },
+          }),
+      );
+      this.#pipelines.set(key, p);
+      this.counters.pipelines++;
+    }
+    return p;
+  }
+
+  dispatch(d: Dispatch): void {
+    this.#checkLost(d.kernel);
+    const pipeline = this.pipeline(d.kernel, d.entry, d.constants);
+    const nParams = d.params?.length ?? 0;
+    const paramBytes = Math.max(16, Math.ceil((nParams * 4) / 16) * 16);
+    let offsetWords = Math.ceil(this.#arenaUsed / this.#align) * this.#align / 4;
+    if (
+      offsetWords * 4 + paramBytes > PARAM_ARENA_BYTES ||
+      this.#batchKernels.length >= MAX_DISPATCHES_PER_SUBMIT
+    ) {
+      this.flush();
+      offsetWords = 0;
+    }
+    if (!this.#encoder) {
+      this.#encoder = this.device.createCommandEncoder();
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, i) => ({
+      binding: i,
+      resource: { buffer },
+    }));
+    if (nParams > 0) {
+      this.#arenaData.set(d.params!, offsetWords);
+      entries.push({
+        binding: d.buffers.length,
+        resource: { buffer: this.#arena, offset: offsetWords * 4, size: paramBytes },
+      });
+      this.#arenaUsed = offsetWords * 4 + paramBytes;
+    }
+    const bindGroup = this.#scoped(
+      `kernel ${d.kernel} (bind group)`,
+      () =>
+        this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+    );
+    const [x, y = 1, z = 1] = d.workgroups;
+    const pass = this.#pass!;
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.#batchKernels.push(d.kernel);
+    this.counters.dispatches++;
+  }
+
+  /** Submits the recorded batch (plus optional extra commands such as a readback copy). */
+  flush(extra?: (enc: GPUCommandEncoder) => void): void {
+    if (!this.#encoder && !extra) return;
+    const kernels = this.#batchKernels;
+    this.#batchKernels = [];
+    if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();
+    this.#pass?.end();
+    const enc = this.#encoder;
+    this.#encoder = null;
+    this.#pass = null;
+    if (this.#arenaUsed > 0) {
+      this.device.queue.writeBuffer(this.#arena, 0, this.#arenaData, 0, this.#arenaUsed / 4);
+      this.#arenaUsed = 0;
+    }
+    extra?.(enc);
+    const names = [...new Set(kernels)].join(", ") || "copy";
+    this.#scoped(`submit of [${names}]`, () => this.device.queue.submit([enc.finish()]));
+    this.counters.submits++;
+  }
+
+  /** Waits for all submitted work and turns any recorded validation error into an exception. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.#throwPending();
+  }
+
+  async #throwPending() {
+    const pending = this.#pendingErrors;
+    this.#pendingErrors = [];
+    const errors = (await Promise.all(pending)).filter((e): e is string => e !== null);
+    this.#checkLost(this.#batchKernels[0] ?? "(none)");
+    if (errors.length) throw new GpuError(`WebGPU validation error in ${errors.join("\n")}`);
+  }
+
+  /** Uploads data into a buffer. The pending batch is submitted first: writeBuffer runs on
+   * the queue before unsubmitted commands, which may still read the recycled buffer. */
+  upload(buf: GPUBuffer, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
+    this.flush();
+    this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);
+    this.counters.uploads++;
+  }
+
+  async readback(buf: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.flush((enc) => enc.copyBufferToBuffer(buf, byteOffset, staging, 0, size));
+    this.counters.readbacks++;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      await this.#throwPending();
+      throw e;
+    }
+    const out = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    await this.#throwPending();
+    return out;
+  }
+}
+
+let current: Engine | null = null;
+let creating: Promise<Engine> | null = null;
+
+/** Initializes the process-wide engine (idempotent for the same choice). */
+export function initEngine(choice: AdapterChoice = "auto"): Promise<Engine> {
+  if (current) return Promise.resolve(current);
+  creating ??= Engine.create(choice).then((e) => (current = e));
+  return creating;
+}
+
+export function engine(): Engine {
+  if (!current) {
+    throw new Error("GPU engine not initialized: call `await initEngine()` before using tensors");
+  }
+  return current;
+}

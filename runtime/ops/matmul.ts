@@ -1,0 +1,82 @@
+// Matrix products: batched matmul with transposes, and linear layers (x @ W^T + b).
+
+import { record } from "../autograd.ts";
+import { engine } from "../engine.ts";
+import { Tensor } from "../tensor.ts";
+import { words } from "./util.ts";
+import { add } from "./elementwise.ts";
+import { sum } from "./reduce.ts";
+
+const WX = 8, WY = 8;
+
+/** C = op(A) @ op(B) on [M,K]x[K,N] or batched [b,M,K]x[b,K,N] (a 2-D operand is shared
+ * across the batch). transA/transB read the stored operand transposed. No autograd. */
+export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
+  if (a.ndim < 2 || a.ndim > 3 || b.ndim < 2 || b.ndim > 3) {
+    throw new Error(`matmul: expected 2-d or 3-d operands, got [${a.shape}] and [${b.shape}]`);
+  }
+  const ba = a.ndim === 3 ? a.shape[0] : 1;
+  const bb = b.ndim === 3 ? b.shape[0] : 1;
+  if (ba !== bb && ba !== 1 && bb !== 1) {
+    throw new Error(`matmul: batch sizes ${ba} and ${bb} differ in [${a.shape}] @ [${b.shape}]`);
+  }
+  const batch = Math.max(ba, bb);
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const [M, K] = transA ? [ac, ar] : [ar, ac];
+  const [K2, N] = transB ? [bc, br] : [br, bc];
+  if (K !== K2) {
+    throw new Error(
+      `matmul: inner dimensions differ: [${a.shape}]${transA ? "^T" : ""} @ ` +
+        `[${b.shape}]${transB ? "^T" : ""} (${K} vs ${K2})`,
+    );
+  }
+  const out = Tensor.empty(a.ndim === 3 || b.ndim === 3 ? [batch, M, N] : [M, N]);
+  if (out.size === 0) return out;
+  engine().dispatch({
+    kernel: "matmul",
+    constants: { WX, WY, TA: transA ? 1 : 0, TB: transB ? 1 : 0 },
+    buffers: [a.buffer, b.buffer, out.buffer],
+    params: words(M, N, K, ba === 1 ? 0 : M * K, bb === 1 ? 0 : K * N, M * N),
+    workgroups: [Math.ceil(N / (4 * WX)), Math.ceil(M / (4 * WY)), batch],
+  });
+  return out;
+}
+
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  const out = matmulRaw(a, b);
+  return record(out, "matmul", [a, b], (gy, needs) => {
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (needs[0]) {
+      ga = matmulRaw(gy, b, false, true); // dA = dC @ B^T
+      if (a.ndim === 2 && ga.ndim === 3) ga = sumBatch(ga);
+    }
+    if (needs[1]) {
+      gb = matmulRaw(a, gy, true, false); // dB = A^T @ dC
+      if (b.ndim === 2 && gb.ndim === 3) gb = sumBatch(gb);
+    }
+    return [ga, gb];
+  });
+}
+
+function sumBatch(t: Tensor): Tensor {
+  return sum(t, 0);
+}
+
+/** y = x @ W^T + b with x [N,in], W [out,in] (PyTorch layout), b [out]. */
+export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  if (x.ndim !== 2 || w.ndim !== 2 || x.shape[1] !== w.shape[1]) {
+    throw new Error(
+      `linear: input [${x.shape}] does not match weight [${w.shape}] (expected [N, ${w.shape[1]}])`,
+    );
+  }
+  const y = record(matmulRaw(x, w, false, true), "linear", [x, w], (gy, needs) => [
+    needs[0] ? matmulRaw(gy, w) : null, // dx = gy @ W
+    needs[1] ? matmulRaw(gy, x, true, false) : null, // dW = gy^T @ x
+  ]);
+  if (!b) return y;
+  if (b.ndim !== 1 || b.shape[0] !== w.shape[0]) {
+    throw new Error(`linear: bias [${b.shape}] should be [${w.shape[0]}]`);
+  }
+  return add(y, b);
+}

@@ -1,0 +1,5 @@
+// All ops, one namespace. Each file holds one family of kernels.
+export * from "./elementwise.ts";
+export * from "./reduce.ts";
+export * from "./matmul.ts";
+export * from "./shape.ts";

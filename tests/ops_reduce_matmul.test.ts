@@ -1,0 +1,89 @@
+import { assert, assertClose, checkOp, gpu, input, randInt, rng } from "./helpers/check.ts";
+import { matmulRef, reduceRef } from "./ref/basic.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import { Tensor, tidyAsync } from "../runtime/tensor.ts";
+
+await gpu();
+
+Deno.test("sum/mean/max/min over axis sets match reference with gradients", async () => {
+  const r = rng(11);
+  const shape = [3, 4, 5, 2];
+  const axesList = [[0], [1, 3], [0, 2], [3], [0, 1, 2, 3]];
+  for (const axes of axesList) {
+    await checkOp(`sum ${axes}`, ([x]) => ops.sum(x, axes), reduceRef(shape, axes, (a, v) => a + v, 0), [input(shape, r)]);
+    await checkOp(`mean ${axes} keepdim`, ([x]) => ops.mean(x, axes, true), reduceRef(shape, axes, (a, v) => a + v, 0, (a, n) => a / n), [input(shape, r)]);
+    await checkOp(`max ${axes}`, ([x]) => ops.max(x, axes), reduceRef(shape, axes, Math.max, -Infinity), [input(shape, r)]);
+    await checkOp(`min ${axes}`, ([x]) => ops.min(x, axes), reduceRef(shape, axes, Math.min, Infinity), [input(shape, r)]);
+  }
+});
+
+Deno.test("argmax, per-example norms", async () => {
+  const r = rng(12);
+  await tidyAsync(async () => {
+    const data = Float32Array.from({ length: 6 * 10 }, () => r() * 2 - 1);
+    const am = await ops.argmax(Tensor.fromData(data, [6, 10]), 1).data();
+    for (let i = 0; i < 6; i++) {
+      const row = [...data.slice(i * 10, i * 10 + 10)];
+      assert.equal(am[i], row.indexOf(Math.max(...row)));
+    }
+    const x = Tensor.fromData(data, [6, 2, 5]);
+    const linf = await ops.normLinfPerExample(x).data();
+    for (let i = 0; i < 6; i++) {
+      assertClose([linf[i]], [Math.max(...[...data.slice(i * 10, i * 10 + 10)].map(Math.abs))], 1e-6, "linf");
+    }
+  });
+  await checkOp("normL2PerExample", ([x]) => ops.normL2PerExample(x), ([x]) => {
+    const out = new Float64Array(4);
+    for (let i = 0; i < 4; i++) {
+      let s = 0;
+      for (let j = 0; j < 15; j++) s += x[i * 15 + j] ** 2;
+      out[i] = Math.sqrt(s);
+    }
+    return out;
+  }, [input([4, 3, 5], r)]);
+});
+
+Deno.test("matmul (batched, transposed, odd sizes) and linear match reference", async () => {
+  const r = rng(13);
+  for (let t = 0; t < 4; t++) {
+    const M = randInt(r, 1, 13), K = randInt(r, 1, 17), N = randInt(r, 1, 11);
+    await checkOp(`matmul ${M}x${K}x${N}`, ([a, b]) => ops.matmul(a, b), matmulRef(M, K, N), [
+      input([M, K], r),
+      input([K, N], r),
+    ]);
+  }
+  await checkOp("batched matmul", ([a, b]) => ops.matmul(a, b), matmulRef(5, 7, 6, 3), [
+    input([3, 5, 7], r),
+    input([3, 7, 6], r),
+  ]);
+  await checkOp("batched @ shared", ([a, b]) => ops.matmul(a, b), matmulRef(5, 7, 6, 3), [
+    input([3, 5, 7], r),
+    input([7, 6], r),
+  ]);
+  // linear: x [N,in] @ W^T + b
+  const Nn = 5, I = 9, O = 7;
+  await checkOp("linear", ([x, w, b]) => ops.linear(x, w, b), ([x, w, b]) => {
+    const y = new Float64Array(Nn * O);
+    for (let n = 0; n < Nn; n++) {
+      for (let o = 0; o < O; o++) {
+        let s = b[o];
+        for (let i = 0; i < I; i++) s += x[n * I + i] * w[o * I + i];
+        y[n * O + o] = s;
+      }
+    }
+    return y;
+  }, [input([Nn, I], r), input([O, I], r), input([O], r)]);
+});
+
+Deno.test("shape mismatches fail with clear messages", async () => {
+  await tidyAsync(async () => {
+    const a = ops.zeros([2, 3]);
+    const b = ops.zeros([4, 5]);
+    assert.throws(() => ops.add(a, b), /add: shapes \[2,3\] and \[4,5\] cannot be broadcast/);
+    assert.throws(() => ops.matmul(a, b), /matmul: inner dimensions differ/);
+    assert.throws(() => ops.reshape(a, [4, 2]), /reshape: \[2,3\] has 6 values/);
+    assert.throws(() => ops.sum(a, 5), /sum: axis 5 is out of range/);
+    assert.throws(() => Tensor.fromData([1, 2, 3], [2, 2]), /data has 3 values but shape \[2,2\] needs 4/);
+    await Promise.resolve();
+  });
+});
