@@ -1,0 +1,162 @@
+// Projected gradient descent (Madry et al. 2018), Linf and L2, with random start, restarts
+// and EOT. Every iterate is projected onto the eps-ball and [0,1].
+
+import { Tensor, tidy } from "../tensor.ts";
+import * as ops from "../ops/mod.ts";
+import {
+  type AttackInput,
+  type AttackResult,
+  checkEps,
+  defaultIndices,
+  type Norm,
+  normalizeL2,
+  perExample,
+  predictions,
+  project,
+} from "./common.ts";
+import { type AttackLoss, objective, objectiveCpu } from "./objective.ts";
+import { eotGradient } from "./target.ts";
+import { stackedRandom, STREAM } from "./rand.ts";
+
+export interface PgdOptions {
+  /** Default "linf". */
+  norm?: Norm;
+  /** Radius; default 8/255 (linf) or 0.5 (l2). */
+  eps?: number;
+  /** Step size; default 2/255 (linf) or eps/4 (l2). */
+  stepSize?: number;
+  /** Iterations per restart; default 10. */
+  steps?: number;
+  /** Independent runs from fresh random starts; the strongest per example wins. Default 1. */
+  restarts?: number;
+  /** Start from a uniform point in the ball (linf) / a random direction and radius (l2).
+   * Default true. */
+  randomStart?: boolean;
+  /** EOT draws per gradient; default 1. */
+  eot?: number;
+  /** Objective; default "ce". */
+  loss?: AttackLoss;
+  /** Base seed of the per-example random streams; default 0. */
+  seed?: number;
+}
+
+export function pgdDefaults(o: PgdOptions = {}): Required<PgdOptions> {
+  const norm = o.norm ?? "linf";
+  const eps = o.eps ?? (norm === "linf" ? 8 / 255 : 0.5);
+  return {
+    norm,
+    eps,
+    stepSize: o.stepSize ?? (norm === "linf" ? 2 / 255 : eps / 4),
+    steps: o.steps ?? 10,
+    restarts: o.restarts ?? 1,
+    randomStart: o.randomStart ?? true,
+    eot: o.eot ?? 1,
+    loss: o.loss ?? "ce",
+    seed: o.seed ?? 0,
+  };
+}
+
+/** One step: xa + step * direction(g), projected. */
+export function pgdStep(
+  norm: Norm,
+  xa: Tensor,
+  x: Tensor,
+  g: Tensor,
+  step: number,
+  eps: number,
+): Tensor {
+  const dir = norm === "linf" ? ops.sign(g) : normalizeL2(g);
+  return project(norm, ops.add(xa, ops.mul(dir, step)), x, eps);
+}
+
+function randomStart(
+  o: Required<PgdOptions>,
+  x: Tensor,
+  indices: number[],
+  restart: number,
+): Tensor {
+  const shape = x.shape.slice(1);
+  if (o.norm === "linf") {
+    const u = stackedRandom("uniform", o.seed, indices, [STREAM.pgd, restart, 0], shape);
+    const xa = tidy(() => project("linf", ops.add(x, ops.affine(u, 2 * o.eps, -o.eps)), x, o.eps));
+    u.dispose();
+    return xa;
+  }
+  const n = stackedRandom("normal", o.seed, indices, [STREAM.pgd, restart, 0], shape);
+  const r = stackedRandom("uniform", o.seed, indices, [STREAM.pgd, restart, 1], []);
+  const xa = tidy(() => {
+    const d = ops.mul(normalizeL2(n), perExample(ops.scale(r, o.eps), x));
+    return project("l2", ops.add(x, d), x, o.eps);
+  });
+  n.dispose();
+  r.dispose();
+  return xa;
+}
+
+/** PGD maximizing the chosen loss. Returns per example the last fooling iterate if any,
+ * otherwise the highest-loss iterate. */
+export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<AttackResult> {
+  const o = pgdDefaults(opts);
+  checkEps("pgd", o.eps);
+  if (!(o.steps >= 0 && Number.isInteger(o.steps))) {
+    throw new Error(`pgd: steps must be a non-negative integer, got ${o.steps}`);
+  }
+  if (!(o.restarts >= 1 && Number.isInteger(o.restarts))) {
+    throw new Error(`pgd: restarts must be a positive integer, got ${o.restarts}`);
+  }
+  const indices = defaultIndices(input);
+  const { target, x, labels } = input;
+  const n = x.shape[0], k = target.numClasses;
+  const y = Tensor.fromData(labels, [n]);
+  const lossFn = objective(o.loss, y);
+
+  let best = ops.clone(x); // per example: fooling iterate, else highest-loss iterate
+  const fooled = new Array<boolean>(n).fill(false);
+  const bestLoss = new Array<number>(n).fill(-Infinity);
+  let lossStart: number[] = [];
+
+  /** Records the iterate xa with its logits z into `best`. */
+  const consider = (xa: Tensor, z: Float32Array, pred: number[], first: boolean) => {
+    const l = objectiveCpu(o.loss, z, k, labels);
+    if (first) lossStart = l.slice();
+    const take: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const isAdv = pred[i] !== labels[i];
+      const t = isAdv || (!fooled[i] && l[i] > bestLoss[i]);
+      if (isAdv) fooled[i] = true;
+      bestLoss[i] = Math.max(bestLoss[i], l[i]);
+      take.push(t ? 1 : 0);
+    }
+    if (take.some((t) => t)) {
+      const m = Tensor.fromData(take, [n, 1, 1, 1]);
+      const nb = ops.where(m, xa, best);
+      m.dispose();
+      best.dispose();
+      best = nb;
+    }
+  };
+
+  for (let r = 0; r < o.restarts; r++) {
+    let xa = o.randomStart && o.eps > 0 ? randomStart(o, x, indices, r) : ops.clone(x);
+    for (let s = 0; s <= o.steps; s++) {
+      if (s === o.steps) {
+        // The last iterate only needs a forward pass.
+        const z = target.logits(xa);
+        const { pred, z: zc } = await predictions(z);
+        z.dispose();
+        consider(xa, zc, pred, s === 0 && r === 0);
+        break;
+      }
+      const e = eotGradient(target, xa, lossFn, o.eot);
+      const { pred, z: zc } = await predictions(e.lastLogits);
+      consider(xa, zc, pred, s === 0 && r === 0);
+      const next = tidy(() => pgdStep(o.norm, xa, x, e.grad, o.stepSize, o.eps));
+      for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, xa]) t.dispose();
+      xa = next;
+    }
+    xa.dispose();
+    if (fooled.every((f) => f)) break;
+  }
+  y.dispose();
+  return { xAdv: best, fooled, lossStart, lossBest: bestLoss };
+}

@@ -1,0 +1,184 @@
+// The attack API: a Target maps images in [0,1] (NCHW) to logits, differentiably. Defenses
+// are built from Stages (transforms, purifiers, quantizers) composed in front of a classifier;
+// non-differentiable stages are wrapped with `bpda`, randomized ones are attacked with EOT.
+
+import { grad, isGradEnabled, noGrad, record } from "../autograd.ts";
+import { type Tensor, tidy } from "../tensor.ts";
+import * as ops from "../ops/mod.ts";
+
+export interface Target {
+  name: string;
+  numClasses: number;
+  /** True when two calls on the same input can give different logits (fresh randomness). */
+  randomized: boolean;
+  /** x in [0,1], NCHW; differentiable. A randomized target draws fresh randomness per call. */
+  logits(x: Tensor): Tensor;
+}
+
+/** One preprocessing step of a defense (random transform, purifier, quantizer, ...). */
+export interface Stage {
+  name: string;
+  randomized?: boolean;
+  apply(x: Tensor): Tensor;
+}
+
+/** What `classifierTarget` needs from a model (runtime/nn Module satisfies it). */
+export interface ClassifierLike {
+  forward(x: Tensor): Tensor;
+  eval?(): unknown;
+  numClasses?: number;
+}
+
+/** Wraps a classifier (put in eval mode: attacks must not update batch-norm statistics). */
+export function classifierTarget(
+  model: ClassifierLike,
+  opts: { name?: string; numClasses?: number } = {},
+): Target {
+  model.eval?.();
+  const numClasses = opts.numClasses ?? model.numClasses ?? 10;
+  if (!Number.isInteger(numClasses) || numClasses < 2) {
+    throw new Error(`classifierTarget: numClasses must be an integer >= 2, got ${numClasses}`);
+  }
+  return {
+    name: opts.name ?? "classifier",
+    numClasses,
+    randomized: false,
+    logits: (x) => model.forward(x),
+  };
+}
+
+function isTarget(s: Stage | Target): s is Target {
+  return typeof (s as Target).logits === "function";
+}
+
+/** Chains stages in front of a final Target: logits(x) = target(stage_k(...stage_1(x))). */
+export function composeTarget(...stages: (Stage | Target)[]): Target {
+  if (stages.length === 0) throw new Error("composeTarget: needs at least a final Target");
+  const last = stages[stages.length - 1];
+  if (!isTarget(last)) {
+    throw new Error(
+      `composeTarget: the last stage must be a Target (has logits), got "${last.name}"`,
+    );
+  }
+  const pre = stages.slice(0, -1).map((s, i) => {
+    if (isTarget(s)) {
+      throw new Error(`composeTarget: stage ${i} ("${s.name}") is a Target; only the last may be`);
+    }
+    return s;
+  });
+  return {
+    name: [...pre.map((s) => s.name), last.name].join(" -> "),
+    numClasses: last.numClasses,
+    randomized: last.randomized || pre.some((s) => s.randomized === true),
+    logits(x: Tensor): Tensor {
+      let h = x;
+      for (const s of pre) h = s.apply(h);
+      return last.logits(h);
+    },
+  };
+}
+
+/** Backward Pass Differentiable Approximation (Athalye et al. 2018): the forward runs `fn`
+ * without recording a graph; the backward is the identity (fn(x) ~ x) or, with a surrogate,
+ * the vector-Jacobian product of the differentiable surrogate at the same input. */
+export function bpda(
+  fn: (x: Tensor) => Tensor,
+  surrogate?: (x: Tensor) => Tensor,
+  opts: { name?: string; randomized?: boolean } = {},
+): Stage {
+  const name = opts.name ?? "bpda";
+  return {
+    name,
+    randomized: opts.randomized,
+    apply(x: Tensor): Tensor {
+      const y = noGrad(() => fn(x));
+      if (!isGradEnabled() || !x.requiresGrad) return y;
+      if (!surrogate) {
+        if (y.size !== x.size || y.ndim !== x.ndim) {
+          throw new Error(
+            `${name}: identity BPDA needs fn to keep the shape, input [${x.shape}] -> ` +
+              `output [${y.shape}]; pass a surrogate`,
+          );
+        }
+        return record(y, name, [x], (gy) => [gy.view(x.shape)]);
+      }
+      // The surrogate's graph is built now on a leaf copy and differentiated in backward.
+      const xs = ops.detach(x);
+      xs.requiresGrad = true;
+      const ys = surrogate(xs);
+      ys.assertShape(y.shape, `${name}: surrogate output`);
+      if (!ys.requiresGrad) return record(y, name, [x], () => [ops.zerosLike(x)]);
+      return record(y, name, [x], (gy) => grad(ys, [xs], gy));
+    },
+  };
+}
+
+export interface EotResult {
+  /** Mean over draws of d(sum_i loss_i)/dx, shape of x. */
+  grad: Tensor;
+  /** Mean per-example loss over draws, [N]. */
+  loss: Tensor;
+  /** Logits and per-example loss of the last draw (what the reference APGD bookkeeps). */
+  lastLogits: Tensor;
+  lastLoss: Tensor;
+}
+
+/** Expectation over Transformation: averages the input gradient of a per-example loss over
+ * `draws` forward passes of a (randomized) target. Returns tensors of the current scope. */
+export function eotGradient(
+  target: Target,
+  x: Tensor,
+  lossFn: (logits: Tensor) => Tensor,
+  draws = 1,
+): EotResult {
+  if (!Number.isInteger(draws) || draws < 1) {
+    throw new Error(`eotGradient: draws must be a positive integer, got ${draws}`);
+  }
+  if (!isGradEnabled()) throw new Error("eotGradient: called under noGrad");
+  let gSum: Tensor | null = null;
+  let lSum: Tensor | null = null;
+  let lastLogits: Tensor | null = null;
+  let lastLoss: Tensor | null = null;
+  for (let k = 0; k < draws; k++) {
+    const r = tidy(() => {
+      const xa = ops.detach(x);
+      xa.requiresGrad = true;
+      const logits = target.logits(xa);
+      const loss = lossFn(logits);
+      if (loss.ndim !== 1 || loss.shape[0] !== x.shape[0]) {
+        throw new Error(
+          `eotGradient: loss must be per-example [${x.shape[0]}], got [${loss.shape}]`,
+        );
+      }
+      // A target whose output does not depend on x (e.g. a stage run under noGrad) has a zero
+      // gradient; the sanity checks report it.
+      const g = loss.requiresGrad ? grad(ops.sum(loss), [xa])[0] : ops.zerosLike(x);
+      return { g, l: ops.detach(loss), z: ops.detach(logits) };
+    });
+    if (gSum && lSum) {
+      const g2: Tensor = ops.add(gSum, r.g);
+      const l2: Tensor = ops.add(lSum, r.l);
+      gSum.dispose();
+      lSum.dispose();
+      r.g.dispose();
+      gSum = g2;
+      lSum = l2;
+    } else {
+      gSum = r.g;
+      lSum = ops.clone(r.l);
+    }
+    lastLogits?.dispose();
+    lastLoss?.dispose();
+    lastLogits = r.z;
+    lastLoss = r.l;
+  }
+  if (draws === 1) {
+    const g = gSum!, l = lSum!;
+    return { grad: g, loss: l, lastLogits: lastLogits!, lastLoss: lastLoss! };
+  }
+  const gm = ops.scale(gSum!, 1 / draws);
+  const lm = ops.scale(lSum!, 1 / draws);
+  gSum!.dispose();
+  lSum!.dispose();
+  return { grad: gm, loss: lm, lastLogits: lastLogits!, lastLoss: lastLoss! };
+}

@@ -1,0 +1,489 @@
+// Attacks on models whose optimum is known: a linear classifier (logits = W x + b), where the
+// strongest Linf perturbation of a binary margin is eps*sign(w_diff) and the strongest L2 one
+// eps*w_diff/||w_diff||, plus budget, bound, EOT and BPDA properties on a small MLP.
+
+import { assert, gpu, rng } from "./helpers/check.ts";
+import { Tensor, tidy } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import {
+  apgd,
+  apgdCheckpoints,
+  apgdTargeted,
+  autoAttack,
+  bpda,
+  composeTarget,
+  eotGradient,
+  fabTargeted,
+  fgsm,
+  perturbationNorms,
+  pgd,
+  square,
+  type Target,
+} from "../runtime/attacks/mod.ts";
+import { projectHyperplaneL2, projectHyperplaneLinf } from "../runtime/attacks/fab_projection.ts";
+import { squarePSelection } from "../runtime/attacks/square.ts";
+import { grad } from "../runtime/autograd.ts";
+
+await gpu();
+
+const C = 3, H = 5, W = 4, D = C * H * W;
+
+function linearTarget(w: number[], b: number[], k: number): Target {
+  const wt = Tensor.fromData(w, [k, D]);
+  const bt = Tensor.fromData(b, [k]);
+  return {
+    name: "linear",
+    numClasses: k,
+    randomized: false,
+    logits: (x) => ops.linear(ops.flatten(x), wt, bt),
+  };
+}
+
+function mlpTarget(seed: number, k = 10, hidden = 24): Target {
+  const r = rng(seed);
+  const w1 = Tensor.fromData(Array.from({ length: hidden * D }, () => (r() - 0.5) * 0.6), [
+    hidden,
+    D,
+  ]);
+  const w2 = Tensor.fromData(Array.from({ length: k * hidden }, () => r() - 0.5), [k, hidden]);
+  return {
+    name: "mlp",
+    numClasses: k,
+    randomized: false,
+    logits: (x) => ops.linear(ops.tanh(ops.linear(ops.flatten(x), w1)), w2),
+  };
+}
+
+function images(n: number, r: () => number, lo = 0, hi = 1): Tensor {
+  return Tensor.fromData(Array.from({ length: n * D }, () => lo + (hi - lo) * r()), [n, C, H, W]);
+}
+
+async function predict(t: Target, x: Tensor): Promise<number[]> {
+  const z = t.logits(x);
+  const v = await z.data();
+  z.dispose();
+  const k = t.numClasses, out: number[] = [];
+  for (let i = 0; i < x.shape[0]; i++) {
+    let b = 0;
+    for (let j = 1; j < k; j++) if (v[i * k + j] > v[i * k + b]) b = j;
+    out.push(b);
+  }
+  return out;
+}
+
+/** A binary problem embedded in k classes (the others suppressed by -1e3 biases). */
+function binaryProblem(seed: number, k: number, b0: number) {
+  const r = rng(seed);
+  const w: number[] = [];
+  for (let c = 0; c < k; c++) for (let j = 0; j < D; j++) w.push(c < 2 ? r() - 0.5 : 0);
+  const b = Array.from({ length: k }, (_, c) => (c === 0 ? b0 : c === 1 ? 0 : -1e3));
+  const wd = Array.from({ length: D }, (_, j) => w[D + j] - w[j]); // w_1 - w_0
+  return { target: linearTarget(w, b, k), wd, w, b };
+}
+
+Deno.test("PGD Linf and L2 reach the analytic optimum of a linear binary margin", async () => {
+  const { target, wd } = binaryProblem(11, 2, 4); // never misclassified: best = max loss
+  const r = rng(12);
+  const x = images(3, r, 0.3, 0.7);
+  const xs = await x.data();
+  const labels = [0, 0, 0];
+  const l2n = Math.hypot(...wd);
+  const check = async (xAdv: Tensor, want: (i: number, j: number) => number, tol: number) => {
+    const a = await xAdv.data();
+    let worst = 0;
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < D; j++) {
+        worst = Math.max(worst, Math.abs(a[i * D + j] - want(i, j)));
+      }
+    }
+    assert.ok(worst <= tol, `max deviation from the optimum ${worst} > ${tol}`);
+  };
+  const eps = 8 / 255;
+  const linf = await pgd({ target, x, labels }, { eps, steps: 10 });
+  await check(linf.xAdv, (i, j) => xs[i * D + j] + eps * Math.sign(wd[j]), 1e-6);
+  const ap = await apgd({ target, x, labels }, { eps, steps: 12 });
+  await check(ap.xAdv, (i, j) => xs[i * D + j] + eps * Math.sign(wd[j]), 1e-6);
+  const l2 = await pgd({ target, x, labels }, { norm: "l2", eps: 0.5, randomStart: false });
+  await check(l2.xAdv, (i, j) => xs[i * D + j] + (0.5 * wd[j]) / l2n, 1e-5);
+  // From a random start the orthogonal part decays geometrically; 60 steps leave < 1e-3.
+  const l2r = await pgd({ target, x, labels }, { norm: "l2", eps: 0.5, steps: 60 });
+  await check(l2r.xAdv, (i, j) => xs[i * D + j] + (0.5 * wd[j]) / l2n, 1e-3);
+  const f = await fgsm({ target, x, labels }, { eps });
+  await check(f.xAdv, (i, j) => xs[i * D + j] + eps * Math.sign(wd[j]), 1e-6);
+});
+
+Deno.test("APGD checkpoints follow p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)", () => {
+  // The paper's schedule in exact integer hundredths: w_j = ceil(p_j N).
+  const fromFormula = (n: number) => {
+    const p = [0, 22];
+    while (true) {
+      const j = p.length - 1;
+      const next = p[j] + Math.max(p[j] - p[j - 1] - 3, 6);
+      if (Math.ceil((next * n) / 100) > n) break;
+      p.push(next);
+    }
+    return p.map((v) => Math.ceil((v * n) / 100));
+  };
+  assert.deepEqual(apgdCheckpoints(100), [0, 22, 41, 57, 70, 80, 87, 93, 99]);
+  assert.deepEqual(apgdCheckpoints(100), fromFormula(100));
+  assert.deepEqual(apgdCheckpoints(1000), fromFormula(1000));
+  assert.deepEqual(apgdCheckpoints(200), fromFormula(200));
+});
+
+Deno.test("every attack stays within eps and [0,1], on images touching the box", async () => {
+  const target = mlpTarget(21);
+  const r = rng(22);
+  const n = 5;
+  // A third of the pixels sit exactly on 0 or 1 so clipping binds.
+  const raw = Array.from({ length: n * D }, () => {
+    const u = r();
+    return u < 0.15 ? 0 : u > 0.85 ? 1 : r();
+  });
+  const x = Tensor.fromData(raw, [n, C, H, W]);
+  const labels = await predict(target, x);
+  const runs: [string, "linf" | "l2", number, () => Promise<{ xAdv: Tensor }>][] = [
+    ["fgsm", "linf", 0.03, () => fgsm({ target, x, labels }, { eps: 0.03 })],
+    ["pgd", "linf", 0.03, () => pgd({ target, x, labels }, { eps: 0.03, steps: 5 })],
+    ["pgd-l2", "l2", 0.4, () => pgd({ target, x, labels }, { norm: "l2", eps: 0.4, steps: 5 })],
+    ["apgd-ce", "linf", 0.03, () => apgd({ target, x, labels }, { eps: 0.03, steps: 8 })],
+    [
+      "apgd-dlr-l2",
+      "l2",
+      0.4,
+      () => apgd({ target, x, labels }, { norm: "l2", eps: 0.4, steps: 8, loss: "dlr" }),
+    ],
+    [
+      "apgd-t",
+      "linf",
+      0.03,
+      () => apgdTargeted({ target, x, labels }, { eps: 0.03, steps: 5, targets: 2 }),
+    ],
+    [
+      "fab-t",
+      "linf",
+      0.1,
+      () => fabTargeted({ target, x, labels }, { eps: 0.1, steps: 5, targets: 2 }),
+    ],
+    [
+      "fab-t-l2",
+      "l2",
+      1,
+      () => fabTargeted({ target, x, labels }, { norm: "l2", eps: 1, steps: 5, targets: 2 }),
+    ],
+    ["square", "linf", 0.03, () => square({ target, x, labels }, { eps: 0.03, queries: 30 })],
+    [
+      "square-l2",
+      "l2",
+      0.4,
+      () => square({ target, x, labels }, { norm: "l2", eps: 0.4, queries: 30 }),
+    ],
+  ];
+  for (const [name, norm, eps, run] of runs) {
+    const { xAdv } = await run();
+    const v = await xAdv.data();
+    const nr = await perturbationNorms(xAdv, x);
+    const worst = Math.max(...(norm === "linf" ? nr.linf : nr.l2));
+    assert.ok(worst <= eps + 1e-6, `${name}: ${norm} norm ${worst} exceeds eps ${eps}`);
+    assert.ok(v.every((t) => t >= 0 && t <= 1), `${name}: pixel outside [0,1]`);
+    assert.ok(worst > 0, `${name}: no perturbation at all`);
+    xAdv.dispose();
+  }
+  x.dispose();
+});
+
+Deno.test("larger eps is never weaker; success matches the analytic margin test", async () => {
+  // Binary margins embedded in 4 classes: fooled at eps iff margin < eps * ||w_diff||_dual.
+  const { target, wd, w, b } = binaryProblem(31, 4, 0.6);
+  const r = rng(32);
+  const n = 10;
+  const x = images(n, r, 0.35, 0.65);
+  const xs = await x.data();
+  const labels = new Array(n).fill(0);
+  const margin = Array.from({ length: n }, (_, i) => {
+    let m = b[0] - b[1];
+    for (let j = 0; j < D; j++) m += (w[j] - w[D + j]) * xs[i * D + j];
+    return m;
+  });
+  const l1 = wd.reduce((s, v) => s + Math.abs(v), 0), l2 = Math.hypot(...wd);
+  for (const norm of ["linf", "l2"] as const) {
+    const grid = norm === "linf" ? [0.005, 0.01, 0.02, 0.04] : [0.1, 0.2, 0.4, 0.8];
+    const dual = norm === "linf" ? l1 : l2;
+    const attacks: [string, (eps: number) => Promise<{ fooled: boolean[] }>][] = [
+      ["pgd", (eps) => pgd({ target, x, labels }, { norm, eps, steps: 6, stepSize: eps / 2 })],
+      ["apgd-ce", (eps) => apgd({ target, x, labels }, { norm, eps, steps: 6 })],
+      ["apgd-dlr", (eps) => apgd({ target, x, labels }, { norm, eps, steps: 6, loss: "dlr" })],
+      ["apgd-t", (eps) => apgdTargeted({ target, x, labels }, { norm, eps, steps: 6 })],
+      ["fab-t", (eps) => fabTargeted({ target, x, labels }, { norm, eps, steps: 8 })],
+    ];
+    let checked = 0;
+    for (const [name, run] of attacks) {
+      let prev: boolean[] | null = null;
+      for (const eps of grid) {
+        const { fooled } = await run(eps);
+        for (let i = 0; i < n; i++) {
+          const ratio = margin[i] / (eps * dual); // < 1: reachable
+          if (Math.abs(ratio - 1) > 0.1) {
+            assert.equal(fooled[i], ratio < 1, `${name} ${norm} eps=${eps} example ${i}`);
+            checked++;
+          }
+          if (prev) assert.ok(!prev[i] || fooled[i], `${name} ${norm}: weaker at eps=${eps}`);
+        }
+        prev = fooled;
+      }
+    }
+    assert.ok(checked > 80, `too few decisive cases (${checked})`);
+  }
+});
+
+Deno.test("FAB-T finds the minimal adversarial distance of a linear binary model", async () => {
+  const { target, wd, w, b } = binaryProblem(41, 4, 0.3);
+  const r = rng(42);
+  const n = 6;
+  const x = images(n, r, 0.4, 0.6);
+  const xs = await x.data();
+  const margin = Array.from({ length: n }, (_, i) => {
+    let m = b[0] - b[1];
+    for (let j = 0; j < D; j++) m += (w[j] - w[D + j]) * xs[i * D + j];
+    return m;
+  });
+  // The clean prediction is the label; the other binary class is the closest target.
+  const labels = margin.map((m) => (m > 0 ? 0 : 1));
+  for (const norm of ["linf", "l2"] as const) {
+    const res = await fabTargeted({ target, x, labels }, { norm, eps: 10, steps: 20 });
+    const nr = await perturbationNorms(res.xAdv, x);
+    const dual = norm === "linf" ? wd.reduce((s, v) => s + Math.abs(v), 0) : Math.hypot(...wd);
+    for (let i = 0; i < n; i++) {
+      const best = Math.abs(margin[i]) / dual;
+      const got = norm === "linf" ? nr.linf[i] : nr.l2[i];
+      assert.ok(res.fooled[i], `${norm} example ${i} not fooled`);
+      assert.ok(got >= best * (1 - 1e-4), `${norm} ${i}: ${got} below the minimum ${best}`);
+      assert.ok(got <= best * 1.06, `${norm} ${i}: ${got} far above the minimum ${best}`);
+    }
+  }
+});
+
+Deno.test("FAB hyperplane projections match a bisection reference", () => {
+  const r = rng(51);
+  for (let trial = 0; trial < 40; trial++) {
+    const n = 1 + Math.floor(r() * 30);
+    const t = Array.from({ length: n }, () => r());
+    const w = Array.from({ length: n }, () => (r() < 0.1 ? 0 : r() - 0.5));
+    let wt = 0;
+    for (let i = 0; i < n; i++) wt += w[i] * t[i];
+    const b = wt + (r() - 0.5) * n * 0.3;
+    for (const norm of ["linf", "l2"] as const) {
+      const d = norm === "linf" ? projectHyperplaneLinf(t, w, b) : projectHyperplaneL2(t, w, b);
+      // Reference: the same optimality conditions solved by bisection on the multiplier.
+      const c = wt - b, s = c > 0 ? -1 : 1;
+      const at = (m: number) =>
+        t.map((ti, i) => {
+          if (w[i] === 0) return 0;
+          const lo = -ti, hi = 1 - ti;
+          const v = norm === "linf" ? m * Math.sign(s * w[i]) : m * s * w[i];
+          return Math.min(hi, Math.max(lo, v));
+        });
+      const gain = (dd: number[]) => dd.reduce((acc, v, i) => acc + w[i] * v, 0);
+      let lo = 0, hi = 1e6;
+      for (let it = 0; it < 200; it++) {
+        const mid = (lo + hi) / 2;
+        if (Math.abs(gain(at(mid))) >= Math.abs(c)) hi = mid;
+        else lo = mid;
+      }
+      const want = at(hi);
+      for (let i = 0; i < n; i++) {
+        assert.ok(Math.abs(d[i] - want[i]) < 1e-7, `${norm} trial ${trial} coord ${i}`);
+        assert.ok(t[i] + d[i] >= -1e-12 && t[i] + d[i] <= 1 + 1e-12, "box violated");
+      }
+    }
+  }
+});
+
+Deno.test("Square never exceeds its query budget, counted per example", async () => {
+  const r = rng(61);
+  const inner = mlpTarget(62);
+  let rows = 0;
+  const target: Target = {
+    ...inner,
+    logits: (x) => {
+      rows += x.shape[0];
+      return inner.logits(x);
+    },
+  };
+  const n = 6;
+  const x = images(n, r);
+  const labels = await predict(inner, x);
+  for (
+    const [norm, eps, queries, restarts] of [["linf", 0.01, 40, 2], ["l2", 0.05, 25, 1]] as const
+  ) {
+    rows = 0;
+    const res = await square({ target, x, labels }, { norm, eps, queries, restarts });
+    const q = res.queries!;
+    assert.equal(rows, q.reduce((a, b) => a + b, 0), "uncounted forward passes");
+    assert.ok(Math.max(...q) <= queries * restarts, `max queries ${Math.max(...q)}`);
+    // Examples never fooled spend exactly the whole budget.
+    res.fooled.forEach((f, i) => {
+      if (!f) assert.equal(q[i], queries * restarts, `example ${i}`);
+    });
+    assert.ok(res.fooled.some((f) => !f), "need at least one robust example");
+  }
+  // The p schedule halves at the reference breakpoints (scaled by queries/10000).
+  assert.equal(squarePSelection(10, 0.8, 10000, true), 0.8);
+  assert.equal(squarePSelection(11, 0.8, 10000, true), 0.4);
+  assert.equal(squarePSelection(51, 0.8, 10000, true), 0.2);
+  assert.equal(squarePSelection(8001, 0.8, 10000, true), 0.8 / 512);
+  assert.equal(squarePSelection(6, 0.8, 5000, true), 0.4); // 6/5000*10000 = 12 > 10
+  assert.equal(squarePSelection(6, 0.8, 5000, false), 0.8);
+});
+
+Deno.test("attack results do not depend on the batch layout", async () => {
+  const target = mlpTarget(71);
+  const r = rng(72);
+  const x = images(6, r);
+  const xs = await x.data();
+  const labels = await predict(target, x);
+  const half = (rows: number[]) =>
+    Tensor.fromData(rows.flatMap((i) => Array.from(xs.subarray(i * D, (i + 1) * D))), [
+      rows.length,
+      C,
+      H,
+      W,
+    ]);
+  for (
+    const run of [
+      (inp: Parameters<typeof pgd>[0]) => pgd(inp, { eps: 0.03, steps: 4 }),
+      (inp: Parameters<typeof pgd>[0]) => apgd(inp, { eps: 0.03, steps: 6 }),
+      (inp: Parameters<typeof pgd>[0]) => square(inp, { eps: 0.03, queries: 15 }),
+    ]
+  ) {
+    const full = await (await run({ target, x, labels })).xAdv.data();
+    const rowsA = [4, 0, 2], rowsB = [1, 5, 3];
+    for (const rows of [rowsA, rowsB]) {
+      const sub = await run({
+        target,
+        x: half(rows),
+        labels: rows.map((i) => labels[i]),
+        indices: rows,
+      });
+      const v = await sub.xAdv.data();
+      rows.forEach((i, j) => {
+        for (let t = 0; t < D; t++) {
+          assert.equal(v[j * D + t], full[i * D + t], `row ${i} differs when batched differently`);
+        }
+      });
+    }
+  }
+});
+
+Deno.test("EOT gradient equals the mean of single-draw gradients", async () => {
+  const inner = mlpTarget(81);
+  const r = rng(82);
+  const x = images(3, r);
+  const labels = Tensor.fromData([1, 2, 3], [3]);
+  // A randomized target with a known noise sequence (draw k adds noise_k, then scales).
+  const noise = [0, 1, 2, 3].map(() => images(3, r, -0.2, 0.2));
+  let call = 0;
+  const target: Target = {
+    name: "noisy",
+    numClasses: 10,
+    randomized: true,
+    logits: (xx) => inner.logits(ops.mul(ops.add(xx, noise[call++ % 4]), 1.5)),
+  };
+  const loss = (z: Tensor) => {
+    const m = ops.max(z, 1);
+    return ops.sub(m, ops.sum(ops.mul(z, 0.1), 1)); // any per-example loss
+  };
+  void labels;
+  call = 0;
+  const e = eotGradient(target, x, loss, 4);
+  const got = await e.grad.data();
+  const want = new Float64Array(x.size);
+  for (let k = 0; k < 4; k++) {
+    call = k;
+    const g = tidy(() => {
+      const xa = ops.detach(x);
+      xa.requiresGrad = true;
+      return grad(ops.sum(loss(target.logits(xa))), [xa])[0];
+    });
+    const v = await g.data();
+    for (let i = 0; i < v.length; i++) want[i] += v[i] / 4;
+  }
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `entry ${i}`);
+  }
+  // And the draws really differ (otherwise the test would be vacuous).
+  call = 0;
+  const g0 = eotGradient(target, x, loss, 1);
+  const a = await g0.grad.data();
+  assert.ok(a.some((v, i) => Math.abs(v - got[i]) > 1e-4), "draws did not differ");
+});
+
+Deno.test("BPDA passes gradients through a non-differentiable quantizer", async () => {
+  const clf = mlpTarget(91);
+  const r = rng(92);
+  const x = images(2, r);
+  // 4-level quantization built from step (no gradient).
+  const quant = (t: Tensor) =>
+    ops.scale(ops.add(ops.add(ops.step(t, 0.25), ops.step(t, 0.5)), ops.step(t, 0.75)), 1 / 3);
+  const loss = (z: Tensor) => ops.sum(ops.mul(z, z), 1);
+  const inputGrad = (t: Target, at: Tensor) =>
+    tidy(() => {
+      const xa = ops.detach(at);
+      xa.requiresGrad = true;
+      const l = loss(t.logits(xa));
+      return l.requiresGrad ? grad(ops.sum(l), [xa])[0] : ops.zerosLike(at);
+    });
+  const plain = composeTarget({ name: "quant", apply: quant }, clf);
+  const g0 = await inputGrad(plain, x).data();
+  assert.ok(g0.every((v) => v === 0), "quantizer should block gradients without BPDA");
+
+  const ident = composeTarget(bpda(quant), clf);
+  const got = await inputGrad(ident, x).data();
+  const q = quant(x);
+  const want = await inputGrad(clf, q).data();
+  assert.ok(want.some((v) => v !== 0));
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-6);
+
+  // With a surrogate: the backward is the surrogate's vector-Jacobian product.
+  const sur = (t: Tensor) => ops.sigmoid(ops.scale(ops.sub(t, 0.5), 4));
+  const withSur = composeTarget(bpda(quant, sur), clf);
+  const got2 = await inputGrad(withSur, x).data();
+  const want2 = await tidy(() => {
+    const xa = ops.detach(x);
+    xa.requiresGrad = true;
+    // chain rule: dL/dq at q = quant(x), times d sur/dx (elementwise)
+    const qa = ops.detach(q);
+    qa.requiresGrad = true;
+    const gq = grad(ops.sum(loss(clf.logits(qa))), [qa])[0];
+    const gs = grad(ops.sum(ops.mul(sur(xa), ops.detach(gq))), [xa])[0];
+    return gs;
+  }).data();
+  for (let i = 0; i < want2.length; i++) {
+    assert.ok(Math.abs(got2[i] - want2[i]) < 1e-6 * (1 + Math.abs(want2[i])), `surrogate ${i}`);
+  }
+});
+
+Deno.test("AutoAttack cascade runs only on robust points and is never weaker than APGD-CE", async () => {
+  const target = mlpTarget(101);
+  const r = rng(102);
+  const x = images(8, r);
+  const labels = await predict(target, x);
+  labels[0] = (labels[0] + 1) % 10; // one clean error
+  const eps = 0.02;
+  const aa = await autoAttack({ target, x, labels }, { eps, steps: 6, queries: 30, targets: 3 });
+  assert.equal(aa.cleanCorrect[0], false);
+  assert.equal(aa.fooled[0], true);
+  assert.deepEqual(aa.perAttack.map((a) => a.name), ["apgd-ce", "apgd-t", "fab-t", "square"]);
+  // Robust sets shrink monotonically along the cascade.
+  let prev = aa.cleanCorrect;
+  for (const a of aa.perAttack) {
+    a.robust.forEach((v, i) => assert.ok(!v || prev[i], `${a.name} revived example ${i}`));
+    prev = a.robust;
+  }
+  const ce = await apgd({ target, x, labels }, { eps, steps: 6 });
+  ce.fooled.forEach((f, i) => assert.ok(!f || aa.fooled[i], `example ${i}`));
+  // Reported successes are real: re-classify.
+  const p = await predict(target, aa.xAdv);
+  aa.fooled.forEach((f, i) => assert.equal(f, p[i] !== labels[i], `example ${i}`));
+  const nr = await perturbationNorms(aa.xAdv, x);
+  assert.ok(Math.max(...nr.linf) <= eps + 1e-6);
+});
