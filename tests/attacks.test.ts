@@ -22,6 +22,7 @@ import {
 } from "../runtime/attacks/mod.ts";
 import { projectHyperplaneL2, projectHyperplaneLinf } from "../runtime/attacks/fab_projection.ts";
 import { squarePSelection } from "../runtime/attacks/square.ts";
+import { flowSmoothnessLoss } from "../runtime/attacks/stadv.ts";
 import { grad } from "../runtime/autograd.ts";
 
 await gpu();
@@ -486,4 +487,50 @@ Deno.test("AutoAttack cascade runs only on robust points and is never weaker tha
   aa.fooled.forEach((f, i) => assert.equal(f, p[i] !== labels[i], `example ${i}`));
   const nr = await perturbationNorms(aa.xAdv, x);
   assert.ok(Math.max(...nr.linf) <= eps + 1e-6);
+});
+
+Deno.test("StAdv flow smoothness loss matches a float64 reference, value and gradient", async () => {
+  const r = rng(111);
+  for (const [n, h, w] of [[1, 1, 5], [2, 3, 4], [1, 5, 2], [3, 6, 7]]) {
+    const vals = Array.from({ length: n * 2 * h * w }, () => (r() - 0.5) * 2);
+    const eps = 1e-8;
+    // sum over pixels p and 4-neighbours q of sqrt(||f_p - f_q||^2 + eps)
+    const ref = (f: ArrayLike<number>) => {
+      const out: number[] = [];
+      for (let b = 0; b < n; b++) {
+        let s = 0;
+        const at = (c: number, y: number, x: number) => f[((b * 2 + c) * h + y) * w + x];
+        for (let y = 0; y < h; y++) {
+          for (let x = 0; x < w; x++) {
+            for (const [dy, dx] of [[0, 1], [0, -1], [1, 0], [-1, 0]]) {
+              const yy = y + dy, xx = x + dx;
+              if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+              const a = at(0, y, x) - at(0, yy, xx), c = at(1, y, x) - at(1, yy, xx);
+              s += Math.sqrt(a * a + c * c + eps);
+            }
+          }
+        }
+        out.push(s);
+      }
+      return out;
+    };
+    const f = Tensor.fromData(vals, [n, 2, h, w]);
+    f.requiresGrad = true;
+    const loss = flowSmoothnessLoss(f, eps);
+    const got = await loss.data();
+    const want = ref(vals);
+    for (let b = 0; b < n; b++) {
+      assert.ok(Math.abs(got[b] - want[b]) <= 1e-4 * Math.abs(want[b]) + 1e-6, `[${n},${h},${w}]`);
+    }
+    // Gradient of the total against central differences of the float64 reference.
+    const g = await grad(ops.sum(loss), [f])[0].data();
+    for (let i = 0; i < vals.length; i += 3) {
+      const hh = 1e-4;
+      const p = vals.slice(), m = vals.slice();
+      p[i] += hh;
+      m[i] -= hh;
+      const fd = (ref(p).reduce((a, b) => a + b) - ref(m).reduce((a, b) => a + b)) / (2 * hh);
+      assert.ok(Math.abs(g[i] - fd) <= 1e-3 * (1 + Math.abs(fd)), `grad ${i}: ${g[i]} vs ${fd}`);
+    }
+  }
 });

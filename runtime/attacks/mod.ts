@@ -9,3 +9,4 @@ export * from "./apgd.ts";
 export * from "./fab.ts";
 export * from "./square.ts";
 export * from "./autoattack.ts";
+export * from "./stadv.ts";

@@ -1,0 +1,201 @@
+// StAdv (Xiao et al., ICLR 2018): spatially transformed adversarials. A per-pixel flow field
+// f [N,2,H,W] (in pixels; channel 0 = dx, 1 = dy) warps the image bilinearly; the attack
+// minimizes   L_adv(warp(x, f)) + tau * L_flow(f)
+// with the CW-style margin L_adv = max(z_y - max_{i!=y} z_i, -kappa) and the smoothness loss
+// L_flow(f) = sum_p sum_{q in N(p)} sqrt(||f_p - f_q||^2 + eps) over 4-neighbourhoods. The
+// paper uses L-BFGS; here Adam on the flow (batched, every example independent). The warp is a
+// convex combination of pixels (zero outside), so images stay in [0,1].
+
+import { keep, Tensor, tidy } from "../tensor.ts";
+import * as ops from "../ops/mod.ts";
+import { type AttackInput, type AttackResult, defaultIndices, predictions } from "./common.ts";
+import { marginLoss } from "./losses.ts";
+import { eotGradient, type Target } from "./target.ts";
+
+export interface StadvOptions {
+  /** Adam iterations; default 100. */
+  steps?: number;
+  /** Adam learning rate on the flow (pixels); default 0.01. */
+  lr?: number;
+  /** Weight of the flow smoothness loss; default 0.05. */
+  tau?: number;
+  /** CW confidence: the margin is clipped at -kappa; default 0. */
+  kappa?: number;
+  /** Optional bound on |flow| per component (pixels); default Infinity (unbounded). */
+  maxFlow?: number;
+  /** EOT draws per gradient; default 1. */
+  eot?: number;
+  /** Unused by the deterministic zero-flow start; kept for a uniform attack interface. */
+  seed?: number;
+}
+
+type FlowWarp = (x: Tensor, flow: Tensor) => Tensor;
+
+/** The bilinear flow warp of runtime/ops/sample.ts. */
+export function flowWarpOp(): FlowWarp {
+  const f = (ops as unknown as { flowWarp?: FlowWarp }).flowWarp;
+  if (!f) throw new Error("stadv: ops.flowWarp (runtime/ops/sample.ts) is not available");
+  return f;
+}
+
+const diffCache = new Map<string, Tensor>();
+/** [n, n-1] with column j = e_{j+1} - e_j, so (row vector) @ D = forward differences. */
+function diffMatrix(n: number): Tensor {
+  const key = `d${n}`;
+  let t = diffCache.get(key);
+  if (!t || t.disposed) {
+    const v = new Float32Array(n * (n - 1));
+    for (let j = 0; j < n - 1; j++) {
+      v[j * (n - 1) + j] = -1;
+      v[(j + 1) * (n - 1) + j] = 1;
+    }
+    t = keep(Tensor.fromData(v, [n, n - 1]));
+    diffCache.set(key, t);
+  }
+  return t;
+}
+
+/** Xiao et al.'s flow smoothness loss per example [N]: each pair of 4-neighbours (p, q)
+ * contributes sqrt(||f_p - f_q||^2 + eps) twice (once from each side). */
+export function flowSmoothnessLoss(flow: Tensor, eps = 1e-8): Tensor {
+  if (flow.ndim !== 4 || flow.shape[1] !== 2) {
+    throw new Error(`flowSmoothnessLoss: flow must be [N,2,H,W], got [${flow.shape}]`);
+  }
+  const [n, , h, w] = flow.shape;
+  const terms: Tensor[] = [];
+  if (w > 1) {
+    // Horizontal differences: rows of length W times D_W.
+    const dx = ops.reshape(ops.matmul(ops.reshape(flow, [n * 2 * h, w]), diffMatrix(w)), [
+      n,
+      2,
+      h,
+      w - 1,
+    ]);
+    terms.push(ops.sum(ops.sqrt(ops.add(ops.sum(ops.square(dx), 1), eps)), [1, 2]));
+  }
+  if (h > 1) {
+    // Vertical differences: columns, via the transposed difference matrix on the left.
+    const ft = ops.reshape(flow, [n * 2, h, w]);
+    const dtm = diffMatrixT(h);
+    const dy = ops.reshape(ops.matmul(dtm, ft), [n, 2, h - 1, w]);
+    terms.push(ops.sum(ops.sqrt(ops.add(ops.sum(ops.square(dy), 1), eps)), [1, 2]));
+  }
+  if (terms.length === 0) return ops.zeros([n]);
+  const s = terms.length === 2 ? ops.add(terms[0], terms[1]) : terms[0];
+  return ops.scale(s, 2);
+}
+
+function diffMatrixT(n: number): Tensor {
+  const key = `t${n}`;
+  let t = diffCache.get(key);
+  if (!t || t.disposed) {
+    const v = new Float32Array((n - 1) * n);
+    for (let j = 0; j < n - 1; j++) {
+      v[j * n + j] = -1;
+      v[j * n + j + 1] = 1;
+    }
+    t = keep(Tensor.fromData(v, [n - 1, n]));
+    diffCache.set(key, t);
+  }
+  return t;
+}
+
+/** Per-example objective to minimize: clipped margin + tau * flow loss. */
+function stadvObjective(
+  target: Target,
+  x: Tensor,
+  y: Tensor,
+  tau: number,
+  kappa: number,
+  warp: FlowWarp,
+) {
+  return (flow: Tensor) => {
+    const xa = ops.clamp(warp(x, flow), 0, 1);
+    const adv = ops.maximum(marginLoss(target.logits(xa), y), -kappa);
+    return ops.add(adv, ops.scale(flowSmoothnessLoss(flow), tau));
+  };
+}
+
+export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promise<AttackResult> {
+  defaultIndices(input);
+  const steps = opts.steps ?? 100, lr = opts.lr ?? 0.01, tau = opts.tau ?? 0.05;
+  const kappa = opts.kappa ?? 0, maxFlow = opts.maxFlow ?? Infinity, eot = opts.eot ?? 1;
+  const warp = flowWarpOp();
+  const { target, x, labels } = input;
+  const [n, , h, w] = x.shape;
+  const y = Tensor.fromData(labels, [n]);
+  const objective = stadvObjective(target, x, y, tau, kappa, warp);
+  // The flow is the attack variable: a pseudo-target mapping flow -> objective lets
+  // eotGradient average its gradient over draws; Adam then descends it.
+  let flow = ops.zeros([n, 2, h, w]);
+  let m = ops.zeros(flow.shape), v = ops.zeros(flow.shape);
+  let best = ops.detach(x);
+  const fooled = new Array<boolean>(n).fill(false);
+  const bestFlowLoss = new Array<number>(n).fill(Infinity);
+  const bestObj = new Array<number>(n).fill(Infinity);
+  let lossStart: number[] = [];
+  const flowTarget: Target = {
+    name: "stadv-flow",
+    numClasses: 1,
+    randomized: target.randomized,
+    logits: (f) => ops.reshape(objective(f), [n, 1]),
+  };
+  const b1 = 0.9, b2 = 0.999;
+  for (let it = 0; it <= steps; it++) {
+    const e = eotGradient(flowTarget, flow, (z) => ops.reshape(z, [n]), eot);
+    // Bookkeeping at the current flow: prediction, flow loss, objective.
+    const xa = tidy(() => ops.clamp(warp(x, flow), 0, 1));
+    const z = target.logits(xa);
+    const { pred } = await predictions(z);
+    z.dispose();
+    const fl = tidy(() => flowSmoothnessLoss(flow));
+    const flv = await fl.data();
+    const obj = await e.loss.data();
+    fl.dispose();
+    if (it === 0) lossStart = Array.from(obj, (o) => -o);
+    const take = pred.map((p, i) => {
+      const adv = p !== labels[i];
+      // Prefer fooling flows, then the smoothest of them; otherwise the lowest objective.
+      const t = adv
+        ? (!fooled[i] || flv[i] < bestFlowLoss[i])
+        : (!fooled[i] && obj[i] < bestObj[i]);
+      if (adv) {
+        fooled[i] = true;
+        if (t) bestFlowLoss[i] = flv[i];
+      }
+      bestObj[i] = Math.min(bestObj[i], obj[i]);
+      return t ? 1 : 0;
+    });
+    if (take.some((t) => t)) {
+      const mask = Tensor.fromData(take, [n, 1, 1, 1]);
+      const nb = ops.where(mask, xa, best);
+      mask.dispose();
+      best.dispose();
+      best = nb;
+    }
+    xa.dispose();
+    if (it === steps) {
+      for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
+      break;
+    }
+    const t1 = it + 1;
+    const next = tidy(() => {
+      const g = e.grad;
+      const m2 = ops.add(ops.scale(m, b1), ops.scale(g, 1 - b1));
+      const v2 = ops.add(ops.scale(v, b2), ops.scale(ops.square(g), 1 - b2));
+      const upd = ops.div(
+        ops.scale(m2, 1 / (1 - b1 ** t1)),
+        ops.add(ops.sqrt(ops.scale(v2, 1 / (1 - b2 ** t1))), 1e-8),
+      );
+      let f2 = ops.sub(flow, ops.scale(upd, lr));
+      if (Number.isFinite(maxFlow)) f2 = ops.clamp(f2, -maxFlow, maxFlow);
+      return { f2, m2, v2 };
+    });
+    for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, flow, m, v]) t.dispose();
+    flow = next.f2;
+    m = next.m2;
+    v = next.v2;
+  }
+  for (const t of [flow, m, v, y]) t.dispose();
+  return { xAdv: best, fooled, lossStart, lossBest: bestObj.map((o) => -o) };
+}

@@ -1,0 +1,130 @@
+// The attack registry of evaluations and the CLI: one name per attack, with the settings of a
+// run resolved to the attack's documented defaults (and recorded in the report).
+
+import type { AttackInput, AttackResult, Norm } from "../attacks/common.ts";
+import { fgsm } from "../attacks/fgsm.ts";
+import { pgd } from "../attacks/pgd.ts";
+import { apgd, apgdTargeted } from "../attacks/apgd.ts";
+import { fabTargeted } from "../attacks/fab.ts";
+import { square } from "../attacks/square.ts";
+import { autoAttack, type AutoAttackResult } from "../attacks/autoattack.ts";
+import { stadv } from "../attacks/stadv.ts";
+
+export const ATTACK_NAMES = [
+  "fgsm",
+  "pgd",
+  "apgd-ce",
+  "apgd-dlr",
+  "apgd-t",
+  "fab-t",
+  "square",
+  "stadv",
+  "autoattack",
+  "autoattack-rand",
+] as const;
+export type AttackName = typeof ATTACK_NAMES[number];
+
+export function parseAttackName(s: string): AttackName {
+  if ((ATTACK_NAMES as readonly string[]).includes(s)) return s as AttackName;
+  throw new Error(`--attack: unknown attack "${s}" (one of ${ATTACK_NAMES.join(", ")})`);
+}
+
+export interface AttackParams {
+  norm: Norm;
+  eps: number;
+  steps: number;
+  stepSize: number | null;
+  restarts: number;
+  eot: number;
+  seed: number;
+  queries: number | null;
+}
+
+/** Settings given on the command line (undefined = the attack's default). */
+export interface AttackParamsInput {
+  norm?: Norm;
+  eps?: number;
+  steps?: number;
+  stepSize?: number;
+  restarts?: number;
+  eot?: number;
+  seed?: number;
+  queries?: number;
+}
+
+/** Fills in defaults: eps 8/255 (linf) / 0.5 (l2); steps 10 (pgd), 1 (fgsm), 100 (APGD, FAB,
+ * AutoAttack, StAdv); EOT 20 for autoattack-rand; 5000 Square queries. */
+export function resolveParams(name: AttackName, p: AttackParamsInput): AttackParams {
+  const norm = p.norm ?? "linf";
+  const steps = p.steps ?? (name === "pgd" ? 10 : name === "fgsm" ? 1 : 100);
+  const usesQueries = name === "square" || name === "autoattack";
+  return {
+    norm,
+    eps: p.eps ?? (norm === "linf" ? 8 / 255 : 0.5),
+    steps,
+    stepSize: p.stepSize ?? null,
+    restarts: p.restarts ?? 1,
+    eot: p.eot ?? (name === "autoattack-rand" ? 20 : 1),
+    seed: p.seed ?? 0,
+    queries: usesQueries ? (p.queries ?? 5000) : null,
+  };
+}
+
+export interface NamedAttackResult extends AttackResult {
+  /** AutoAttack: robust flags after each stage, on the attack target. */
+  stages?: { name: string; robust: boolean[] }[];
+}
+
+export async function runAttack(
+  name: AttackName,
+  p: AttackParams,
+  input: AttackInput,
+): Promise<NamedAttackResult> {
+  const step = p.stepSize ?? undefined;
+  const common = { norm: p.norm, eps: p.eps, seed: p.seed };
+  switch (name) {
+    case "fgsm":
+      return await fgsm(input, { norm: p.norm, eps: p.eps, eot: p.eot });
+    case "pgd":
+      return await pgd(input, {
+        ...common,
+        steps: p.steps,
+        stepSize: step,
+        restarts: p.restarts,
+        eot: p.eot,
+      });
+    case "apgd-ce":
+    case "apgd-dlr":
+      return await apgd(input, {
+        ...common,
+        steps: p.steps,
+        restarts: p.restarts,
+        eot: p.eot,
+        loss: name === "apgd-ce" ? "ce" : "dlr",
+      });
+    case "apgd-t":
+      return await apgdTargeted(input, {
+        ...common,
+        steps: p.steps,
+        restarts: p.restarts,
+        eot: p.eot,
+      });
+    case "fab-t":
+      return await fabTargeted(input, { ...common, steps: p.steps, restarts: p.restarts });
+    case "square":
+      return await square(input, { ...common, queries: p.queries ?? 5000, restarts: p.restarts });
+    case "stadv":
+      return await stadv(input, { steps: p.steps, seed: p.seed, eot: p.eot, lr: step });
+    case "autoattack":
+    case "autoattack-rand": {
+      const r: AutoAttackResult = await autoAttack(input, {
+        ...common,
+        version: name === "autoattack" ? "standard" : "rand",
+        steps: p.steps,
+        queries: p.queries ?? 5000,
+        eot: p.eot,
+      });
+      return { ...r, stages: r.perAttack };
+    }
+  }
+}

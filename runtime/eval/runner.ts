@@ -1,0 +1,223 @@
+// Robust evaluation over a dataset slice: clean predictions, every attack, predictions of the
+// evaluated target on the adversarials, per-example worst case, sanity checks. Progress is
+// saved after every batch (one JSON line appended to a state file), so an interrupted run
+// resumes where it stopped and gives the same report as a straight run.
+
+import { noGrad } from "../autograd.ts";
+import { Tensor, tidyAsync } from "../tensor.ts";
+import { perturbationNorms, predictions } from "../attacks/common.ts";
+import { type AttackName, type AttackParams, runAttack } from "./attacks.ts";
+import { checkGradients, checkLogitsRange, checkRandomized } from "./checks.ts";
+import { type Dataset, gatherImages } from "./data.ts";
+import { appendJsonLine, exists, readJsonLines, writeFileAtomic } from "./files.ts";
+import { imageGridPng } from "./grid.ts";
+import {
+  type AttackEntry,
+  buildReport,
+  type CheckResult,
+  type EvalConfig,
+  type EvalReport,
+  type ExampleResult,
+} from "./report.ts";
+import type { EvalTargets } from "./threat.ts";
+import type { Target } from "../attacks/target.ts";
+
+export interface RunnerOptions {
+  config: EvalConfig;
+  /** Attacks with their resolved settings, in order. */
+  attacks: { name: AttackName; params: AttackParams }[];
+  data: Dataset;
+  /** Global indices of the examples this run evaluates (already limited and sharded). */
+  indices: number[];
+  shard: EvalReport["shard"];
+  targets: EvalTargets;
+  /** JSON-lines progress file; resumed when it exists. */
+  statePath?: string | null;
+  /** PNG grid of the first examples: clean, adversarial (worst case), purified. */
+  gridPath?: string | null;
+  gridCount?: number;
+  log?: (msg: string) => void;
+  /** Stop (returning null) after this many new batches: simulates an interruption. */
+  stopAfterBatches?: number;
+}
+
+interface StateHeader {
+  kind: "header";
+  key: string;
+}
+interface StateBatch {
+  kind: "batch";
+  batch: number;
+  examples: ExampleResult[];
+  checks: CheckResult[];
+  seconds: number;
+}
+type StateLine = StateHeader | StateBatch;
+
+async function predict(t: Target, x: Tensor): Promise<number[]> {
+  const z = noGrad(() => t.logits(x));
+  const { pred } = await predictions(z);
+  z.dispose();
+  return pred;
+}
+
+/** Identifies the evaluation a state file belongs to. */
+function stateKey(o: RunnerOptions): string {
+  return JSON.stringify({
+    config: o.config,
+    attacks: o.attacks,
+    shard: o.shard,
+    indices: o.indices,
+  });
+}
+
+async function runBatch(
+  o: RunnerOptions,
+  batch: number,
+  idx: number[],
+  wantGrid: boolean,
+): Promise<StateBatch> {
+  const t0 = performance.now();
+  const { attack, evaluate } = o.targets;
+  const m = idx.length;
+  const labels = idx.map((i) => o.data.labels[i]);
+  return await tidyAsync(async () => {
+    const x = Tensor.fromData(gatherImages(o.data, idx), [m, ...o.data.shape]);
+    const clean = await predict(evaluate, x);
+    const attackClean = attack === evaluate && !evaluate.randomized
+      ? clean
+      : await predict(attack, x);
+    const eot = Math.max(...o.attacks.map((a) => a.params.eot));
+    const checks: CheckResult[] = [
+      await checkRandomized(attack, x, eot),
+      await checkGradients(attack, x, labels),
+      await checkLogitsRange(attack, x),
+    ];
+    const entries: Record<string, AttackEntry>[] = idx.map(() => ({}));
+    const advs: { name: string; adv: Tensor; pred: number[] }[] = [];
+    for (const a of o.attacks) {
+      o.log?.(`batch ${batch}: ${a.name} on ${m} examples`);
+      const res = await runAttack(a.name, a.params, {
+        target: attack,
+        x,
+        labels,
+        indices: idx,
+      });
+      const pred = await predict(evaluate, res.xAdv);
+      const norms = await perturbationNorms(res.xAdv, x);
+      for (let j = 0; j < m; j++) {
+        const e: AttackEntry = {
+          adv_pred: pred[j],
+          robust: clean[j] === labels[j] && pred[j] === labels[j],
+          perturbation_norm: a.params.norm === "linf" ? norms.linf[j] : norms.l2[j],
+        };
+        // Only examples the attack actually ran on have losses (JSON has no NaN/inf).
+        const ls = res.lossStart?.[j], lb = res.lossBest?.[j];
+        if (ls !== undefined && lb !== undefined && Number.isFinite(ls) && Number.isFinite(lb)) {
+          e.loss_start = ls;
+          e.loss_best = lb;
+        }
+        if (res.queries) e.queries = res.queries[j];
+        if (res.stages) {
+          e.stages = Object.fromEntries(res.stages.map((s) => [s.name, s.robust[j]]));
+        }
+        entries[j][a.name] = e;
+      }
+      advs.push({ name: a.name, adv: res.xAdv, pred });
+    }
+    // Worst case: the first attack that succeeded, else the last one.
+    const d = x.size / m;
+    const xc = await x.data();
+    const advData: Float32Array[] = [];
+    for (const a of advs) advData.push(await a.adv.data());
+    const worst = new Float32Array(x.size);
+    const examples: ExampleResult[] = idx.map((index, j) => {
+      const robust = clean[j] === labels[j] && o.attacks.every((a) => entries[j][a.name].robust);
+      let k = o.attacks.findIndex((a) => !entries[j][a.name].robust);
+      if (clean[j] !== labels[j] || advs.length === 0) k = -1;
+      else if (k < 0) k = advs.length - 1;
+      const src = k < 0 ? xc : advData[k];
+      worst.set(src.subarray(j * d, (j + 1) * d), j * d);
+      let linf = 0, l2 = 0;
+      for (let t = j * d; t < (j + 1) * d; t++) {
+        const v = Math.abs(src[t] - xc[t]);
+        linf = Math.max(linf, v);
+        l2 += v * v;
+      }
+      l2 = Math.sqrt(l2);
+      return {
+        index,
+        label: labels[j],
+        clean_pred: clean[j],
+        attack_clean_pred: attackClean[j],
+        adv_pred: k < 0 ? clean[j] : advs[k].pred[j],
+        robust,
+        perturbation_norm: o.config.norm === "linf" ? linf : l2,
+        perturbation_linf: linf,
+        perturbation_l2: l2,
+        attacks: entries[j],
+      };
+    });
+    if (wantGrid && o.gridPath) {
+      const cnt = Math.min(o.gridCount ?? 8, m);
+      const cols = [xc, worst];
+      if (o.targets.purify) {
+        const wt = Tensor.fromData(worst, x.shape);
+        const p = noGrad(() => o.targets.purify!(wt));
+        if (p.size === x.size) cols.push(await p.data());
+      }
+      await writeFileAtomic(o.gridPath, await imageGridPng(cols, cnt, o.data.shape));
+    }
+    for (const a of advs) a.adv.dispose();
+    return {
+      kind: "batch" as const,
+      batch,
+      examples,
+      checks,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  });
+}
+
+/** Runs (or resumes) the evaluation; returns null when stopped by `stopAfterBatches`. */
+export async function runEvaluation(o: RunnerOptions): Promise<EvalReport | null> {
+  const bs = o.config.batch_size;
+  if (!(Number.isInteger(bs) && bs >= 1)) throw new Error(`batch size must be >= 1, got ${bs}`);
+  const key = stateKey(o);
+  const done = new Map<number, StateBatch>();
+  if (o.statePath && await exists(o.statePath)) {
+    const lines = await readJsonLines<StateLine>(o.statePath);
+    const header = lines[0];
+    if (!header || header.kind !== "header" || header.key !== key) {
+      throw new Error(
+        `state file ${o.statePath} belongs to a different evaluation (settings, shard or ` +
+          `data changed); delete it or choose another --out`,
+      );
+    }
+    for (const l of lines.slice(1)) if (l.kind === "batch") done.set(l.batch, l);
+    o.log?.(`resuming: ${done.size} batch(es) already done`);
+  } else if (o.statePath) {
+    await writeFileAtomic(o.statePath, JSON.stringify({ kind: "header", key }) + "\n");
+  }
+  const nBatches = Math.ceil(o.indices.length / bs);
+  let fresh = 0;
+  for (let b = 0; b < nBatches; b++) {
+    if (done.has(b)) continue;
+    if (o.stopAfterBatches !== undefined && fresh >= o.stopAfterBatches) return null;
+    const idx = o.indices.slice(b * bs, (b + 1) * bs);
+    const r = await runBatch(o, b, idx, b === 0);
+    done.set(b, r);
+    if (o.statePath) await appendJsonLine(o.statePath, r);
+    fresh++;
+    o.log?.(`batch ${b + 1}/${nBatches} done (${r.seconds.toFixed(1)} s)`);
+  }
+  const batches = [...done.values()];
+  const seconds = batches.reduce((s, b) => s + b.seconds, 0);
+  return buildReport(
+    o.config,
+    o.shard,
+    batches.flatMap((b) => b.examples),
+    batches.flatMap((b) => b.checks),
+    { seconds, images_per_second: seconds > 0 ? o.indices.length / seconds : 0 },
+  );
+}

@@ -1,0 +1,265 @@
+// Evaluation layer: sanity checks fire when they should, sharded runs merge into exactly the
+// unsharded report, an interrupted run resumes to the same report, and reports are written.
+
+import { assert, gpu, rng } from "./helpers/check.ts";
+import { Tensor } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import { bpda, composeTarget, type Target } from "../runtime/attacks/mod.ts";
+import { type AttackName, resolveParams } from "../runtime/eval/attacks.ts";
+import { type Dataset, shardRange } from "../runtime/eval/data.ts";
+import { runEvaluation } from "../runtime/eval/runner.ts";
+import { mergeReports } from "../runtime/eval/merge.ts";
+import {
+  type EvalConfig,
+  type EvalReport,
+  reportMarkdown,
+  writeReport,
+} from "../runtime/eval/report.ts";
+import { threatTargets } from "../runtime/eval/threat.ts";
+import { checkGradients, checkRandomized } from "../runtime/eval/checks.ts";
+
+await gpu();
+
+const SHAPE: [number, number, number] = [3, 5, 4];
+const D = 60;
+
+function mlp(seed: number, k = 10): Target {
+  const r = rng(seed);
+  const w1 = Tensor.fromData(Array.from({ length: 24 * D }, () => (r() - 0.5) * 0.6), [24, D]);
+  const w2 = Tensor.fromData(Array.from({ length: k * 24 }, () => r() - 0.5), [k, 24]);
+  return {
+    name: "mlp",
+    numClasses: k,
+    randomized: false,
+    logits: (x) => ops.linear(ops.tanh(ops.linear(ops.flatten(x), w1)), w2),
+  };
+}
+
+function dataset(n: number, seed: number, labelsFrom?: Target): Promise<Dataset> | Dataset {
+  const r = rng(seed);
+  const images = Float32Array.from({ length: n * D }, () => r());
+  const labels = Array.from({ length: n }, () => Math.floor(r() * 10));
+  if (!labelsFrom) return { images, labels, shape: SHAPE };
+  // Mostly the model's own predictions, so that there is something to attack.
+  return (async () => {
+    const z = await labelsFrom.logits(Tensor.fromData(images, [n, ...SHAPE])).data();
+    for (let i = 0; i < n; i++) {
+      if (i % 5 === 4) continue;
+      let b = 0;
+      for (let j = 1; j < 10; j++) if (z[i * 10 + j] > z[i * 10 + b]) b = j;
+      labels[i] = b;
+    }
+    return { images, labels, shape: SHAPE };
+  })();
+}
+
+function config(attacks: string[], over: Partial<EvalConfig> = {}): EvalConfig {
+  return {
+    attacks,
+    norm: "linf",
+    eps: 0.03,
+    steps: 4,
+    step_size: null,
+    restarts: 1,
+    eot: 1,
+    seed: 7,
+    threat_model: "full-pipeline",
+    queries: 12,
+    batch_size: 3,
+    target_randomized: false,
+    n_total: 10,
+    arch: null,
+    weights: null,
+    data: null,
+    pipeline: null,
+    limit: null,
+    ...over,
+  };
+}
+
+function attackList(names: AttackName[], steps = 4, queries = 12) {
+  return names.map((name) => ({
+    name,
+    params: resolveParams(name, { eps: 0.03, steps, queries, seed: 7 }),
+  }));
+}
+
+const strip = (r: EvalReport) => ({ ...r, timing: undefined, checks: undefined });
+
+Deno.test("shards merge into exactly the unsharded report", async () => {
+  const target = mlp(1);
+  const data = await dataset(10, 2, target);
+  const names: AttackName[] = ["pgd", "apgd-ce", "square"];
+  const cfg = config(names);
+  const base = {
+    config: cfg,
+    attacks: attackList(names),
+    data,
+    targets: threatTargets("full-pipeline", target),
+  };
+  const all = await runEvaluation({
+    ...base,
+    indices: Array.from({ length: 10 }, (_, i) => i),
+    shard: null,
+  });
+  assert.ok(all);
+  const shards: EvalReport[] = [];
+  for (let s = 0; s < 3; s++) {
+    const [a, b] = shardRange(10, s, 3);
+    const r = await runEvaluation({
+      ...base,
+      indices: Array.from({ length: b - a }, (_, i) => a + i),
+      shard: { index: s, count: 3 },
+    });
+    shards.push(r!);
+  }
+  const merged = mergeReports([shards[2], shards[0], shards[1]]);
+  assert.deepEqual(strip(merged), strip(all!));
+  assert.deepEqual(
+    merged.checks.map((c) => [c.id, c.level]),
+    all!.checks.map((c) => [c.id, c.level]),
+  );
+  // Something was actually attacked, and the worst case is <= every single attack.
+  assert.ok(all!.robust_accuracy < all!.clean_accuracy, "no example was fooled");
+  for (const v of Object.values(all!.per_attack)) assert.ok(all!.robust_accuracy <= v);
+  assert.throws(() => mergeReports([shards[0], shards[1]]), /missing shard\(s\) 2\/3/);
+  assert.throws(() => mergeReports([shards[0], shards[0], shards[1]]), /given twice/);
+  const other = { ...shards[2], config: { ...shards[2].config, eps: 0.1 } };
+  assert.throws(() => mergeReports([shards[0], shards[1], other]), /different settings \(eps\)/);
+});
+
+Deno.test("an interrupted evaluation resumes to the straight-run report", async () => {
+  const target = mlp(3);
+  const data = await dataset(10, 4, target);
+  const names: AttackName[] = ["apgd-ce", "square"];
+  const opts = {
+    config: config(names),
+    attacks: attackList(names),
+    data,
+    indices: Array.from({ length: 10 }, (_, i) => 9 - i), // any order
+    shard: null,
+    targets: threatTargets("full-pipeline", target),
+  };
+  const straight = await runEvaluation(opts);
+  const dir = await Deno.makeTempDir();
+  const statePath = `${dir}/state.jsonl`;
+  assert.equal(await runEvaluation({ ...opts, statePath, stopAfterBatches: 2 }), null);
+  // A crash in the middle of an append leaves a torn line; it must be ignored.
+  await Deno.writeTextFile(statePath, '{"kind":"batch","batch":3,"exa', { append: true });
+  let batches = 0;
+  const resumed = await runEvaluation({
+    ...opts,
+    statePath,
+    log: (m) => {
+      if (/^batch \d+\/\d+ done/.test(m)) batches++;
+    },
+  });
+  assert.equal(batches, 2, "should run only the 2 remaining batches");
+  assert.deepEqual(strip(resumed!), strip(straight!));
+  // A state file from other settings is refused.
+  await assert.rejects(
+    () => runEvaluation({ ...opts, config: config(names, { eps: 0.05 }), statePath }),
+    /different evaluation/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("sanity checks: randomized without EOT, zero gradients, loss never increased", async () => {
+  const clf = mlp(5);
+  const r = rng(6);
+  const x = Tensor.fromData(Array.from({ length: 4 * D }, () => r()), [4, ...SHAPE]);
+  // Randomized defense: fresh noise per call.
+  let seed = 1;
+  const noisy: Target = composeTarget({
+    name: "noise",
+    randomized: true,
+    apply: (t) => {
+      const rr = rng(seed++);
+      const n = Tensor.fromData(Array.from({ length: t.size }, () => (rr() - 0.5) * 0.1), t.shape);
+      return ops.add(t, n);
+    },
+  }, clf);
+  assert.equal((await checkRandomized(noisy, x, 1)).level, "warning");
+  assert.equal((await checkRandomized(noisy, x, 20)).level, "ok");
+  assert.equal((await checkRandomized(clf, x, 1)).level, "ok");
+  // Undeclared randomness is detected from the outputs.
+  const sneaky: Target = { ...noisy, randomized: false };
+  assert.equal((await checkRandomized(sneaky, x, 1)).level, "warning");
+
+  // A quantizer without BPDA has zero gradients; with BPDA it does not.
+  const quant = (t: Tensor) => ops.scale(ops.add(ops.step(t, 0.33), ops.step(t, 0.66)), 0.5);
+  const masked = composeTarget({ name: "quant", apply: quant }, clf);
+  const fixed = composeTarget(bpda(quant, undefined, { name: "quant-bpda" }), clf);
+  assert.equal((await checkGradients(masked, x, [0, 1, 2, 3])).level, "warning");
+  assert.equal((await checkGradients(fixed, x, [0, 1, 2, 3])).level, "ok");
+
+  // Through the runner: the masked pipeline triggers gradient and loss warnings.
+  const data = await dataset(6, 7, masked);
+  const names: AttackName[] = ["pgd"];
+  const run = async (t: Target) =>
+    (await runEvaluation({
+      config: config(names, { batch_size: 6, n_total: 6 }),
+      attacks: attackList(names, 3),
+      data,
+      indices: [0, 1, 2, 3, 4, 5],
+      shard: null,
+      targets: threatTargets("full-pipeline", t),
+    }))!;
+  const bad = await run(masked);
+  const level = (rep: EvalReport, id: string) => rep.checks.find((c) => c.id === id)?.level;
+  assert.equal(level(bad, "gradients"), "warning");
+  assert.equal(level(bad, "loss-increase:pgd"), "warning");
+  const good = await run(fixed);
+  assert.equal(level(good, "gradients"), "ok");
+  assert.equal(level(good, "loss-increase:pgd"), "ok");
+
+  // The attack's forward differs from the evaluated one: flagged in full-pipeline.
+  const shifted = composeTarget({ name: "shift", apply: (t) => ops.add(t, 0.3) }, clf);
+  const mismatch = (await runEvaluation({
+    config: config(names, { batch_size: 6, n_total: 6 }),
+    attacks: attackList(names, 2),
+    data,
+    indices: [0, 1, 2, 3, 4, 5],
+    shard: null,
+    targets: { attack: shifted, evaluate: clf },
+  }))!;
+  assert.equal(level(mismatch, "clean-consistency"), "warning");
+});
+
+Deno.test("reports: JSON + Markdown written atomically, PNG grid", async () => {
+  const target = mlp(8);
+  const data = await dataset(4, 9, target);
+  const dir = await Deno.makeTempDir();
+  const names: AttackName[] = ["fgsm", "pgd"];
+  const rep = (await runEvaluation({
+    config: config(names, { batch_size: 4, n_total: 4 }),
+    attacks: attackList(names),
+    data,
+    indices: [0, 1, 2, 3],
+    shard: null,
+    targets: { ...threatTargets("full-pipeline", target), purify: (x) => ops.scale(x, 0.5) },
+    gridPath: `${dir}/grid.png`,
+    gridCount: 3,
+  }))!;
+  await writeReport(`${dir}/out.json`, rep);
+  const back = JSON.parse(await Deno.readTextFile(`${dir}/out.json`));
+  assert.equal(back.n, 4);
+  for (const e of back.examples) {
+    for (const k of ["index", "label", "clean_pred", "adv_pred", "perturbation_norm"]) {
+      assert.ok(k in e, `example field ${k}`);
+    }
+    assert.ok(e.perturbation_norm <= 0.03 + 1e-6);
+  }
+  const md = await Deno.readTextFile(`${dir}/out.md`);
+  assert.match(md, /\| pgd \| \d+\.\d\d% \|/);
+  assert.match(md, /worst case/);
+  assert.equal(md, reportMarkdown(rep));
+  const png = await Deno.readFile(`${dir}/grid.png`);
+  assert.deepEqual([...png.subarray(1, 4)], [80, 78, 71]); // "PNG"
+  const dv = new DataView(png.buffer, png.byteOffset);
+  assert.equal(dv.getUint32(16), 3 * 4 + 2 * 2); // 3 columns of width 4 with gaps
+  assert.equal(dv.getUint32(20), 3 * 5 + 2 * 2); // 3 rows of height 5
+  const left = [...(await Array.fromAsync(Deno.readDir(dir)))].map((e) => e.name).sort();
+  assert.deepEqual(left, ["grid.png", "out.json", "out.md"], "temp files left behind");
+  await Deno.remove(dir, { recursive: true });
+});
