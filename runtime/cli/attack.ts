@@ -1,0 +1,184 @@
+// deno task attack: attack a classifier (--arch/--weights) or a DSL defense (--pipeline) on a
+// CIFAR-format file and write a robustness report (JSON + Markdown + PNG grid). Progress is
+// saved per batch in OUT.state.jsonl; rerunning the same command resumes. `--shard i/n`
+// evaluates a deterministic slice; merge the shard reports with `deno task merge`.
+
+import { parseArgs } from "node:util";
+import { initEngine } from "../engine.ts";
+import { parseNorm } from "../attacks/common.ts";
+import { ATTACK_NAMES, parseAttackName, resolveParams } from "../eval/attacks.ts";
+import { parseShard, readCifarBin, shardRange } from "../eval/data.ts";
+import { exists } from "../eval/files.ts";
+import { loadClassifier, loadDefense } from "../eval/model.ts";
+import { type EvalConfig, reportMarkdown, writeReport } from "../eval/report.ts";
+import { runEvaluation } from "../eval/runner.ts";
+import { parseThreatModel, threatTargets } from "../eval/threat.ts";
+import type { Target } from "../attacks/target.ts";
+
+const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.json
+         (--arch A [--weights W.safetensors] | --pipeline FILE.ts) [options]
+
+  --attack     ${ATTACK_NAMES.join("|")} (comma-separate to run several; worst case reported)
+  --norm       linf|l2 (default linf)
+  --eps        radius, a number or a fraction like 8/255 (default 8/255 linf, 0.5 l2)
+  --steps      iterations (default: pgd 10, apgd/fab/stadv/autoattack 100)
+  --step-size  step size (pgd: 2/255 linf, eps/4 l2; stadv: Adam learning rate)
+  --restarts   restarts (default 1)
+  --eot        EOT draws per gradient (default 1; autoattack-rand 20)
+  --queries    Square query budget (default 5000)
+  --seed       base seed of the per-example random streams (default 0)
+  --limit      evaluate only the first N examples
+  --shard      i/n: evaluate slice i of n (contiguous, deterministic)
+  --threat     classifier-only|full-pipeline (with --pipeline; default full-pipeline)
+  --batch-size examples per batch (default 32)
+  --grid       PNG grid path (default OUT.png; "none" to skip)
+  --adapter    auto|cpu|gpu (default auto)`;
+
+function parseNumber(flag: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const m = /^\s*([-+0-9.eE]+)\s*(?:\/\s*([-+0-9.eE]+))?\s*$/.exec(s);
+  const v = m ? (m[2] ? Number(m[1]) / Number(m[2]) : Number(m[1])) : NaN;
+  if (!Number.isFinite(v)) throw new Error(`${flag}: expected a number, got "${s}"`);
+  return v;
+}
+
+function parseInt(flag: string, s: string | undefined, min: number): number | undefined {
+  const v = parseNumber(flag, s);
+  if (v !== undefined && !(Number.isInteger(v) && v >= min)) {
+    throw new Error(`${flag}: expected an integer >= ${min}, got "${s}"`);
+  }
+  return v;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      arch: { type: "string" },
+      weights: { type: "string" },
+      data: { type: "string" },
+      attack: { type: "string" },
+      norm: { type: "string" },
+      eps: { type: "string" },
+      steps: { type: "string" },
+      "step-size": { type: "string" },
+      restarts: { type: "string" },
+      eot: { type: "string" },
+      queries: { type: "string" },
+      seed: { type: "string" },
+      limit: { type: "string" },
+      shard: { type: "string" },
+      threat: { type: "string" },
+      "batch-size": { type: "string" },
+      grid: { type: "string" },
+      pipeline: { type: "string" },
+      out: { type: "string" },
+      adapter: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (v.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  for (const f of ["data", "attack", "out"] as const) {
+    if (!v[f]) throw new Error(`--${f} is required\n${USAGE}`);
+  }
+  if (!v.arch && !v.pipeline) {
+    throw new Error(`give --arch (with --weights) or --pipeline\n${USAGE}`);
+  }
+  const names = v.attack!.split(",").map((s) => parseAttackName(s.trim()));
+  const norm = parseNorm(v.norm ?? "linf");
+  const input = {
+    norm,
+    eps: parseNumber("--eps", v.eps),
+    steps: parseInt("--steps", v.steps, 1),
+    stepSize: parseNumber("--step-size", v["step-size"]),
+    restarts: parseInt("--restarts", v.restarts, 1),
+    eot: parseInt("--eot", v.eot, 1),
+    seed: parseInt("--seed", v.seed, 0),
+    queries: parseInt("--queries", v.queries, 1),
+  };
+  const attacks = names.map((name) => ({ name, params: resolveParams(name, input) }));
+  const limit = parseInt("--limit", v.limit, 1) ?? null;
+  const shard = v.shard ? parseShard(v.shard) : null;
+  const threat = parseThreatModel(v.threat ?? "full-pipeline");
+  const batchSize = parseInt("--batch-size", v["batch-size"], 1) ?? 32;
+  const out = v.out!;
+
+  await initEngine((v.adapter ?? "auto") as "auto" | "cpu" | "gpu");
+  const data = await readCifarBin(v.data!);
+  const nTotal = Math.min(limit ?? data.labels.length, data.labels.length);
+  const [lo, hi] = shard ? shardRange(nTotal, shard.index, shard.count) : [0, nTotal];
+  const indices = Array.from({ length: hi - lo }, (_, i) => lo + i);
+
+  let classifier: Target | null = v.arch ? await loadClassifier(v.arch, v.weights ?? null) : null;
+  let defense: Target | undefined;
+  let purify;
+  if (v.pipeline) {
+    const mod = await loadDefense(v.pipeline, classifier);
+    defense = await mod.buildTarget();
+    purify = mod.purify?.bind(mod);
+    if (mod.buildClassifier) classifier = await mod.buildClassifier();
+  }
+  if (!classifier) {
+    if (threat === "classifier-only") {
+      throw new Error("--threat classifier-only needs --arch or a pipeline with buildClassifier");
+    }
+    classifier = defense!;
+  }
+  const targets = threatTargets(threat, classifier, defense, purify);
+  const p0 = attacks[0].params;
+  const config: EvalConfig = {
+    attacks: names,
+    norm: p0.norm,
+    eps: p0.eps,
+    steps: p0.steps,
+    step_size: p0.stepSize,
+    restarts: p0.restarts,
+    eot: p0.eot,
+    seed: p0.seed,
+    threat_model: defense ? threat : "full-pipeline",
+    queries: attacks.find((a) => a.params.queries !== null)?.params.queries ?? null,
+    batch_size: batchSize,
+    target_randomized: targets.attack.randomized,
+    n_total: nTotal,
+    arch: v.arch ?? null,
+    weights: v.weights ?? null,
+    data: v.data!,
+    pipeline: v.pipeline ?? null,
+    limit,
+  };
+  const stem = out.endsWith(".json") ? out.slice(0, -5) : out;
+  const statePath = `${stem}.state.jsonl`;
+  const gridPath = v.grid === "none" ? null : (v.grid ?? `${stem}.png`);
+  if (await exists(statePath)) console.error(`resuming from ${statePath}`);
+  const report = await runEvaluation({
+    config,
+    attacks,
+    data,
+    indices,
+    shard,
+    targets,
+    statePath,
+    gridPath,
+    log: (m) => console.error(m),
+  });
+  await writeReport(out, report!);
+  await Deno.remove(statePath).catch(() => {});
+  console.log(reportMarkdown(report!));
+  for (const c of report!.checks) {
+    if (c.level === "warning") console.error(`WARNING ${c.id}: ${c.message}`);
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(`attack: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,44 @@
+// Loading what the attack CLI evaluates: a classifier from --arch/--weights, and a defense
+// module from --pipeline (see DefenseModule in threat.ts).
+
+import { classifierTarget, type Target } from "../attacks/target.ts";
+import type { DefenseModule } from "./threat.ts";
+
+function fileUrl(path: string): string {
+  return new URL(path, `file://${Deno.cwd()}/`).href;
+}
+
+/** Builds `arch` (runtime/models) and loads its weights (safetensors), in eval mode. */
+export async function loadClassifier(arch: string, weights: string | null): Promise<Target> {
+  // Resolved at run time: the model zoo and the checkpoint reader live in other modules.
+  const models = await import(new URL("../models/mod.ts", import.meta.url).href).catch((e) => {
+    throw new Error(`--arch ${arch}: cannot load runtime/models (${e.message})`);
+  });
+  const model = models.createModel(arch);
+  if (weights) {
+    const io = await import(new URL("../io/safetensors.ts", import.meta.url).href);
+    const tensors = await io.readSafetensors(weights);
+    model.loadStateDict(tensors, { strict: true });
+  }
+  return classifierTarget(model, { name: arch, numClasses: model.numClasses });
+}
+
+/** Imports a pipeline module: its default export is a DefenseModule, or a function (possibly
+ * async) that returns one given the CLI's classifier (null without --arch). */
+export async function loadDefense(path: string, classifier: Target | null): Promise<DefenseModule> {
+  let mod: { default?: unknown };
+  try {
+    mod = await import(fileUrl(path));
+  } catch (e) {
+    throw new Error(`--pipeline ${path}: cannot import (${e instanceof Error ? e.message : e})`);
+  }
+  let d = mod.default;
+  if (typeof d === "function") d = await (d as (c: Target | null) => unknown)(classifier);
+  if (!d || typeof (d as DefenseModule).buildTarget !== "function") {
+    throw new Error(
+      `--pipeline ${path}: the default export must provide buildTarget(): Promise<Target> ` +
+        `(or be a function returning such an object)`,
+    );
+  }
+  return d as DefenseModule;
+}
