@@ -3,3 +3,4 @@ export * from "./elementwise.ts";
 export * from "./reduce.ts";
 export * from "./matmul.ts";
 export * from "./shape.ts";
+export * from "./conv.ts";

@@ -1,0 +1,206 @@
+// 2-D convolutions (NCHW, PyTorch weight layouts): conv2d and convTranspose2d with stride,
+// padding, dilation and bias. Three direct kernels serve both ops: forward, input gradient
+// (= transposed-conv forward) and weight gradient; none needs an im2col buffer.
+
+import { record } from "../autograd.ts";
+import { engine } from "../engine.ts";
+import { Tensor } from "../tensor.ts";
+import { words } from "./util.ts";
+import { reshape } from "./shape.ts";
+import { add } from "./elementwise.ts";
+import { sum } from "./reduce.ts";
+
+const WX = 8, WY = 8;
+const MAX_GROUPS = 65535;
+
+export type Pair = number | readonly [number, number];
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  outputPadding?: Pair;
+}
+
+/** Geometry of a convolution seen from its input x [N,Cin,H,W] to output y [N,Cout,Ho,Wo]. */
+interface Geometry {
+  N: number;
+  Cin: number;
+  H: number;
+  W: number;
+  Cout: number;
+  Ho: number;
+  Wo: number;
+  KH: number;
+  KW: number;
+  SH: number;
+  SW: number;
+  PH: number;
+  PW: number;
+  DH: number;
+  DW: number;
+}
+
+function pair(op: string, field: string, v: Pair | undefined, dflt: number, min: number) {
+  const [a, b] = v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
+  for (const x of [a, b]) {
+    if (!Number.isInteger(x) || x < min) {
+      throw new Error(`${op}: ${field} must be an integer >= ${min} (or a pair of them), got ${v}`);
+    }
+  }
+  return [a, b] as const;
+}
+
+function geoWords(g: Geometry): number[] {
+  return words(g.N, g.Cin, g.H, g.W, g.Cout, g.Ho, g.Wo, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW);
+}
+
+/** Splits `threads4` 4-wide thread columns over x (and z when x would exceed the limit). */
+function columns(quads: number): [number, number] {
+  const groups = Math.ceil(quads / WX);
+  if (groups <= MAX_GROUPS) return [groups, 1];
+  const z = Math.ceil(groups / MAX_GROUPS);
+  return [Math.ceil(groups / z), z];
+}
+
+function convForwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
+  const y = Tensor.empty([g.N, g.Cout, g.Ho, g.Wo]);
+  if (y.size === 0) return y;
+  const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / 4));
+  engine().dispatch({
+    kernel: "conv2d_fwd",
+    constants: { WX, WY, HAS_BIAS: b ? 1 : 0 },
+    buffers: [x.buffer, w.buffer, (b ?? w).buffer, y.buffer],
+    params: geoWords(g),
+    workgroups: [gx, Math.ceil(g.Cout / (4 * WY)), gz],
+  });
+  return y;
+}
+
+function convInputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
+  const gx = Tensor.empty([g.N, g.Cin, g.H, g.W]);
+  if (gx.size === 0) return gx;
+  const [cx, cz] = columns(Math.ceil((g.N * g.H * g.W) / 4));
+  engine().dispatch({
+    kernel: "conv2d_bwd_data",
+    constants: { WX, WY },
+    buffers: [gy.buffer, w.buffer, gx.buffer],
+    params: geoWords(g),
+    workgroups: [cx, Math.ceil(g.Cin / (4 * WY)), cz],
+  });
+  return gx;
+}
+
+/** Enough independent threads to fill a large GPU; the CPU adapter is not hurt by it. */
+const TARGET_THREADS = 16384;
+
+function convWeightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
+  const kk = g.KH * g.KW;
+  const wShape = [g.Cout, g.Cin, g.KH, g.KW];
+  const threads = Math.ceil(g.Cin / 4) * Math.ceil(g.Cout / 4) * kk;
+  let split = Math.max(1, Math.min(g.N, Math.ceil(TARGET_THREADS / threads)));
+  split = Math.min(split, Math.floor(MAX_GROUPS / kk));
+  const nPer = Math.ceil(g.N / split);
+  split = Math.ceil(g.N / nPer);
+  const partial = Tensor.empty([split, ...wShape]);
+  engine().dispatch({
+    kernel: "conv2d_bwd_weight",
+    constants: { WX, WY },
+    buffers: [x.buffer, gy.buffer, partial.buffer],
+    params: [...geoWords(g), nPer],
+    workgroups: [Math.ceil(g.Cin / (4 * WX)), Math.ceil(g.Cout / (4 * WY)), split * kk],
+  });
+  if (split === 1) return partial.view(wShape);
+  const gw = sum(partial, 0);
+  partial.dispose();
+  return gw;
+}
+
+function checkBias(op: string, b: Tensor | null | undefined, c: number): Tensor | null {
+  if (!b) return null;
+  if (b.ndim !== 1 || b.shape[0] !== c) {
+    throw new Error(`${op}: bias has shape [${b.shape}], expected [${c}]`);
+  }
+  return b;
+}
+
+function biasGrad(gy: Tensor): Tensor {
+  return sum(gy, [0, 2, 3]);
+}
+
+/** y = conv2d(x [N,Cin,H,W], w [Cout,Cin,KH,KW]) + b, PyTorch semantics (zero padding). */
+export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, o: Conv2dOptions = {}): Tensor {
+  const op = "conv2d";
+  if (x.ndim !== 4) throw new Error(`${op}: input must be [N,C,H,W], got [${x.shape}]`);
+  if (w.ndim !== 4) throw new Error(`${op}: weight must be [Cout,Cin,KH,KW], got [${w.shape}]`);
+  const [N, Cin, H, W] = x.shape;
+  const [Cout, wCin, KH, KW] = w.shape;
+  if (wCin !== Cin) {
+    throw new Error(
+      `${op}: input [${x.shape}] has ${Cin} channels but weight [${w.shape}] expects ${wCin}`,
+    );
+  }
+  const [SH, SW] = pair(op, "stride", o.stride, 1, 1);
+  const [PH, PW] = pair(op, "padding", o.padding, 0, 0);
+  const [DH, DW] = pair(op, "dilation", o.dilation, 1, 1);
+  const Ho = Math.floor((H + 2 * PH - DH * (KH - 1) - 1) / SH) + 1;
+  const Wo = Math.floor((W + 2 * PW - DW * (KW - 1) - 1) / SW) + 1;
+  if (Ho < 1 || Wo < 1) {
+    throw new Error(
+      `${op}: input ${H}x${W} with padding ${PH},${PW} is smaller than the dilated kernel ` +
+        `${DH * (KH - 1) + 1}x${DW * (KW - 1) + 1}; pad more or use a smaller kernel`,
+    );
+  }
+  const bias = checkBias(op, b, Cout);
+  const g: Geometry = { N, Cin, H, W, Cout, Ho, Wo, KH, KW, SH, SW, PH, PW, DH, DW };
+  const y = convForwardRaw(x, w, bias, g);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record(y, op, inputs, (gy, needs) => [
+    needs[0] ? convInputGradRaw(gy, w, g) : null,
+    needs[1] ? convWeightGradRaw(x, gy, g) : null,
+    needs[2] ? biasGrad(gy) : null,
+  ]);
+}
+
+/** Transposed convolution, x [N,Cin,H,W], w [Cin,Cout,KH,KW] (PyTorch layout); output size
+ * (H-1)*stride - 2*padding + dilation*(K-1) + outputPadding + 1. */
+export function convTranspose2d(
+  x: Tensor,
+  w: Tensor,
+  b?: Tensor | null,
+  o: ConvTranspose2dOptions = {},
+): Tensor {
+  const op = "convTranspose2d";
+  if (x.ndim !== 4) throw new Error(`${op}: input must be [N,C,H,W], got [${x.shape}]`);
+  if (w.ndim !== 4) throw new Error(`${op}: weight must be [Cin,Cout,KH,KW], got [${w.shape}]`);
+  const [N, Cin, H, W] = x.shape;
+  const [wCin, Cout, KH, KW] = w.shape;
+  if (wCin !== Cin) {
+    throw new Error(
+      `${op}: input [${x.shape}] has ${Cin} channels but weight [${w.shape}] expects ${wCin}`,
+    );
+  }
+  const [SH, SW] = pair(op, "stride", o.stride, 1, 1);
+  const [PH, PW] = pair(op, "padding", o.padding, 0, 0);
+  const [DH, DW] = pair(op, "dilation", o.dilation, 1, 1);
+  const [OH, OW] = pair(op, "outputPadding", o.outputPadding, 0, 0);
+  if (OH >= Math.max(SH, DH) || OW >= Math.max(SW, DW)) {
+    throw new Error(`${op}: outputPadding must be smaller than stride or dilation, got ${OH},${OW}`);
+  }
+  const Ho = (H - 1) * SH - 2 * PH + DH * (KH - 1) + OH + 1;
+  const Wo = (W - 1) * SW - 2 * PW + DW * (KW - 1) + OW + 1;
+  if (Ho < 1 || Wo < 1) throw new Error(`${op}: padding ${PH},${PW} leaves an empty output`);
+  const bias = checkBias(op, b, Cout);
+  // Seen as the convolution whose input gradient it is: conv input [N,Cout,Ho,Wo] -> [N,Cin,H,W].
+  const g: Geometry = { N, Cin: Cout, H: Ho, W: Wo, Cout: Cin, Ho: H, Wo: W, KH, KW, SH, SW, PH, PW, DH, DW };
+  let y = record(convInputGradRaw(x, w, g), op, [x, w], (gy, needs) => [
+    needs[0] ? convForwardRaw(gy, w, null, g) : null,
+    needs[1] ? convWeightGradRaw(gy, x, g) : null,
+  ]);
+  if (bias) y = add(y, reshape(bias, [1, Cout, 1, 1]));
+  return y;
+}
+
