@@ -4,3 +4,4 @@ export * from "./reduce.ts";
 export * from "./matmul.ts";
 export * from "./shape.ts";
 export * from "./conv.ts";
+export * from "./norm.ts";
