@@ -1,5 +1,5 @@
 // Direct (implicit-GEMM) 2-D convolution, NCHW, weight [Cout, Cin, KH, KW].
-// Each thread computes a TCO x 4 block of outputs: TCO output channels for 4 consecutive
+// Each thread computes a 4 x 4 block of outputs: 4 output channels for 4 consecutive
 // output pixels (flattened over n, oy, ox). For each kernel tap the pixel offsets and padding
 // checks are computed once; the inner loop over input channels is loads and FMAs only.
 // Indices clamp at the edges so loads never branch; only the stores are guarded.

@@ -11,6 +11,8 @@ import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 
 const WX = 8, WY = 8;
+// Output channels per thread (a 4x4 register tile: larger tiles spill on the CPU adapter).
+const TCO = 4;
 const MAX_GROUPS = 65535;
 
 export type Pair = number | readonly [number, number];
@@ -75,7 +77,7 @@ function convForwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Te
     constants: { WX, WY, HAS_BIAS: b ? 1 : 0 },
     buffers: [x.buffer, w.buffer, (b ?? w).buffer, y.buffer],
     params: geoWords(g),
-    workgroups: [gx, Math.ceil(g.Cout / (4 * WY)), gz],
+    workgroups: [gx, Math.ceil(g.Cout / (TCO * WY)), gz],
   });
   return y;
 }

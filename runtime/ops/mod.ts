@@ -5,3 +5,5 @@ export * from "./matmul.ts";
 export * from "./shape.ts";
 export * from "./conv.ts";
 export * from "./norm.ts";
+export * from "./assign.ts";
+export * from "./spectral.ts";
