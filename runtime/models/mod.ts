@@ -1,0 +1,27 @@
+// The model zoo: classifiers by architecture name, the purifier and its critic.
+
+import { type ClassifierOptions } from "./classifier.ts";
+import { SmallCnn } from "./smallcnn.ts";
+import { ResNet18 } from "./resnet18.ts";
+import { WideResNet } from "./wrn.ts";
+
+export { Classifier, type ClassifierOptions } from "./classifier.ts";
+export { SmallCnn } from "./smallcnn.ts";
+export { ResNet18 } from "./resnet18.ts";
+export { WideResNet } from "./wrn.ts";
+
+export const ARCHS = ["smallcnn", "resnet18", "wrn28_10"] as const;
+export type Arch = typeof ARCHS[number];
+
+export function createModel(arch: string, o: ClassifierOptions = {}) {
+  switch (arch) {
+    case "smallcnn":
+      return new SmallCnn(o);
+    case "resnet18":
+      return new ResNet18(o);
+    case "wrn28_10":
+      return new WideResNet({ ...o, depth: 28, widen: 10 });
+    default:
+      throw new Error(`unknown --arch "${arch}": expected one of ${ARCHS.join(", ")}`);
+  }
+}

@@ -1,0 +1,3 @@
+export * from "./module.ts";
+export * from "./layers.ts";
+export * from "./init.ts";
