@@ -17,6 +17,17 @@ export interface Dispatch {
   /** Parameter words (u32); use `f32bits` for float values. */
   params?: ArrayLike<number>;
   workgroups: [number, number?, number?];
+  /** Floating-point operations of this launch (multiply-add = 2), for explain and benchmarks. */
+  flops?: number;
+}
+
+/** One launch seen by `Engine.trace`. */
+export interface TracedDispatch {
+  kernel: string;
+  workgroups: [number, number, number];
+  flops: number;
+  /** Bytes of the buffers it binds (an upper bound on its memory traffic). */
+  bytes: number;
 }
 
 const PARAM_ARENA_BYTES = 1 << 20;
@@ -142,6 +153,12 @@ export class Engine {
   dispatch(d: Dispatch): void {
     this.#checkLost(d.kernel);
     const pipeline = this.pipeline(d.kernel, d.entry, d.constants);
+    if (this.#trace) {
+      const [x, y = 1, z = 1] = d.workgroups;
+      const bytes = d.buffers.reduce((a, b) => a + b.size, 0);
+      this.#trace.push({ kernel: d.kernel, workgroups: [x, y, z], flops: d.flops ?? 0, bytes });
+      return;
+    }
     const nParams = d.params?.length ?? 0;
     const paramBytes = Math.max(16, Math.ceil((nParams * 4) / 16) * 16);
     let offsetWords = Math.ceil(this.#arenaUsed / this.#align) * this.#align / 4;
@@ -180,6 +197,22 @@ export class Engine {
     pass.dispatchWorkgroups(x, y, z);
     this.#batchKernels.push(d.kernel);
     this.counters.dispatches++;
+  }
+
+  #trace: TracedDispatch[] | null = null;
+
+  /** Runs `fn` recording its launches instead of executing them (shaders are still compiled
+   * and buffers allocated, so shapes and memory are real; values are not). For `--explain`. */
+  trace<T>(fn: () => T): { result: T; dispatches: TracedDispatch[] } {
+    if (this.#trace) throw new Error("engine.trace: already tracing");
+    this.flush();
+    this.#trace = [];
+    try {
+      const result = fn();
+      return { result, dispatches: this.#trace };
+    } finally {
+      this.#trace = null;
+    }
   }
 
   /** Submits the recorded batch (plus optional extra commands such as a readback copy). */

@@ -78,6 +78,7 @@ function convForwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Te
     buffers: [x.buffer, w.buffer, (b ?? w).buffer, y.buffer],
     params: geoWords(g),
     workgroups: [gx, Math.ceil(g.Cout / (TCO * WY)), gz],
+    flops: convFlops(g),
   });
   return y;
 }
@@ -92,6 +93,7 @@ function convInputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
     buffers: [gy.buffer, w.buffer, gx.buffer],
     params: geoWords(g),
     workgroups: [cx, Math.ceil(g.Cin / (4 * WY)), cz],
+    flops: convFlops(g),
   });
   return gx;
 }
@@ -114,6 +116,7 @@ function convWeightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
     buffers: [x.buffer, gy.buffer, partial.buffer],
     params: [...geoWords(g), nPer],
     workgroups: [Math.ceil(g.Cin / (4 * WX)), Math.ceil(g.Cout / (4 * WY)), split * kk],
+    flops: convFlops(g),
   });
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
@@ -206,3 +209,8 @@ export function convTranspose2d(
   return y;
 }
 
+
+/** Multiply-adds of the forward (each backward pass does the same amount), times 2. */
+export function convFlops(g: { N: number; Cin: number; Cout: number; Ho: number; Wo: number; KH: number; KW: number }) {
+  return 2 * g.N * g.Cout * g.Ho * g.Wo * g.Cin * g.KH * g.KW;
+}

@@ -39,6 +39,7 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
     buffers: [a.buffer, b.buffer, out.buffer],
     params: words(M, N, K, ba === 1 ? 0 : M * K, bb === 1 ? 0 : K * N, M * N),
     workgroups: [Math.ceil(N / (4 * WX)), Math.ceil(M / (4 * WY)), batch],
+    flops: 2 * batch * M * N * K,
   });
   return out;
 }
