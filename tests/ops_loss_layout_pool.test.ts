@@ -6,8 +6,30 @@ import {
   permuteRef,
   sliceRef,
   sortDescRef,
+  crossEntropyRef,
+  hingeDRef,
+  hingeGRef,
+  l1Ref,
+  marginFamilyRef,
+  mseRef,
+  type RefReduction,
+  softmaxRef,
 } from "./ref/nn_basic.ts";
 import { concat, gather, pad2d, permute, slice, sortDesc } from "../runtime/ops/layout.ts";
+import {
+  crossEntropy,
+  dlrLoss,
+  dlrTargetedLoss,
+  hingeGanLossD,
+  hingeGanLossG,
+  l1Loss,
+  logSoftmax,
+  marginLoss,
+  mseLoss,
+  oneHot,
+  softmax,
+} from "../runtime/ops/loss.ts";
+import * as attackLosses from "../runtime/attacks/losses.ts";
 import { Tensor, tidy } from "../runtime/tensor.ts";
 import { backward } from "../runtime/autograd.ts";
 import * as ops from "../runtime/ops/mod.ts";
@@ -150,4 +172,144 @@ Deno.test("layout ops reject bad arguments with messages naming the op", () => {
   throwsWith(() => gather(ops.ones([2, 3]), ops.ones([3])), /gather: idx .*expected shape \[2\], got \[3\]/);
   throwsWith(() => gather(ops.ones([6]), ops.ones([6])), /gather: expected x of shape \[N,K\]/);
   throwsWith(() => sortDesc(ops.ones([2, 3]), 2), /sortDesc: axis 2 is out of range/);
+});
+
+// ---------------------------------------------------------------- losses
+
+const labelsFor = (r: () => number, n: number, k: number) =>
+  Array.from({ length: n }, () => randInt(r, 0, k - 1));
+
+/** Logit rows whose entries are spread apart (no near-ties for the sort-based losses). */
+function spreadRows(n: number, k: number, r: () => number): Float64Array {
+  const z = new Float64Array(n * k);
+  for (let i = 0; i < n; i++) z.set(distinct(k, r, 0.4).map((v) => v + 0.05 * r()), i * k);
+  return z;
+}
+
+Deno.test("logSoftmax and softmax over rows (large logits too), with gradients", async () => {
+  const r = rng(201);
+  const cases: [number[], number][] = [[[1, 7], 3], [[5, 3], 3], [[3, 2, 6], 3], [[4, 9], 40], [[2, 1], 3]];
+  for (const [shape, scale] of cases) {
+    const k = shape[shape.length - 1];
+    await checkOp(`logSoftmax [${shape}] x${scale}`, ([x]) => logSoftmax(x), softmaxRef(k, true), [
+      input(shape, r, -scale, scale),
+    ]);
+    await checkOp(`softmax [${shape}] x${scale}`, ([x]) => softmax(x), softmaxRef(k, false), [
+      input(shape, r, -scale, scale),
+    ]);
+  }
+});
+
+Deno.test("crossEntropy with mean/sum/none reductions matches float64, with gradients", async () => {
+  const r = rng(202);
+  const cases: [number, number, RefReduction][] = [[1, 5, "mean"], [6, 3, "sum"], [7, 10, "none"], [3, 2, "mean"], [9, 13, "mean"]];
+  for (const [n, k, reduction] of cases) {
+    const labels = labelsFor(r, n, k);
+    await checkOp(
+      `crossEntropy [${n},${k}] ${reduction}`,
+      ([z]) => crossEntropy(z, Tensor.fromData(labels, [n]), { reduction }),
+      crossEntropyRef(k, labels, reduction),
+      [input([n, k], r, -4, 4)],
+    );
+  }
+  // Default reduction is the mean; a bad label gives NaN for its row only.
+  const [mean, rows] = tidy(() => {
+    const z = Tensor.fromData([1, 2, 3, 0.5, 0.25, 2], [2, 3]);
+    return [crossEntropy(z, Tensor.fromData([2, 0], [2])), crossEntropy(z, Tensor.fromData([1, 3], [2]), { reduction: "none" })];
+  });
+  const want = crossEntropyRef(3, [2, 0], "mean")([Float64Array.of(1, 2, 3, 0.5, 0.25, 2)]);
+  assertClose(await mean.data(), want, 1e-5, "crossEntropy default mean");
+  const got = await rows.data();
+  assert.ok(Number.isFinite(got[0]) && Number.isNaN(got[1]), `crossEntropy bad label: got ${got}`);
+});
+
+Deno.test("oneHot rows", async () => {
+  const y = tidy(() => oneHot(Tensor.fromData([2, 0, 3], [3]), 4));
+  assert.deepEqual(y.shape, [3, 4]);
+  assert.deepEqual([...await y.data()], [0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1]);
+});
+
+Deno.test("l1Loss, mseLoss and hinge GAN losses match float64, with gradients", async () => {
+  const r = rng(203);
+  for (const reduction of ["mean", "sum", "none"] as const) {
+    const shape = [randInt(r, 1, 3), randInt(r, 2, 5), randInt(r, 1, 4)];
+    const a = input(shape, r);
+    // Keep |a - b| >= 0.1 so finite differences never straddle the kink of |.|.
+    const b = { shape, data: a.data.map((v) => v + (r() < 0.5 ? -1 : 1) * (0.1 + r())) };
+    await checkOp(`l1Loss [${shape}] ${reduction}`, ([x, y]) => l1Loss(x, y, reduction), l1Ref(reduction), [a, b]);
+    await checkOp(`mseLoss [${shape}] ${reduction}`, ([x, y]) => mseLoss(x, y, reduction), mseRef(reduction), [
+      input(shape, r),
+      input(shape, r),
+    ]);
+  }
+  // Logits kept away from the hinge kinks at real = 1 and fake = -1.
+  const awayFrom = (v: number, kink: number) => Math.abs(v - kink) < 0.05 ? v + 0.1 : v;
+  const real = input([5, 1], r, -3, 3), fake = input([3, 2, 2], r, -3, 3);
+  real.data = real.data.map((v) => awayFrom(v, 1));
+  fake.data = fake.data.map((v) => awayFrom(v, -1));
+  await checkOp("hingeGanLossD", ([x, y]) => hingeGanLossD(x, y), hingeDRef, [real, fake]);
+  await checkOp("hingeGanLossG", ([x]) => hingeGanLossG(x), hingeGRef, [fake]);
+});
+
+Deno.test("dlrLoss, dlrTargetedLoss, marginLoss per example match float64, with gradients", async () => {
+  const r = rng(204);
+  for (const [n, k] of [[1, 4], [7, 5], [5, 10], [3, 3]]) {
+    const labels = labelsFor(r, n, k);
+    // Make row 0's label the top class so the "max over others" takes the second largest.
+    const z = spreadRows(n, k, r);
+    let top = 0;
+    for (let i = 1; i < k; i++) if (z[i] > z[top]) top = i;
+    labels[0] = top;
+    const lab = () => Tensor.fromData(labels, [n]);
+    await checkOp(`dlrLoss [${n},${k}]`, ([x]) => dlrLoss(x, lab()), marginFamilyRef("dlr", k, labels), [
+      { shape: [n, k], data: z },
+    ]);
+    await checkOp(`marginLoss [${n},${k}]`, ([x]) => marginLoss(x, lab()), marginFamilyRef("margin", k, labels), [
+      { shape: [n, k], data: z },
+    ]);
+    if (k >= 4) {
+      const targets = labels.map((y) => (y + randInt(r, 1, k - 1)) % k);
+      targets[n - 1] = labels[n - 1]; // y == t: zero loss and zero gradient
+      await checkOp(
+        `dlrTargetedLoss [${n},${k}]`,
+        ([x]) => dlrTargetedLoss(x, lab(), Tensor.fromData(targets, [n])),
+        marginFamilyRef("dlrTargeted", k, labels, targets),
+        [{ shape: [n, k], data: z }],
+      );
+    }
+  }
+});
+
+Deno.test("runtime losses agree with the composite attack losses", async () => {
+  const r = rng(205);
+  const n = 6, k = 7;
+  const z = spreadRows(n, k, r);
+  const labels = labelsFor(r, n, k), targets = labels.map((y) => (y + 1) % k);
+  const pairs = tidy(() => {
+    const zt = Tensor.fromData(Float32Array.from(z), [n, k]);
+    const y = Tensor.fromData(labels, [n]), t = Tensor.fromData(targets, [n]);
+    return [
+      [crossEntropy(zt, y, { reduction: "none" }), attackLosses.ceLoss(zt, y)],
+      [dlrLoss(zt, y), attackLosses.dlrLoss(zt, y)],
+      [dlrTargetedLoss(zt, y, t), attackLosses.dlrTargetedLoss(zt, y, t)],
+      [marginLoss(zt, y), attackLosses.marginLoss(zt, y)],
+    ];
+  });
+  for (const [i, [a, b]] of pairs.entries()) assertClose(await a.data(), await b.data(), 1e-5, `loss pair ${i}`);
+});
+
+Deno.test("losses reject bad arguments with messages naming the op", () => {
+  const z = () => ops.ones([2, 5]);
+  throwsWith(() => crossEntropy(ops.ones([2, 5, 1]), ops.ones([2])), /crossEntropy: logits must be \[N,K\], got \[2,5,1\]/);
+  throwsWith(() => crossEntropy(z(), ops.ones([3])), /crossEntropy: labels .*expected shape \[2\], got \[3\]/);
+  throwsWith(() => crossEntropy(z(), ops.ones([2]), { reduction: "avg" as never }), /crossEntropy: reduction must be 'mean', 'sum' or 'none'/);
+  throwsWith(() => logSoftmax(Tensor.scalar(1)), /logSoftmax: expected at least a 1-d tensor/);
+  throwsWith(() => oneHot(ops.ones([2]), 0), /oneHot: number of classes K must be a positive integer/);
+  throwsWith(() => l1Loss(ops.ones([2, 3]), ops.ones([3, 2])), /l1Loss: input \[2,3\] and target \[3,2\] must have the same shape/);
+  throwsWith(() => mseLoss(ops.ones([2]), ops.ones([2]), "max" as never), /mseLoss: reduction must be/);
+  throwsWith(() => dlrLoss(ops.ones([2, 2]), ops.ones([2])), /dlrLoss: needs at least 3 classes/);
+  throwsWith(() => dlrTargetedLoss(ops.ones([2, 3]), ops.ones([2]), ops.ones([2])), /dlrTargetedLoss: needs at least 4 classes/);
+  throwsWith(() => dlrTargetedLoss(z(), ops.ones([2]), ops.ones([1])), /dlrTargetedLoss: targets .*expected shape \[2\]/);
+  throwsWith(() => marginLoss(ops.ones([2, 1]), ops.ones([2])), /marginLoss: needs at least 2 classes/);
+  throwsWith(() => hingeGanLossG(ops.ones([0])), /hingeGanLossG: logits must be non-empty/);
 });

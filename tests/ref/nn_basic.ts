@@ -109,3 +109,73 @@ export function sortDescRef(shape: Shape, axis: number) {
     return y;
   };
 }
+
+// ---------------------------------------------------------------- losses
+
+export type RefReduction = "mean" | "sum" | "none";
+
+function reduceRef(v: Float64Array, reduction: RefReduction): Float64Array {
+  if (reduction === "none") return v;
+  const s = v.reduce((p, x) => p + x, 0);
+  return Float64Array.of(reduction === "mean" ? s / v.length : s);
+}
+
+function logSumExp(x: Float64Array, off: number, k: number): number {
+  let m = -Infinity;
+  for (let i = 0; i < k; i++) m = Math.max(m, x[off + i]);
+  let s = 0;
+  for (let i = 0; i < k; i++) s += Math.exp(x[off + i] - m);
+  return m + Math.log(s);
+}
+
+/** Row-wise (last axis, length k) log-softmax or softmax. */
+export function softmaxRef(k: number, log: boolean) {
+  return ([x]: Float64Array[]): Float64Array => {
+    const y = new Float64Array(x.length);
+    for (let off = 0; off < x.length; off += k) {
+      const lse = logSumExp(x, off, k);
+      for (let i = 0; i < k; i++) y[off + i] = log ? x[off + i] - lse : Math.exp(x[off + i] - lse);
+    }
+    return y;
+  };
+}
+
+export function crossEntropyRef(k: number, labels: readonly number[], reduction: RefReduction) {
+  return ([z]: Float64Array[]): Float64Array =>
+    reduceRef(Float64Array.from(labels, (y, n) => logSumExp(z, n * k, k) - z[n * k + y]), reduction);
+}
+
+export function l1Ref(reduction: RefReduction) {
+  return ([a, b]: Float64Array[]) => reduceRef(a.map((v, i) => Math.abs(v - b[i])), reduction);
+}
+
+export function mseRef(reduction: RefReduction) {
+  return ([a, b]: Float64Array[]) => reduceRef(a.map((v, i) => (v - b[i]) ** 2), reduction);
+}
+
+export function hingeDRef([real, fake]: Float64Array[]): Float64Array {
+  const m = (v: Float64Array) => v.reduce((p, x) => p + x, 0) / v.length;
+  return Float64Array.of(m(real.map((x) => Math.max(0, 1 - x))) + m(fake.map((x) => Math.max(0, 1 + x))));
+}
+
+export function hingeGRef([fake]: Float64Array[]): Float64Array {
+  return Float64Array.of(-fake.reduce((p, x) => p + x, 0) / fake.length);
+}
+
+/** Per-row margin-type losses from the definitions (descending sort of each row). */
+export function marginFamilyRef(
+  kind: "dlr" | "dlrTargeted" | "margin",
+  k: number,
+  labels: readonly number[],
+  targets: readonly number[] = [],
+) {
+  return ([z]: Float64Array[]): Float64Array =>
+    Float64Array.from(labels, (y, n) => {
+      const row = Array.from(z.subarray(n * k, (n + 1) * k));
+      const s = [...row].sort((a, b) => b - a);
+      const maxOther = Math.max(...row.filter((_, i) => i !== y));
+      if (kind === "margin") return row[y] - maxOther;
+      if (kind === "dlr") return -(row[y] - maxOther) / (s[0] - s[2] + 1e-12);
+      return -(row[y] - row[targets[n]]) / (s[0] - (s[2] + s[3]) / 2 + 1e-12);
+    });
+}
