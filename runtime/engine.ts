@@ -201,6 +201,11 @@ export class Engine {
 
   #trace: TracedDispatch[] | null = null;
 
+  /** Launches recorded so far by the running `trace` (0 outside one). */
+  get tracedCount(): number {
+    return this.#trace?.length ?? 0;
+  }
+
   /** Runs `fn` recording its launches instead of executing them (shaders are still compiled
    * and buffers allocated, so shapes and memory are real; values are not). For `--explain`. */
   trace<T>(fn: () => T): { result: T; dispatches: TracedDispatch[] } {

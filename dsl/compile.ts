@@ -1,0 +1,185 @@
+// Compiles a validated spec into modules and defense targets: the chain of random transforms,
+// the purifier (with its critic for training) and the classifier. `explain` traces one
+// forward pass of the defense (kernels are compiled and buffers sized, nothing is executed)
+// and reports every stage's kernels, output shape, FLOPs and memory.
+
+import { Tensor, tidy } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import { engine, type TracedDispatch } from "../runtime/engine.ts";
+import { Rng } from "../runtime/rng.ts";
+import { noGrad } from "../runtime/autograd.ts";
+import { bpda, classifierTarget, type Target } from "../runtime/attacks/target.ts";
+import { type Classifier, createModel } from "../runtime/models/mod.ts";
+import { type PipelineSpecT, type TransformSpec } from "./spec.ts";
+import { gaussianNoise, type Inpaint, type MaskedImage, rt1, rt2, rt3 } from "./transforms.ts";
+
+/** The purifier interface the compiler needs (runtime/models/purifier.ts implements it). */
+export interface PurifierLike {
+  run(x: Tensor, mask: Tensor): { coarse: Tensor; fine: Tensor };
+  train(mode?: boolean): unknown;
+  eval(): unknown;
+}
+
+export interface Modules {
+  classifier: Classifier;
+  purifier: PurifierLike | null;
+}
+
+/** Which parts of the defense are switched on (the report compares these variants). */
+export interface Variant {
+  transform: boolean;
+  purifier: boolean;
+}
+
+export interface StageStep {
+  name: string;
+  run(x: MaskedImage): MaskedImage;
+}
+
+/** The transform chain as steps on (image, hole mask). Masks of successive steps combine
+ * (a pixel masked by any step is a hole). RT3 contains its own purification. */
+export function transformSteps(spec: PipelineSpecT, rng: Rng, inpaint: Inpaint | null): StageStep[] {
+  return spec.transform.map((t: TransformSpec, i): StageStep => {
+    const name = `transform[${i}]:${t.kind}`;
+    switch (t.kind) {
+      case "rt1":
+        return { name, run: (s) => combine(s, rt1(rng, s.image, t)) };
+      case "rt2":
+        return { name, run: (s) => combine(s, rt2(rng, s.image, t)) };
+      case "noise":
+        return { name, run: (s) => ({ image: gaussianNoise(rng, s.image, t.sigma), mask: s.mask }) };
+      case "rt3": {
+        if (!inpaint) throw new Error(`${name}: rt3 needs a purifier`);
+        return {
+          name,
+          run: (s) => ({ image: rt3(rng, s.image, t, inpaint), mask: ops.zerosLike(s.mask) }),
+        };
+      }
+      case "custom": {
+        const fn = t.apply as (x: Tensor) => Tensor;
+        const stage = t.bpda === "exact"
+          ? { apply: fn }
+          : bpda(fn, t.bpda === "surrogate" ? (t.surrogate as (x: Tensor) => Tensor) : undefined, { name: t.name });
+        return { name: `${name}(${t.name})`, run: (s) => ({ image: stage.apply(s.image), mask: s.mask }) };
+      }
+    }
+  });
+}
+
+function combine(prev: MaskedImage, next: MaskedImage): MaskedImage {
+  return { image: next.image, mask: ops.maximum(prev.mask, next.mask) };
+}
+
+export function buildModules(spec: PipelineSpecT, purifier: PurifierLike | null): Modules {
+  const classifier = createModel(spec.classifier.arch, {
+    numClasses: spec.classifier.numClasses,
+    seed: spec.seed,
+  }) as Classifier;
+  return { classifier, purifier };
+}
+
+export interface DefenseParts {
+  spec: PipelineSpecT;
+  modules: Modules;
+  variant: Variant;
+  rng: Rng;
+}
+
+/** image [0,1] -> transforms -> purifier -> [0,1] image (the defense's preprocessing). */
+export function preprocess(p: DefenseParts, x: Tensor, trace?: (stage: string, out: Tensor) => void): Tensor {
+  const { purifier } = p.modules;
+  const usePurifier = p.variant.purifier && purifier !== null;
+  const inpaint: Inpaint | null = usePurifier ? (img, m) => purifier!.run(img, m).fine : null;
+  let s: MaskedImage = { image: x, mask: ops.zeros([x.shape[0], 1, x.shape[2], x.shape[3]]) };
+  let purified = false;
+  if (p.variant.transform) {
+    for (const step of transformSteps(p.spec, p.rng, inpaint)) {
+      s = step.run(s);
+      trace?.(step.name, s.image);
+      if (step.name.endsWith(":rt3")) purified = true;
+    }
+  }
+  if (usePurifier && !purified && inpaint) {
+    s = { image: inpaint(s.image, s.mask), mask: s.mask };
+    trace?.("purifier", s.image);
+  }
+  return s.image;
+}
+
+/** The whole defense as an attack Target. */
+export function defenseTarget(p: DefenseParts): Target {
+  const clf = classifierTarget(p.modules.classifier, { name: p.spec.classifier.arch });
+  p.modules.purifier?.eval();
+  const randomized = p.variant.transform && p.spec.transform.some((t) => t.kind !== "custom" || t.randomized);
+  const parts = [p.variant.transform && p.spec.transform.length ? p.spec.transform.map((t) => t.kind).join("+") : null, p.variant.purifier && p.modules.purifier ? "purifier" : null, clf.name].filter(Boolean);
+  return {
+    name: parts.join(" -> "),
+    numClasses: clf.numClasses,
+    randomized,
+    logits: (x) => clf.logits(preprocess(p, x)),
+  };
+}
+
+export interface ExplainRow {
+  stage: string;
+  kernels: Record<string, number>;
+  shape: number[];
+  flops: number;
+  bytes: number;
+}
+
+/** Traces one forward pass of the defense on a batch; nothing runs on the GPU. */
+export function explainDefense(p: DefenseParts, batch: number): ExplainRow[] {
+  const size = p.spec.imageSize;
+  const marks: { stage: string; at: number; shape: number[] }[] = [];
+  const eng = engine();
+  const { dispatches } = noGrad(() =>
+    tidy(() =>
+      eng.trace(() => {
+        const x = ops.full([batch, 3, size, size], 0.5);
+        marks.push({ stage: "input", at: eng.tracedCount, shape: [...x.shape] });
+        const img = preprocess(p, x, (stage, out) => marks.push({ stage, at: eng.tracedCount, shape: [...out.shape] }));
+        const z = p.modules.classifier.forward(img);
+        marks.push({ stage: `classifier:${p.spec.classifier.arch}`, at: eng.tracedCount, shape: [...z.shape] });
+      })
+    )
+  );
+  const rows: ExplainRow[] = [];
+  for (let i = 1; i < marks.length; i++) {
+    const ds = dispatches.slice(marks[i - 1].at, marks[i].at);
+    const kernels: Record<string, number> = {};
+    for (const d of ds) kernels[d.kernel] = (kernels[d.kernel] ?? 0) + 1;
+    rows.push({
+      stage: marks[i].stage,
+      kernels,
+      shape: marks[i].shape,
+      flops: ds.reduce((a, d) => a + d.flops, 0),
+      bytes: ds.reduce((a, d) => a + d.bytes, 0),
+    });
+  }
+  return rows;
+}
+
+function human(n: number, unit: string): string {
+  const k = ["", "K", "M", "G", "T"];
+  let i = 0;
+  while (n >= 1000 && i < k.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n.toFixed(n < 10 && i ? 2 : 0)} ${k[i]}${unit}`;
+}
+
+/** The explain table as text: stage, launches by kernel, output shape, FLOPs, bytes bound. */
+export function explainText(spec: PipelineSpecT, rows: ExplainRow[], batch: number): string {
+  const lines = [`pipeline "${spec.name}" (batch ${batch}, ${spec.imageSize}x${spec.imageSize}), one forward pass:`];
+  lines.push("| stage | kernels (launches) | output shape | FLOPs | buffer bytes |", "|---|---|---|---|---|");
+  for (const r of rows) {
+    const ks = Object.entries(r.kernels).map(([k, n]) => `${k} x${n}`).join(", ") || "-";
+    lines.push(`| ${r.stage} | ${ks} | [${r.shape}] | ${human(r.flops, "FLOP")} | ${human(r.bytes, "B")} |`);
+  }
+  const total = rows.reduce((a, r) => a + r.flops, 0);
+  const launches = rows.reduce((a, r) => a + Object.values(r.kernels).reduce((x, y) => x + y, 0), 0);
+  lines.push(`total: ${launches} launches, ${human(total, "FLOP")} forward; a training step costs about 3x the forward.`);
+  return lines.join("\n");
+}

@@ -1,0 +1,195 @@
+// The pipeline spec: a typed, declarative description of
+//   random transform(s) -> purifier -> classifier -> training loss, plus the attacks used to
+// train and to evaluate. Validated with zod before any GPU work; every error names the field
+// path (e.g. `transform[1].missingRate`), what was expected and what was given.
+
+import { z } from "zod";
+
+const unit = (what: string) =>
+  z.number({ error: `expected ${what}` }).min(0, `expected ${what}`).lt(1, `expected ${what}`);
+const positiveInt = (what = "a positive integer") =>
+  z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(1, `expected ${what}`);
+const nonNegative = (what = "a number >= 0") => z.number({ error: `expected ${what}` }).min(0, `expected ${what}`);
+
+const mask = {
+  /** Fraction of blocks masked, in [0,1); AToP uses 0.25. */
+  missingRate: unit("a number in [0,1)").default(0.25),
+  /** Side of the square blocks in pixels (must divide the image size). */
+  blockSize: positiveInt().default(4),
+};
+
+/** RT1: mask random square blocks, drawn per example and per call. */
+export const Rt1 = z.strictObject({ kind: z.literal("rt1"), ...mask });
+/** RT2: Gaussian noise, then RT1 masking. */
+export const Rt2 = z.strictObject({ kind: z.literal("rt2"), sigma: nonNegative().default(0.25), ...mask });
+/** RT3: `repeats` rounds of (mask with a fresh draw -> purify). */
+export const Rt3 = z.strictObject({
+  kind: z.literal("rt3"),
+  repeats: positiveInt().default(3),
+  sigma: nonNegative().default(0),
+  ...mask,
+});
+/** Additive Gaussian noise alone (clipped to [0,1]). */
+export const Noise = z.strictObject({ kind: z.literal("noise"), sigma: nonNegative().default(0.25) });
+/** A user stage: a function of the image batch. Non-differentiable ones set `bpda`. */
+export const CustomTransform = z.strictObject({
+  kind: z.literal("custom"),
+  name: z.string().min(1),
+  randomized: z.boolean().default(false),
+  /** Backward pass: "exact" (autodiff), "identity" (BPDA), or BPDA with a surrogate. */
+  bpda: z.enum(["exact", "identity", "surrogate"]).default("exact"),
+  apply: z.custom<(x: unknown) => unknown>((v) => typeof v === "function", "expected a function (x: Tensor) => Tensor"),
+  surrogate: z.custom<(x: unknown) => unknown>((v) => typeof v === "function", "expected a function").optional(),
+});
+
+export const Transform = z.discriminatedUnion("kind", [Rt1, Rt2, Rt3, Noise, CustomTransform], {
+  error: (iss) =>
+    iss.code === "invalid_union" ? 'expected kind to be one of "rt1", "rt2", "rt3", "noise", "custom"' : undefined,
+});
+
+export const Purifier = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("deepfill"),
+    width: positiveInt().default(16),
+    dilations: z.array(positiveInt()).min(1).default([2, 4, 8]),
+    /** Critic width and depth (SN-PatchGAN). */
+    discWidth: positiveInt().default(16),
+    discLayers: positiveInt().default(4),
+    /** Pre-trained weights (safetensors); otherwise pre-trained by the pipeline. */
+    weights: z.string().optional(),
+  }),
+  z.strictObject({ kind: z.literal("none") }),
+]);
+
+export const Classifier = z.strictObject({
+  arch: z.enum(["smallcnn", "resnet18", "wrn28_10"], { error: 'expected one of "smallcnn", "resnet18", "wrn28_10"' }),
+  numClasses: positiveInt().default(10),
+  weights: z.string().optional(),
+});
+
+/** The training attack that makes x_adv for AToP fine-tuning (FGSM in the reference code). */
+export const TrainAttack = z.strictObject({
+  kind: z.enum(["fgsm", "pgd"]).default("fgsm"),
+  norm: z.enum(["linf", "l2"]).default("linf"),
+  eps: nonNegative().default(8 / 255),
+  steps: positiveInt().default(1),
+  stepSize: nonNegative().optional(),
+});
+
+/** A weighted term of the purifier's training loss. */
+export const LossTerm = z.strictObject({
+  term: z.enum(["gan", "l1-coarse", "l1-fine", "ce", "mse-fine"], {
+    error: 'expected one of "gan", "l1-coarse", "l1-fine", "ce", "mse-fine"',
+  }),
+  weight: nonNegative(),
+  /** Switch the term on only after this many steps (lambda warm-up for CE). */
+  after: z.number().int().min(0).default(0),
+});
+
+/** AToP: L = L_gan + a (L1 coarse + L1 fine) + lambda CE, CE switched on after warm-up. */
+export function atopLoss(a = 1, lambda = 0.1, warmup = 0) {
+  return [
+    { term: "gan", weight: 1, after: 0 },
+    { term: "l1-coarse", weight: a, after: 0 },
+    { term: "l1-fine", weight: a, after: 0 },
+    { term: "ce", weight: lambda, after: warmup },
+  ] as z.output<typeof LossTerm>[];
+}
+
+export const Schedule = z.strictObject({
+  epochs: nonNegative().default(1),
+  batchSize: positiveInt().default(32),
+  lr: z.number().positive("expected a learning rate > 0").default(1e-4),
+  /** Limit on training images (quick runs). */
+  limit: positiveInt().optional(),
+});
+
+export const EvalAttack = z.strictObject({
+  attack: z.enum(["pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "stadv", "autoattack", "autoattack-rand", "fgsm"]),
+  norm: z.enum(["linf", "l2"]).default("linf"),
+  eps: nonNegative().default(8 / 255),
+  steps: positiveInt().default(20),
+  restarts: positiveInt().default(1),
+  eot: positiveInt().default(1),
+});
+
+export const PipelineSpec = z.strictObject({
+  name: z.string().min(1, "expected a non-empty name"),
+  dataset: z.enum(["cifar10", "cifar100"]).default("cifar10"),
+  imageSize: positiveInt().default(32),
+  transform: z.array(Transform).default([]),
+  purifier: Purifier.default({ kind: "none" }),
+  classifier: Classifier,
+  loss: z.array(LossTerm).default(atopLoss()),
+  trainAttack: TrainAttack.default({ kind: "fgsm", norm: "linf", eps: 8 / 255, steps: 1 }),
+  classifierTraining: Schedule.default({ epochs: 10, batchSize: 128, lr: 0.1 }),
+  pretraining: Schedule.default({ epochs: 1, batchSize: 32, lr: 1e-4 }),
+  finetuning: Schedule.default({ epochs: 1, batchSize: 32, lr: 1e-4 }),
+  evaluation: z.strictObject({
+    limit: positiveInt().default(512),
+    attacks: z.array(EvalAttack).default([]),
+    threat: z.enum(["classifier-only", "full-pipeline", "both"]).default("both"),
+    eotDraws: positiveInt().default(20),
+  }).default({ limit: 512, attacks: [], threat: "both", eotDraws: 20 }),
+  seed: z.number().int().min(0).default(0),
+});
+
+export type PipelineSpecInput = z.input<typeof PipelineSpec>;
+export type PipelineSpecT = z.output<typeof PipelineSpec>;
+export type TransformSpec = z.output<typeof Transform>;
+
+export class SpecError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid pipeline spec:\n  ${issues.join("\n  ")}`);
+    this.name = "SpecError";
+  }
+}
+
+/** `transform[1].missingRate` from zod's path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let s = "";
+  for (const p of path) s += typeof p === "number" ? `[${p}]` : s ? `.${String(p)}` : String(p);
+  return s || "(spec)";
+}
+
+function show(v: unknown): string {
+  if (typeof v === "function") return "a function";
+  if (v === undefined) return "nothing";
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + "..." : s;
+}
+
+/** Validates and fills defaults; throws SpecError listing every problem. Also checks the
+ * relations zod cannot see (blocks dividing the image, RT3 needing a purifier). */
+export function parseSpec(value: unknown): PipelineSpecT {
+  const r = PipelineSpec.safeParse(value, { reportInput: true });
+  if (!r.success) {
+    throw new SpecError(r.error.issues.map((i) => {
+      let input = (i as { input?: unknown }).input;
+      const last = i.path.at(-1);
+      if (typeof last === "string" && input && typeof input === "object" && last in input) {
+        input = (input as Record<string, unknown>)[last];
+      }
+      const got = i.code === "unrecognized_keys" ? "" : `, got ${show(input)}`;
+      return `${formatPath(i.path)}: ${i.message}${got}`;
+    }));
+  }
+  const spec = r.data;
+  const problems: string[] = [];
+  spec.transform.forEach((t, i) => {
+    if ("blockSize" in t && spec.imageSize % t.blockSize !== 0) {
+      problems.push(`transform[${i}].blockSize: expected a divisor of the image size ${spec.imageSize}, got ${t.blockSize}`);
+    }
+    if (t.kind === "rt3" && spec.purifier.kind === "none") {
+      problems.push(`transform[${i}].kind: "rt3" repeats mask-and-purify and needs a purifier, got purifier.kind "none"`);
+    }
+    if (t.kind === "custom" && t.bpda === "surrogate" && !t.surrogate) {
+      problems.push(`transform[${i}].surrogate: expected a function when bpda is "surrogate", got nothing`);
+    }
+  });
+  if (spec.imageSize % 4 !== 0 && spec.purifier.kind === "deepfill") {
+    problems.push(`imageSize: expected a multiple of 4 for the deepfill purifier, got ${spec.imageSize}`);
+  }
+  if (problems.length) throw new SpecError(problems);
+  return spec;
+}

@@ -1,0 +1,95 @@
+// The random transforms of AToP as defense stages. Every call draws fresh randomness for every
+// example (the reference code drew one mask per batch), from a counter-based Rng, so a run is
+// reproducible from its seed. Masks are 1 on the holes.
+
+import { Tensor } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import { Rng } from "../runtime/rng.ts";
+import type { Stage } from "../runtime/attacks/target.ts";
+import { keep } from "../runtime/tensor.ts";
+
+/** An image stage that also exposes the hole mask it used (the purifier needs it). */
+export interface MaskedImage {
+  image: Tensor;
+  mask: Tensor;
+}
+
+const expanders = new Map<string, Tensor>();
+/** [size, size/b] 0/1 matrix E with E[i, j] = 1 when i / b == j: E m E^T repeats blocks. */
+function expander(size: number, b: number): Tensor {
+  const key = `${size}/${b}`;
+  let e = expanders.get(key);
+  if (!e || e.disposed) {
+    const n = size / b;
+    const v = new Float32Array(size * n);
+    for (let i = 0; i < size; i++) v[i * n + Math.floor(i / b)] = 1;
+    e = keep(Tensor.fromData(v, [size, n]));
+    expanders.set(key, e);
+  }
+  return e;
+}
+
+/** Per-example block mask [N,1,H,W]: each b x b block is a hole with probability `rate`. */
+export function blockMask(rng: Rng, n: number, h: number, w: number, b: number, rate: number): Tensor {
+  if (h % b || w % b) throw new Error(`blockMask: block size ${b} must divide the image size ${h}x${w}`);
+  const blocks = rng.bernoulli([n, h / b, w / b], rate);
+  const rows = ops.matmulRaw(expander(h, b), blocks); // [N, H, W/b]
+  const full = ops.matmulRaw(rows, expander(w, b), false, true); // [N, H, W]
+  blocks.dispose();
+  rows.dispose();
+  return full.view([n, 1, h, w]);
+}
+
+export interface MaskOptions {
+  missingRate: number;
+  blockSize: number;
+}
+
+/** RT1: zero random blocks. */
+export function rt1(rng: Rng, x: Tensor, o: MaskOptions): MaskedImage {
+  const [n, , h, w] = x.shape;
+  const mask = blockMask(rng, n, h, w, o.blockSize, o.missingRate);
+  return { image: ops.mul(x, ops.sub(1, mask)), mask };
+}
+
+/** Gaussian noise (sigma in pixel units), clipped to [0,1]. */
+export function gaussianNoise(rng: Rng, x: Tensor, sigma: number): Tensor {
+  if (sigma === 0) return x;
+  const noise = rng.normal(x.shape, 0, sigma);
+  return ops.clamp(ops.add(x, noise), 0, 1);
+}
+
+/** RT2: noise, then RT1 masking. */
+export function rt2(rng: Rng, x: Tensor, o: MaskOptions & { sigma: number }): MaskedImage {
+  return rt1(rng, gaussianNoise(rng, x, o.sigma), o);
+}
+
+/** What RT3 needs from the purifier: inpaint given the hole mask. */
+export type Inpaint = (x: Tensor, mask: Tensor) => Tensor;
+
+/** RT3: `repeats` rounds of fresh mask (optionally after noise) then purify. */
+export function rt3(rng: Rng, x: Tensor, o: MaskOptions & { sigma: number; repeats: number }, inpaint: Inpaint): Tensor {
+  let h = x;
+  for (let i = 0; i < o.repeats; i++) {
+    const m = rt2(rng, h, o);
+    h = inpaint(m.image, m.mask);
+  }
+  return h;
+}
+
+/** A masking transform as a Stage in front of a purifier: the purifier receives the mask of
+ * the latest call through `lastMask`. Differentiable in x (masks are constants). */
+export function maskingStage(name: string, rng: Rng, fn: (x: Tensor) => MaskedImage): Stage & { lastMask: Tensor | null } {
+  const stage = {
+    name,
+    randomized: true,
+    lastMask: null as Tensor | null,
+    apply(x: Tensor): Tensor {
+      const r = fn(x);
+      stage.lastMask = r.mask;
+      return r.image;
+    },
+  };
+  void rng;
+  return stage;
+}

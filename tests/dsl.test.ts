@@ -1,0 +1,107 @@
+import { assert, gpu } from "./helpers/check.ts";
+import { parseSpec, SpecError } from "../dsl/spec.ts";
+import { explainDefense, explainText } from "../dsl/compile.ts";
+import { blockMask, rt2 } from "../dsl/transforms.ts";
+import { createModel, type Classifier } from "../runtime/models/mod.ts";
+import { Rng } from "../runtime/rng.ts";
+import { Tensor, tidyAsync } from "../runtime/tensor.ts";
+
+await gpu();
+
+function errorOf(spec: unknown): string {
+  try {
+    parseSpec(spec);
+  } catch (e) {
+    assert.ok(e instanceof SpecError, `expected SpecError, got ${e}`);
+    return e.message;
+  }
+  assert.fail("spec was accepted");
+}
+
+Deno.test("spec errors name the field path, the expectation and the value", () => {
+  const base = { name: "t", classifier: { arch: "smallcnn" } };
+  assert.match(errorOf({ ...base, transform: [{ kind: "rt1" }, { kind: "rt2", missingRate: 1.5 }] }), /transform\[1\]\.missingRate: expected a number in \[0,1\), got 1\.5/);
+  assert.match(errorOf({ ...base, transform: [{ kind: "blur" }] }), /transform\[0\]\.kind: expected kind to be one of "rt1", "rt2", "rt3", "noise", "custom", got "blur"/);
+  assert.match(errorOf({ ...base, classifier: { arch: "vgg" } }), /classifier\.arch: expected one of "smallcnn", "resnet18", "wrn28_10", got "vgg"/);
+  assert.match(errorOf({ ...base, purifier: { kind: "deepfill", width: 2.5 } }), /purifier\.width: expected a positive integer, got 2\.5/);
+  assert.match(errorOf({ ...base, transform: [{ kind: "rt1", blockSize: 5 }] }), /transform\[0\]\.blockSize: expected a divisor of the image size 32, got 5/);
+  assert.match(errorOf({ ...base, transform: [{ kind: "rt3" }] }), /transform\[0\]\.kind: "rt3" .* needs a purifier/);
+  assert.match(errorOf({ ...base, transform: [{ kind: "rt1", missingrate: 0.3 }] }), /transform\[0\]: Unrecognized key: "missingrate"/);
+  assert.match(errorOf({ name: "t" }), /classifier: .*got nothing/);
+  // Several problems are reported together.
+  const many = errorOf({ ...base, seed: -1, transform: [{ kind: "rt2", sigma: -0.1 }] });
+  assert.match(many, /seed/);
+  assert.match(many, /transform\[0\]\.sigma: expected a number >= 0, got -0\.1/);
+});
+
+Deno.test("spec defaults follow AToP (missing rate 0.25, sigma 0.25, FGSM 8/255)", () => {
+  const s = parseSpec({ name: "d", classifier: { arch: "resnet18" }, transform: [{ kind: "rt2" }] });
+  const t = s.transform[0];
+  assert.equal(t.kind, "rt2");
+  if (t.kind === "rt2") {
+    assert.equal(t.missingRate, 0.25);
+    assert.equal(t.sigma, 0.25);
+  }
+  assert.equal(s.trainAttack.kind, "fgsm");
+  assert.equal(s.trainAttack.eps, 8 / 255);
+  assert.deepEqual(s.loss.map((l) => l.term), ["gan", "l1-coarse", "l1-fine", "ce"]);
+});
+
+Deno.test("block masks are drawn per example and per call, at the missing rate", async () => {
+  await tidyAsync(async () => {
+    const rng = new Rng(5);
+    const a = await blockMask(rng, 16, 32, 32, 4, 0.25).data();
+    const b = await blockMask(rng, 16, 32, 32, 4, 0.25).data();
+    const per = 32 * 32;
+    const ex = (m: Float32Array, i: number) => m.slice(i * per, (i + 1) * per).join("");
+    assert.notEqual(ex(a, 0), ex(a, 1), "two examples share a mask");
+    assert.notEqual(ex(a, 0), ex(b, 0), "two calls share a mask");
+    // Whole 4x4 blocks: every pixel equals its block's top-left pixel.
+    for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) assert.equal(a[y * 32 + x], a[(y & ~3) * 32 + (x & ~3)]);
+    const rate = a.reduce((s, v) => s + v, 0) / a.length;
+    assert.ok(Math.abs(rate - 0.25) < 0.05, `missing rate ${rate}`);
+    // Same seed, same masks.
+    const c = await blockMask(new Rng(5), 16, 32, 32, 4, 0.25).data();
+    assert.deepEqual(c, a);
+  });
+});
+
+Deno.test("RT2 adds noise of the given sigma then masks; holes are zero", async () => {
+  await tidyAsync(async () => {
+    const x = Tensor.fromData(new Float32Array(4 * 3 * 32 * 32).fill(0.5), [4, 3, 32, 32]);
+    const { image, mask } = rt2(new Rng(9), x, { sigma: 0.1, missingRate: 0.25, blockSize: 4 });
+    const im = await image.data(), m = await mask.data();
+    let s = 0, s2 = 0, n = 0;
+    for (let i = 0; i < im.length; i++) {
+      const px = i % 1024, ex = Math.floor(i / 3072);
+      if (m[ex * 1024 + px] === 1) assert.equal(im[i], 0);
+      else {
+        s += im[i] - 0.5;
+        s2 += (im[i] - 0.5) ** 2;
+        n++;
+      }
+    }
+    const std = Math.sqrt(s2 / n - (s / n) ** 2);
+    assert.ok(Math.abs(std - 0.1) < 0.01, `noise std ${std}`);
+  });
+});
+
+Deno.test("explain traces stages, shapes and FLOPs without running kernels", () => {
+  const spec = parseSpec({ name: "explain", classifier: { arch: "smallcnn" }, transform: [{ kind: "rt1" }] });
+  const classifier = createModel("smallcnn", { seed: 1 }) as Classifier;
+  try {
+    const rows = explainDefense({ spec, modules: { classifier, purifier: null }, variant: { transform: true, purifier: true }, rng: new Rng(1) }, 8);
+    assert.deepEqual(rows.map((r) => r.stage), ["transform[0]:rt1", "classifier:smallcnn"]);
+    assert.deepEqual(rows[0].shape, [8, 3, 32, 32]);
+    assert.deepEqual(rows[1].shape, [8, 10]);
+    // smallcnn convs: 3->32 (32x32), 32->64, 64->128, 128->128 (stride 2 each), 3x3.
+    const conv = 2 * 8 * 9 * (3 * 32 * 1024 + 32 * 64 * 256 + 64 * 128 * 64 + 128 * 128 * 16);
+    const linear = 2 * 8 * 128 * 10;
+    assert.equal(rows[1].flops, conv + linear);
+    assert.equal(rows[1].kernels["conv2d_fwd"], 4);
+    const text = explainText(spec, rows, 8);
+    assert.match(text, /\| classifier:smallcnn \| .*conv2d_fwd x4.* \| \[8,10\] \|/);
+  } finally {
+    classifier.dispose();
+  }
+});
