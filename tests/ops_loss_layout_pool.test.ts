@@ -14,7 +14,11 @@ import {
   mseRef,
   type RefReduction,
   softmaxRef,
+  globalAvgPoolRef,
+  pool2dRef,
+  type PoolRefGeometry,
 } from "./ref/nn_basic.ts";
+import { avgPool2d, globalAvgPool, maxPool2d } from "../runtime/ops/pool.ts";
 import { concat, gather, pad2d, permute, slice, sortDesc } from "../runtime/ops/layout.ts";
 import {
   crossEntropy,
@@ -312,4 +316,84 @@ Deno.test("losses reject bad arguments with messages naming the op", () => {
   throwsWith(() => dlrTargetedLoss(z(), ops.ones([2]), ops.ones([1])), /dlrTargetedLoss: targets .*expected shape \[2\]/);
   throwsWith(() => marginLoss(ops.ones([2, 1]), ops.ones([2])), /marginLoss: needs at least 2 classes/);
   throwsWith(() => hingeGanLossG(ops.ones([0])), /hingeGanLossG: logits must be non-empty/);
+});
+
+// ---------------------------------------------------------------- pooling
+
+function randomPool(r: () => number): PoolRefGeometry {
+  const kernel: [number, number] = [randInt(r, 1, 3), randInt(r, 1, 4)];
+  const stride: [number, number] = [randInt(r, 1, 3), randInt(r, 1, 2)];
+  const padding: [number, number] = [randInt(r, 0, kernel[0] >> 1), randInt(r, 0, kernel[1] >> 1)];
+  const H = randInt(r, kernel[0], 8), W = randInt(r, kernel[1], 7);
+  return { N: randInt(r, 1, 2), C: randInt(r, 1, 3), H, W, kernel, stride, padding };
+}
+
+const poolOpts = (g: PoolRefGeometry, t: number) =>
+  t % 3 === 0 && g.kernel[0] === g.kernel[1] && g.stride[0] === g.stride[1] && g.padding[0] === g.padding[1]
+    ? { kernel: g.kernel[0], stride: g.stride[0], padding: g.padding[0] } // number form
+    : { kernel: g.kernel, stride: g.stride, padding: g.padding };
+
+Deno.test("maxPool2d and avgPool2d (stride, padding, non-square) match float64, with gradients", async () => {
+  const r = rng(301);
+  for (let t = 0; t < 10; t++) {
+    const g = randomPool(r);
+    const shape = [g.N, g.C, g.H, g.W];
+    const n = shape.reduce((p, d) => p * d, 1);
+    const o = poolOpts(g, t);
+    await checkOp(`maxPool2d ${JSON.stringify(g)}`, ([x]) => maxPool2d(x, o), pool2dRef(g, "max"), [
+      { shape, data: distinct(n, r, 0.02) },
+    ]);
+    await checkOp(`avgPool2d ${JSON.stringify(g)}`, ([x]) => avgPool2d(x, o), pool2dRef(g, "avg"), [
+      input(shape, r),
+    ]);
+  }
+  // Default stride = kernel (PyTorch), on a batch-1 non-square map.
+  const g: PoolRefGeometry = { N: 1, C: 2, H: 7, W: 5, kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
+  await checkOp("maxPool2d default stride", ([x]) => maxPool2d(x, { kernel: 2 }), pool2dRef(g, "max"), [
+    { shape: [1, 2, 7, 5], data: distinct(70, r, 0.02) },
+  ]);
+  await checkOp("avgPool2d default stride", ([x]) => avgPool2d(x, { kernel: [2, 2] }), pool2dRef(g, "avg"), [
+    input([1, 2, 7, 5], r),
+  ]);
+});
+
+Deno.test("maxPool2d routes a tie's gradient to the first maximum in scan order", async () => {
+  // Overlapping 2x2 windows, stride 1, all values equal: each window's first element wins.
+  const [y, g] = tidy(() => {
+    const x = ops.ones([1, 1, 3, 3]);
+    x.requiresGrad = true;
+    const out = maxPool2d(x, { kernel: 2, stride: 1 });
+    backward(ops.sum(ops.mul(out, Tensor.fromData([1, 2, 3, 4], [1, 1, 2, 2]))));
+    return [out, x.grad!];
+  });
+  assert.deepEqual([...await y.data()], [1, 1, 1, 1]);
+  assert.deepEqual([...await g.data()], [1, 2, 0, 3, 4, 0, 0, 0, 0]);
+  // Padding acts as -inf: an all-negative input keeps negative maxima at the border.
+  const b = await tidy(() => maxPool2d(ops.full([1, 1, 2, 2], -5), { kernel: 3, stride: 1, padding: 1 })).data();
+  assert.deepEqual([...b], [-5, -5, -5, -5]);
+});
+
+Deno.test("globalAvgPool -> [N,C], with gradients", async () => {
+  const r = rng(302);
+  for (const shape of [[1, 3, 5, 4], [2, 1, 1, 7], [3, 2, 6]]) {
+    const [n, c] = shape;
+    const s = shape.slice(2).reduce((p, d) => p * d, 1);
+    await checkOp(`globalAvgPool [${shape}]`, ([x]) => {
+      const y = globalAvgPool(x);
+      assert.deepEqual(y.shape, [n, c]);
+      return y;
+    }, globalAvgPoolRef(n, c, s), [input(shape, r)]);
+  }
+});
+
+Deno.test("pooling rejects bad arguments with messages naming the op", () => {
+  const x = () => ops.ones([1, 2, 5, 4]);
+  throwsWith(() => maxPool2d(ops.ones([2, 5, 4]), { kernel: 2 }), /maxPool2d: expected a 4-d NCHW tensor, got shape \[2,5,4\]/);
+  throwsWith(() => maxPool2d(x(), { kernel: 0 }), /maxPool2d: kernel must be an integer >= 1/);
+  throwsWith(() => avgPool2d(x(), { kernel: [2, 2], stride: [1] as never }), /avgPool2d: stride must be an integer >= 1 or a pair/);
+  throwsWith(() => avgPool2d(x(), { kernel: 2, padding: -1 }), /avgPool2d: padding must be an integer >= 0/);
+  throwsWith(() => maxPool2d(x(), { kernel: 3, padding: 2 }), /maxPool2d: padding \[2,2\] must be at most half the kernel/);
+  throwsWith(() => maxPool2d(x(), { kernel: [6, 2] }), /maxPool2d: kernel \[6,2\] with padding \[0,0\] does not fit input \[1,2,5,4\]/);
+  throwsWith(() => maxPool2d(x(), undefined as never), /maxPool2d: options.kernel is required/);
+  throwsWith(() => globalAvgPool(ops.ones([2, 3])), /globalAvgPool: expected \[N,C,H,W\]/);
 });

@@ -179,3 +179,59 @@ export function marginFamilyRef(
       return -(row[y] - row[targets[n]]) / (s[0] - (s[2] + s[3]) / 2 + 1e-12);
     });
 }
+
+// ---------------------------------------------------------------- pooling
+
+export interface PoolRefGeometry {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+}
+
+export function poolOutSize(g: PoolRefGeometry): [number, number] {
+  return [
+    Math.floor((g.H + 2 * g.padding[0] - g.kernel[0]) / g.stride[0]) + 1,
+    Math.floor((g.W + 2 * g.padding[1] - g.kernel[1]) / g.stride[1]) + 1,
+  ];
+}
+
+/** Max (padding ignored, i.e. -inf) or average (padding counted as zeros) pooling. */
+export function pool2dRef(g: PoolRefGeometry, kind: "max" | "avg") {
+  const [Ho, Wo] = poolOutSize(g);
+  const [KH, KW] = g.kernel;
+  return ([x]: Float64Array[]): Float64Array => {
+    const y = new Float64Array(g.N * g.C * Ho * Wo);
+    for (let pl = 0; pl < g.N * g.C; pl++) {
+      for (let oh = 0; oh < Ho; oh++) {
+        for (let ow = 0; ow < Wo; ow++) {
+          let best = -Infinity, acc = 0;
+          for (let kh = 0; kh < KH; kh++) {
+            for (let kw = 0; kw < KW; kw++) {
+              const ih = oh * g.stride[0] - g.padding[0] + kh;
+              const iw = ow * g.stride[1] - g.padding[1] + kw;
+              if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+              const v = x[(pl * g.H + ih) * g.W + iw];
+              best = Math.max(best, v);
+              acc += v;
+            }
+          }
+          y[(pl * Ho + oh) * Wo + ow] = kind === "max" ? best : acc / (KH * KW);
+        }
+      }
+    }
+    return y;
+  };
+}
+
+export function globalAvgPoolRef(n: number, c: number, s: number) {
+  return ([x]: Float64Array[]): Float64Array =>
+    Float64Array.from({ length: n * c }, (_, i) => {
+      let acc = 0;
+      for (let j = 0; j < s; j++) acc += x[i * s + j];
+      return acc / s;
+    });
+}
