@@ -7,3 +7,5 @@ export * from "./conv.ts";
 export * from "./norm.ts";
 export * from "./assign.ts";
 export * from "./spectral.ts";
+export * from "./layout.ts";
+export * from "./loss.ts";
