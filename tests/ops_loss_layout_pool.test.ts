@@ -1,22 +1,22 @@
 import { assert, assertClose, checkOp, gpu, input, randInt, rng } from "./helpers/check.ts";
 import {
   concatRef,
-  gatherRef,
-  pad2dRef,
-  permuteRef,
-  sliceRef,
-  sortDescRef,
   crossEntropyRef,
+  gatherRef,
+  globalAvgPoolRef,
   hingeDRef,
   hingeGRef,
   l1Ref,
   marginFamilyRef,
   mseRef,
-  type RefReduction,
-  softmaxRef,
-  globalAvgPoolRef,
+  pad2dRef,
+  permuteRef,
   pool2dRef,
   type PoolRefGeometry,
+  type RefReduction,
+  sliceRef,
+  softmaxRef,
+  sortDescRef,
 } from "./ref/nn_basic.ts";
 import { avgPool2d, globalAvgPool, maxPool2d } from "../runtime/ops/pool.ts";
 import { concat, gather, pad2d, permute, slice, sortDesc } from "../runtime/ops/layout.ts";
@@ -67,8 +67,10 @@ Deno.test("concat along every axis, 1-3 inputs, with gradients", async () => {
     const nd = randInt(r, 1, 4);
     const axis = randInt(r, 0, nd - 1);
     const base = shapeOf(r, nd);
-    const shapes = Array.from({ length: randInt(r, 1, 3) }, () =>
-      base.map((d, i) => (i === axis ? randInt(r, 1, 4) : d)));
+    const shapes = Array.from(
+      { length: randInt(r, 1, 3) },
+      () => base.map((d, i) => (i === axis ? randInt(r, 1, 4) : d)),
+    );
     await checkOp(
       `concat ${JSON.stringify(shapes)} axis ${axis}`,
       (xs) => concat(xs, t % 2 ? axis - nd : axis),
@@ -115,9 +117,14 @@ Deno.test("permute up to 6-d with gradients", async () => {
       const j = Math.floor(r() * (i + 1));
       [dims[i], dims[j]] = [dims[j], dims[i]];
     }
-    await checkOp(`permute [${shape}] -> [${dims}]`, ([x]) => permute(x, dims), permuteRef(shape, dims), [
-      input(shape, r),
-    ]);
+    await checkOp(
+      `permute [${shape}] -> [${dims}]`,
+      ([x]) => permute(x, dims),
+      permuteRef(shape, dims),
+      [
+        input(shape, r),
+      ],
+    );
   }
 });
 
@@ -139,7 +146,9 @@ Deno.test("gather picks one entry per row; gradient scatters into zeros", async 
 
 Deno.test("sortDesc along any axis; gradient follows each value to its origin", async () => {
   const r = rng(105);
-  const cases: [number[], number][] = [[[1, 7], -1], [[4, 9], 1], [[3, 5, 2], 1], [[6, 2, 3], 0], [[13], 0]];
+  const cases: [number[], number][] = [[[1, 7], -1], [[4, 9], 1], [[3, 5, 2], 1], [[6, 2, 3], 0], [[
+    13,
+  ], 0]];
   for (const [shape, axis] of cases) {
     const n = shape.reduce((p, d) => p * d, 1);
     await checkOp(
@@ -162,18 +171,38 @@ Deno.test("sortDesc along any axis; gradient follows each value to its origin", 
   // Rows of length 1000 (the documented upper size) sort correctly.
   const big = distinct(1000, r, 0.001);
   const got = await tidy(() => sortDesc(Tensor.fromData(Float32Array.from(big), [1, 1000]))).data();
-  assertClose(got, Float64Array.from(Float32Array.from(big)).sort().reverse(), 0, "sortDesc K=1000");
+  assertClose(
+    got,
+    Float64Array.from(Float32Array.from(big)).sort().reverse(),
+    0,
+    "sortDesc K=1000",
+  );
 });
 
 Deno.test("layout ops reject bad arguments with messages naming the op", () => {
-  throwsWith(() => concat([ops.ones([2, 3]), ops.ones([3, 3])], 1), /concat: tensor 1 has shape \[3,3\]/);
+  throwsWith(
+    () => concat([ops.ones([2, 3]), ops.ones([3, 3])], 1),
+    /concat: tensor 1 has shape \[3,3\]/,
+  );
   throwsWith(() => concat([], 0), /concat: expected a non-empty array/);
   throwsWith(() => concat([ops.ones([2, 3])], 2), /concat: axis 2 is out of range/);
-  throwsWith(() => slice(ops.ones([2, 3]), 1, 2, 5), /slice: range \[2, 5\) is not within axis 1 of size 3/);
-  throwsWith(() => pad2d(ops.ones([2, 3]), [1, -1, 0, 0]), /pad2d: pads must be \[left, right, top, bottom\], non-negative/);
+  throwsWith(
+    () => slice(ops.ones([2, 3]), 1, 2, 5),
+    /slice: range \[2, 5\) is not within axis 1 of size 3/,
+  );
+  throwsWith(
+    () => pad2d(ops.ones([2, 3]), [1, -1, 0, 0]),
+    /pad2d: pads must be \[left, right, top, bottom\], non-negative/,
+  );
   throwsWith(() => pad2d(ops.ones([3]), [1, 1, 0, 0]), /pad2d: input must have at least 2 dims/);
-  throwsWith(() => permute(ops.ones([2, 3, 4]), [0, 0, 1]), /permute: dims \[0,0,1\] must be a permutation of 0..2/);
-  throwsWith(() => gather(ops.ones([2, 3]), ops.ones([3])), /gather: idx .*expected shape \[2\], got \[3\]/);
+  throwsWith(
+    () => permute(ops.ones([2, 3, 4]), [0, 0, 1]),
+    /permute: dims \[0,0,1\] must be a permutation of 0..2/,
+  );
+  throwsWith(
+    () => gather(ops.ones([2, 3]), ops.ones([3])),
+    /gather: idx .*expected shape \[2\], got \[3\]/,
+  );
   throwsWith(() => gather(ops.ones([6]), ops.ones([6])), /gather: expected x of shape \[N,K\]/);
   throwsWith(() => sortDesc(ops.ones([2, 3]), 2), /sortDesc: axis 2 is out of range/);
 });
@@ -192,7 +221,10 @@ function spreadRows(n: number, k: number, r: () => number): Float64Array {
 
 Deno.test("logSoftmax and softmax over rows (large logits too), with gradients", async () => {
   const r = rng(201);
-  const cases: [number[], number][] = [[[1, 7], 3], [[5, 3], 3], [[3, 2, 6], 3], [[4, 9], 40], [[2, 1], 3]];
+  const cases: [number[], number][] = [[[1, 7], 3], [[5, 3], 3], [[3, 2, 6], 3], [[4, 9], 40], [[
+    2,
+    1,
+  ], 3]];
   for (const [shape, scale] of cases) {
     const k = shape[shape.length - 1];
     await checkOp(`logSoftmax [${shape}] x${scale}`, ([x]) => logSoftmax(x), softmaxRef(k, true), [
@@ -206,7 +238,11 @@ Deno.test("logSoftmax and softmax over rows (large logits too), with gradients",
 
 Deno.test("crossEntropy with mean/sum/none reductions matches float64, with gradients", async () => {
   const r = rng(202);
-  const cases: [number, number, RefReduction][] = [[1, 5, "mean"], [6, 3, "sum"], [7, 10, "none"], [3, 2, "mean"], [9, 13, "mean"]];
+  const cases: [number, number, RefReduction][] = [[1, 5, "mean"], [6, 3, "sum"], [7, 10, "none"], [
+    3,
+    2,
+    "mean",
+  ], [9, 13, "mean"]];
   for (const [n, k, reduction] of cases) {
     const labels = labelsFor(r, n, k);
     await checkOp(
@@ -219,7 +255,10 @@ Deno.test("crossEntropy with mean/sum/none reductions matches float64, with grad
   // Default reduction is the mean; a bad label gives NaN for its row only.
   const [mean, rows] = tidy(() => {
     const z = Tensor.fromData([1, 2, 3, 0.5, 0.25, 2], [2, 3]);
-    return [crossEntropy(z, Tensor.fromData([2, 0], [2])), crossEntropy(z, Tensor.fromData([1, 3], [2]), { reduction: "none" })];
+    return [
+      crossEntropy(z, Tensor.fromData([2, 0], [2])),
+      crossEntropy(z, Tensor.fromData([1, 3], [2]), { reduction: "none" }),
+    ];
   });
   const want = crossEntropyRef(3, [2, 0], "mean")([Float64Array.of(1, 2, 3, 0.5, 0.25, 2)]);
   assertClose(await mean.data(), want, 1e-5, "crossEntropy default mean");
@@ -240,11 +279,21 @@ Deno.test("l1Loss, mseLoss and hinge GAN losses match float64, with gradients", 
     const a = input(shape, r);
     // Keep |a - b| >= 0.1 so finite differences never straddle the kink of |.|.
     const b = { shape, data: a.data.map((v) => v + (r() < 0.5 ? -1 : 1) * (0.1 + r())) };
-    await checkOp(`l1Loss [${shape}] ${reduction}`, ([x, y]) => l1Loss(x, y, reduction), l1Ref(reduction), [a, b]);
-    await checkOp(`mseLoss [${shape}] ${reduction}`, ([x, y]) => mseLoss(x, y, reduction), mseRef(reduction), [
-      input(shape, r),
-      input(shape, r),
-    ]);
+    await checkOp(
+      `l1Loss [${shape}] ${reduction}`,
+      ([x, y]) => l1Loss(x, y, reduction),
+      l1Ref(reduction),
+      [a, b],
+    );
+    await checkOp(
+      `mseLoss [${shape}] ${reduction}`,
+      ([x, y]) => mseLoss(x, y, reduction),
+      mseRef(reduction),
+      [
+        input(shape, r),
+        input(shape, r),
+      ],
+    );
   }
   // Logits kept away from the hinge kinks at real = 1 and fake = -1.
   const awayFrom = (v: number, kink: number) => Math.abs(v - kink) < 0.05 ? v + 0.1 : v;
@@ -265,12 +314,22 @@ Deno.test("dlrLoss, dlrTargetedLoss, marginLoss per example match float64, with 
     for (let i = 1; i < k; i++) if (z[i] > z[top]) top = i;
     labels[0] = top;
     const lab = () => Tensor.fromData(labels, [n]);
-    await checkOp(`dlrLoss [${n},${k}]`, ([x]) => dlrLoss(x, lab()), marginFamilyRef("dlr", k, labels), [
-      { shape: [n, k], data: z },
-    ]);
-    await checkOp(`marginLoss [${n},${k}]`, ([x]) => marginLoss(x, lab()), marginFamilyRef("margin", k, labels), [
-      { shape: [n, k], data: z },
-    ]);
+    await checkOp(
+      `dlrLoss [${n},${k}]`,
+      ([x]) => dlrLoss(x, lab()),
+      marginFamilyRef("dlr", k, labels),
+      [
+        { shape: [n, k], data: z },
+      ],
+    );
+    await checkOp(
+      `marginLoss [${n},${k}]`,
+      ([x]) => marginLoss(x, lab()),
+      marginFamilyRef("margin", k, labels),
+      [
+        { shape: [n, k], data: z },
+      ],
+    );
     if (k >= 4) {
       const targets = labels.map((y) => (y + randInt(r, 1, k - 1)) % k);
       targets[n - 1] = labels[n - 1]; // y == t: zero loss and zero gradient
@@ -299,22 +358,51 @@ Deno.test("runtime losses agree with the composite attack losses", async () => {
       [marginLoss(zt, y), attackLosses.marginLoss(zt, y)],
     ];
   });
-  for (const [i, [a, b]] of pairs.entries()) assertClose(await a.data(), await b.data(), 1e-5, `loss pair ${i}`);
+  for (const [i, [a, b]] of pairs.entries()) {
+    assertClose(await a.data(), await b.data(), 1e-5, `loss pair ${i}`);
+  }
 });
 
 Deno.test("losses reject bad arguments with messages naming the op", () => {
   const z = () => ops.ones([2, 5]);
-  throwsWith(() => crossEntropy(ops.ones([2, 5, 1]), ops.ones([2])), /crossEntropy: logits must be \[N,K\], got \[2,5,1\]/);
-  throwsWith(() => crossEntropy(z(), ops.ones([3])), /crossEntropy: labels .*expected shape \[2\], got \[3\]/);
-  throwsWith(() => crossEntropy(z(), ops.ones([2]), { reduction: "avg" as never }), /crossEntropy: reduction must be 'mean', 'sum' or 'none'/);
+  throwsWith(
+    () => crossEntropy(ops.ones([2, 5, 1]), ops.ones([2])),
+    /crossEntropy: logits must be \[N,K\], got \[2,5,1\]/,
+  );
+  throwsWith(
+    () => crossEntropy(z(), ops.ones([3])),
+    /crossEntropy: labels .*expected shape \[2\], got \[3\]/,
+  );
+  throwsWith(
+    () => crossEntropy(z(), ops.ones([2]), { reduction: "avg" as never }),
+    /crossEntropy: reduction must be 'mean', 'sum' or 'none'/,
+  );
   throwsWith(() => logSoftmax(Tensor.scalar(1)), /logSoftmax: expected at least a 1-d tensor/);
-  throwsWith(() => oneHot(ops.ones([2]), 0), /oneHot: number of classes K must be a positive integer/);
-  throwsWith(() => l1Loss(ops.ones([2, 3]), ops.ones([3, 2])), /l1Loss: input \[2,3\] and target \[3,2\] must have the same shape/);
-  throwsWith(() => mseLoss(ops.ones([2]), ops.ones([2]), "max" as never), /mseLoss: reduction must be/);
+  throwsWith(
+    () => oneHot(ops.ones([2]), 0),
+    /oneHot: number of classes K must be a positive integer/,
+  );
+  throwsWith(
+    () => l1Loss(ops.ones([2, 3]), ops.ones([3, 2])),
+    /l1Loss: input \[2,3\] and target \[3,2\] must have the same shape/,
+  );
+  throwsWith(
+    () => mseLoss(ops.ones([2]), ops.ones([2]), "max" as never),
+    /mseLoss: reduction must be/,
+  );
   throwsWith(() => dlrLoss(ops.ones([2, 2]), ops.ones([2])), /dlrLoss: needs at least 3 classes/);
-  throwsWith(() => dlrTargetedLoss(ops.ones([2, 3]), ops.ones([2]), ops.ones([2])), /dlrTargetedLoss: needs at least 4 classes/);
-  throwsWith(() => dlrTargetedLoss(z(), ops.ones([2]), ops.ones([1])), /dlrTargetedLoss: targets .*expected shape \[2\]/);
-  throwsWith(() => marginLoss(ops.ones([2, 1]), ops.ones([2])), /marginLoss: needs at least 2 classes/);
+  throwsWith(
+    () => dlrTargetedLoss(ops.ones([2, 3]), ops.ones([2]), ops.ones([2])),
+    /dlrTargetedLoss: needs at least 4 classes/,
+  );
+  throwsWith(
+    () => dlrTargetedLoss(z(), ops.ones([2]), ops.ones([1])),
+    /dlrTargetedLoss: targets .*expected shape \[2\]/,
+  );
+  throwsWith(
+    () => marginLoss(ops.ones([2, 1]), ops.ones([2])),
+    /marginLoss: needs at least 2 classes/,
+  );
   throwsWith(() => hingeGanLossG(ops.ones([0])), /hingeGanLossG: logits must be non-empty/);
 });
 
@@ -329,7 +417,8 @@ function randomPool(r: () => number): PoolRefGeometry {
 }
 
 const poolOpts = (g: PoolRefGeometry, t: number) =>
-  t % 3 === 0 && g.kernel[0] === g.kernel[1] && g.stride[0] === g.stride[1] && g.padding[0] === g.padding[1]
+  t % 3 === 0 && g.kernel[0] === g.kernel[1] && g.stride[0] === g.stride[1] &&
+    g.padding[0] === g.padding[1]
     ? { kernel: g.kernel[0], stride: g.stride[0], padding: g.padding[0] } // number form
     : { kernel: g.kernel, stride: g.stride, padding: g.padding };
 
@@ -348,13 +437,31 @@ Deno.test("maxPool2d and avgPool2d (stride, padding, non-square) match float64, 
     ]);
   }
   // Default stride = kernel (PyTorch), on a batch-1 non-square map.
-  const g: PoolRefGeometry = { N: 1, C: 2, H: 7, W: 5, kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
-  await checkOp("maxPool2d default stride", ([x]) => maxPool2d(x, { kernel: 2 }), pool2dRef(g, "max"), [
-    { shape: [1, 2, 7, 5], data: distinct(70, r, 0.02) },
-  ]);
-  await checkOp("avgPool2d default stride", ([x]) => avgPool2d(x, { kernel: [2, 2] }), pool2dRef(g, "avg"), [
-    input([1, 2, 7, 5], r),
-  ]);
+  const g: PoolRefGeometry = {
+    N: 1,
+    C: 2,
+    H: 7,
+    W: 5,
+    kernel: [2, 2],
+    stride: [2, 2],
+    padding: [0, 0],
+  };
+  await checkOp(
+    "maxPool2d default stride",
+    ([x]) => maxPool2d(x, { kernel: 2 }),
+    pool2dRef(g, "max"),
+    [
+      { shape: [1, 2, 7, 5], data: distinct(70, r, 0.02) },
+    ],
+  );
+  await checkOp(
+    "avgPool2d default stride",
+    ([x]) => avgPool2d(x, { kernel: [2, 2] }),
+    pool2dRef(g, "avg"),
+    [
+      input([1, 2, 7, 5], r),
+    ],
+  );
 });
 
 Deno.test("maxPool2d routes a tie's gradient to the first maximum in scan order", async () => {
@@ -369,7 +476,9 @@ Deno.test("maxPool2d routes a tie's gradient to the first maximum in scan order"
   assert.deepEqual([...await y.data()], [1, 1, 1, 1]);
   assert.deepEqual([...await g.data()], [1, 2, 0, 3, 4, 0, 0, 0, 0]);
   // Padding acts as -inf: an all-negative input keeps negative maxima at the border.
-  const b = await tidy(() => maxPool2d(ops.full([1, 1, 2, 2], -5), { kernel: 3, stride: 1, padding: 1 })).data();
+  const b = await tidy(() =>
+    maxPool2d(ops.full([1, 1, 2, 2], -5), { kernel: 3, stride: 1, padding: 1 })
+  ).data();
   assert.deepEqual([...b], [-5, -5, -5, -5]);
 });
 
@@ -378,22 +487,75 @@ Deno.test("globalAvgPool -> [N,C], with gradients", async () => {
   for (const shape of [[1, 3, 5, 4], [2, 1, 1, 7], [3, 2, 6]]) {
     const [n, c] = shape;
     const s = shape.slice(2).reduce((p, d) => p * d, 1);
-    await checkOp(`globalAvgPool [${shape}]`, ([x]) => {
-      const y = globalAvgPool(x);
-      assert.deepEqual(y.shape, [n, c]);
-      return y;
-    }, globalAvgPoolRef(n, c, s), [input(shape, r)]);
+    await checkOp(
+      `globalAvgPool [${shape}]`,
+      ([x]) => {
+        const y = globalAvgPool(x);
+        assert.deepEqual(y.shape, [n, c]);
+        return y;
+      },
+      globalAvgPoolRef(n, c, s),
+      [input(shape, r)],
+    );
   }
 });
 
 Deno.test("pooling rejects bad arguments with messages naming the op", () => {
   const x = () => ops.ones([1, 2, 5, 4]);
-  throwsWith(() => maxPool2d(ops.ones([2, 5, 4]), { kernel: 2 }), /maxPool2d: expected a 4-d NCHW tensor, got shape \[2,5,4\]/);
+  throwsWith(
+    () => maxPool2d(ops.ones([2, 5, 4]), { kernel: 2 }),
+    /maxPool2d: expected a 4-d NCHW tensor, got shape \[2,5,4\]/,
+  );
   throwsWith(() => maxPool2d(x(), { kernel: 0 }), /maxPool2d: kernel must be an integer >= 1/);
-  throwsWith(() => avgPool2d(x(), { kernel: [2, 2], stride: [1] as never }), /avgPool2d: stride must be an integer >= 1 or a pair/);
-  throwsWith(() => avgPool2d(x(), { kernel: 2, padding: -1 }), /avgPool2d: padding must be an integer >= 0/);
-  throwsWith(() => maxPool2d(x(), { kernel: 3, padding: 2 }), /maxPool2d: padding \[2,2\] must be at most half the kernel/);
-  throwsWith(() => maxPool2d(x(), { kernel: [6, 2] }), /maxPool2d: kernel \[6,2\] with padding \[0,0\] does not fit input \[1,2,5,4\]/);
+  throwsWith(
+    () => avgPool2d(x(), { kernel: [2, 2], stride: [1] as never }),
+    /avgPool2d: stride must be an integer >= 1 or a pair/,
+  );
+  throwsWith(
+    () => avgPool2d(x(), { kernel: 2, padding: -1 }),
+    /avgPool2d: padding must be an integer >= 0/,
+  );
+  throwsWith(
+    () => maxPool2d(x(), { kernel: 3, padding: 2 }),
+    /maxPool2d: padding \[2,2\] must be at most half the kernel/,
+  );
+  throwsWith(
+    () => maxPool2d(x(), { kernel: [6, 2] }),
+    /maxPool2d: kernel \[6,2\] with padding \[0,0\] does not fit input \[1,2,5,4\]/,
+  );
   throwsWith(() => maxPool2d(x(), undefined as never), /maxPool2d: options.kernel is required/);
   throwsWith(() => globalAvgPool(ops.ones([2, 3])), /globalAvgPool: expected \[N,C,H,W\]/);
+});
+
+Deno.test("forward and gradients are bit-identical run to run", async () => {
+  const r = rng(401);
+  const x = Float32Array.from(distinct(2 * 3 * 9 * 8, r, 0.01));
+  const labels = labelsFor(r, 6, 72 / 6);
+  const run = () =>
+    tidy(() => {
+      const t = Tensor.fromData(x, [2, 3, 9, 8]);
+      t.requiresGrad = true;
+      const z = ops.reshape(maxPool2d(pad2d(t, [1, 0, 2, 1]), { kernel: [3, 2], stride: [2, 1] }), [
+        6,
+        -1,
+      ]);
+      const loss = ops.add(
+        crossEntropy(z, Tensor.fromData(labels, [6])),
+        ops.mean(
+          ops.add(dlrLoss(logSoftmax(z), Tensor.fromData(labels, [6])), ops.sum(sortDesc(z, 0))),
+        ),
+      );
+      backward(loss);
+      return [loss, t.grad!];
+    });
+  const [a, b] = [run(), run()];
+  for (let i = 0; i < 2; i++) {
+    const [u, v] = [await a[i].data(), await b[i].data()];
+    assert.ok(u.some((e) => e !== 0), "gradient should not be all zeros");
+    assert.deepEqual(
+      new Uint32Array(u.buffer),
+      new Uint32Array(v.buffer),
+      `output ${i} differs between runs`,
+    );
+  }
 });

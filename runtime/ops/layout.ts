@@ -23,7 +23,9 @@ interface Window {
 function copyWindow(x: Tensor, y: Tensor, w: Window): void {
   const n = w.index.reduce((p, d) => p * d, 1);
   if (w.index.length > MAX_DIMS) {
-    throw new Error(`layout: tensors of more than ${MAX_DIMS} dims are unsupported, got [${w.index}]`);
+    throw new Error(
+      `layout: tensors of more than ${MAX_DIMS} dims are unsupported, got [${w.index}]`,
+    );
   }
   launch1d(
     "layout",
@@ -122,7 +124,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const begin = x.shape.map((_, i) => (i === a ? s : 0));
   const y = cropRaw(x, begin, shape);
   return record(y, "slice", [x], (gy) => {
-    const after = x.shape.map((v, i) => (i === a ? d - e : 0));
+    const after = x.shape.map((_, i) => (i === a ? d - e : 0));
     return [padRaw(gy, begin, after, 0)];
   });
 }
@@ -134,8 +136,12 @@ export function pad2d(
   pads: readonly [number, number, number, number] | readonly number[],
   value = 0,
 ): Tensor {
-  if (x.ndim < 2) throw new Error(`pad2d: input must have at least 2 dims (…,H,W), got [${x.shape}]`);
-  if (!Array.isArray(pads) || pads.length !== 4 || pads.some((v) => !Number.isInteger(v) || v < 0)) {
+  if (x.ndim < 2) {
+    throw new Error(`pad2d: input must have at least 2 dims (…,H,W), got [${x.shape}]`);
+  }
+  if (
+    !Array.isArray(pads) || pads.length !== 4 || pads.some((v) => !Number.isInteger(v) || v < 0)
+  ) {
     throw new Error(
       `pad2d: pads must be [left, right, top, bottom], non-negative integers, got [${pads}]`,
     );

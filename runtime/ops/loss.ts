@@ -24,7 +24,11 @@ function reduce(x: Tensor, reduction: Reduction): Tensor {
 
 /** Rows of the last axis: [rows, K]. */
 function rowsOf(op: string, x: Tensor): [number, number] {
-  if (x.ndim < 1) throw new Error(`${op}: expected at least a 1-d tensor (rows on the last axis), got a 0-d tensor`);
+  if (x.ndim < 1) {
+    throw new Error(
+      `${op}: expected at least a 1-d tensor (rows on the last axis), got a 0-d tensor`,
+    );
+  }
   const K = x.shape[x.ndim - 1];
   if (K === 0) throw new Error(`${op}: the last axis of [${x.shape}] is empty`);
   return [x.size / K, K];
@@ -36,7 +40,9 @@ function softmaxFamily(op: string, mode: 0 | 1, x: Tensor): Tensor {
   launch1d("softmax", rows, [x.buffer, y.buffer], words(rows, K), { MODE: mode });
   return record(y, op, [x], (gy) => {
     const gx = Tensor.empty(x.shape);
-    launch1d("softmax_grad", rows, [y.buffer, gy.buffer, gx.buffer], words(rows, K), { MODE: mode });
+    launch1d("softmax_grad", rows, [y.buffer, gy.buffer, gx.buffer], words(rows, K), {
+      MODE: mode,
+    });
     return [gx];
   });
 }
@@ -68,7 +74,12 @@ export function crossEntropy(logits: Tensor, labels: Tensor, o: CrossEntropyOpti
   checkReduction("crossEntropy", reduction);
   const loss = Tensor.empty([N]);
   const lse = Tensor.empty([N]);
-  launch1d("cross_entropy", N, [logits.buffer, labels.buffer, loss.buffer, lse.buffer], words(N, K));
+  launch1d(
+    "cross_entropy",
+    N,
+    [logits.buffer, labels.buffer, loss.buffer, lse.buffer],
+    words(N, K),
+  );
   const out = record(loss, "crossEntropy", [logits], (gy) => {
     const gz = Tensor.empty(logits.shape);
     launch1d(
@@ -126,7 +137,9 @@ export function hingeGanLossD(realLogits: Tensor, fakeLogits: Tensor): Tensor {
 
 /** Generator hinge loss: -mean(fake). */
 export function hingeGanLossG(fakeLogits: Tensor): Tensor {
-  if (fakeLogits.size === 0) throw new Error(`hingeGanLossG: logits must be non-empty, got [${fakeLogits.shape}]`);
+  if (fakeLogits.size === 0) {
+    throw new Error(`hingeGanLossG: logits must be non-empty, got [${fakeLogits.shape}]`);
+  }
   return neg(mean(fakeLogits));
 }
 

@@ -7,8 +7,7 @@ import { record } from "../autograd.ts";
 import { Tensor } from "../tensor.ts";
 import { launch1d, words } from "./util.ts";
 import { mean } from "./reduce.ts";
-
-export type Pair = number | readonly [number, number];
+import type { Pair } from "./conv.ts";
 
 export interface Pool2dOptions {
   kernel: Pair;
@@ -32,13 +31,21 @@ interface PoolGeometry {
   PW: number;
 }
 
-function pair(op: string, field: string, v: Pair | undefined, dflt: readonly [number, number], min: number) {
+function pair(
+  op: string,
+  field: string,
+  v: Pair | undefined,
+  dflt: readonly [number, number],
+  min: number,
+) {
   const [a, b] = v === undefined ? dflt : typeof v === "number" ? [v, v] : v;
   const ok = (typeof v === "number" || v === undefined || (Array.isArray(v) && v.length === 2)) &&
     [a, b].every((x) => Number.isInteger(x) && x >= min);
   if (!ok) {
     throw new Error(
-      `${op}: ${field} must be an integer >= ${min} or a pair [h, w] of them, got ${JSON.stringify(v)}`,
+      `${op}: ${field} must be an integer >= ${min} or a pair [h, w] of them, got ${
+        JSON.stringify(v)
+      }`,
     );
   }
   return [a, b] as const;
@@ -81,7 +88,9 @@ function pool(op: string, mode: 0 | 1, x: Tensor, o: Pool2dOptions): Tensor {
   const out = record(y, op, [x], (gy) => {
     const gx = Tensor.empty(x.shape);
     const argBuf = mode === 0 ? arg.buffer : gy.buffer;
-    launch1d("pool_grad", x.size, [gy.buffer, argBuf, gx.buffer], geoWords(x.size, g), { MODE: mode });
+    launch1d("pool_grad", x.size, [gy.buffer, argBuf, gx.buffer], geoWords(x.size, g), {
+      MODE: mode,
+    });
     return [gx];
   });
   if (mode === 0 && !out.gradFn) arg.dispose();

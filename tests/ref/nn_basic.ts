@@ -90,7 +90,8 @@ export function permuteRef(shape: Shape, dims: readonly number[]) {
 
 /** x [N,K] picked at fixed integer indices. */
 export function gatherRef(n: number, k: number, idx: readonly number[]) {
-  return ([x]: Float64Array[]): Float64Array => Float64Array.from({ length: n }, (_, i) => x[i * k + idx[i]]);
+  return ([x]: Float64Array[]): Float64Array =>
+    Float64Array.from({ length: n }, (_, i) => x[i * k + idx[i]]);
 }
 
 /** Descending sort along `axis`; ties in index order. */
@@ -142,7 +143,10 @@ export function softmaxRef(k: number, log: boolean) {
 
 export function crossEntropyRef(k: number, labels: readonly number[], reduction: RefReduction) {
   return ([z]: Float64Array[]): Float64Array =>
-    reduceRef(Float64Array.from(labels, (y, n) => logSumExp(z, n * k, k) - z[n * k + y]), reduction);
+    reduceRef(
+      Float64Array.from(labels, (y, n) => logSumExp(z, n * k, k) - z[n * k + y]),
+      reduction,
+    );
 }
 
 export function l1Ref(reduction: RefReduction) {
@@ -155,7 +159,9 @@ export function mseRef(reduction: RefReduction) {
 
 export function hingeDRef([real, fake]: Float64Array[]): Float64Array {
   const m = (v: Float64Array) => v.reduce((p, x) => p + x, 0) / v.length;
-  return Float64Array.of(m(real.map((x) => Math.max(0, 1 - x))) + m(fake.map((x) => Math.max(0, 1 + x))));
+  return Float64Array.of(
+    m(real.map((x) => Math.max(0, 1 - x))) + m(fake.map((x) => Math.max(0, 1 + x))),
+  );
 }
 
 export function hingeGRef([fake]: Float64Array[]): Float64Array {
