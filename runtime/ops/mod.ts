@@ -9,3 +9,4 @@ export * from "./assign.ts";
 export * from "./spectral.ts";
 export * from "./layout.ts";
 export * from "./loss.ts";
+export * from "./pool.ts";
