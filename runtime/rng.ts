@@ -93,7 +93,8 @@ export function philoxWords(state: RngState, n: number): Uint32Array {
 
 const unit = (w: number) => (w >>> 8) * 2 ** -24;
 
-/** CPU mirror of `Rng.uniform` from `state` (bit-identical to the GPU for lo = 0, hi = 1). */
+/** CPU mirror of `Rng.uniform` from `state`: bit-identical to the GPU for lo = 0, hi = 1; for
+ * other ranges within 1 ulp (a shader compiler may fuse lo + (hi - lo) u into one fma). */
 export function uniformCpu(state: RngState, n: number, lo = 0, hi = 1): Float32Array {
   const w = philoxWords(state, n);
   const a = Math.fround(lo), b = Math.fround(hi - lo);
