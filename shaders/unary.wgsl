@@ -30,6 +30,7 @@ fn apply(x: f32, a: f32, b: f32) -> f32 {
     case 14u: { return 1.0 / x; }
     case 15u: { return pow(x, a); }
     case 16u: { return select(0.0, 1.0, x > a); }
+    case 17u: { return floor(x); }
     default: { return 0.0; }
   }
 }

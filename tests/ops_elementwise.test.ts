@@ -69,6 +69,9 @@ Deno.test("unary ops match float64 reference, forward and backward", async () =>
   await checkOp("sign", ([x]) => ops.sign(x), unaryRef(Math.sign), [input([3, 7], r)], {
     skipBackward: true,
   });
+  await checkOp("floor", ([x]) => ops.floor(x), unaryRef(Math.floor), [input([5, 7], r, -4, 4)], {
+    skipBackward: true,
+  });
 });
 
 Deno.test("where broadcasts condition and operands; gradient flows to the chosen side", async () => {

@@ -176,6 +176,7 @@ const UN = {
   reciprocal: 14,
   powScalar: 15,
   step: 16,
+  floor: 17,
 } as const;
 type UnOp = keyof typeof UN;
 
@@ -226,6 +227,8 @@ export const reciprocal = (x: Tensor) => unary("reciprocal", x);
 export const powScalar = (x: Tensor, p: number) => unary("powScalar", x, p);
 /** 1 where x > threshold else 0; no gradient. */
 export const step = (x: Tensor, threshold = 0) => unaryRaw("step", x, threshold);
+/** Largest integer <= x; no gradient (piecewise constant: wrap it with BPDA to attack it). */
+export const floor = (x: Tensor) => unaryRaw("floor", x);
 
 /** cond != 0 ? a : b, broadcasting all three; gradients flow to a and b. */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
