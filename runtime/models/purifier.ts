@@ -1,0 +1,118 @@
+// DeepFillv2-style inpainting purifier (Yu et al., ICCV 2019): gated convolutions, a coarse
+// encoder-decoder with dilated convolutions, then a refinement network that sees the coarse
+// result pasted into the holes. Pixels in [0,1] come in and go out (internally [-1,1]), so
+// the classifier after it always gets [0,1] images. Contextual attention is left out: at
+// CIFAR resolution the refine stage's dilated convolutions already see the whole image.
+
+import { keep, Tensor } from "../tensor.ts";
+import * as ops from "../ops/mod.ts";
+import { Conv2d, GatedConv2d, InitRng, Module } from "../nn/mod.ts";
+
+export interface PurifierOptions {
+  /** Base width (DeepFillv2 uses 48); 8 or 16 are CPU sizes. */
+  width?: number;
+  /** Dilation rates of the bottleneck (default [2, 4, 8]). */
+  dilations?: number[];
+  seed?: number;
+}
+
+// Nearest 2x upsampling as E h E^T with a 0/1 expander E (a batched matmul, differentiable).
+const expanders = new Map<number, Tensor>();
+function expander(n: number): Tensor {
+  let e = expanders.get(n);
+  if (!e || e.disposed) {
+    const v = new Float32Array(2 * n * n);
+    for (let i = 0; i < 2 * n; i++) v[i * n + (i >> 1)] = 1;
+    e = keep(Tensor.fromData(v, [2 * n, n]));
+    expanders.set(n, e);
+  }
+  return e;
+}
+function upsample2x(x: Tensor): Tensor {
+  const [n, c, h, w] = x.shape;
+  const rows = ops.matmul(expander(h), ops.reshape(x, [n * c, h, w])); // [NC, 2h, w]
+  const full = ops.matmul(rows, ops.permute(expander(w), [1, 0])); // [NC, 2h, 2w]
+  return ops.reshape(full, [n, c, 2 * h, 2 * w]);
+}
+
+/** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. */
+class Stage extends Module {
+  readonly enc: GatedConv2d[] = [];
+  readonly dec: GatedConv2d[] = [];
+  readonly out: Conv2d;
+  constructor(rng: InitRng, c: number, dilations: number[]) {
+    super();
+    const g = (i: number, cin: number, cout: number, k: number, cfg: { stride?: number; padding?: number; dilation?: number }) =>
+      new GatedConv2d(rng, cin, cout, k, cfg);
+    const enc = [
+      g(0, 4, c, 5, { padding: 2 }),
+      g(1, c, 2 * c, 3, { stride: 2, padding: 1 }),
+      g(2, 2 * c, 2 * c, 3, { padding: 1 }),
+      g(3, 2 * c, 4 * c, 3, { stride: 2, padding: 1 }),
+      g(4, 4 * c, 4 * c, 3, { padding: 1 }),
+      ...dilations.map((d, i) => g(5 + i, 4 * c, 4 * c, 3, { padding: d, dilation: d })),
+      g(0, 4 * c, 4 * c, 3, { padding: 1 }),
+    ];
+    enc.forEach((m, i) => this.enc.push(this.child(`enc${i}`, m)));
+    const dec = [
+      g(0, 4 * c, 2 * c, 3, { padding: 1 }), // after 2x upsampling
+      g(0, 2 * c, 2 * c, 3, { padding: 1 }),
+      g(0, 2 * c, c, 3, { padding: 1 }), // after 2x upsampling
+      g(0, c, Math.max(1, c >> 1), 3, { padding: 1 }),
+    ];
+    dec.forEach((m, i) => this.dec.push(this.child(`dec${i}`, m)));
+    this.out = this.child("out", new Conv2d(rng, Math.max(1, c >> 1), 3, 3, { padding: 1 }));
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const m of this.enc) h = m.forward(h);
+    h = upsample2x(h);
+    h = this.dec[1].forward(this.dec[0].forward(h));
+    h = upsample2x(h);
+    h = this.dec[3].forward(this.dec[2].forward(h));
+    return ops.tanh(this.out.forward(h));
+  }
+}
+
+export interface PurifierOutput {
+  /** Coarse and refined predictions in [0,1] (whole image, not composited). */
+  coarse: Tensor;
+  fine: Tensor;
+}
+
+export class Purifier extends Module {
+  readonly width: number;
+  readonly coarse: Stage;
+  readonly refine: Stage;
+  constructor(o: PurifierOptions = {}) {
+    super();
+    this.width = o.width ?? 16;
+    const rng = new InitRng(o.seed ?? 0);
+    const dil = o.dilations ?? [2, 4, 8];
+    this.coarse = this.child("coarse", new Stage(rng, this.width, dil));
+    this.refine = this.child("refine", new Stage(rng, this.width, dil));
+  }
+
+  /** x: transformed image in [0,1] [N,3,H,W] (H, W divisible by 4); mask [N,1,H,W], 1 = hole. */
+  run(x: Tensor, mask: Tensor): PurifierOutput {
+    if (x.ndim !== 4 || x.shape[1] !== 3 || x.shape[2] % 4 || x.shape[3] % 4) {
+      throw new Error(`purifier: input must be [N,3,H,W] with H and W divisible by 4, got [${x.shape}]`);
+    }
+    const [n, , h, w] = x.shape;
+    mask.assertShape([n, 1, h, w], "purifier: mask");
+    const keepM = ops.sub(1, mask);
+    // [0,1] -> [-1,1], holes zeroed, mask as a 4th channel.
+    const xin = ops.mul(ops.affine(x, 2, -1), keepM);
+    const coarse = this.coarse.forward(ops.concat([xin, mask], 1));
+    // Known pixels from the input, holes from the coarse guess.
+    const pasted = ops.add(xin, ops.mul(coarse, mask));
+    const fine = this.refine.forward(ops.concat([pasted, mask], 1));
+    return { coarse: ops.affine(coarse, 0.5, 0.5), fine: ops.affine(fine, 0.5, 0.5) };
+  }
+
+  /** The purified image in [0,1] (refined output over the whole image). */
+  forward(x: Tensor, mask?: Tensor): Tensor {
+    const m = mask ?? ops.zeros([x.shape[0], 1, x.shape[2], x.shape[3]]);
+    return this.run(x, m).fine;
+  }
+}
