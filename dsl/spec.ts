@@ -38,8 +38,8 @@ export const CustomTransform = z.strictObject({
   randomized: z.boolean().default(false),
   /** Backward pass: "exact" (autodiff), "identity" (BPDA), or BPDA with a surrogate. */
   bpda: z.enum(["exact", "identity", "surrogate"]).default("exact"),
-  apply: z.custom<(x: unknown) => unknown>((v) => typeof v === "function", "expected a function (x: Tensor) => Tensor"),
-  surrogate: z.custom<(x: unknown) => unknown>((v) => typeof v === "function", "expected a function").optional(),
+  apply: z.custom<(x: any) => any>((v) => typeof v === "function", "expected a function (x: Tensor) => Tensor"),
+  surrogate: z.custom<(x: any) => any>((v) => typeof v === "function", "expected a function").optional(),
 });
 
 export const Transform = z.discriminatedUnion("kind", [Rt1, Rt2, Rt3, Noise, CustomTransform], {
@@ -135,6 +135,8 @@ export const PipelineSpec = z.strictObject({
 });
 
 export type PipelineSpecInput = z.input<typeof PipelineSpec>;
+/** What a pipeline file writes: a name and any fields; presets fill the rest. */
+export type PipelineDraft = { name: string } & Partial<PipelineSpecInput>;
 export type PipelineSpecT = z.output<typeof PipelineSpec>;
 export type TransformSpec = z.output<typeof Transform>;
 

@@ -1,0 +1,61 @@
+// Presets: `paper` follows the AToP paper's scale (ResNet-18, DeepFill width 48, long
+// schedules, 100-iteration attacks with EOT 20; for a GPU), `quick` fits the 2-core software
+// adapter (small CNN, width-8 purifier, short schedules, reduced attacks on 64 test images).
+// A preset only fills defaults: anything in the user's spec wins.
+
+import type { PipelineSpecInput } from "./spec.ts";
+
+export type PresetName = "quick" | "paper";
+
+export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
+  paper: {
+    classifier: { arch: "resnet18" },
+    purifier: { kind: "deepfill", width: 48, dilations: [2, 4, 8, 16], discWidth: 64, discLayers: 4 },
+    classifierTraining: { epochs: 200, batchSize: 128, lr: 0.1 },
+    pretraining: { epochs: 100, batchSize: 64, lr: 1e-4 },
+    finetuning: { epochs: 10, batchSize: 64, lr: 1e-4 },
+    evaluation: {
+      limit: 512,
+      eotDraws: 20,
+      threat: "both",
+      attacks: [
+        { attack: "pgd", norm: "linf", eps: 8 / 255, steps: 20 },
+        { attack: "pgd", norm: "l2", eps: 0.5, steps: 20 },
+        { attack: "autoattack", norm: "linf", eps: 8 / 255, steps: 100 },
+        { attack: "autoattack", norm: "l2", eps: 0.5, steps: 100 },
+        { attack: "stadv", norm: "linf", eps: 0, steps: 100 },
+      ],
+    },
+  },
+  quick: {
+    classifier: { arch: "smallcnn" },
+    purifier: { kind: "deepfill", width: 8, dilations: [2, 4], discWidth: 8, discLayers: 3 },
+    classifierTraining: { epochs: 3, batchSize: 64, lr: 0.05 },
+    pretraining: { epochs: 1, batchSize: 32, lr: 2e-4, limit: 1024 },
+    finetuning: { epochs: 1, batchSize: 32, lr: 1e-4, limit: 512 },
+    evaluation: {
+      limit: 64,
+      eotDraws: 2,
+      threat: "both",
+      attacks: [
+        { attack: "pgd", norm: "linf", eps: 8 / 255, steps: 10 },
+        { attack: "pgd", norm: "l2", eps: 0.5, steps: 10 },
+        { attack: "autoattack", norm: "linf", eps: 8 / 255, steps: 10, eot: 2 },
+        { attack: "stadv", norm: "linf", eps: 0, steps: 10 },
+      ],
+    },
+  },
+};
+
+/** Deep-merges plain objects; arrays and scalars from `over` replace those in `base`. */
+export function mergeSpec<T>(base: T, over: unknown): T {
+  if (over === undefined) return base;
+  if (!isPlain(base) || !isPlain(over)) return over as T;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) out[k] = mergeSpec(out[k], v);
+  return out as T;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+}

@@ -1,0 +1,103 @@
+// deno task repro MANIFEST [--tolerance T] [--out DIR]
+// Reruns the pipeline a manifest records (same file, same options, a fresh output directory so
+// no cached stage is reused) and compares every metric. On the same adapter the numbers must be
+// identical; across adapters they may differ by the stated tolerance (default 0.05 absolute,
+// i.e. 5 points of accuracy: kernels round differently, and attacks amplify the differences).
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+
+interface ManifestLike {
+  format: string;
+  pipeline_file: string;
+  args: string[];
+  adapter: { device?: string; description?: string } | null;
+  metrics: Record<string, number>;
+}
+
+export interface ReproDiff {
+  metric: string;
+  recorded: number | null;
+  rerun: number | null;
+}
+
+/** Metrics that differ: beyond `tol` (0 = exact), or present on one side only. */
+export function compareMetrics(a: Record<string, number>, b: Record<string, number>, tol: number): ReproDiff[] {
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  const out: ReproDiff[] = [];
+  for (const k of keys) {
+    const x = a[k] ?? null, y = b[k] ?? null;
+    if (x === null || y === null || Math.abs(x - y) > tol) out.push({ metric: k, recorded: x, rerun: y });
+  }
+  return out;
+}
+
+/** The recorded command line with --out pointing at `out`. */
+export function rerunArgs(args: string[], out: string): string[] {
+  const res: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--out") {
+      i++;
+      continue;
+    }
+    if (args[i].startsWith("--out=")) continue;
+    res.push(args[i]);
+  }
+  return [...res, "--out", out];
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values: v, positionals } = parseArgs({
+    args: argv,
+    options: { tolerance: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (v.help || positionals.length !== 1) {
+    console.log("usage: deno task repro MANIFEST [--tolerance T] [--out DIR]");
+    return v.help ? 0 : 2;
+  }
+  const path = positionals[0];
+  let m: ManifestLike;
+  try {
+    m = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`${path}: cannot read the manifest (${e instanceof Error ? e.message : e})`);
+  }
+  if (m.format !== "atop-manifest/1") throw new Error(`${path}: not an atop manifest (format ${m.format})`);
+  const out = v.out ?? await Deno.makeTempDir({ prefix: "atop-repro-" });
+  const args = rerunArgs(m.args, out);
+  console.error(`repro: deno run -A ${m.pipeline_file} ${args.join(" ")}`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", m.pipeline_file, ...args],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const status = await child.status;
+  if (!status.success) throw new Error(`the rerun failed with exit code ${status.code}`);
+  const again: ManifestLike = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+  const sameAdapter = JSON.stringify(again.adapter?.device) === JSON.stringify(m.adapter?.device) &&
+    JSON.stringify(again.adapter?.description) === JSON.stringify(m.adapter?.description);
+  const tol = v.tolerance !== undefined ? Number(v.tolerance) : sameAdapter ? 0 : 0.05;
+  if (!(tol >= 0)) throw new Error(`--tolerance: expected a number >= 0, got "${v.tolerance}"`);
+  const diffs = compareMetrics(m.metrics, again.metrics, tol);
+  const n = Object.keys(m.metrics).length;
+  console.log(`repro: ${sameAdapter ? "same adapter, exact comparison" : `different adapter, tolerance ${tol}`}`);
+  if (diffs.length === 0) {
+    console.log(`repro: all ${n} metrics match`);
+    return 0;
+  }
+  console.log(`repro: ${diffs.length} of ${n} metrics differ:`);
+  console.log("| metric | recorded | rerun |\n|---|---|---|");
+  for (const d of diffs) console.log(`| ${d.metric} | ${d.recorded ?? "missing"} | ${d.rerun ?? "missing"} |`);
+  return 1;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(`repro: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}
