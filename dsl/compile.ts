@@ -3,14 +3,14 @@
 // forward pass of the defense (kernels are compiled and buffers sized, nothing is executed)
 // and reports every stage's kernels, output shape, FLOPs and memory.
 
-import { Tensor, tidy } from "../runtime/tensor.ts";
+import { type Tensor, tidy } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import { engine, type TracedDispatch } from "../runtime/engine.ts";
-import { Rng } from "../runtime/rng.ts";
+import { engine } from "../runtime/engine.ts";
+import type { Rng } from "../runtime/rng.ts";
 import { noGrad } from "../runtime/autograd.ts";
 import { bpda, classifierTarget, type Target } from "../runtime/attacks/target.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
-import { type PipelineSpecT, type TransformSpec } from "./spec.ts";
+import type { PipelineSpecT, TransformSpec } from "./spec.ts";
 import { gaussianNoise, type Inpaint, type MaskedImage, rt1, rt2, rt3 } from "./transforms.ts";
 
 /** The purifier interface the compiler needs (runtime/models/purifier.ts implements it). */
@@ -38,7 +38,11 @@ export interface StageStep {
 
 /** The transform chain as steps on (image, hole mask). Masks of successive steps combine
  * (a pixel masked by any step is a hole). RT3 contains its own purification. */
-export function transformSteps(spec: PipelineSpecT, rng: Rng, inpaint: Inpaint | null): StageStep[] {
+export function transformSteps(
+  spec: PipelineSpecT,
+  rng: Rng,
+  inpaint: Inpaint | null,
+): StageStep[] {
   return spec.transform.map((t: TransformSpec, i): StageStep => {
     const name = `transform[${i}]:${t.kind}`;
     switch (t.kind) {
@@ -47,7 +51,10 @@ export function transformSteps(spec: PipelineSpecT, rng: Rng, inpaint: Inpaint |
       case "rt2":
         return { name, run: (s) => combine(s, rt2(rng, s.image, t)) };
       case "noise":
-        return { name, run: (s) => ({ image: gaussianNoise(rng, s.image, t.sigma), mask: s.mask }) };
+        return {
+          name,
+          run: (s) => ({ image: gaussianNoise(rng, s.image, t.sigma), mask: s.mask }),
+        };
       case "rt3": {
         if (!inpaint) throw new Error(`${name}: rt3 needs a purifier`);
         return {
@@ -59,8 +66,13 @@ export function transformSteps(spec: PipelineSpecT, rng: Rng, inpaint: Inpaint |
         const fn = t.apply as (x: Tensor) => Tensor;
         const stage = t.bpda === "exact"
           ? { apply: fn }
-          : bpda(fn, t.bpda === "surrogate" ? (t.surrogate as (x: Tensor) => Tensor) : undefined, { name: t.name });
-        return { name: `${name}(${t.name})`, run: (s) => ({ image: stage.apply(s.image), mask: s.mask }) };
+          : bpda(fn, t.bpda === "surrogate" ? (t.surrogate as (x: Tensor) => Tensor) : undefined, {
+            name: t.name,
+          });
+        return {
+          name: `${name}(${t.name})`,
+          run: (s) => ({ image: stage.apply(s.image), mask: s.mask }),
+        };
       }
     }
   });
@@ -86,7 +98,11 @@ export interface DefenseParts {
 }
 
 /** image [0,1] -> transforms -> purifier -> [0,1] image (the defense's preprocessing). */
-export function preprocess(p: DefenseParts, x: Tensor, trace?: (stage: string, out: Tensor) => void): Tensor {
+export function preprocess(
+  p: DefenseParts,
+  x: Tensor,
+  trace?: (stage: string, out: Tensor) => void,
+): Tensor {
   const { purifier } = p.modules;
   const usePurifier = p.variant.purifier && purifier !== null;
   const inpaint: Inpaint | null = usePurifier ? (img, m) => purifier!.run(img, m).fine : null;
@@ -110,8 +126,15 @@ export function preprocess(p: DefenseParts, x: Tensor, trace?: (stage: string, o
 export function defenseTarget(p: DefenseParts): Target {
   const clf = classifierTarget(p.modules.classifier, { name: p.spec.classifier.arch });
   p.modules.purifier?.eval();
-  const randomized = p.variant.transform && p.spec.transform.some((t) => t.kind !== "custom" || t.randomized);
-  const parts = [p.variant.transform && p.spec.transform.length ? p.spec.transform.map((t) => t.kind).join("+") : null, p.variant.purifier && p.modules.purifier ? "purifier" : null, clf.name].filter(Boolean);
+  const randomized = p.variant.transform &&
+    p.spec.transform.some((t) => t.kind !== "custom" || t.randomized);
+  const parts = [
+    p.variant.transform && p.spec.transform.length
+      ? p.spec.transform.map((t) => t.kind).join("+")
+      : null,
+    p.variant.purifier && p.modules.purifier ? "purifier" : null,
+    clf.name,
+  ].filter(Boolean);
   return {
     name: parts.join(" -> "),
     numClasses: clf.numClasses,
@@ -138,9 +161,17 @@ export function explainDefense(p: DefenseParts, batch: number): ExplainRow[] {
       eng.trace(() => {
         const x = ops.full([batch, 3, size, size], 0.5);
         marks.push({ stage: "input", at: eng.tracedCount, shape: [...x.shape] });
-        const img = preprocess(p, x, (stage, out) => marks.push({ stage, at: eng.tracedCount, shape: [...out.shape] }));
+        const img = preprocess(
+          p,
+          x,
+          (stage, out) => marks.push({ stage, at: eng.tracedCount, shape: [...out.shape] }),
+        );
         const z = p.modules.classifier.forward(img);
-        marks.push({ stage: `classifier:${p.spec.classifier.arch}`, at: eng.tracedCount, shape: [...z.shape] });
+        marks.push({
+          stage: `classifier:${p.spec.classifier.arch}`,
+          at: eng.tracedCount,
+          shape: [...z.shape],
+        });
       })
     )
   );
@@ -172,14 +203,28 @@ function human(n: number, unit: string): string {
 
 /** The explain table as text: stage, launches by kernel, output shape, FLOPs, bytes bound. */
 export function explainText(spec: PipelineSpecT, rows: ExplainRow[], batch: number): string {
-  const lines = [`pipeline "${spec.name}" (batch ${batch}, ${spec.imageSize}x${spec.imageSize}), one forward pass:`];
-  lines.push("| stage | kernels (launches) | output shape | FLOPs | buffer bytes |", "|---|---|---|---|---|");
+  const lines = [
+    `pipeline "${spec.name}" (batch ${batch}, ${spec.imageSize}x${spec.imageSize}), one forward pass:`,
+  ];
+  lines.push(
+    "| stage | kernels (launches) | output shape | FLOPs | buffer bytes |",
+    "|---|---|---|---|---|",
+  );
   for (const r of rows) {
     const ks = Object.entries(r.kernels).map(([k, n]) => `${k} x${n}`).join(", ") || "-";
-    lines.push(`| ${r.stage} | ${ks} | [${r.shape}] | ${human(r.flops, "FLOP")} | ${human(r.bytes, "B")} |`);
+    lines.push(
+      `| ${r.stage} | ${ks} | [${r.shape}] | ${human(r.flops, "FLOP")} | ${human(r.bytes, "B")} |`,
+    );
   }
   const total = rows.reduce((a, r) => a + r.flops, 0);
-  const launches = rows.reduce((a, r) => a + Object.values(r.kernels).reduce((x, y) => x + y, 0), 0);
-  lines.push(`total: ${launches} launches, ${human(total, "FLOP")} forward; a training step costs about 3x the forward.`);
+  const launches = rows.reduce(
+    (a, r) => a + Object.values(r.kernels).reduce((x, y) => x + y, 0),
+    0,
+  );
+  lines.push(
+    `total: ${launches} launches, ${
+      human(total, "FLOP")
+    } forward; a training step costs about 3x the forward.`,
+  );
   return lines.join("\n");
 }

@@ -10,7 +10,13 @@ export type PresetName = "quick" | "paper";
 export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
   paper: {
     classifier: { arch: "resnet18" },
-    purifier: { kind: "deepfill", width: 48, dilations: [2, 4, 8, 16], discWidth: 64, discLayers: 4 },
+    purifier: {
+      kind: "deepfill",
+      width: 48,
+      dilations: [2, 4, 8, 16],
+      discWidth: 64,
+      discLayers: 4,
+    },
     classifierTraining: { epochs: 200, batchSize: 128, lr: 0.1 },
     pretraining: { epochs: 100, batchSize: 64, lr: 1e-4 },
     finetuning: { epochs: 10, batchSize: 64, lr: 1e-4 },
@@ -57,5 +63,6 @@ export function mergeSpec<T>(base: T, over: unknown): T {
 }
 
 function isPlain(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+  return v !== null && typeof v === "object" && !Array.isArray(v) &&
+    Object.getPrototypeOf(v) === Object.prototype;
 }

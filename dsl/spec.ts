@@ -9,7 +9,8 @@ const unit = (what: string) =>
   z.number({ error: `expected ${what}` }).min(0, `expected ${what}`).lt(1, `expected ${what}`);
 const positiveInt = (what = "a positive integer") =>
   z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(1, `expected ${what}`);
-const nonNegative = (what = "a number >= 0") => z.number({ error: `expected ${what}` }).min(0, `expected ${what}`);
+const nonNegative = (what = "a number >= 0") =>
+  z.number({ error: `expected ${what}` }).min(0, `expected ${what}`);
 
 const mask = {
   /** Fraction of blocks masked, in [0,1); AToP uses 0.25. */
@@ -21,7 +22,11 @@ const mask = {
 /** RT1: mask random square blocks, drawn per example and per call. */
 export const Rt1 = z.strictObject({ kind: z.literal("rt1"), ...mask });
 /** RT2: Gaussian noise, then RT1 masking. */
-export const Rt2 = z.strictObject({ kind: z.literal("rt2"), sigma: nonNegative().default(0.25), ...mask });
+export const Rt2 = z.strictObject({
+  kind: z.literal("rt2"),
+  sigma: nonNegative().default(0.25),
+  ...mask,
+});
 /** RT3: `repeats` rounds of (mask with a fresh draw -> purify). */
 export const Rt3 = z.strictObject({
   kind: z.literal("rt3"),
@@ -30,7 +35,10 @@ export const Rt3 = z.strictObject({
   ...mask,
 });
 /** Additive Gaussian noise alone (clipped to [0,1]). */
-export const Noise = z.strictObject({ kind: z.literal("noise"), sigma: nonNegative().default(0.25) });
+export const Noise = z.strictObject({
+  kind: z.literal("noise"),
+  sigma: nonNegative().default(0.25),
+});
 /** A user stage: a function of the image batch. Non-differentiable ones set `bpda`. */
 export const CustomTransform = z.strictObject({
   kind: z.literal("custom"),
@@ -38,13 +46,19 @@ export const CustomTransform = z.strictObject({
   randomized: z.boolean().default(false),
   /** Backward pass: "exact" (autodiff), "identity" (BPDA), or BPDA with a surrogate. */
   bpda: z.enum(["exact", "identity", "surrogate"]).default("exact"),
-  apply: z.custom<(x: any) => any>((v) => typeof v === "function", "expected a function (x: Tensor) => Tensor"),
-  surrogate: z.custom<(x: any) => any>((v) => typeof v === "function", "expected a function").optional(),
+  apply: z.custom<(x: any) => any>(
+    (v) => typeof v === "function",
+    "expected a function (x: Tensor) => Tensor",
+  ),
+  surrogate: z.custom<(x: any) => any>((v) => typeof v === "function", "expected a function")
+    .optional(),
 });
 
 export const Transform = z.discriminatedUnion("kind", [Rt1, Rt2, Rt3, Noise, CustomTransform], {
   error: (iss) =>
-    iss.code === "invalid_union" ? 'expected kind to be one of "rt1", "rt2", "rt3", "noise", "custom"' : undefined,
+    iss.code === "invalid_union"
+      ? 'expected kind to be one of "rt1", "rt2", "rt3", "noise", "custom"'
+      : undefined,
 });
 
 export const Purifier = z.discriminatedUnion("kind", [
@@ -62,7 +76,9 @@ export const Purifier = z.discriminatedUnion("kind", [
 ]);
 
 export const Classifier = z.strictObject({
-  arch: z.enum(["smallcnn", "resnet18", "wrn28_10"], { error: 'expected one of "smallcnn", "resnet18", "wrn28_10"' }),
+  arch: z.enum(["smallcnn", "resnet18", "wrn28_10"], {
+    error: 'expected one of "smallcnn", "resnet18", "wrn28_10"',
+  }),
   numClasses: positiveInt().default(10),
   weights: z.string().optional(),
 });
@@ -105,7 +121,18 @@ export const Schedule = z.strictObject({
 });
 
 export const EvalAttack = z.strictObject({
-  attack: z.enum(["pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "stadv", "autoattack", "autoattack-rand", "fgsm"]),
+  attack: z.enum([
+    "pgd",
+    "apgd-ce",
+    "apgd-dlr",
+    "apgd-t",
+    "fab-t",
+    "square",
+    "stadv",
+    "autoattack",
+    "autoattack-rand",
+    "fgsm",
+  ]),
   norm: z.enum(["linf", "l2"]).default("linf"),
   eps: nonNegative().default(8 / 255),
   steps: positiveInt().default(20),
@@ -180,17 +207,25 @@ export function parseSpec(value: unknown): PipelineSpecT {
   const problems: string[] = [];
   spec.transform.forEach((t, i) => {
     if ("blockSize" in t && spec.imageSize % t.blockSize !== 0) {
-      problems.push(`transform[${i}].blockSize: expected a divisor of the image size ${spec.imageSize}, got ${t.blockSize}`);
+      problems.push(
+        `transform[${i}].blockSize: expected a divisor of the image size ${spec.imageSize}, got ${t.blockSize}`,
+      );
     }
     if (t.kind === "rt3" && spec.purifier.kind === "none") {
-      problems.push(`transform[${i}].kind: "rt3" repeats mask-and-purify and needs a purifier, got purifier.kind "none"`);
+      problems.push(
+        `transform[${i}].kind: "rt3" repeats mask-and-purify and needs a purifier, got purifier.kind "none"`,
+      );
     }
     if (t.kind === "custom" && t.bpda === "surrogate" && !t.surrogate) {
-      problems.push(`transform[${i}].surrogate: expected a function when bpda is "surrogate", got nothing`);
+      problems.push(
+        `transform[${i}].surrogate: expected a function when bpda is "surrogate", got nothing`,
+      );
     }
   });
   if (spec.imageSize % 4 !== 0 && spec.purifier.kind === "deepfill") {
-    problems.push(`imageSize: expected a multiple of 4 for the deepfill purifier, got ${spec.imageSize}`);
+    problems.push(
+      `imageSize: expected a multiple of 4 for the deepfill purifier, got ${spec.imageSize}`,
+    );
   }
   if (problems.length) throw new SpecError(problems);
   return spec;

@@ -4,7 +4,7 @@
 
 import { Tensor } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import { Rng } from "../runtime/rng.ts";
+import type { Rng } from "../runtime/rng.ts";
 import type { Stage } from "../runtime/attacks/target.ts";
 import { keep } from "../runtime/tensor.ts";
 
@@ -30,8 +30,17 @@ function expander(size: number, b: number): Tensor {
 }
 
 /** Per-example block mask [N,1,H,W]: each b x b block is a hole with probability `rate`. */
-export function blockMask(rng: Rng, n: number, h: number, w: number, b: number, rate: number): Tensor {
-  if (h % b || w % b) throw new Error(`blockMask: block size ${b} must divide the image size ${h}x${w}`);
+export function blockMask(
+  rng: Rng,
+  n: number,
+  h: number,
+  w: number,
+  b: number,
+  rate: number,
+): Tensor {
+  if (h % b || w % b) {
+    throw new Error(`blockMask: block size ${b} must divide the image size ${h}x${w}`);
+  }
   const blocks = rng.bernoulli([n, h / b, w / b], rate);
   const rows = ops.matmulRaw(expander(h, b), blocks); // [N, H, W/b]
   const full = ops.matmulRaw(rows, expander(w, b), false, true); // [N, H, W]
@@ -68,7 +77,12 @@ export function rt2(rng: Rng, x: Tensor, o: MaskOptions & { sigma: number }): Ma
 export type Inpaint = (x: Tensor, mask: Tensor) => Tensor;
 
 /** RT3: `repeats` rounds of fresh mask (optionally after noise) then purify. */
-export function rt3(rng: Rng, x: Tensor, o: MaskOptions & { sigma: number; repeats: number }, inpaint: Inpaint): Tensor {
+export function rt3(
+  rng: Rng,
+  x: Tensor,
+  o: MaskOptions & { sigma: number; repeats: number },
+  inpaint: Inpaint,
+): Tensor {
   let h = x;
   for (let i = 0; i < o.repeats; i++) {
     const m = rt2(rng, h, o);
@@ -79,7 +93,11 @@ export function rt3(rng: Rng, x: Tensor, o: MaskOptions & { sigma: number; repea
 
 /** A masking transform as a Stage in front of a purifier: the purifier receives the mask of
  * the latest call through `lastMask`. Differentiable in x (masks are constants). */
-export function maskingStage(name: string, rng: Rng, fn: (x: Tensor) => MaskedImage): Stage & { lastMask: Tensor | null } {
+export function maskingStage(
+  name: string,
+  rng: Rng,
+  fn: (x: Tensor) => MaskedImage,
+): Stage & { lastMask: Tensor | null } {
   const stage = {
     name,
     randomized: true,

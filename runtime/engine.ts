@@ -187,8 +187,7 @@ export class Engine {
     }
     const bindGroup = this.#scoped(
       `kernel ${d.kernel} (bind group)`,
-      () =>
-        this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+      () => this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
     );
     const [x, y = 1, z = 1] = d.workgroups;
     const pass = this.#pass!;

@@ -2,7 +2,7 @@ import { assert, gpu } from "./helpers/check.ts";
 import { parseSpec, SpecError } from "../dsl/spec.ts";
 import { explainDefense, explainText } from "../dsl/compile.ts";
 import { blockMask, rt2 } from "../dsl/transforms.ts";
-import { createModel, type Classifier } from "../runtime/models/mod.ts";
+import { type Classifier, createModel } from "../runtime/models/mod.ts";
 import { Rng } from "../runtime/rng.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
 
@@ -20,13 +20,34 @@ function errorOf(spec: unknown): string {
 
 Deno.test("spec errors name the field path, the expectation and the value", () => {
   const base = { name: "t", classifier: { arch: "smallcnn" } };
-  assert.match(errorOf({ ...base, transform: [{ kind: "rt1" }, { kind: "rt2", missingRate: 1.5 }] }), /transform\[1\]\.missingRate: expected a number in \[0,1\), got 1\.5/);
-  assert.match(errorOf({ ...base, transform: [{ kind: "blur" }] }), /transform\[0\]\.kind: expected kind to be one of "rt1", "rt2", "rt3", "noise", "custom", got "blur"/);
-  assert.match(errorOf({ ...base, classifier: { arch: "vgg" } }), /classifier\.arch: expected one of "smallcnn", "resnet18", "wrn28_10", got "vgg"/);
-  assert.match(errorOf({ ...base, purifier: { kind: "deepfill", width: 2.5 } }), /purifier\.width: expected a positive integer, got 2\.5/);
-  assert.match(errorOf({ ...base, transform: [{ kind: "rt1", blockSize: 5 }] }), /transform\[0\]\.blockSize: expected a divisor of the image size 32, got 5/);
-  assert.match(errorOf({ ...base, transform: [{ kind: "rt3" }] }), /transform\[0\]\.kind: "rt3" .* needs a purifier/);
-  assert.match(errorOf({ ...base, transform: [{ kind: "rt1", missingrate: 0.3 }] }), /transform\[0\]: Unrecognized key: "missingrate"/);
+  assert.match(
+    errorOf({ ...base, transform: [{ kind: "rt1" }, { kind: "rt2", missingRate: 1.5 }] }),
+    /transform\[1\]\.missingRate: expected a number in \[0,1\), got 1\.5/,
+  );
+  assert.match(
+    errorOf({ ...base, transform: [{ kind: "blur" }] }),
+    /transform\[0\]\.kind: expected kind to be one of "rt1", "rt2", "rt3", "noise", "custom", got "blur"/,
+  );
+  assert.match(
+    errorOf({ ...base, classifier: { arch: "vgg" } }),
+    /classifier\.arch: expected one of "smallcnn", "resnet18", "wrn28_10", got "vgg"/,
+  );
+  assert.match(
+    errorOf({ ...base, purifier: { kind: "deepfill", width: 2.5 } }),
+    /purifier\.width: expected a positive integer, got 2\.5/,
+  );
+  assert.match(
+    errorOf({ ...base, transform: [{ kind: "rt1", blockSize: 5 }] }),
+    /transform\[0\]\.blockSize: expected a divisor of the image size 32, got 5/,
+  );
+  assert.match(
+    errorOf({ ...base, transform: [{ kind: "rt3" }] }),
+    /transform\[0\]\.kind: "rt3" .* needs a purifier/,
+  );
+  assert.match(
+    errorOf({ ...base, transform: [{ kind: "rt1", missingrate: 0.3 }] }),
+    /transform\[0\]: Unrecognized key: "missingrate"/,
+  );
   assert.match(errorOf({ name: "t" }), /classifier: .*got nothing/);
   // Several problems are reported together.
   const many = errorOf({ ...base, seed: -1, transform: [{ kind: "rt2", sigma: -0.1 }] });
@@ -35,7 +56,11 @@ Deno.test("spec errors name the field path, the expectation and the value", () =
 });
 
 Deno.test("spec defaults follow AToP (missing rate 0.25, sigma 0.25, FGSM 8/255)", () => {
-  const s = parseSpec({ name: "d", classifier: { arch: "resnet18" }, transform: [{ kind: "rt2" }] });
+  const s = parseSpec({
+    name: "d",
+    classifier: { arch: "resnet18" },
+    transform: [{ kind: "rt2" }],
+  });
   const t = s.transform[0];
   assert.equal(t.kind, "rt2");
   if (t.kind === "rt2") {
@@ -57,7 +82,9 @@ Deno.test("block masks are drawn per example and per call, at the missing rate",
     assert.notEqual(ex(a, 0), ex(a, 1), "two examples share a mask");
     assert.notEqual(ex(a, 0), ex(b, 0), "two calls share a mask");
     // Whole 4x4 blocks: every pixel equals its block's top-left pixel.
-    for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) assert.equal(a[y * 32 + x], a[(y & ~3) * 32 + (x & ~3)]);
+    for (let y = 0; y < 32; y++) {
+      for (let x = 0; x < 32; x++) assert.equal(a[y * 32 + x], a[(y & ~3) * 32 + (x & ~3)]);
+    }
     const rate = a.reduce((s, v) => s + v, 0) / a.length;
     assert.ok(Math.abs(rate - 0.25) < 0.05, `missing rate ${rate}`);
     // Same seed, same masks.
@@ -87,10 +114,19 @@ Deno.test("RT2 adds noise of the given sigma then masks; holes are zero", async 
 });
 
 Deno.test("explain traces stages, shapes and FLOPs without running kernels", () => {
-  const spec = parseSpec({ name: "explain", classifier: { arch: "smallcnn" }, transform: [{ kind: "rt1" }] });
+  const spec = parseSpec({
+    name: "explain",
+    classifier: { arch: "smallcnn" },
+    transform: [{ kind: "rt1" }],
+  });
   const classifier = createModel("smallcnn", { seed: 1 }) as Classifier;
   try {
-    const rows = explainDefense({ spec, modules: { classifier, purifier: null }, variant: { transform: true, purifier: true }, rng: new Rng(1) }, 8);
+    const rows = explainDefense({
+      spec,
+      modules: { classifier, purifier: null },
+      variant: { transform: true, purifier: true },
+      rng: new Rng(1),
+    }, 8);
     assert.deepEqual(rows.map((r) => r.stage), ["transform[0]:rt1", "classifier:smallcnn"]);
     assert.deepEqual(rows[0].shape, [8, 3, 32, 32]);
     assert.deepEqual(rows[1].shape, [8, 10]);

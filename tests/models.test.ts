@@ -11,10 +11,26 @@ Deno.test("resnet18: PyTorch state-dict names and 11,173,962 parameters", () => 
   try {
     assert.equal(m.numParameters(), 11_173_962);
     const keys = [...m.stateDict().keys()];
-    for (const k of ["conv1.weight", "bn1.running_mean", "bn1.running_var", "layer1.0.conv1.weight", "layer1.1.bn2.bias", "layer2.0.shortcut.0.weight", "layer2.0.shortcut.1.running_var", "layer4.1.conv2.weight", "linear.weight", "linear.bias"]) {
+    for (
+      const k of [
+        "conv1.weight",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "layer1.0.conv1.weight",
+        "layer1.1.bn2.bias",
+        "layer2.0.shortcut.0.weight",
+        "layer2.0.shortcut.1.running_var",
+        "layer4.1.conv2.weight",
+        "linear.weight",
+        "linear.bias",
+      ]
+    ) {
       assert.ok(keys.includes(k), `missing ${k}`);
     }
-    assert.ok(!keys.some((k) => k.startsWith("layer1.0.shortcut")), "layer1 has identity shortcuts");
+    assert.ok(
+      !keys.some((k) => k.startsWith("layer1.0.shortcut")),
+      "layer1 has identity shortcuts",
+    );
     assert.equal(keys.length, 62 + 40, "62 parameters + 40 running statistics (20 batch norms)");
   } finally {
     m.dispose();
@@ -26,7 +42,18 @@ Deno.test("wrn28_10: RobustBench names and 36,479,194 parameters", () => {
   try {
     assert.equal(m.numParameters(), 36_479_194);
     const keys = [...m.stateDict().keys()];
-    for (const k of ["conv1.weight", "block1.layer.0.bn1.weight", "block1.layer.0.convShortcut.weight", "block2.layer.3.conv2.weight", "block3.layer.0.convShortcut.weight", "bn1.running_var", "fc.weight", "fc.bias"]) {
+    for (
+      const k of [
+        "conv1.weight",
+        "block1.layer.0.bn1.weight",
+        "block1.layer.0.convShortcut.weight",
+        "block2.layer.3.conv2.weight",
+        "block3.layer.0.convShortcut.weight",
+        "bn1.running_var",
+        "fc.weight",
+        "fc.bias",
+      ]
+    ) {
       assert.ok(keys.includes(k), `missing ${k}`);
     }
     assert.ok(!keys.includes("block1.layer.1.convShortcut.weight"));
@@ -40,7 +67,10 @@ Deno.test("smallcnn trains: loss falls on a fixed batch; eval mode is determinis
   try {
     await tidyAsync(async () => {
       const n = 8;
-      const x = Tensor.fromData(Float32Array.from({ length: n * 3 * 32 * 32 }, (_, i) => (Math.sin(i * 0.37) + 1) / 2), [n, 3, 32, 32]);
+      const x = Tensor.fromData(
+        Float32Array.from({ length: n * 3 * 32 * 32 }, (_, i) => (Math.sin(i * 0.37) + 1) / 2),
+        [n, 3, 32, 32],
+      );
       const y = Tensor.fromData(Array.from({ length: n }, (_, i) => i % 10), [n]);
       const losses: number[] = [];
       for (let step = 0; step < 20; step++) {
@@ -54,7 +84,10 @@ Deno.test("smallcnn trains: loss falls on a fixed batch; eval mode is determinis
           p.grad = null;
         }
       }
-      assert.ok(losses.at(-1)! < losses[0] * 0.7, `loss did not fall: ${losses.map((l) => l.toFixed(3))}`);
+      assert.ok(
+        losses.at(-1)! < losses[0] * 0.7,
+        `loss did not fall: ${losses.map((l) => l.toFixed(3))}`,
+      );
       m.eval();
       const a = await m.forward(x).data(), b = await m.forward(x).data();
       assert.deepEqual(a, b);

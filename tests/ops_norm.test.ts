@@ -1,4 +1,13 @@
-import { assert, assertClose, checkOp, gpu, input, randArray, randInt, rng } from "./helpers/check.ts";
+import {
+  assert,
+  assertClose,
+  checkOp,
+  gpu,
+  input,
+  randArray,
+  randInt,
+  rng,
+} from "./helpers/check.ts";
 import { batchNormEvalRef, normRef } from "./ref/norm.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
@@ -21,9 +30,17 @@ Deno.test("batchNorm training matches float64 reference (with and without affine
     );
   }
   // 2-d input [N, C] (batch norm after a linear layer).
-  await checkOp("batchNorm [7,3]", ([x, w, b]) => ops.batchNorm(x, w, b, null, null, { training: true }), normRef(7, 3, 1, false, 1e-5, true), [
-    input([7, 3], r), input([3], r), input([3], r),
-  ], { h: 1e-4 });
+  await checkOp(
+    "batchNorm [7,3]",
+    ([x, w, b]) => ops.batchNorm(x, w, b, null, null, { training: true }),
+    normRef(7, 3, 1, false, 1e-5, true),
+    [
+      input([7, 3], r),
+      input([3], r),
+      input([3], r),
+    ],
+    { h: 1e-4 },
+  );
 });
 
 Deno.test("batchNorm running statistics follow PyTorch (momentum, unbiased variance)", async () => {
@@ -34,11 +51,16 @@ Deno.test("batchNorm running statistics follow PyTorch (momentum, unbiased varia
   await tidyAsync(async () => {
     const rm = Tensor.fromData(Float32Array.from(rm0), [C]);
     const rv = Tensor.fromData(Float32Array.from(rv0), [C]);
-    ops.batchNorm(Tensor.fromData(Float32Array.from(x), [N, C, S]), null, null, rm, rv, { training: true, momentum: 0.3 });
+    ops.batchNorm(Tensor.fromData(Float32Array.from(x), [N, C, S]), null, null, rm, rv, {
+      training: true,
+      momentum: 0.3,
+    });
     const wantM: number[] = [], wantV: number[] = [];
     for (let c = 0; c < C; c++) {
       const vals: number[] = [];
-      for (let n = 0; n < N; n++) for (let s = 0; s < S; s++) vals.push(Math.fround(x[(n * C + c) * S + s]));
+      for (let n = 0; n < N; n++) {
+        for (let s = 0; s < S; s++) vals.push(Math.fround(x[(n * C + c) * S + s]));
+      }
       const m = vals.reduce((a, b) => a + b) / vals.length;
       const v = vals.reduce((a, b) => a + (b - m) ** 2, 0) / (vals.length - 1);
       wantM.push(0.7 * Math.fround(rm0[c]) + 0.3 * m);
@@ -53,13 +75,21 @@ Deno.test("batchNorm eval mode uses running statistics, gradients to x, weight, 
   const r = rng(33);
   const [N, C, H, W] = [2, 3, 3, 5];
   const rm = randArray(C, r), rv = randArray(C, r, 0.5, 2);
-  const rmT = Float64Array.from(Float32Array.from(rm)), rvT = Float64Array.from(Float32Array.from(rv));
+  const rmT = Float64Array.from(Float32Array.from(rm)),
+    rvT = Float64Array.from(Float32Array.from(rv));
   await tidyAsync(async () => {
     const rmG = Tensor.fromData(Float32Array.from(rm), [C]);
     const rvG = Tensor.fromData(Float32Array.from(rv), [C]);
-    await checkOp("batchNorm eval", ([x, w, b]) => ops.batchNorm(x, w, b, rmG, rvG, { training: false }), batchNormEvalRef(C, H * W, rmT, rvT, 1e-5), [
-      input([N, C, H, W], r), input([C], r), input([C], r),
-    ]);
+    await checkOp(
+      "batchNorm eval",
+      ([x, w, b]) => ops.batchNorm(x, w, b, rmG, rvG, { training: false }),
+      batchNormEvalRef(C, H * W, rmT, rvT, 1e-5),
+      [
+        input([N, C, H, W], r),
+        input([C], r),
+        input([C], r),
+      ],
+    );
     assertClose(await rmG.data(), rmT, 0, "eval must not touch running mean");
   });
 });
@@ -70,14 +100,27 @@ Deno.test("instanceNorm matches float64 reference, gradients", async () => {
     const N = randInt(r, 1, 3), C = randInt(r, 1, 4), H = randInt(r, 2, 5), W = randInt(r, 1, 6);
     const inputs = [input([N, C, H, W], r, -1, 2)];
     if (affine) inputs.push(input([C], r, 0.5, 1.5), input([C], r));
-    await checkOp(`instanceNorm [${N},${C},${H},${W}] affine=${affine}`, ([x, w, b]) => ops.instanceNorm(x, w, b), normRef(N, C, H * W, true, 1e-5, affine), inputs, { h: 1e-4 });
+    await checkOp(
+      `instanceNorm [${N},${C},${H},${W}] affine=${affine}`,
+      ([x, w, b]) => ops.instanceNorm(x, w, b),
+      normRef(N, C, H * W, true, 1e-5, affine),
+      inputs,
+      { h: 1e-4 },
+    );
   }
 });
 
 Deno.test("norm shape errors are clear", () => {
   const x = Tensor.fromData(new Float32Array(24).fill(0.5), [2, 3, 4]);
   const w = Tensor.fromData(new Float32Array(2).fill(1), [2]);
-  assert.throws(() => ops.batchNorm(x, w, w, null, null, { training: true }), /batchNorm: weight has shape \[2\], expected \[3\]/);
-  assert.throws(() => ops.batchNorm(x, null, null, null, null, { training: false }), /eval mode needs runningMean/);
-  x.dispose(); w.dispose();
+  assert.throws(
+    () => ops.batchNorm(x, w, w, null, null, { training: true }),
+    /batchNorm: weight has shape \[2\], expected \[3\]/,
+  );
+  assert.throws(
+    () => ops.batchNorm(x, null, null, null, null, { training: false }),
+    /eval mode needs runningMean/,
+  );
+  x.dispose();
+  w.dispose();
 });

@@ -4,7 +4,13 @@ import { keep, Tensor, tidyAsync } from "../runtime/tensor.ts";
 
 await gpu();
 
-function mv(w: Float64Array, rows: number, cols: number, v: ArrayLike<number>, t: boolean): Float64Array {
+function mv(
+  w: Float64Array,
+  rows: number,
+  cols: number,
+  v: ArrayLike<number>,
+  t: boolean,
+): Float64Array {
   const out = new Float64Array(t ? cols : rows);
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
@@ -35,7 +41,12 @@ Deno.test("spectralNorm: one power iteration and w/sigma match float64, gradient
   };
   await tidyAsync(async () => {
     const u = keep(Tensor.fromData(Float32Array.from(u0), [rows]));
-    await checkOp("spectralNorm train", ([wt]) => ops.spectralNorm(wt, u, { training: true }), ref, [w]);
+    await checkOp(
+      "spectralNorm train",
+      ([wt]) => ops.spectralNorm(wt, u, { training: true }),
+      ref,
+      [w],
+    );
     assertClose(await u.data(), u1, 1e-5, "u after one power iteration");
     u.dispose();
   });
@@ -46,7 +57,9 @@ Deno.test("spectralNorm converges to the largest singular value", async () => {
   const [rows, cols] = [6, 4];
   const w = Float64Array.from(Float32Array.from(randArray(rows * cols, r)));
   let v = normalized(Float64Array.from({ length: cols }, () => 1));
-  for (let i = 0; i < 2000; i++) v = normalized(mv(w, rows, cols, mv(w, rows, cols, v, false), true));
+  for (let i = 0; i < 2000; i++) {
+    v = normalized(mv(w, rows, cols, mv(w, rows, cols, v, false), true));
+  }
   const sigma = Math.sqrt(mv(w, rows, cols, v, false).reduce((a, b) => a + b * b, 0));
   await tidyAsync(async () => {
     const u = keep(Tensor.fromData(Float32Array.from(randArray(rows, r)), [rows]));

@@ -13,7 +13,10 @@ function images(n: number): Tensor {
   // Smooth structured images (gradients and stripes), values in (0,1).
   const v = new Float32Array(n * 3 * 32 * 32);
   for (let i = 0; i < v.length; i++) {
-    const x = i % 32, y = Math.floor(i / 32) % 32, c = Math.floor(i / 1024) % 3, e = Math.floor(i / 3072);
+    const x = i % 32,
+      y = Math.floor(i / 32) % 32,
+      c = Math.floor(i / 1024) % 3,
+      e = Math.floor(i / 3072);
     v[i] = 0.5 + 0.4 * Math.sin((x + 2 * y) * 0.2 + c + e);
   }
   return Tensor.fromData(v, [n, 3, 32, 32]);
@@ -33,8 +36,14 @@ Deno.test("purifier: shapes, [0,1] outputs, critic scores patches; size errors",
       assert.ok(f.every((v) => v >= 0 && v <= 1), "outputs leave [0,1]");
       const s = d.score(out.fine, mask);
       assert.deepEqual(s.shape, [2, 4 * 4 * 4 * 4]);
-      assert.throws(() => g.run(ops.zeros([1, 3, 30, 30]), ops.zeros([1, 1, 30, 30])), /divisible by 4/);
-      assert.ok(g.numParameters() > 0 && [...g.stateDict().keys()].some((k) => k.endsWith("mask_conv.weight")));
+      assert.throws(
+        () => g.run(ops.zeros([1, 3, 30, 30]), ops.zeros([1, 1, 30, 30])),
+        /divisible by 4/,
+      );
+      assert.ok(
+        g.numParameters() > 0 &&
+          [...g.stateDict().keys()].some((k) => k.endsWith("mask_conv.weight")),
+      );
     });
   } finally {
     g.dispose();
@@ -61,7 +70,10 @@ Deno.test("purifier learns to inpaint a fixed batch (L1 to the clean image falls
         });
         losses.push(l);
       }
-      assert.ok(losses.at(-1)! < 0.7 * losses[0], `L1 did not fall enough: ${losses.map((v) => v.toFixed(3))}`);
+      assert.ok(
+        losses.at(-1)! < 0.7 * losses[0],
+        `L1 did not fall enough: ${losses.map((v) => v.toFixed(3))}`,
+      );
     });
   } finally {
     opt.dispose();

@@ -1,7 +1,7 @@
 // SN-PatchGAN critic (DeepFillv2): stride-2 5x5 convolutions with spectral normalization and
 // leaky ReLU on [image, mask]; every output cell scores one patch. Hinge losses.
 
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { InitRng, Module, SNConv2d } from "../nn/mod.ts";
 
@@ -21,7 +21,9 @@ export class PatchDiscriminator extends Module {
     let cin = 4;
     for (let i = 0; i < n; i++) {
       const cout = c * Math.min(4, 2 ** i);
-      this.convs.push(this.child(`conv${i}`, new SNConv2d(rng, cin, cout, 5, { stride: 2, padding: 2 })));
+      this.convs.push(
+        this.child(`conv${i}`, new SNConv2d(rng, cin, cout, 5, { stride: 2, padding: 2 })),
+      );
       cin = cout;
     }
   }

@@ -1,6 +1,6 @@
 // The model zoo: classifiers by architecture name, the purifier and its critic.
 
-import { type ClassifierOptions } from "./classifier.ts";
+import type { ClassifierOptions } from "./classifier.ts";
 import { SmallCnn } from "./smallcnn.ts";
 import { ResNet18 } from "./resnet18.ts";
 import { WideResNet } from "./wrn.ts";

@@ -42,23 +42,27 @@ class Stage extends Module {
   readonly out: Conv2d;
   constructor(rng: InitRng, c: number, dilations: number[]) {
     super();
-    const g = (i: number, cin: number, cout: number, k: number, cfg: { stride?: number; padding?: number; dilation?: number }) =>
-      new GatedConv2d(rng, cin, cout, k, cfg);
+    const g = (
+      cin: number,
+      cout: number,
+      k: number,
+      cfg: { stride?: number; padding?: number; dilation?: number },
+    ) => new GatedConv2d(rng, cin, cout, k, cfg);
     const enc = [
-      g(0, 4, c, 5, { padding: 2 }),
-      g(1, c, 2 * c, 3, { stride: 2, padding: 1 }),
-      g(2, 2 * c, 2 * c, 3, { padding: 1 }),
-      g(3, 2 * c, 4 * c, 3, { stride: 2, padding: 1 }),
-      g(4, 4 * c, 4 * c, 3, { padding: 1 }),
-      ...dilations.map((d, i) => g(5 + i, 4 * c, 4 * c, 3, { padding: d, dilation: d })),
-      g(0, 4 * c, 4 * c, 3, { padding: 1 }),
+      g(4, c, 5, { padding: 2 }),
+      g(c, 2 * c, 3, { stride: 2, padding: 1 }),
+      g(2 * c, 2 * c, 3, { padding: 1 }),
+      g(2 * c, 4 * c, 3, { stride: 2, padding: 1 }),
+      g(4 * c, 4 * c, 3, { padding: 1 }),
+      ...dilations.map((d) => g(4 * c, 4 * c, 3, { padding: d, dilation: d })),
+      g(4 * c, 4 * c, 3, { padding: 1 }),
     ];
     enc.forEach((m, i) => this.enc.push(this.child(`enc${i}`, m)));
     const dec = [
-      g(0, 4 * c, 2 * c, 3, { padding: 1 }), // after 2x upsampling
-      g(0, 2 * c, 2 * c, 3, { padding: 1 }),
-      g(0, 2 * c, c, 3, { padding: 1 }), // after 2x upsampling
-      g(0, c, Math.max(1, c >> 1), 3, { padding: 1 }),
+      g(4 * c, 2 * c, 3, { padding: 1 }), // after 2x upsampling
+      g(2 * c, 2 * c, 3, { padding: 1 }),
+      g(2 * c, c, 3, { padding: 1 }), // after 2x upsampling
+      g(c, Math.max(1, c >> 1), 3, { padding: 1 }),
     ];
     dec.forEach((m, i) => this.dec.push(this.child(`dec${i}`, m)));
     this.out = this.child("out", new Conv2d(rng, Math.max(1, c >> 1), 3, 3, { padding: 1 }));
@@ -96,7 +100,9 @@ export class Purifier extends Module {
   /** x: transformed image in [0,1] [N,3,H,W] (H, W divisible by 4); mask [N,1,H,W], 1 = hole. */
   run(x: Tensor, mask: Tensor): PurifierOutput {
     if (x.ndim !== 4 || x.shape[1] !== 3 || x.shape[2] % 4 || x.shape[3] % 4) {
-      throw new Error(`purifier: input must be [N,3,H,W] with H and W divisible by 4, got [${x.shape}]`);
+      throw new Error(
+        `purifier: input must be [N,3,H,W] with H and W divisible by 4, got [${x.shape}]`,
+      );
     }
     const [n, , h, w] = x.shape;
     mask.assertShape([n, 1, h, w], "purifier: mask");

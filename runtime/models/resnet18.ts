@@ -2,7 +2,7 @@
 // PyTorch CIFAR implementation: conv1, bn1, layer{1..4}.{0,1}.{conv1,bn1,conv2,bn2},
 // layer{2..4}.0.shortcut.{0,1}, linear. 11,173,962 parameters for 10 classes.
 
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { BatchNorm2d, Conv2d, InitRng, Module, Sequential } from "../nn/mod.ts";
 import { Linear } from "../nn/mod.ts";
@@ -16,12 +16,21 @@ class BasicBlock extends Module {
   readonly shortcut: Sequential | null;
   constructor(rng: InitRng, cin: number, cout: number, stride: number) {
     super();
-    this.conv1 = this.child("conv1", new Conv2d(rng, cin, cout, 3, { stride, padding: 1, bias: false }));
+    this.conv1 = this.child(
+      "conv1",
+      new Conv2d(rng, cin, cout, 3, { stride, padding: 1, bias: false }),
+    );
     this.bn1 = this.child("bn1", new BatchNorm2d(cout));
     this.conv2 = this.child("conv2", new Conv2d(rng, cout, cout, 3, { padding: 1, bias: false }));
     this.bn2 = this.child("bn2", new BatchNorm2d(cout));
     this.shortcut = stride !== 1 || cin !== cout
-      ? this.child("shortcut", new Sequential(new Conv2d(rng, cin, cout, 1, { stride, bias: false }), new BatchNorm2d(cout)))
+      ? this.child(
+        "shortcut",
+        new Sequential(
+          new Conv2d(rng, cin, cout, 1, { stride, bias: false }),
+          new BatchNorm2d(cout),
+        ),
+      )
       : null;
   }
   forward(x: Tensor): Tensor {
@@ -45,7 +54,12 @@ export class ResNet18 extends Classifier {
     let cin = 64;
     [64, 128, 256, 512].forEach((c, i) => {
       const stride = i === 0 ? 1 : 2;
-      this.layers.push(this.child(`layer${i + 1}`, new Sequential(new BasicBlock(rng, cin, c, stride), new BasicBlock(rng, c, c, 1))));
+      this.layers.push(
+        this.child(
+          `layer${i + 1}`,
+          new Sequential(new BasicBlock(rng, cin, c, stride), new BasicBlock(rng, c, c, 1)),
+        ),
+      );
       cin = c;
     });
     this.linear = this.child("linear", new Linear(rng, 512, this.numClasses));

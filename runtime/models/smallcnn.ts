@@ -1,7 +1,7 @@
 // A small, fast CNN for CPU runs: three conv-bn-relu stages (the last two downsample with
 // stride 2), one more downsampling conv, global average pooling and a linear head.
 
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { BatchNorm2d, Conv2d, InitRng, Linear } from "../nn/mod.ts";
 import { Classifier, type ClassifierOptions } from "./classifier.ts";
@@ -22,7 +22,12 @@ export class SmallCnn extends Classifier {
     const w = o.widths ?? [32, 64, 128, 128];
     let cin = 3;
     w.forEach((c, i) => {
-      this.convs.push(this.child(`conv${i + 1}`, new Conv2d(rng, cin, c, 3, { padding: 1, stride: i === 0 ? 1 : 2, bias: false })));
+      this.convs.push(
+        this.child(
+          `conv${i + 1}`,
+          new Conv2d(rng, cin, c, 3, { padding: 1, stride: i === 0 ? 1 : 2, bias: false }),
+        ),
+      );
       this.bns.push(this.child(`bn${i + 1}`, new BatchNorm2d(c)));
       cin = c;
     });
@@ -30,7 +35,9 @@ export class SmallCnn extends Classifier {
   }
   protected logits(x: Tensor): Tensor {
     let h = x;
-    for (let i = 0; i < this.convs.length; i++) h = ops.relu(this.bns[i].forward(this.convs[i].forward(h)));
+    for (let i = 0; i < this.convs.length; i++) {
+      h = ops.relu(this.bns[i].forward(this.convs[i].forward(h)));
+    }
     return this.fc.forward(ops.mean(h, [2, 3]));
   }
 }

@@ -1,7 +1,7 @@
 // WideResNet-28-10 with RobustBench's state-dict names: conv1, block{1,2,3}.layer.{i}.
 // {bn1,conv1,bn2,conv2,convShortcut}, bn1, fc. 36,479,194 parameters for 10 classes.
 
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { BatchNorm2d, Conv2d, InitRng, Linear, Module, Sequential } from "../nn/mod.ts";
 import { Classifier, type ClassifierOptions } from "./classifier.ts";
@@ -15,7 +15,10 @@ class WideBlock extends Module {
   constructor(rng: InitRng, readonly cin: number, readonly cout: number, stride: number) {
     super();
     this.bn1 = this.child("bn1", new BatchNorm2d(cin));
-    this.conv1 = this.child("conv1", new Conv2d(rng, cin, cout, 3, { stride, padding: 1, bias: false }));
+    this.conv1 = this.child(
+      "conv1",
+      new Conv2d(rng, cin, cout, 3, { stride, padding: 1, bias: false }),
+    );
     this.bn2 = this.child("bn2", new BatchNorm2d(cout));
     this.conv2 = this.child("conv2", new Conv2d(rng, cout, cout, 3, { padding: 1, bias: false }));
     this.convShortcut = cin !== cout
@@ -34,7 +37,10 @@ class NetworkBlock extends Module {
   readonly layer: Sequential;
   constructor(rng: InitRng, n: number, cin: number, cout: number, stride: number) {
     super();
-    const blocks = Array.from({ length: n }, (_, i) => new WideBlock(rng, i === 0 ? cin : cout, cout, i === 0 ? stride : 1));
+    const blocks = Array.from(
+      { length: n },
+      (_, i) => new WideBlock(rng, i === 0 ? cin : cout, cout, i === 0 ? stride : 1),
+    );
     this.layer = this.child("layer", new Sequential(...blocks));
   }
   forward(x: Tensor): Tensor {
@@ -62,7 +68,9 @@ export class WideResNet extends Classifier {
     const rng = new InitRng(o.seed ?? 0);
     const ch = [16, 16 * widen, 32 * widen, 64 * widen];
     this.conv1 = this.child("conv1", new Conv2d(rng, 3, ch[0], 3, { padding: 1, bias: false }));
-    this.blocks = [1, 2, 3].map((i) => this.child(`block${i}`, new NetworkBlock(rng, n, ch[i - 1], ch[i], i === 1 ? 1 : 2)));
+    this.blocks = [1, 2, 3].map((i) =>
+      this.child(`block${i}`, new NetworkBlock(rng, n, ch[i - 1], ch[i], i === 1 ? 1 : 2))
+    );
     this.bn1 = this.child("bn1", new BatchNorm2d(ch[3]));
     this.fc = this.child("fc", new Linear(rng, ch[3], this.numClasses));
   }

@@ -1,7 +1,7 @@
 // Layers with PyTorch parameter names: Conv2d (weight, bias), Linear, BatchNorm2d (weight,
 // bias, running_mean, running_var), GatedConv2d and SNConv2d for the purifier and its critic.
 
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { Module } from "./module.ts";
 import { defaultWeight, type InitRng } from "./init.ts";
@@ -26,7 +26,9 @@ export class Conv2d extends Module {
     super();
     const fanIn = cin * k * k;
     this.weight = this.param("weight", defaultWeight(rng, cout * fanIn, fanIn), [cout, cin, k, k]);
-    this.bias = cfg.bias === false ? null : this.param("bias", defaultWeight(rng, cout, fanIn), [cout]);
+    this.bias = cfg.bias === false
+      ? null
+      : this.param("bias", defaultWeight(rng, cout, fanIn), [cout]);
   }
   forward(x: Tensor): Tensor {
     return ops.conv2d(x, this.weight, this.bias, this.cfg);
@@ -113,7 +115,13 @@ export class SNConv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
   readonly u: Tensor;
-  constructor(rng: InitRng, readonly cin: number, readonly cout: number, readonly k: number, readonly cfg: Conv2dConfig = {}) {
+  constructor(
+    rng: InitRng,
+    readonly cin: number,
+    readonly cout: number,
+    readonly k: number,
+    readonly cfg: Conv2dConfig = {},
+  ) {
     super();
     const fanIn = cin * k * k;
     this.weight = this.param("weight", defaultWeight(rng, cout * fanIn, fanIn), [cout, cin, k, k]);

@@ -71,7 +71,10 @@ export abstract class Module {
   }
 
   /** Copies values into this module's tensors. Errors name the key and both shapes. */
-  loadStateDict(state: Map<string, Tensor | { shape: readonly number[]; data: Float32Array }>, o: LoadOptions = {}) {
+  loadStateDict(
+    state: Map<string, Tensor | { shape: readonly number[]; data: Float32Array }>,
+    o: LoadOptions = {},
+  ) {
     const strict = o.strict ?? true;
     const own = this.stateDict();
     const missing = [...own.keys()].filter((k) => !state.has(k));
@@ -79,7 +82,8 @@ export abstract class Module {
       (k) => !own.has(k) && !IGNORED_SUFFIXES.some((s) => k.endsWith(s)),
     );
     if (strict && (missing.length || unexpected.length)) {
-      const show = (xs: string[]) => xs.slice(0, 8).join(", ") + (xs.length > 8 ? `, ... (${xs.length})` : "");
+      const show = (xs: string[]) =>
+        xs.slice(0, 8).join(", ") + (xs.length > 8 ? `, ... (${xs.length})` : "");
       throw new Error(
         `loadStateDict: ${missing.length ? `missing keys: ${show(missing)}` : ""}` +
           `${missing.length && unexpected.length ? "; " : ""}` +
@@ -92,7 +96,9 @@ export abstract class Module {
         const src = state.get(k);
         if (!src) continue;
         if (src.shape.length !== t.shape.length || src.shape.some((d, i) => d !== t.shape[i])) {
-          throw new Error(`loadStateDict: ${k} has shape [${src.shape}] in the checkpoint, model expects [${t.shape}]`);
+          throw new Error(
+            `loadStateDict: ${k} has shape [${src.shape}] in the checkpoint, model expects [${t.shape}]`,
+          );
         }
         if (src instanceof Tensor) assign(t, src);
         else {

@@ -1,7 +1,7 @@
 // In-place writes into existing tensors (running statistics, power-iteration vectors,
 // optimizer state): the destination keeps its identity so references stay valid.
 
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { launch1d, sameShape, words } from "./util.ts";
 
 /** Copies src's values into dst (same shape); not differentiable. */

@@ -57,7 +57,23 @@ function pair(op: string, field: string, v: Pair | undefined, dflt: number, min:
 }
 
 function geoWords(g: Geometry): number[] {
-  return words(g.N, g.Cin, g.H, g.W, g.Cout, g.Ho, g.Wo, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW);
+  return words(
+    g.N,
+    g.Cin,
+    g.H,
+    g.W,
+    g.Cout,
+    g.Ho,
+    g.Wo,
+    g.KH,
+    g.KW,
+    g.SH,
+    g.SW,
+    g.PH,
+    g.PW,
+    g.DH,
+    g.DW,
+  );
 }
 
 /** Splits `threads4` 4-wide thread columns over x (and z when x would exceed the limit). */
@@ -193,14 +209,32 @@ export function convTranspose2d(
   const [DH, DW] = pair(op, "dilation", o.dilation, 1, 1);
   const [OH, OW] = pair(op, "outputPadding", o.outputPadding, 0, 0);
   if (OH >= Math.max(SH, DH) || OW >= Math.max(SW, DW)) {
-    throw new Error(`${op}: outputPadding must be smaller than stride or dilation, got ${OH},${OW}`);
+    throw new Error(
+      `${op}: outputPadding must be smaller than stride or dilation, got ${OH},${OW}`,
+    );
   }
   const Ho = (H - 1) * SH - 2 * PH + DH * (KH - 1) + OH + 1;
   const Wo = (W - 1) * SW - 2 * PW + DW * (KW - 1) + OW + 1;
   if (Ho < 1 || Wo < 1) throw new Error(`${op}: padding ${PH},${PW} leaves an empty output`);
   const bias = checkBias(op, b, Cout);
   // Seen as the convolution whose input gradient it is: conv input [N,Cout,Ho,Wo] -> [N,Cin,H,W].
-  const g: Geometry = { N, Cin: Cout, H: Ho, W: Wo, Cout: Cin, Ho: H, Wo: W, KH, KW, SH, SW, PH, PW, DH, DW };
+  const g: Geometry = {
+    N,
+    Cin: Cout,
+    H: Ho,
+    W: Wo,
+    Cout: Cin,
+    Ho: H,
+    Wo: W,
+    KH,
+    KW,
+    SH,
+    SW,
+    PH,
+    PW,
+    DH,
+    DW,
+  };
   let y = record(convInputGradRaw(x, w, g), op, [x, w], (gy, needs) => [
     needs[0] ? convForwardRaw(gy, w, null, g) : null,
     needs[1] ? convWeightGradRaw(gy, x, g) : null,
@@ -209,8 +243,9 @@ export function convTranspose2d(
   return y;
 }
 
-
 /** Multiply-adds of the forward (each backward pass does the same amount), times 2. */
-export function convFlops(g: { N: number; Cin: number; Cout: number; Ho: number; Wo: number; KH: number; KW: number }) {
+export function convFlops(
+  g: { N: number; Cin: number; Cout: number; Ho: number; Wo: number; KH: number; KW: number },
+) {
   return 2 * g.N * g.Cout * g.Ho * g.Wo * g.Cin * g.KH * g.KW;
 }

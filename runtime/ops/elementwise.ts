@@ -2,14 +2,7 @@
 
 import { gradOps, record } from "../autograd.ts";
 import { keep, type Shape, Tensor } from "../tensor.ts";
-import {
-  broadcastShapes,
-  broadcastStrides,
-  launch1d,
-  pad6,
-  sameShape,
-  words,
-} from "./util.ts";
+import { broadcastShapes, broadcastStrides, launch1d, pad6, sameShape, words } from "./util.ts";
 import { sumTo } from "./reduce.ts";
 
 const BIN = {
@@ -103,7 +96,7 @@ function reduceTo(g: Tensor, shape: Shape): Tensor {
   return r;
 }
 
-function gradA(op: BinOp, a: Tensor, b: Tensor, out: Tensor, gy: Tensor): Tensor | null {
+function gradA(op: BinOp, a: Tensor, b: Tensor, _out: Tensor, gy: Tensor): Tensor | null {
   switch (op) {
     case "add":
     case "sub":
@@ -117,7 +110,11 @@ function gradA(op: BinOp, a: Tensor, b: Tensor, out: Tensor, gy: Tensor): Tensor
     case "minimum":
       return binaryRaw("mul", gy, binaryRaw("le", a, b));
     case "pow": // b * a^(b-1)
-      return binaryRaw("mul", gy, binaryRaw("mul", b, binaryRaw("pow", a, binaryRaw("sub", b, constant(1)))));
+      return binaryRaw(
+        "mul",
+        gy,
+        binaryRaw("mul", b, binaryRaw("pow", a, binaryRaw("sub", b, constant(1)))),
+      );
     default:
       return null; // comparisons are piecewise constant
   }
@@ -286,7 +283,9 @@ export function clone(x: Tensor): Tensor {
 /** Broadcasts x to `shape` (a copy); the gradient sums back. */
 export function expandRaw(x: Tensor, shape: Shape): Tensor {
   const s = broadcastShapes("expand", x.shape, shape);
-  if (!sameShape(s, shape)) throw new Error(`expand: [${x.shape}] does not broadcast to [${shape}]`);
+  if (!sameShape(s, shape)) {
+    throw new Error(`expand: [${x.shape}] does not broadcast to [${shape}]`);
+  }
   return whereRaw(constant(1), x, constant(0), [...shape]);
 }
 

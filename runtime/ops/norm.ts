@@ -9,7 +9,6 @@ import { launch1d, words } from "./util.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 
-const STAT_WG = 256;
 
 interface NormView {
   N: number;
@@ -127,7 +126,12 @@ export function batchNorm(
   if (x.ndim < 2) throw new Error(`${op}: input must be [N,C,...], got [${x.shape}]`);
   const [N, C] = x.shape;
   const S = x.size / (N * C);
-  for (const [name, t] of [["weight", weight], ["bias", bias], ["runningMean", runningMean], ["runningVar", runningVar]] as const) {
+  for (
+    const [name, t] of [["weight", weight], ["bias", bias], ["runningMean", runningMean], [
+      "runningVar",
+      runningVar,
+    ]] as const
+  ) {
     checkParam(op, name, t, C);
   }
   if ((weight === null) !== (bias === null)) {
@@ -143,7 +147,9 @@ export function batchNorm(
     return recordNorm(op, y, x, weight, bias, runningMean, runningVar, 0, v, eps, false);
   }
   if (N * S < 2) {
-    throw new Error(`${op}: training needs more than one value per channel, got input [${x.shape}]`);
+    throw new Error(
+      `${op}: training needs more than one value per channel, got input [${x.shape}]`,
+    );
   }
   const stats = groupStats(x, v);
   if (runningMean && runningVar) {
@@ -174,7 +180,17 @@ function recordNorm(
   const inputs = weight && bias ? [x, weight, bias] : [x];
   return record(y, op, inputs, (gy, needs) => {
     const { gx, sumG, sumGX } = normBackward(
-      x, gy, mean, variance, varOffset, weight, v, eps, batchStats, needs[0], !!(needs[1] || needs[2]),
+      x,
+      gy,
+      mean,
+      variance,
+      varOffset,
+      weight,
+      v,
+      eps,
+      batchStats,
+      needs[0],
+      !!(needs[1] || needs[2]),
     );
     // Per-group sums fold onto the weight's channels (instance norm: sum over the batch).
     const fold = (t: Tensor | null) =>
@@ -184,7 +200,12 @@ function recordNorm(
 }
 
 /** Instance norm: each (n, c) plane normalized by its own statistics; optional affine. */
-export function instanceNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function instanceNorm(
+  x: Tensor,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   const op = "instanceNorm";
   if (x.ndim < 3) throw new Error(`${op}: input must be [N,C,H,W] (or [N,C,L]), got [${x.shape}]`);
   const [N, C] = x.shape;
@@ -192,7 +213,9 @@ export function instanceNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | 
   if (S < 2) throw new Error(`${op}: needs more than one value per plane, got [${x.shape}]`);
   checkParam(op, "weight", weight, C);
   checkParam(op, "bias", bias, C);
-  if (!weight !== !bias) throw new Error(`${op}: weight and bias must both be given or both be null`);
+  if (!weight !== !bias) {
+    throw new Error(`${op}: weight and bias must both be given or both be null`);
+  }
   const v: NormView = { N: 1, C: N * C, S, WC: C };
   const stats = groupStats(x, v);
   const y = applyNorm(x, stats, stats, N * C, weight ?? null, bias ?? null, v, eps);

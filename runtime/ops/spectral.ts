@@ -4,7 +4,7 @@
 // Eval mode recomputes v = normalize(W^T u) from the kept u instead of storing v.
 
 import { noGrad } from "../autograd.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { assign } from "./assign.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./reduce.ts";
@@ -29,7 +29,9 @@ export function spectralNorm(w: Tensor, u: Tensor, o: SpectralNormOptions): Tens
   const out = w.shape[0];
   if (w.ndim < 2) throw new Error(`spectralNorm: weight must be at least 2-d, got [${w.shape}]`);
   if (u.ndim !== 1 || u.shape[0] !== out) {
-    throw new Error(`spectralNorm: u has shape [${u.shape}], expected [${out}] (weight [${w.shape}])`);
+    throw new Error(
+      `spectralNorm: u has shape [${u.shape}], expected [${out}] (weight [${w.shape}])`,
+    );
   }
   const eps = o.eps ?? 1e-12;
   const iterations = o.training ? (o.iterations ?? 1) : 0;

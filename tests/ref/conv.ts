@@ -14,8 +14,10 @@ export interface ConvRefGeometry {
 }
 
 export function convOutSize(g: ConvRefGeometry): [number, number] {
-  const Ho = Math.floor((g.H + 2 * g.padding[0] - g.dilation[0] * (g.KH - 1) - 1) / g.stride[0]) + 1;
-  const Wo = Math.floor((g.W + 2 * g.padding[1] - g.dilation[1] * (g.KW - 1) - 1) / g.stride[1]) + 1;
+  const Ho = Math.floor((g.H + 2 * g.padding[0] - g.dilation[0] * (g.KH - 1) - 1) / g.stride[0]) +
+    1;
+  const Wo = Math.floor((g.W + 2 * g.padding[1] - g.dilation[1] * (g.KW - 1) - 1) / g.stride[1]) +
+    1;
   return [Ho, Wo];
 }
 
@@ -57,8 +59,10 @@ export interface ConvTRefGeometry extends ConvRefGeometry {
 
 export function convTOutSize(g: ConvTRefGeometry): [number, number] {
   return [
-    (g.H - 1) * g.stride[0] - 2 * g.padding[0] + g.dilation[0] * (g.KH - 1) + g.outputPadding[0] + 1,
-    (g.W - 1) * g.stride[1] - 2 * g.padding[1] + g.dilation[1] * (g.KW - 1) + g.outputPadding[1] + 1,
+    (g.H - 1) * g.stride[0] - 2 * g.padding[0] + g.dilation[0] * (g.KH - 1) + g.outputPadding[0] +
+    1,
+    (g.W - 1) * g.stride[1] - 2 * g.padding[1] + g.dilation[1] * (g.KW - 1) + g.outputPadding[1] +
+    1,
   ];
 }
 
