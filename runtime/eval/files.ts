@@ -2,18 +2,10 @@
 // never leaves a half-written report) and JSON-lines state files that tolerate a torn last
 // line.
 
-/** Writes `data` to `path` atomically: a temp file in the same directory, then rename. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2)}`;
-  try {
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new Error(`cannot write ${path}: ${e instanceof Error ? e.message : e}`);
-  }
-}
+import { writeFileAtomic } from "../io/atomic.ts";
+
+/** Atomic writes live in runtime/io/atomic.ts; re-exported for the evaluation modules. */
+export { writeFileAtomic };
 
 export async function exists(path: string): Promise<boolean> {
   try {

@@ -1,0 +1,102 @@
+// A progress line for long work: done/total, items per second, ETA. Redrawn in place on a
+// terminal (throttled to ~2 Hz); on a pipe or file, one plain line per 10% so logs stay short.
+
+export interface ProgressOptions {
+  /** Unit shown in the rate ("it/s"). */
+  unit?: string;
+  /** Where lines go (default: stderr). */
+  write?: (text: string) => void;
+  /** Redraw in place (default: whether stderr is a terminal). */
+  tty?: boolean;
+  /** Milliseconds clock (default: performance.now). */
+  now?: () => number;
+  /** Minimum time between redraws on a terminal. */
+  intervalMs?: number;
+}
+
+/** Seconds as m:ss, or h:mm:ss from one hour up; "?" when unknown. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return `${h ? `${h}:` : ""}${mm}:${String(sec).padStart(2, "0")}`;
+}
+
+function isStderrTty(): boolean {
+  try {
+    return Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+export class Progress {
+  #count: number;
+  readonly #start: number;
+  readonly #t0: number;
+  #lastDraw = -Infinity;
+  #lastDecile: number;
+  #finished = false;
+  readonly #write: (text: string) => void;
+  readonly #tty: boolean;
+  readonly #now: () => number;
+  readonly #interval: number;
+  readonly #unit: string;
+
+  /** `start`: items already done (a resumed run); the rate counts only this run's items. */
+  constructor(readonly total: number, readonly label: string, start = 0, o: ProgressOptions = {}) {
+    this.#count = start;
+    this.#start = start;
+    this.#now = o.now ?? (() => performance.now());
+    this.#t0 = this.#now();
+    this.#tty = o.tty ?? isStderrTty();
+    this.#write = o.write ?? ((t) => Deno.stderr.writeSync(new TextEncoder().encode(t)));
+    this.#interval = o.intervalMs ?? 500;
+    this.#unit = o.unit ?? "it";
+    this.#lastDecile = this.#decile();
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  #decile(): number {
+    return this.total > 0 ? Math.floor((10 * Math.min(this.#count, this.total)) / this.total) : 0;
+  }
+
+  /** The status line: `label  123/1000  45.6 it/s  ETA 0:19  extra`. */
+  line(extra = ""): string {
+    const secs = (this.#now() - this.#t0) / 1000;
+    const rate = secs > 0 ? (this.#count - this.#start) / secs : 0;
+    const eta = rate > 0 ? Math.max(0, this.total - this.#count) / rate : Infinity;
+    return `${this.label}  ${this.#count}/${this.total}  ${rate.toFixed(1)} ${this.#unit}/s  ` +
+      `ETA ${formatDuration(eta)}${extra ? `  ${extra}` : ""}`;
+  }
+
+  /** Adds `n` items; redraws when due. `extra` (e.g. the running loss) ends the line. */
+  tick(n = 1, extra = ""): void {
+    this.#count += n;
+    if (this.#tty) {
+      const now = this.#now();
+      if (now - this.#lastDraw < this.#interval && this.#count < this.total) return;
+      this.#lastDraw = now;
+      this.#write(`\r\x1b[K${this.line(extra)}`);
+    } else {
+      const d = this.#decile();
+      if (d === this.#lastDecile) return;
+      this.#lastDecile = d;
+      this.#write(`${this.line(extra)}\n`);
+    }
+  }
+
+  /** Ends the line with the total elapsed time. Safe to call twice. */
+  done(extra = ""): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const secs = (this.#now() - this.#t0) / 1000;
+    const text = `${this.label}  ${this.#count}/${this.total}  done in ${formatDuration(secs)}` +
+      `${extra ? `  ${extra}` : ""}`;
+    this.#write(this.#tty ? `\r\x1b[K${text}\n` : `${text}\n`);
+  }
+}
