@@ -2,15 +2,34 @@ import { assert } from "./helpers/check.ts";
 import { compareMetrics, rerunArgs } from "../runtime/cli/repro.ts";
 
 Deno.test("repro: metric comparison is exact at tolerance 0, lists missing metrics", () => {
-  const a = { "none/full-pipeline/clean_accuracy": 0.5, "atop/full-pipeline/pgd-linf": 0.25, gone: 1 };
-  const b = { "none/full-pipeline/clean_accuracy": 0.5, "atop/full-pipeline/pgd-linf": 0.25000001, extra: 2 };
+  const a = {
+    "none/full-pipeline/clean_accuracy": 0.5,
+    "atop/full-pipeline/pgd-linf": 0.25,
+    gone: 1,
+  };
+  const b = {
+    "none/full-pipeline/clean_accuracy": 0.5,
+    "atop/full-pipeline/pgd-linf": 0.25000001,
+    extra: 2,
+  };
   const d = compareMetrics(a, b, 0);
   assert.deepEqual(d.map((x) => x.metric), ["atop/full-pipeline/pgd-linf", "extra", "gone"]);
   assert.deepEqual(compareMetrics(a, b, 1e-3).map((x) => x.metric), ["extra", "gone"]);
-  assert.deepEqual(d.find((x) => x.metric === "gone"), { metric: "gone", recorded: 1, rerun: null });
+  assert.deepEqual(d.find((x) => x.metric === "gone"), {
+    metric: "gone",
+    recorded: 1,
+    rerun: null,
+  });
 });
 
 Deno.test("repro: the recorded command is rerun into a fresh --out", () => {
-  assert.deepEqual(rerunArgs(["--preset", "quick", "--out", "old", "--seed", "3"], "/tmp/new"), ["--preset", "quick", "--seed", "3", "--out", "/tmp/new"]);
+  assert.deepEqual(rerunArgs(["--preset", "quick", "--out", "old", "--seed", "3"], "/tmp/new"), [
+    "--preset",
+    "quick",
+    "--seed",
+    "3",
+    "--out",
+    "/tmp/new",
+  ]);
   assert.deepEqual(rerunArgs(["--out=old"], "n"), ["--out", "n"]);
 });

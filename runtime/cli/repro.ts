@@ -22,12 +22,18 @@ export interface ReproDiff {
 }
 
 /** Metrics that differ: beyond `tol` (0 = exact), or present on one side only. */
-export function compareMetrics(a: Record<string, number>, b: Record<string, number>, tol: number): ReproDiff[] {
+export function compareMetrics(
+  a: Record<string, number>,
+  b: Record<string, number>,
+  tol: number,
+): ReproDiff[] {
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
   const out: ReproDiff[] = [];
   for (const k of keys) {
     const x = a[k] ?? null, y = b[k] ?? null;
-    if (x === null || y === null || Math.abs(x - y) > tol) out.push({ metric: k, recorded: x, rerun: y });
+    if (x === null || y === null || Math.abs(x - y) > tol) {
+      out.push({ metric: k, recorded: x, rerun: y });
+    }
   }
   return out;
 }
@@ -49,7 +55,11 @@ export function rerunArgs(args: string[], out: string): string[] {
 export async function main(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args: argv,
-    options: { tolerance: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      tolerance: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -64,7 +74,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     throw new Error(`${path}: cannot read the manifest (${e instanceof Error ? e.message : e})`);
   }
-  if (m.format !== "atop-manifest/1") throw new Error(`${path}: not an atop manifest (format ${m.format})`);
+  if (m.format !== "atop-manifest/1") {
+    throw new Error(`${path}: not an atop manifest (format ${m.format})`);
+  }
   const out = v.out ?? await Deno.makeTempDir({ prefix: "atop-repro-" });
   const args = rerunArgs(m.args, out);
   console.error(`repro: deno run -A ${m.pipeline_file} ${args.join(" ")}`);
@@ -82,14 +94,20 @@ export async function main(argv: string[]): Promise<number> {
   if (!(tol >= 0)) throw new Error(`--tolerance: expected a number >= 0, got "${v.tolerance}"`);
   const diffs = compareMetrics(m.metrics, again.metrics, tol);
   const n = Object.keys(m.metrics).length;
-  console.log(`repro: ${sameAdapter ? "same adapter, exact comparison" : `different adapter, tolerance ${tol}`}`);
+  console.log(
+    `repro: ${
+      sameAdapter ? "same adapter, exact comparison" : `different adapter, tolerance ${tol}`
+    }`,
+  );
   if (diffs.length === 0) {
     console.log(`repro: all ${n} metrics match`);
     return 0;
   }
   console.log(`repro: ${diffs.length} of ${n} metrics differ:`);
   console.log("| metric | recorded | rerun |\n|---|---|---|");
-  for (const d of diffs) console.log(`| ${d.metric} | ${d.recorded ?? "missing"} | ${d.rerun ?? "missing"} |`);
+  for (const d of diffs) {
+    console.log(`| ${d.metric} | ${d.recorded ?? "missing"} | ${d.rerun ?? "missing"} |`);
+  }
   return 1;
 }
 
