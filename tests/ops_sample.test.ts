@@ -1,0 +1,239 @@
+import { assert, checkOp, gpu, input, randInt, rng } from "./helpers/check.ts";
+import {
+  flowWarpRef,
+  gridSampleRef,
+  upsampleBilinearRef,
+  upsampleNearestRef,
+} from "./ref/sample.ts";
+import { flowWarp, gridSample } from "../runtime/ops/sample.ts";
+import { upsampleBilinear, upsampleNearest } from "../runtime/ops/upsample.ts";
+import { grad } from "../runtime/autograd.ts";
+import { Tensor, tidyAsync } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
+
+await gpu();
+
+Deno.test("gridSample matches the float64 reference, forward and both gradients", async () => {
+  const r = rng(11);
+  for (const alignCorners of [false, true]) {
+    for (const padding of ["zeros", "border"] as const) {
+      for (let k = 0; k < 2; k++) {
+        // Batch 1 once per setting; non-square in and out; the grid reaches past [-1, 1].
+        const d = {
+          N: k === 0 ? 1 : 2,
+          C: randInt(r, 1, 3),
+          H: randInt(r, 3, 6),
+          W: randInt(r, 4, 7),
+        };
+        const Ho = randInt(r, 2, 5), Wo = randInt(r, 3, 6);
+        await checkOp(
+          `gridSample align=${alignCorners} ${padding} [${d.N},${d.C},${d.H},${d.W}]->${Ho}x${Wo}`,
+          ([x, g]) => gridSample(x, g, { alignCorners, padding }),
+          gridSampleRef(d, Ho, Wo, alignCorners, padding),
+          [input([d.N, d.C, d.H, d.W], r), input([d.N, Ho, Wo, 2], r, -1.2, 1.2)],
+          { maxCoords: 40 },
+        );
+      }
+    }
+  }
+});
+
+Deno.test("flowWarp matches the float64 reference, forward and gradients to x and flow", async () => {
+  const r = rng(12);
+  for (const [N, C, H, W] of [[1, 3, 5, 7], [2, 2, 6, 4]]) {
+    const d = { N, C, H, W };
+    await checkOp(
+      `flowWarp [${N},${C},${H},${W}]`,
+      ([x, f]) => flowWarp(x, f),
+      flowWarpRef(d),
+      [input([N, C, H, W], r), input([N, 2, H, W], r, -1.7, 1.7)],
+      { maxCoords: 40 },
+    );
+  }
+});
+
+Deno.test("upsampleNearest matches the reference; gradient sums each block", async () => {
+  const r = rng(13);
+  for (const [shape, s] of [[[1, 2, 3, 5], 2], [[2, 1, 4, 3], 3], [[1, 3, 2, 3], 1]] as const) {
+    const d = { N: shape[0], C: shape[1], H: shape[2], W: shape[3] };
+    await checkOp(
+      `upsampleNearest [${shape}] x${s}`,
+      ([x]) => upsampleNearest(x, s),
+      upsampleNearestRef(d, s),
+      [input([...shape], r)],
+    );
+  }
+});
+
+Deno.test("upsampleBilinear matches the reference for scales, sizes and both alignCorners", async () => {
+  const r = rng(14);
+  const cases: { shape: number[]; scale?: number; size?: [number, number] }[] = [
+    { shape: [1, 2, 3, 5], scale: 2 },
+    { shape: [2, 1, 4, 3], scale: 1.5 },
+    { shape: [1, 1, 5, 7], scale: 0.6 },
+    { shape: [1, 2, 3, 4], size: [7, 5] },
+    { shape: [2, 1, 6, 7], size: [4, 3] },
+    { shape: [1, 1, 1, 4], size: [3, 1] },
+  ];
+  for (const c of cases) {
+    for (const alignCorners of [false, true]) {
+      const [N, C, H, W] = c.shape;
+      const [Ho, Wo] = c.size ?? [Math.floor(H * c.scale!), Math.floor(W * c.scale!)];
+      await checkOp(
+        `upsampleBilinear [${c.shape}] ${c.scale ? `scale ${c.scale}` : `size ${c.size}`} ` +
+          `align=${alignCorners}`,
+        ([x]) => upsampleBilinear(x, { scale: c.scale, size: c.size, alignCorners }),
+        upsampleBilinearRef({ N, C, H, W }, Ho, Wo, alignCorners, c.scale),
+        [input(c.shape, r)],
+      );
+    }
+  }
+});
+
+async function values(t: Tensor): Promise<number[]> {
+  return Array.from(await t.data());
+}
+
+function near(got: number[], want: number[], tol: number, what: string) {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Math.abs(got[i] - want[i]) <= tol, `${what}[${i}]: got ${got[i]}, want ${want[i]}`);
+  }
+}
+
+Deno.test("known answers: identity grid, zero flow, integer flow shift, PyTorch examples", async () => {
+  await tidyAsync(async () => {
+    const [N, C, H, W] = [2, 3, 5, 7];
+    const r = rng(15);
+    const xv = Array.from({ length: N * C * H * W }, () => r() * 2 - 1);
+    const x = Tensor.fromData(xv, [N, C, H, W]);
+    // Identity grid: linspace(-1, 1) along each axis with alignCorners hits pixel centres.
+    const g: number[] = [];
+    for (let n = 0; n < N; n++) {
+      for (let i = 0; i < H; i++) {
+        for (let j = 0; j < W; j++) g.push(-1 + 2 * j / (W - 1), -1 + 2 * i / (H - 1));
+      }
+    }
+    const grid = Tensor.fromData(g, [N, H, W, 2]);
+    near(await values(gridSample(x, grid, { alignCorners: true })), xv, 1e-6, "identity grid");
+    near(
+      await values(gridSample(x, grid, { alignCorners: true, padding: "border" })),
+      xv,
+      1e-6,
+      "identity grid, border",
+    );
+    assert.deepEqual(
+      await values(flowWarp(x, ops.zeros([N, 2, H, W]))),
+      Array.from(Float32Array.from(xv)),
+      "zero flow",
+    );
+
+    // Flow (dx, dy) = (1, -2): output (i, j) reads x at (i-2, j+1), zero outside.
+    const flow = Tensor.fromData(
+      Array.from({ length: N * 2 * H * W }, (_, k) => (Math.floor(k / (H * W)) % 2 === 0 ? 1 : -2)),
+      [N, 2, H, W],
+    );
+    const want: number[] = [];
+    const x32 = Float32Array.from(xv);
+    for (let p = 0; p < N * C; p++) {
+      for (let i = 0; i < H; i++) {
+        for (let j = 0; j < W; j++) {
+          const si = i - 2, sj = j + 1;
+          want.push(si >= 0 && sj < W ? x32[(p * H + si) * W + sj] : 0);
+        }
+      }
+    }
+    assert.deepEqual(await values(flowWarp(x, flow)), want, "integer flow shift");
+
+    // Small examples whose PyTorch results are known by hand.
+    const img = Tensor.fromData([1, 2, 3, 4], [1, 1, 2, 2]);
+    const pts = Tensor.fromData([0, 0, -1, -1, 1, 1, 0.5, -1], [1, 1, 4, 2]);
+    near(await values(gridSample(img, pts)), [2.5, 0.25, 1, 1], 1e-6, "grid zeros");
+    near(
+      await values(gridSample(img, pts, { padding: "border" })),
+      [2.5, 1, 4, 2],
+      1e-6,
+      "grid border",
+    );
+    near(
+      await values(gridSample(img, pts, { alignCorners: true })),
+      [2.5, 1, 4, 1.75],
+      1e-6,
+      "grid align",
+    );
+    near(
+      await values(upsampleBilinear(img, { scale: 2 })),
+      [1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4],
+      1e-6,
+      "bilinear x2",
+    );
+    near(
+      await values(upsampleBilinear(img, { size: [3, 3], alignCorners: true })),
+      [1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4],
+      1e-6,
+      "bilinear align 3x3",
+    );
+    near(
+      await values(upsampleNearest(img, 2)),
+      [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4],
+      0,
+      "nearest x2",
+    );
+  });
+});
+
+Deno.test("gradients are bit-identical run to run", async () => {
+  await tidyAsync(async () => {
+    const r = rng(16);
+    const [N, C, H, W] = [2, 3, 8, 9];
+    const x = Tensor.fromData(Array.from({ length: N * C * H * W }, () => r()), [N, C, H, W]);
+    const grid = Tensor.fromData(Array.from({ length: N * 6 * 5 * 2 }, () => r() * 2.4 - 1.2), [
+      N,
+      6,
+      5,
+      2,
+    ]);
+    const flow = Tensor.fromData(Array.from({ length: N * 2 * H * W }, () => r() * 4 - 2), [
+      N,
+      2,
+      H,
+      W,
+    ]);
+    x.requiresGrad = grid.requiresGrad = flow.requiresGrad = true;
+    const run = async () => {
+      const [gx, gg] = grad(ops.sum(ops.square(gridSample(x, grid))), [x, grid]);
+      const [fx, ff] = grad(ops.sum(ops.square(flowWarp(x, flow))), [x, flow]);
+      const [ux] = grad(ops.sum(ops.square(upsampleBilinear(x, { scale: 1.7 }))), [x]);
+      return await Promise.all([gx, gg, fx, ff, ux].map((t) => t.data()));
+    };
+    const a = await run();
+    const b = await run();
+    for (let i = 0; i < a.length; i++) assert.deepEqual(b[i], a[i], `gradient ${i} differs`);
+  });
+});
+
+Deno.test("bad inputs raise errors naming the op and field", () => {
+  const x = ops.zeros([1, 2, 3, 4]);
+  assert.throws(
+    () => gridSample(x, ops.zeros([1, 3, 4, 3])),
+    /gridSample: grid must be \[N,Ho,Wo,2\]/,
+  );
+  assert.throws(() => gridSample(x, ops.zeros([2, 3, 4, 2])), /gridSample: grid batch 2/);
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => gridSample(x, ops.zeros([1, 3, 4, 2]), { padding: "reflection" as any }),
+    /gridSample: padding must be 'zeros' or 'border'/,
+  );
+  assert.throws(
+    () => gridSample(ops.zeros([2, 3]), ops.zeros([1, 3, 4, 2])),
+    /gridSample: x must be/,
+  );
+  assert.throws(() => flowWarp(x, ops.zeros([1, 2, 4, 3])), /flowWarp: flow must be \[N,2,H,W\]/);
+  assert.throws(() => upsampleNearest(x, 1.5), /upsampleNearest: scale must be an integer/);
+  assert.throws(() => upsampleBilinear(x, {}), /upsampleBilinear: give exactly one/);
+  assert.throws(() => upsampleBilinear(x, { scale: 2, size: [4, 4] }), /exactly one/);
+  assert.throws(() => upsampleBilinear(x, { scale: -1 }), /upsampleBilinear: scale must be/);
+  assert.throws(() => upsampleBilinear(x, { size: [0, 3] }), /upsampleBilinear: size must be/);
+  assert.throws(() => upsampleBilinear(x, { scale: 0.1 }), /empty output/);
+  x.dispose();
+});
