@@ -4,7 +4,7 @@
 // the classifier after it always gets [0,1] images. Contextual attention is left out: at
 // CIFAR resolution the refine stage's dilated convolutions already see the whole image.
 
-import { keep, Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { Conv2d, GatedConv2d, InitRng, Module } from "../nn/mod.ts";
 
@@ -14,25 +14,6 @@ export interface PurifierOptions {
   /** Dilation rates of the bottleneck (default [2, 4, 8]). */
   dilations?: number[];
   seed?: number;
-}
-
-// Nearest 2x upsampling as E h E^T with a 0/1 expander E (a batched matmul, differentiable).
-const expanders = new Map<number, Tensor>();
-function expander(n: number): Tensor {
-  let e = expanders.get(n);
-  if (!e || e.disposed) {
-    const v = new Float32Array(2 * n * n);
-    for (let i = 0; i < 2 * n; i++) v[i * n + (i >> 1)] = 1;
-    e = keep(Tensor.fromData(v, [2 * n, n]));
-    expanders.set(n, e);
-  }
-  return e;
-}
-function upsample2x(x: Tensor): Tensor {
-  const [n, c, h, w] = x.shape;
-  const rows = ops.matmul(expander(h), ops.reshape(x, [n * c, h, w])); // [NC, 2h, w]
-  const full = ops.matmul(rows, ops.permute(expander(w), [1, 0])); // [NC, 2h, 2w]
-  return ops.reshape(full, [n, c, 2 * h, 2 * w]);
 }
 
 /** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. */
@@ -70,9 +51,9 @@ class Stage extends Module {
   forward(x: Tensor): Tensor {
     let h = x;
     for (const m of this.enc) h = m.forward(h);
-    h = upsample2x(h);
+    h = ops.upsampleNearest(h, 2);
     h = this.dec[1].forward(this.dec[0].forward(h));
-    h = upsample2x(h);
+    h = ops.upsampleNearest(h, 2);
     h = this.dec[3].forward(this.dec[2].forward(h));
     return ops.tanh(this.out.forward(h));
   }

@@ -10,3 +10,5 @@ export * from "./spectral.ts";
 export * from "./layout.ts";
 export * from "./loss.ts";
 export * from "./pool.ts";
+export * from "./sample.ts";
+export * from "./upsample.ts";
