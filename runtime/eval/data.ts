@@ -1,54 +1,37 @@
-// Reading evaluation data: the CIFAR-10 binary record format (1 label byte, then 3072 pixel
-// bytes: red, green, blue planes of a 32x32 image), scaled to [0,1].
+// Evaluation data: images in NCHW with labels. The CIFAR readers live in runtime/data/cifar.ts;
+// datasets keep raw bytes there, which are scaled to [0,1] when gathered here.
+
+import { type CifarName, gatherBatch, parseCifar, readCifar } from "../data/cifar.ts";
 
 export interface Dataset {
-  /** N*C*H*W floats in [0,1], NCHW. */
-  images: Float32Array;
-  labels: number[];
+  /** N*C*H*W values, NCHW: floats in [0,1], or raw bytes (scaled by 1/255 when gathered). */
+  images: Float32Array | Uint8Array;
+  labels: ArrayLike<number>;
   shape: [number, number, number];
 }
 
-const REC = 1 + 3 * 32 * 32;
-
-export function parseCifarBin(bytes: Uint8Array, what = "CIFAR data"): Dataset {
-  if (bytes.length === 0 || bytes.length % REC !== 0) {
-    throw new Error(
-      `${what}: ${bytes.length} bytes is not a whole number of ${REC}-byte CIFAR-10 records`,
-    );
-  }
-  const n = bytes.length / REC;
-  const images = new Float32Array(n * (REC - 1));
-  const labels: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const label = bytes[i * REC];
-    if (label > 99) throw new Error(`${what}: record ${i} has label byte ${label}`);
-    labels.push(label);
-    for (let j = 0; j < REC - 1; j++) images[i * (REC - 1) + j] = bytes[i * REC + 1 + j] / 255;
-  }
-  return { images, labels, shape: [3, 32, 32] };
+/** Parses CIFAR binary records (CIFAR-10 1-byte labels unless `dataset` says otherwise). */
+export function parseCifarBin(
+  bytes: Uint8Array,
+  what = "CIFAR data",
+  dataset: CifarName = "cifar10",
+): Dataset {
+  const p = parseCifar(bytes, { dataset, file: what });
+  return { images: p.images, labels: p.labels, shape: [3, 32, 32] };
 }
 
+/** Reads --data: a CIFAR .bin file, or a dataset directory (its test split). */
 export async function readCifarBin(path: string): Promise<Dataset> {
-  let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    return await readCifar(path, { split: "test" });
   } catch (e) {
     throw new Error(`--data ${path}: ${e instanceof Error ? e.message : e}`);
   }
-  return parseCifarBin(bytes, path);
 }
 
-/** Rows `indices` of the dataset as one contiguous NCHW array. */
+/** Rows `indices` of the dataset as one contiguous NCHW float array in [0,1]. */
 export function gatherImages(ds: Dataset, indices: number[]): Float32Array {
-  const d = ds.shape[0] * ds.shape[1] * ds.shape[2];
-  const out = new Float32Array(indices.length * d);
-  indices.forEach((i, j) => {
-    if (!(i >= 0 && i < ds.labels.length)) {
-      throw new Error(`dataset: index ${i} out of range (n=${ds.labels.length})`);
-    }
-    out.set(ds.images.subarray(i * d, (i + 1) * d), j * d);
-  });
-  return out;
+  return gatherBatch(ds, indices).x;
 }
 
 /** The deterministic slice of `n` examples that shard `index` of `count` evaluates:
