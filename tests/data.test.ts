@@ -106,6 +106,9 @@ Deno.test("cifar: synthetic CIFAR-10 and CIFAR-100 files round trip", async () =
     assert.deepEqual(fine.coarseLabels, coarse);
     assert.deepEqual(fine.images, b.images);
     assert.equal(fine.numClasses, 100);
+    // Without a dataset name, the record size tells CIFAR-100 from CIFAR-10.
+    assert.equal((await readCifar(`${dir}/c100.bin`)).dataset, "cifar100");
+    assert.equal((await readCifar(`${dir}/c10.bin`)).dataset, "cifar10");
     const sup = await readCifar(`${dir}/c100.bin`, { dataset: "cifar100", label: "coarse" });
     assert.deepEqual(sup.labels, coarse);
     assert.equal(sup.numClasses, 20);

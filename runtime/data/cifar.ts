@@ -205,6 +205,13 @@ async function statKind(p: string): Promise<"file" | "dir" | null> {
   }
 }
 
+/** CIFAR-100 when the file sits in cifar-100-binary/ or only its record size fits. */
+async function guessFormat(path: string): Promise<CifarName> {
+  if (path.includes(CIFAR.cifar100.dir)) return "cifar100";
+  const size = (await Deno.stat(path)).size;
+  return size % (IMAGE_BYTES + 1) !== 0 && size % (IMAGE_BYTES + 2) === 0 ? "cifar100" : "cifar10";
+}
+
 /** Finds a split's files. `path` is a .bin file; a batches directory (cifar-10-batches-bin/,
  * cifar-100-binary/, or one with <split>_subset.bin); or the directory containing one. With
  * no `dataset`, CIFAR-10 layouts are tried first, then CIFAR-100. */
@@ -218,10 +225,7 @@ export async function locateCifar(
   }
   if (dataset !== undefined) checkName(dataset);
   const kind = await statKind(path);
-  if (kind === "file") {
-    const inferred = dataset ?? (path.includes(CIFAR.cifar100.dir) ? "cifar100" : "cifar10");
-    return { files: [path], dataset: inferred };
-  }
+  if (kind === "file") return { files: [path], dataset: dataset ?? await guessFormat(path) };
   if (kind === null) throw new Error(`no CIFAR data at ${path}: no such file or directory`);
   const tried: string[] = [];
   const names: CifarName[] = dataset ? [dataset] : ["cifar10", "cifar100"];

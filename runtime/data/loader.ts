@@ -240,7 +240,6 @@ export class DataLoader {
         y: Tensor.fromData(y, [indices.length]),
         indices,
       };
-      await Promise.resolve();
     }
   }
 }
