@@ -1,0 +1,231 @@
+// Purifier training, used for both stages of AToP:
+// - pre-training: inpaint randomly transformed clean images (hinge GAN + L1 to the clean image);
+// - fine-tuning: the same on transformed *adversarial* images, plus lambda * CE of the frozen
+//   classifier on the purified image. Generator and critic alternate every step.
+// Loss terms are the spec's weighted list, so custom weightings need no new code.
+
+import { type Tensor, tidyAsync } from "../tensor.ts";
+import * as ops from "../ops/mod.ts";
+import { backward } from "../autograd.ts";
+import { Adam } from "../optim.ts";
+import { Rng } from "../rng.ts";
+import type { Classifier, PatchDiscriminator, Purifier } from "../models/mod.ts";
+import { type CifarDataset, DataLoader } from "../data/mod.ts";
+import { Progress } from "../io/progress.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
+import { classifierTarget } from "../attacks/target.ts";
+import { pgd } from "../attacks/pgd.ts";
+import type { Norm } from "../attacks/common.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+
+export type LossTermName = "gan" | "l1-coarse" | "l1-fine" | "ce" | "mse-fine";
+export interface WeightedTerm {
+  term: LossTermName;
+  weight: number;
+  /** Active from this step on (lambda warm-up). */
+  after: number;
+}
+
+export interface TrainAttackOptions {
+  kind: "fgsm" | "pgd";
+  norm: Norm;
+  eps: number;
+  steps: number;
+  stepSize?: number;
+}
+
+export interface MaskedBatch {
+  image: Tensor;
+  mask: Tensor;
+}
+
+export interface TrainPurifierOptions {
+  purifier: Purifier;
+  discriminator: PatchDiscriminator;
+  train: CifarDataset;
+  /** The random transform applied before purification (RT1/RT2 of the spec). */
+  transform: (rng: Rng, x: Tensor) => MaskedBatch;
+  terms: WeightedTerm[];
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Frozen classifier and training attack: required when a "ce" term is present. */
+  classifier?: Classifier | null;
+  attack?: TrainAttackOptions | null;
+  seed?: number;
+  trainLimit?: number;
+  checkpoint?: string | null;
+  checkpointEvery?: number;
+  logPath?: string | null;
+  stopAfterSteps?: number;
+  quiet?: boolean;
+  label?: string;
+}
+
+export interface PurifierStepLog {
+  step: number;
+  d: number;
+  g: number;
+  terms: Partial<Record<LossTermName, number>>;
+}
+
+interface LoopState {
+  epoch: number;
+  batch: number;
+  step: number;
+  rng: ReturnType<Rng["getState"]>;
+  log: PurifierStepLog[];
+}
+
+function setTrainable(params: Tensor[], on: boolean) {
+  for (const p of params) p.requiresGrad = on;
+}
+
+/** Crafts x_adv on the frozen classifier (FGSM by default, as in the AToP reference code). */
+async function adversarial(
+  clf: Classifier,
+  x: Tensor,
+  y: Tensor,
+  a: TrainAttackOptions,
+  seed: number,
+  step: number,
+) {
+  const labels = Array.from(await y.data());
+  const res = await pgd({ target: classifierTarget(clf, { name: clf.arch }), x, labels }, {
+    norm: a.norm,
+    eps: a.eps,
+    steps: a.kind === "fgsm" ? 1 : a.steps,
+    stepSize: a.stepSize ?? (a.kind === "fgsm" ? a.eps : undefined),
+    randomStart: a.kind !== "fgsm",
+    restarts: 1,
+    seed: seed * 100003 + step,
+  });
+  return res.xAdv;
+}
+
+export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierStepLog[]> {
+  const G = o.purifier, D = o.discriminator;
+  const seed = o.seed ?? 0;
+  const needsCe = o.terms.some((t) => t.term === "ce" && t.weight > 0);
+  if (needsCe && !o.classifier) {
+    throw new Error('trainPurifier: a "ce" loss term needs a frozen classifier');
+  }
+  const gParams = G.parameters(), dParams = D.parameters();
+  const clfParams = o.classifier?.parameters() ?? [];
+  // DeepFillv2 settings: Adam(lr, betas 0.5/0.999) for both networks.
+  const optG = new Adam(gParams, { lr: o.lr, betas: [0.5, 0.999] });
+  const optD = new Adam(dParams, { lr: o.lr, betas: [0.5, 0.999] });
+  const loader = new DataLoader(o.train, {
+    batchSize: o.batchSize,
+    shuffle: true,
+    seed: seed + 17,
+    dropLast: true,
+    limit: o.trainLimit,
+  });
+  const total = loader.numBatches() * o.epochs;
+  const rng = new Rng(seed, 0x5eed);
+  const parts = { modules: { purifier: G, discriminator: D }, optimizers: { g: optG, d: optD } };
+  let st: LoopState = { epoch: 0, batch: 0, step: 0, rng: rng.getState(), log: [] };
+  if (o.checkpoint) {
+    const saved = await loadCheckpoint<LoopState>(o.checkpoint, parts);
+    if (saved) {
+      st = saved;
+      rng.setState(st.rng);
+    }
+  }
+  const save = async () => {
+    st.rng = rng.getState();
+    if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st);
+  };
+  const progress = o.quiet ? null : new Progress(total, o.label ?? "purifier", st.step);
+  o.classifier?.eval();
+  setTrainable(clfParams, false);
+  let stepsThisCall = 0;
+  try {
+    while (st.epoch < o.epochs) {
+      G.train();
+      D.train();
+      for await (const { x, y } of loader.batches(st.epoch, st.batch)) {
+        const entry = await tidyAsync(async () => {
+          const active = o.terms.filter((t) => t.weight > 0 && st.step >= t.after);
+          const useAdv = needsCe && o.attack;
+          const source = useAdv
+            ? await adversarial(o.classifier!, x, y, o.attack!, seed, st.step)
+            : x;
+          const { image, mask } = o.transform(rng, source);
+          // Critic step on clean (real) vs purified (fake) images.
+          setTrainable(gParams, false);
+          setTrainable(dParams, true);
+          const fake = ops.detach(G.run(image, mask).fine);
+          const dLoss = ops.hingeGanLossD(D.score(x, mask), D.score(fake, mask));
+          backward(dLoss);
+          optD.step();
+          optD.zeroGrad();
+          // Generator step: the critic is frozen, gradients flow through it to G.
+          setTrainable(gParams, true);
+          setTrainable(dParams, false);
+          const out = G.run(image, mask);
+          const values: Partial<Record<LossTermName, Tensor>> = {};
+          for (const t of active) {
+            switch (t.term) {
+              case "gan":
+                values.gan = ops.hingeGanLossG(D.score(out.fine, mask));
+                break;
+              case "l1-coarse":
+                values["l1-coarse"] = ops.l1Loss(out.coarse, x); // target: the clean image
+                break;
+              case "l1-fine":
+                values["l1-fine"] = ops.l1Loss(out.fine, x);
+                break;
+              case "mse-fine":
+                values["mse-fine"] = ops.mseLoss(out.fine, x);
+                break;
+              case "ce":
+                values.ce = ops.crossEntropy(o.classifier!.forward(out.fine), y);
+                break;
+            }
+          }
+          let gLoss: Tensor | null = null;
+          for (const t of active) {
+            const v = ops.scale(values[t.term]!, t.weight);
+            gLoss = gLoss ? ops.add(gLoss, v) : v;
+          }
+          if (gLoss) {
+            backward(gLoss);
+            optG.step();
+            optG.zeroGrad();
+          }
+          const terms: Partial<Record<LossTermName, number>> = {};
+          for (const [k, v] of Object.entries(values)) terms[k as LossTermName] = await v!.item();
+          return { step: st.step, d: await dLoss.item(), g: gLoss ? await gLoss.item() : 0, terms };
+        });
+        setTrainable(dParams, true);
+        x.dispose();
+        y.dispose();
+        st.log.push(entry);
+        st.batch++;
+        st.step++;
+        stepsThisCall++;
+        progress?.tick(1, `D ${entry.d.toFixed(3)} G ${entry.g.toFixed(3)}`);
+        if (o.checkpointEvery && st.step % o.checkpointEvery === 0) await save();
+        if (o.stopAfterSteps !== undefined && stepsThisCall >= o.stopAfterSteps) {
+          await save();
+          return st.log;
+        }
+      }
+      st = { ...st, epoch: st.epoch + 1, batch: 0 };
+      await save();
+      if (o.logPath) await writeJsonAtomic(o.logPath, { log: st.log });
+    }
+  } finally {
+    progress?.done();
+    setTrainable(clfParams, true);
+    setTrainable(gParams, true);
+    setTrainable(dParams, true);
+    optG.dispose();
+    optD.dispose();
+  }
+  G.eval();
+  D.eval();
+  return st.log;
+}
