@@ -1,0 +1,114 @@
+// The command line shared by pipeline files: `deno task run pipelines/X.ts [options]`.
+// Options: --preset quick|paper, --data DIR, --test-file FILE, --out DIR, --seed N,
+// --adapter auto|cpu|gpu, --threat classifier-only|full-pipeline|both, --explain.
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { initEngine } from "../runtime/engine.ts";
+import { Rng } from "../runtime/rng.ts";
+import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
+import { parseSpec, type PipelineDraft, type PipelineSpecInput } from "./spec.ts";
+import { mergeSpec, type PresetName, PRESETS } from "./presets.ts";
+import { explainDefense, explainText } from "./compile.ts";
+import { runPipeline } from "./run.ts";
+import { pipelineMarkdown } from "./evaluate.ts";
+import { writeManifest } from "./manifest.ts";
+
+const USAGE = `usage: deno task run pipelines/<name>.ts [--preset quick|paper] [--data DIR]
+  [--test-file FILE] [--out DIR] [--seed N] [--adapter auto|cpu|gpu]
+  [--threat classifier-only|full-pipeline|both] [--explain]`;
+
+export async function pipelineMain(
+  file: string,
+  base: PipelineDraft,
+  args: string[],
+): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      preset: { type: "string", default: "quick" },
+      data: { type: "string" },
+      "test-file": { type: "string" },
+      out: { type: "string" },
+      seed: { type: "string" },
+      adapter: { type: "string", default: "auto" },
+      threat: { type: "string" },
+      explain: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (v.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const preset = v.preset as PresetName;
+  if (!(preset in PRESETS)) throw new Error(`--preset: expected quick or paper, got "${v.preset}"`);
+  if (!["auto", "cpu", "gpu"].includes(v.adapter!)) {
+    throw new Error(`--adapter: expected auto, cpu or gpu, got "${v.adapter}"`);
+  }
+  const threat = (v.threat ?? "both") as "classifier-only" | "full-pipeline" | "both";
+  if (!["classifier-only", "full-pipeline", "both"].includes(threat)) {
+    throw new Error(`--threat: expected classifier-only, full-pipeline or both, got "${v.threat}"`);
+  }
+  let raw = mergeSpec(mergeSpec({} as PipelineSpecInput, PRESETS[preset]), base);
+  if (v.seed !== undefined) {
+    const s = Number(v.seed);
+    if (!Number.isInteger(s) || s < 0) {
+      throw new Error(`--seed: expected an integer >= 0, got "${v.seed}"`);
+    }
+    raw = { ...raw, seed: s };
+  }
+  // Validate before touching the GPU.
+  const spec = parseSpec(raw);
+  await initEngine(v.adapter as "auto" | "cpu" | "gpu");
+  if (v.explain) {
+    const classifier = createModel(spec.classifier.arch, {
+      numClasses: spec.classifier.numClasses,
+    }) as Classifier;
+    const purifier = spec.purifier.kind === "deepfill"
+      ? new Purifier({ width: spec.purifier.width, dilations: spec.purifier.dilations })
+      : null;
+    const batch = spec.finetuning.batchSize;
+    const rows = explainDefense({
+      spec,
+      modules: { classifier, purifier },
+      variant: { transform: true, purifier: true },
+      rng: new Rng(spec.seed),
+    }, batch);
+    console.log(explainText(spec, rows, batch));
+    return 0;
+  }
+  const data = v.data ?? new URL("../../shared/data/cifar10/", import.meta.url).pathname;
+  const out = v.out ?? join("out", spec.name);
+  const started = new Date().toISOString();
+  const t0 = performance.now();
+  const result = await runPipeline({ spec, data, testFile: v["test-file"] ?? null, out, threat });
+  console.log(pipelineMarkdown(result.report));
+  const manifest = await writeManifest({
+    file,
+    preset,
+    args,
+    spec,
+    raw,
+    out,
+    data,
+    testFile: v["test-file"] ?? null,
+    threat,
+    started,
+    seconds: (performance.now() - t0) / 1000,
+    result,
+  });
+  console.error(`report: ${join(result.stages.eval.dir, "report.md")}\nmanifest: ${manifest}`);
+  return 0;
+}
+
+/** Entry point helper for pipeline files. */
+export async function runAsMain(file: string, base: PipelineDraft): Promise<void> {
+  try {
+    Deno.exit(await pipelineMain(file, base, Deno.args));
+  } catch (e) {
+    console.error(`${file}: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}

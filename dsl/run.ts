@@ -1,0 +1,285 @@
+// Runs a pipeline spec end to end, stage by stage: classifier -> purifier pre-training ->
+// AToP fine-tuning -> evaluation. Each stage writes its artifacts into
+// <out>/<stage>-<hash of everything it depends on>/ and marks completion with done.json, so
+// a second run skips finished stages and an interrupted one resumes from its checkpoints.
+
+import { join } from "node:path";
+import { Tensor } from "../runtime/tensor.ts";
+import { engine } from "../runtime/engine.ts";
+import type { Rng } from "../runtime/rng.ts";
+import {
+  type Classifier,
+  createModel,
+  PatchDiscriminator,
+  Purifier,
+} from "../runtime/models/mod.ts";
+import { readCifar } from "../runtime/data/mod.ts";
+import { readSafetensors, writeSafetensors } from "../runtime/io/safetensors.ts";
+import { writeJsonAtomic } from "../runtime/io/atomic.ts";
+import { hashFile, hashJson } from "../runtime/io/hash.ts";
+import { trainClassifier } from "../runtime/train/classifier.ts";
+import { trainPurifier, type WeightedTerm } from "../runtime/train/purifier.ts";
+import type { PipelineSpecT } from "./spec.ts";
+import { rt1, rt2 } from "./transforms.ts";
+import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
+
+export interface RunOptions {
+  spec: PipelineSpecT;
+  /** Directory with the dataset (.bin files or cifar-10-batches-bin/). */
+  data: string;
+  /** Test file for evaluation (default: the dataset's test split). */
+  testFile?: string | null;
+  out: string;
+  threat: "classifier-only" | "full-pipeline" | "both";
+  log?: (msg: string) => void;
+}
+
+interface StageDir {
+  dir: string;
+  key: string;
+  done: boolean;
+}
+
+async function stageDir(out: string, name: string, deps: unknown): Promise<StageDir> {
+  const key = (await hashJson(deps)).slice(0, 12);
+  const dir = join(out, `${name}-${key}`);
+  await Deno.mkdir(dir, { recursive: true });
+  const done = await Deno.stat(join(dir, "done.json")).then(() => true, () => false);
+  return { dir, key, done };
+}
+
+async function markDone(s: StageDir, info: Record<string, unknown>) {
+  await writeJsonAtomic(join(s.dir, "done.json"), {
+    key: s.key,
+    finished: new Date().toISOString(),
+    ...info,
+  });
+}
+
+async function loadInto(
+  m: { loadStateDict(s: Map<string, Tensor>, o?: { strict?: boolean }): void },
+  path: string,
+) {
+  const tensors = await readSafetensors(path);
+  try {
+    m.loadStateDict(tensors, { strict: true });
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}
+
+/** The training-time random transform of the spec (RT3's masks are RT2 masks). */
+function trainingTransform(spec: PipelineSpecT) {
+  const ts = spec.transform.filter((t) => t.kind !== "custom");
+  return (rng: Rng, x: Tensor) => {
+    let out = { image: x, mask: null as Tensor | null };
+    for (const t of ts) {
+      const r = t.kind === "rt1" ? rt1(rng, out.image, t) : t.kind === "noise"
+        ? {
+          image: rt2(rng, out.image, { sigma: t.sigma, missingRate: 0, blockSize: 1 }).image,
+          mask: null,
+        }
+        : rt2(rng, out.image, {
+          sigma: t.kind === "rt2" ? t.sigma : t.sigma,
+          missingRate: t.missingRate,
+          blockSize: t.blockSize,
+        });
+      out = { image: r.image, mask: r.mask ?? out.mask };
+    }
+    const [n, , h, w] = x.shape;
+    return {
+      image: out.image,
+      mask: out.mask ?? Tensor.fromData(new Float32Array(n * h * w), [n, 1, h, w]),
+    };
+  };
+}
+
+export interface RunResult {
+  report: PipelineReport;
+  stages: Record<string, { dir: string; cached: boolean }>;
+}
+
+export async function runPipeline(o: RunOptions): Promise<RunResult> {
+  const { spec } = o;
+  const log = o.log ?? ((m: string) => console.error(m));
+  await Deno.mkdir(o.out, { recursive: true });
+  const train = await readCifar(o.data, { dataset: spec.dataset, split: "train" });
+  const test = o.testFile
+    ? await readCifar(o.testFile, { dataset: spec.dataset, split: "test" })
+    : await readCifar(o.data, { dataset: spec.dataset, split: "test" });
+  const dataHash = { train: train.hash, test: test.hash };
+  const stages: RunResult["stages"] = {};
+
+  // 1. Classifier.
+  const clfDeps = {
+    classifier: spec.classifier,
+    training: spec.classifierTraining,
+    seed: spec.seed,
+    data: dataHash.train,
+  };
+  const clfStage = await stageDir(o.out, "classifier", clfDeps);
+  const classifier = createModel(spec.classifier.arch, {
+    numClasses: spec.classifier.numClasses,
+    seed: spec.seed,
+  }) as Classifier;
+  const clfWeights = join(clfStage.dir, "classifier.safetensors");
+  if (spec.classifier.weights) {
+    await loadInto(classifier, spec.classifier.weights);
+    stages.classifier = { dir: spec.classifier.weights, cached: true };
+  } else if (clfStage.done) {
+    log(`[classifier] cached in ${clfStage.dir}`);
+    await loadInto(classifier, clfWeights);
+    stages.classifier = { dir: clfStage.dir, cached: true };
+  } else {
+    log(`[classifier] training ${spec.classifier.arch} -> ${clfStage.dir}`);
+    const t = spec.classifierTraining;
+    const history = await trainClassifier({
+      model: classifier,
+      train,
+      test,
+      epochs: t.epochs,
+      batchSize: t.batchSize,
+      lr: t.lr,
+      seed: spec.seed,
+      trainLimit: t.limit,
+      testLimit: spec.evaluation.limit,
+      checkpoint: join(clfStage.dir, "checkpoint.safetensors"),
+      checkpointEvery: 50,
+      logPath: join(clfStage.dir, "log.json"),
+    });
+    await writeSafetensors(clfWeights, classifier.stateDict(), { arch: spec.classifier.arch });
+    await markDone(clfStage, { history });
+    stages.classifier = { dir: clfStage.dir, cached: false };
+  }
+  classifier.eval();
+
+  // 2. Purifier pre-training (inpainting of transformed clean images) and 3. AToP fine-tuning.
+  let pretrained: Purifier | null = null, atop: Purifier | null = null;
+  if (spec.purifier.kind === "deepfill") {
+    const p = spec.purifier;
+    const make = () => new Purifier({ width: p.width, dilations: p.dilations, seed: spec.seed });
+    const makeD = () =>
+      new PatchDiscriminator({ width: p.discWidth, layers: p.discLayers, seed: spec.seed });
+    const transform = trainingTransform(spec);
+    const noCe: WeightedTerm[] = spec.loss.filter((t) => t.term !== "ce");
+    const preDeps = {
+      purifier: p,
+      transform: spec.transform,
+      loss: noCe,
+      schedule: spec.pretraining,
+      seed: spec.seed,
+      data: dataHash.train,
+    };
+    const preStage = await stageDir(o.out, "pretrain", preDeps);
+    pretrained = make();
+    const preWeights = join(preStage.dir, "purifier.safetensors");
+    if (p.weights) {
+      await loadInto(pretrained, p.weights);
+      stages.pretrain = { dir: p.weights, cached: true };
+    } else if (preStage.done) {
+      log(`[pretrain] cached in ${preStage.dir}`);
+      await loadInto(pretrained, preWeights);
+      stages.pretrain = { dir: preStage.dir, cached: true };
+    } else {
+      log(`[pretrain] inpainting pre-training -> ${preStage.dir}`);
+      const D = makeD();
+      const s = spec.pretraining;
+      await trainPurifier({
+        purifier: pretrained,
+        discriminator: D,
+        train,
+        transform,
+        terms: noCe,
+        epochs: s.epochs,
+        batchSize: s.batchSize,
+        lr: s.lr,
+        seed: spec.seed,
+        trainLimit: s.limit,
+        checkpoint: join(preStage.dir, "checkpoint.safetensors"),
+        checkpointEvery: 25,
+        logPath: join(preStage.dir, "log.json"),
+        label: "pretrain",
+      });
+      await writeSafetensors(preWeights, pretrained.stateDict(), {});
+      await writeSafetensors(join(preStage.dir, "discriminator.safetensors"), D.stateDict(), {});
+      D.dispose();
+      await markDone(preStage, {});
+      stages.pretrain = { dir: preStage.dir, cached: false };
+    }
+    pretrained.eval();
+
+    const ftDeps = {
+      pre: preStage.key,
+      clf: clfStage.key,
+      loss: spec.loss,
+      attack: spec.trainAttack,
+      schedule: spec.finetuning,
+      seed: spec.seed,
+    };
+    const ftStage = await stageDir(o.out, "atop", ftDeps);
+    atop = make();
+    const ftWeights = join(ftStage.dir, "purifier.safetensors");
+    if (ftStage.done) {
+      log(`[atop] cached in ${ftStage.dir}`);
+      await loadInto(atop, ftWeights);
+      stages.atop = { dir: ftStage.dir, cached: true };
+    } else {
+      log(`[atop] adversarial fine-tuning -> ${ftStage.dir}`);
+      atop.loadStateDict(pretrained.stateDict());
+      const D = makeD();
+      const dPath = join(preStage.dir, "discriminator.safetensors");
+      if (await Deno.stat(dPath).then(() => true, () => false)) await loadInto(D, dPath);
+      const s = spec.finetuning;
+      await trainPurifier({
+        purifier: atop,
+        discriminator: D,
+        train,
+        transform,
+        terms: spec.loss,
+        epochs: s.epochs,
+        batchSize: s.batchSize,
+        lr: s.lr,
+        seed: spec.seed + 1,
+        trainLimit: s.limit,
+        classifier,
+        attack: spec.trainAttack,
+        checkpoint: join(ftStage.dir, "checkpoint.safetensors"),
+        checkpointEvery: 25,
+        logPath: join(ftStage.dir, "log.json"),
+        label: "atop",
+      });
+      await writeSafetensors(ftWeights, atop.stateDict(), {});
+      D.dispose();
+      await markDone(ftStage, {});
+      stages.atop = { dir: ftStage.dir, cached: false };
+    }
+    atop.eval();
+  }
+
+  // 4. Evaluation of the four defenses under the chosen threat models.
+  const evalDeps = {
+    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, v.dir])),
+    evaluation: spec.evaluation,
+    threat: o.threat,
+    transform: spec.transform,
+    seed: spec.seed,
+    test: dataHash.test,
+  };
+  const evStage = await stageDir(o.out, "eval", evalDeps);
+  const report = await evaluateDefenses({
+    spec,
+    classifier,
+    pretrained,
+    atop,
+    test,
+    threat: o.threat,
+    dir: evStage.dir,
+    log,
+    adapter: engine().adapter,
+  });
+  await markDone(evStage, {});
+  stages.eval = { dir: evStage.dir, cached: evStage.done };
+  return { report, stages };
+}
+
+export { hashFile };
