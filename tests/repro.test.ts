@@ -33,3 +33,21 @@ Deno.test("repro: the recorded command is rerun into a fresh --out", () => {
   ]);
   assert.deepEqual(rerunArgs(["--out=old"], "n"), ["--out", "n"]);
 });
+
+Deno.test("repro: the committed ci_tiny manifest reruns to the same metrics and weights", async () => {
+  const out = await Deno.makeTempDir({ prefix: "atop-repro-test-" });
+  const p = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "runtime/cli/repro.ts", "pipelines/ci_tiny.manifest.json", "--out", out],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const r = await p.output();
+  const text = new TextDecoder().decode(r.stdout);
+  await Deno.remove(out, { recursive: true }).catch(() => {});
+  assert.equal(
+    r.code,
+    0,
+    `repro failed:\n${text}\n${new TextDecoder().decode(r.stderr).slice(-2000)}`,
+  );
+  assert.match(text, /repro: all 21 metrics match/);
+});

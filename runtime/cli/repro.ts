@@ -13,6 +13,7 @@ interface ManifestLike {
   args: string[];
   adapter: { device?: string; description?: string } | null;
   metrics: Record<string, number>;
+  weights?: Record<string, string>;
 }
 
 export interface ReproDiff {
@@ -99,10 +100,24 @@ export async function main(argv: string[]): Promise<number> {
       sameAdapter ? "same adapter, exact comparison" : `different adapter, tolerance ${tol}`
     }`,
   );
-  if (diffs.length === 0) {
-    console.log(`repro: all ${n} metrics match`);
+  // On the same adapter the trained weights must be bit-identical too.
+  const weightDiffs = sameAdapter && v.tolerance === undefined
+    ? Object.keys({ ...m.weights, ...again.weights }).filter((k) =>
+      m.weights?.[k] !== again.weights?.[k]
+    )
+    : [];
+  for (const k of weightDiffs) {
+    console.log(`repro: weights ${k} differ (sha256 ${m.weights?.[k]} vs ${again.weights?.[k]})`);
+  }
+  if (diffs.length === 0 && weightDiffs.length === 0) {
+    console.log(
+      `repro: all ${n} metrics match${
+        sameAdapter ? " and every weight file is bit-identical" : ""
+      }`,
+    );
     return 0;
   }
+  if (diffs.length === 0) return 1;
   console.log(`repro: ${diffs.length} of ${n} metrics differ:`);
   console.log("| metric | recorded | rerun |\n|---|---|---|");
   for (const d of diffs) {
