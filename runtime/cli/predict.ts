@@ -1,0 +1,98 @@
+// deno task predict --arch A --weights W.safetensors --data FILE.bin [--limit N] --out OUT.json
+// Classifies a CIFAR file with any checkpoint: {"predictions": [...], "logits": [[...], ...],
+// "accuracy"}, so a PyTorch-trained model can be checked against its known accuracy.
+
+import { parseArgs } from "node:util";
+import { initEngine } from "../engine.ts";
+import { noGrad } from "../autograd.ts";
+import { tidyAsync } from "../tensor.ts";
+import * as ops from "../ops/mod.ts";
+import { type Classifier, createModel } from "../models/mod.ts";
+import { type CifarName, readCifar, toTensorBatch } from "../data/mod.ts";
+import { readSafetensors } from "../io/safetensors.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
+
+const USAGE = `usage: deno task predict --arch smallcnn|resnet18|wrn28_10 --weights W.safetensors
+  --data FILE.bin|DIR [--limit N] [--batch-size B] [--dataset cifar10|cifar100] --out OUT.json`;
+
+export async function main(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      arch: { type: "string" },
+      weights: { type: "string" },
+      data: { type: "string" },
+      limit: { type: "string" },
+      "batch-size": { type: "string", default: "128" },
+      dataset: { type: "string" },
+      out: { type: "string" },
+      adapter: { type: "string", default: "auto" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (v.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  for (const f of ["arch", "weights", "data", "out"] as const) {
+    if (!v[f]) throw new Error(`--${f} is required\n${USAGE}`);
+  }
+  const limit = v.limit === undefined ? Infinity : Number(v.limit);
+  if (!(limit >= 1)) throw new Error(`--limit: expected an integer >= 1, got "${v.limit}"`);
+  const bs = Number(v["batch-size"]);
+  if (!(Number.isInteger(bs) && bs >= 1)) {
+    throw new Error(`--batch-size: expected an integer >= 1, got "${v["batch-size"]}"`);
+  }
+  await initEngine(v.adapter as "auto" | "cpu" | "gpu");
+  const ds = await readCifar(v.data!, {
+    split: "test",
+    dataset: v.dataset as CifarName | undefined,
+  });
+  const model = createModel(v.arch!, { numClasses: ds.numClasses }) as Classifier;
+  const tensors = await readSafetensors(v.weights!);
+  try {
+    model.loadStateDict(tensors, { strict: true });
+  } catch (e) {
+    throw new Error(`--weights ${v.weights}: ${e instanceof Error ? e.message : e}`);
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+  model.eval();
+  const n = Math.min(ds.n, limit);
+  const predictions: number[] = [], logits: number[][] = [];
+  for (let i = 0; i < n; i += bs) {
+    const idx = Array.from({ length: Math.min(bs, n - i) }, (_, k) => i + k);
+    await tidyAsync(async () => {
+      const { x } = toTensorBatch(ds, idx);
+      const z = noGrad(() => model.forward(x));
+      const zs = await z.data(), am = await ops.argmax(z, 1).data();
+      const k = z.shape[1];
+      idx.forEach((_, j) => {
+        predictions.push(am[j]);
+        logits.push(Array.from(zs.subarray(j * k, (j + 1) * k)));
+      });
+    });
+  }
+  const correct = predictions.filter((p, i) => p === ds.labels[i]).length;
+  await writeJsonAtomic(v.out!, {
+    arch: v.arch,
+    weights: v.weights,
+    data: v.data,
+    n,
+    accuracy: correct / n,
+    predictions,
+    logits,
+  });
+  console.log(`${v.arch}: accuracy ${(100 * correct / n).toFixed(2)}% on ${n} images -> ${v.out}`);
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(`predict: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}
