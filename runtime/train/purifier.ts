@@ -77,6 +77,44 @@ interface LoopState {
   log: PurifierStepLog[];
 }
 
+/** The generator's loss: sum of weight * term over the active terms. L1/MSE targets are the
+ * clean image x; CE is the frozen classifier's on the refined output (already in [0,1]). */
+export function generatorLoss(
+  active: WeightedTerm[],
+  out: { coarse: Tensor; fine: Tensor },
+  x: Tensor,
+  y: Tensor,
+  f: { critic: (img: Tensor) => Tensor; classifier: ((img: Tensor) => Tensor) | null },
+): { total: Tensor | null; values: Partial<Record<LossTermName, Tensor>> } {
+  const values: Partial<Record<LossTermName, Tensor>> = {};
+  for (const t of active) {
+    switch (t.term) {
+      case "gan":
+        values.gan = ops.hingeGanLossG(f.critic(out.fine));
+        break;
+      case "l1-coarse":
+        values["l1-coarse"] = ops.l1Loss(out.coarse, x);
+        break;
+      case "l1-fine":
+        values["l1-fine"] = ops.l1Loss(out.fine, x);
+        break;
+      case "mse-fine":
+        values["mse-fine"] = ops.mseLoss(out.fine, x);
+        break;
+      case "ce":
+        if (!f.classifier) throw new Error('generatorLoss: the "ce" term needs a classifier');
+        values.ce = ops.crossEntropy(f.classifier(out.fine), y);
+        break;
+    }
+  }
+  let total: Tensor | null = null;
+  for (const t of active) {
+    const v = ops.scale(values[t.term]!, t.weight);
+    total = total ? ops.add(total, v) : v;
+  }
+  return { total, values };
+}
+
 function setTrainable(params: Tensor[], on: boolean) {
   for (const p of params) p.requiresGrad = on;
 }
@@ -165,31 +203,10 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           setTrainable(gParams, true);
           setTrainable(dParams, false);
           const out = G.run(image, mask);
-          const values: Partial<Record<LossTermName, Tensor>> = {};
-          for (const t of active) {
-            switch (t.term) {
-              case "gan":
-                values.gan = ops.hingeGanLossG(D.score(out.fine, mask));
-                break;
-              case "l1-coarse":
-                values["l1-coarse"] = ops.l1Loss(out.coarse, x); // target: the clean image
-                break;
-              case "l1-fine":
-                values["l1-fine"] = ops.l1Loss(out.fine, x);
-                break;
-              case "mse-fine":
-                values["mse-fine"] = ops.mseLoss(out.fine, x);
-                break;
-              case "ce":
-                values.ce = ops.crossEntropy(o.classifier!.forward(out.fine), y);
-                break;
-            }
-          }
-          let gLoss: Tensor | null = null;
-          for (const t of active) {
-            const v = ops.scale(values[t.term]!, t.weight);
-            gLoss = gLoss ? ops.add(gLoss, v) : v;
-          }
+          const { total: gLoss, values } = generatorLoss(active, out, x, y, {
+            critic: (img) => D.score(img, mask),
+            classifier: o.classifier ? (img) => o.classifier!.forward(img) : null,
+          });
           if (gLoss) {
             backward(gLoss);
             optG.step();
