@@ -15,10 +15,10 @@ import {
 } from "../runtime/models/mod.ts";
 import { readCifar } from "../runtime/data/mod.ts";
 import { readSafetensors, writeSafetensors } from "../runtime/io/safetensors.ts";
-import { writeJsonAtomic } from "../runtime/io/atomic.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { hashFile, hashJson } from "../runtime/io/hash.ts";
 import { trainClassifier } from "../runtime/train/classifier.ts";
-import { trainPurifier, type WeightedTerm } from "../runtime/train/purifier.ts";
+import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/train/purifier.ts";
 import type { PipelineSpecT } from "./spec.ts";
 import { rt1, rt2 } from "./transforms.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
@@ -201,6 +201,11 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         label: "pretrain",
       });
       await writeSafetensors(preWeights, pretrained.stateDict(), {});
+      // Rows: original, transformed, coarse, refined (test images, fixed draw).
+      await writeFileAtomic(
+        join(preStage.dir, "inpainting.png"),
+        await inpaintingGrid(pretrained, test, transform, 8, spec.seed),
+      );
       await writeSafetensors(join(preStage.dir, "discriminator.safetensors"), D.stateDict(), {});
       D.dispose();
       await markDone(preStage, {});
@@ -249,6 +254,10 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         label: "atop",
       });
       await writeSafetensors(ftWeights, atop.stateDict(), {});
+      await writeFileAtomic(
+        join(ftStage.dir, "inpainting.png"),
+        await inpaintingGrid(atop, test, transform, 8, spec.seed),
+      );
       D.dispose();
       await markDone(ftStage, {});
       stages.atop = { dir: ftStage.dir, cached: false };

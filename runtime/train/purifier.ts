@@ -6,11 +6,12 @@
 
 import { type Tensor, tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
-import { backward } from "../autograd.ts";
+import { backward, noGrad } from "../autograd.ts";
 import { Adam } from "../optim.ts";
 import { Rng } from "../rng.ts";
 import type { Classifier, PatchDiscriminator, Purifier } from "../models/mod.ts";
-import { type CifarDataset, DataLoader } from "../data/mod.ts";
+import { type CifarDataset, DataLoader, toTensorBatch } from "../data/mod.ts";
+import { imageGrid } from "../io/png.ts";
 import { Progress } from "../io/progress.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { classifierTarget } from "../attacks/target.ts";
@@ -245,4 +246,25 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
   G.eval();
   D.eval();
   return st.log;
+}
+
+/** PNG grid of inpainting on `n` images: rows original, transformed (masked), coarse, refined. */
+export async function inpaintingGrid(
+  purifier: Purifier,
+  ds: CifarDataset,
+  transform: (rng: Rng, x: Tensor) => MaskedBatch,
+  n = 8,
+  seed = 0,
+): Promise<Uint8Array> {
+  return await tidyAsync(async () => {
+    purifier.eval();
+    const idx = Array.from({ length: Math.min(n, ds.n) }, (_, i) => i);
+    const { x } = toTensorBatch(ds, idx);
+    const t = transform(new Rng(seed, 0x9a1d), x);
+    const out = noGrad(() => purifier.run(t.image, t.mask));
+    return await imageGrid(
+      [await x.data(), await t.image.data(), await out.coarse.data(), await out.fine.data()],
+      [3, 32, 32],
+    );
+  });
 }
