@@ -130,8 +130,8 @@ Deno.test("explain traces stages, shapes and FLOPs without running kernels", () 
     assert.deepEqual(rows.map((r) => r.stage), ["transform[0]:rt1", "classifier:smallcnn"]);
     assert.deepEqual(rows[0].shape, [8, 3, 32, 32]);
     assert.deepEqual(rows[1].shape, [8, 10]);
-    // smallcnn convs: 3->32 (32x32), 32->64, 64->128, 128->128 (stride 2 each), 3x3.
-    const conv = 2 * 8 * 9 * (3 * 32 * 1024 + 32 * 64 * 256 + 64 * 128 * 64 + 128 * 128 * 16);
+    // smallcnn convs: 3->16 (32x32), 16->32, 32->64, 64->128 (stride 2 each), 3x3.
+    const conv = 2 * 8 * 9 * (3 * 16 * 1024 + 16 * 32 * 256 + 32 * 64 * 64 + 64 * 128 * 16);
     const linear = 2 * 8 * 128 * 10;
     assert.equal(rows[1].flops, conv + linear);
     assert.equal(rows[1].kernels["conv2d_fwd"], 4);

@@ -7,7 +7,7 @@ import { BatchNorm2d, Conv2d, InitRng, Linear } from "../nn/mod.ts";
 import { Classifier, type ClassifierOptions } from "./classifier.ts";
 
 export interface SmallCnnOptions extends ClassifierOptions {
-  /** Channels of the four conv stages; default [32, 64, 128, 128]. */
+  /** Channels of the four conv stages; default [16, 32, 64, 128] (CPU-sized). */
   widths?: [number, number, number, number];
 }
 
@@ -19,7 +19,7 @@ export class SmallCnn extends Classifier {
   constructor(o: SmallCnnOptions = {}) {
     super(o);
     const rng = new InitRng(o.seed ?? 0);
-    const w = o.widths ?? [32, 64, 128, 128];
+    const w = o.widths ?? [16, 32, 64, 128];
     let cin = 3;
     w.forEach((c, i) => {
       this.convs.push(
