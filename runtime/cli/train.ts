@@ -1,18 +1,28 @@
-// deno task train --arch smallcnn|resnet18|wrn28_10 --data DIR|FILE [--test FILE] --out DIR
+// deno task train --arch smallcnn|resnet18|wrn28_10|deepfill --data DIR|FILE [--test FILE] --out DIR
 //   [--epochs N] [--batch-size B] [--lr LR] [--optimizer sgd|adam] [--seed N] [--limit N]
 //   [--no-augment] [--adapter auto|cpu|gpu] [--download cifar10|cifar100]
 // Trains a classifier with checkpoints (rerun the same command to resume) and writes
-// OUT/<arch>.safetensors plus OUT/log.json.
+// OUT/<arch>.safetensors plus OUT/log.json. `--arch deepfill [--width W]` pre-trains the
+// inpainting purifier instead (RT2 masks + noise, hinge GAN + L1) and also writes
+// OUT/inpainting.png (rows: original, transformed, coarse, refined).
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initEngine } from "../engine.ts";
-import { type Classifier, createModel } from "../models/mod.ts";
-import { type CifarName, ensureCifar, readCifar } from "../data/mod.ts";
+import { type Classifier, createModel, PatchDiscriminator, Purifier } from "../models/mod.ts";
+import { inpaintingGrid, trainPurifier } from "../train/purifier.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import type { Rng } from "../rng.ts";
+import type { Tensor } from "../tensor.ts";
+import { rt2 } from "../../dsl/transforms.ts";
+import { atopLoss } from "../../dsl/spec.ts";
+import { type CifarDataset, type CifarName, ensureCifar, readCifar } from "../data/mod.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { accuracy, trainClassifier } from "../train/classifier.ts";
 
-const USAGE = `usage: deno task train --arch smallcnn|resnet18|wrn28_10 --data DIR|FILE --out DIR
+const USAGE =
+  `usage: deno task train --arch smallcnn|resnet18|wrn28_10|deepfill --data DIR|FILE --out DIR
+  [--width W (deepfill)]
   [--test FILE] [--epochs N] [--batch-size B] [--lr LR] [--optimizer sgd|adam] [--seed N]
   [--limit N] [--no-augment] [--adapter auto|cpu|gpu] [--dataset cifar10|cifar100] [--download]`;
 
@@ -43,6 +53,7 @@ export async function main(args: string[]): Promise<number> {
       adapter: { type: "string", default: "auto" },
       dataset: { type: "string", default: "cifar10" },
       download: { type: "boolean", default: false },
+      width: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -73,6 +84,19 @@ export async function main(args: string[]): Promise<number> {
   const dataPath = v.data ?? await ensureCifar(dataset);
   const train = await readCifar(dataPath, { dataset, split: "train" });
   const test = await readCifar(v.test ?? dataPath, { dataset, split: "test" });
+  if (v.arch === "deepfill") {
+    return await pretrain({
+      train,
+      test,
+      out: v.out!,
+      epochs,
+      batchSize: v["batch-size"] ? batchSize : 32,
+      lr: v.lr ? lr : 2e-4,
+      seed,
+      limit,
+      width: num("width", v.width, 16, true, 1),
+    });
+  }
   const model = createModel(v.arch!, { numClasses: train.numClasses, seed }) as Classifier;
   await Deno.mkdir(v.out!, { recursive: true });
   console.error(
@@ -104,6 +128,62 @@ export async function main(args: string[]): Promise<number> {
       epochs: history.length,
       seconds: (performance.now() - t0) / 1000,
       weights,
+    }),
+  );
+  return 0;
+}
+
+async function pretrain(o: {
+  train: CifarDataset;
+  test: CifarDataset;
+  out: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  limit?: number;
+  width: number;
+}): Promise<number> {
+  const purifier = new Purifier({ width: o.width, seed: o.seed });
+  const discriminator = new PatchDiscriminator({ width: o.width, seed: o.seed });
+  await Deno.mkdir(o.out, { recursive: true });
+  const transform = (rng: Rng, x: Tensor) =>
+    rt2(rng, x, { sigma: 0.25, missingRate: 0.25, blockSize: 4 });
+  const terms = atopLoss(1, 0, 0).filter((t) => t.term !== "ce");
+  const t0 = performance.now();
+  const log = await trainPurifier({
+    purifier,
+    discriminator,
+    train: o.train,
+    transform,
+    terms,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    seed: o.seed,
+    trainLimit: o.limit,
+    checkpoint: join(o.out, "checkpoint.safetensors"),
+    checkpointEvery: 20,
+    logPath: join(o.out, "log.json"),
+    label: "pretrain deepfill",
+  });
+  await writeSafetensors(join(o.out, "purifier.safetensors"), purifier.stateDict(), {
+    arch: "deepfill",
+    width: String(o.width),
+  });
+  await writeSafetensors(join(o.out, "discriminator.safetensors"), discriminator.stateDict(), {});
+  await writeFileAtomic(
+    join(o.out, "inpainting.png"),
+    await inpaintingGrid(purifier, o.test, transform, 8, o.seed),
+  );
+  const last = log.at(-1);
+  console.log(
+    JSON.stringify({
+      arch: "deepfill",
+      width: o.width,
+      steps: log.length,
+      last,
+      seconds: (performance.now() - t0) / 1000,
     }),
   );
   return 0;
