@@ -69,6 +69,8 @@ export async function pipelineMain(
     const purifier = spec.purifier.kind === "deepfill"
       ? new Purifier({ width: spec.purifier.width, dilations: spec.purifier.dilations })
       : null;
+    classifier.eval();
+    purifier?.eval();
     const batch = spec.finetuning.batchSize;
     const rows = explainDefense({
       spec,

@@ -1,6 +1,6 @@
 // Presets: `paper` follows the AToP paper's scale (ResNet-18, DeepFill width 48, long
 // schedules, 100-iteration attacks with EOT 20; for a GPU), `quick` fits the 2-core software
-// adapter (small CNN, width-8 purifier, short schedules, reduced attacks on 64 test images).
+// adapter (small CNN, width-8 purifier, short schedules, reduced attacks on 48 test images).
 // A preset only fills defaults: anything in the user's spec wins.
 
 import type { PipelineSpecInput } from "./spec.ts";
@@ -40,7 +40,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     pretraining: { epochs: 1, batchSize: 32, lr: 2e-4, limit: 1024 },
     finetuning: { epochs: 1, batchSize: 32, lr: 1e-4, limit: 512 },
     evaluation: {
-      limit: 64,
+      limit: 48,
       eotDraws: 2,
       threat: "both",
       attacks: [
