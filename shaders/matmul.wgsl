@@ -1,62 +1,124 @@
-// Batched matmul C[b] = op(A[b]) @ op(B[b]), op = optional transpose (TA, TB).
-// Each thread keeps a 4x4 block of C in registers; loads clamp indices at the edges so the
-// inner loop has no branches, and only the stores are guarded.
-// A is [M,K] (or [K,M] when TA), B is [K,N] (or [N,K] when TB), C is [M,N]; batch strides
-// sa/sb/sc in elements (0 broadcasts an operand over the batch).
+// Batched matmul on K-contiguous operands: C[b] = A[b] @ B[b]^T with A [M,K4] and B [N,K4]
+// (K padded with zeros to a multiple of 4; `pack` below makes that layout from any operand).
+// Both operands are read as vec4 along K: on the CPU adapter every storage load is a loop
+// over the SIMD lanes, so one vec4 load costs little more than a scalar one, and the loop
+// count, not the arithmetic, sets the speed.
+// A 4x4 block of C is a mat4x4f: (transpose(X) * Y)[j][i] = dot(x_i, y_j) where x_i is row
+// m0+i of A and y_j row n0+j of B (4 values of K each).
+// Entry points: tile16 (16x16 outputs per thread: 8 vec4 loads per 256 dot products, for the
+// CPU adapter, where accumulators spill cheaply to L1) and tile4 (4x4, for GPUs).
+// Rows clamp at the edges so loads never branch; only the stores are guarded.
 override WX: u32 = 8u;
 override WY: u32 = 8u;
-override TA: bool = false;
-override TB: bool = false;
 
-struct Params { M: u32, N: u32, K: u32, sa: u32, sb: u32, sc: u32 }
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+// M, N: output size; k4: K4 / 4; sa, sb: batch strides of A, B in vec4s; sc: of C in floats
+// (0 broadcasts an operand over the batch).
+struct Params { M: u32, N: u32, k4: u32, sa: u32, sb: u32, sc: u32 }
+@group(0) @binding(0) var<storage, read> A: array<vec4f>;
+@group(0) @binding(1) var<storage, read> B: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<storage, read> p: Params;
 
-@compute @workgroup_size(WX, WY)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let m0 = gid.y * 4u;
-  let n0 = gid.x * 4u;
-  if (m0 >= p.M || n0 >= p.N) { return; }
-  let ba = gid.z * p.sa;
-  let bb = gid.z * p.sb;
-  var rows: array<u32, 4>;
-  var cols: array<u32, 4>;
+/** Start (in vec4s) of rows r0..r0+3, clamped to the last row. */
+fn rows(base: u32, r0: u32, n: u32) -> vec4u {
+  return base + min(vec4u(r0) + vec4u(0u, 1u, 2u, 3u), vec4u(n - 1u)) * p.k4;
+}
+
+fn loadA(r: vec4u, k: u32) -> mat4x4f {
+  return mat4x4f(A[r.x + k], A[r.y + k], A[r.z + k], A[r.w + k]);
+}
+
+fn loadB(r: vec4u, k: u32) -> mat4x4f {
+  return mat4x4f(B[r.x + k], B[r.y + k], B[r.z + k], B[r.w + k]);
+}
+
+/** Writes block c (column j = output column n0+j, row i = output row m0+i). */
+fn store(bc: u32, m0: u32, n0: u32, c: mat4x4f) {
   for (var i = 0u; i < 4u; i++) {
-    rows[i] = min(m0 + i, p.M - 1u);
-    cols[i] = min(n0 + i, p.N - 1u);
-  }
-  var acc: array<vec4f, 4>;
-  for (var k = 0u; k < p.K; k++) {
-    var b: vec4f;
-    var a: vec4f;
-    if (TB) {
-      b = vec4f(B[bb + cols[0] * p.K + k], B[bb + cols[1] * p.K + k],
-                B[bb + cols[2] * p.K + k], B[bb + cols[3] * p.K + k]);
-    } else {
-      let r = bb + k * p.N;
-      b = vec4f(B[r + cols[0]], B[r + cols[1]], B[r + cols[2]], B[r + cols[3]]);
-    }
-    if (TA) {
-      let r = ba + k * p.M;
-      a = vec4f(A[r + rows[0]], A[r + rows[1]], A[r + rows[2]], A[r + rows[3]]);
-    } else {
-      a = vec4f(A[ba + rows[0] * p.K + k], A[ba + rows[1] * p.K + k],
-                A[ba + rows[2] * p.K + k], A[ba + rows[3] * p.K + k]);
-    }
-    acc[0] += a.x * b;
-    acc[1] += a.y * b;
-    acc[2] += a.z * b;
-    acc[3] += a.w * b;
-  }
-  let bc = gid.z * p.sc;
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + i;
-    if (m < p.M) {
+    if (m0 + i < p.M) {
       for (var j = 0u; j < 4u; j++) {
-        if (n0 + j < p.N) { C[bc + m * p.N + n0 + j] = acc[i][j]; }
+        if (n0 + j < p.N) { C[bc + (m0 + i) * p.N + n0 + j] = c[j][i]; }
       }
     }
   }
+}
+
+@compute @workgroup_size(WX, WY)
+fn tile16(@builtin(global_invocation_id) gid: vec3u) {
+  let m0 = gid.y * 16u;
+  let n0 = gid.x * 16u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  let ba = gid.z * p.sa;
+  let bb = gid.z * p.sb;
+  let a0 = rows(ba, m0, p.M);
+  let a1 = rows(ba, m0 + 4u, p.M);
+  let a2 = rows(ba, m0 + 8u, p.M);
+  let a3 = rows(ba, m0 + 12u, p.M);
+  let b0 = rows(bb, n0, p.N);
+  let b1 = rows(bb, n0 + 4u, p.N);
+  let b2 = rows(bb, n0 + 8u, p.N);
+  let b3 = rows(bb, n0 + 12u, p.N);
+  var c00: mat4x4f; var c01: mat4x4f; var c02: mat4x4f; var c03: mat4x4f;
+  var c10: mat4x4f; var c11: mat4x4f; var c12: mat4x4f; var c13: mat4x4f;
+  var c20: mat4x4f; var c21: mat4x4f; var c22: mat4x4f; var c23: mat4x4f;
+  var c30: mat4x4f; var c31: mat4x4f; var c32: mat4x4f; var c33: mat4x4f;
+  for (var k = 0u; k < p.k4; k++) {
+    let y0 = loadB(b0, k);
+    let y1 = loadB(b1, k);
+    let y2 = loadB(b2, k);
+    let y3 = loadB(b3, k);
+    var x = transpose(loadA(a0, k));
+    c00 += x * y0; c01 += x * y1; c02 += x * y2; c03 += x * y3;
+    x = transpose(loadA(a1, k));
+    c10 += x * y0; c11 += x * y1; c12 += x * y2; c13 += x * y3;
+    x = transpose(loadA(a2, k));
+    c20 += x * y0; c21 += x * y1; c22 += x * y2; c23 += x * y3;
+    x = transpose(loadA(a3, k));
+    c30 += x * y0; c31 += x * y1; c32 += x * y2; c33 += x * y3;
+  }
+  let bc = gid.z * p.sc;
+  store(bc, m0, n0, c00); store(bc, m0, n0 + 4u, c01);
+  store(bc, m0, n0 + 8u, c02); store(bc, m0, n0 + 12u, c03);
+  store(bc, m0 + 4u, n0, c10); store(bc, m0 + 4u, n0 + 4u, c11);
+  store(bc, m0 + 4u, n0 + 8u, c12); store(bc, m0 + 4u, n0 + 12u, c13);
+  store(bc, m0 + 8u, n0, c20); store(bc, m0 + 8u, n0 + 4u, c21);
+  store(bc, m0 + 8u, n0 + 8u, c22); store(bc, m0 + 8u, n0 + 12u, c23);
+  store(bc, m0 + 12u, n0, c30); store(bc, m0 + 12u, n0 + 4u, c31);
+  store(bc, m0 + 12u, n0 + 8u, c32); store(bc, m0 + 12u, n0 + 12u, c33);
+}
+
+@compute @workgroup_size(WX, WY)
+fn tile4(@builtin(global_invocation_id) gid: vec3u) {
+  let m0 = gid.y * 4u;
+  let n0 = gid.x * 4u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  let a = rows(gid.z * p.sa, m0, p.M);
+  let b = rows(gid.z * p.sb, n0, p.N);
+  var c: mat4x4f;
+  for (var k = 0u; k < p.k4; k++) {
+    c += transpose(loadA(a, k)) * loadB(b, k);
+  }
+  store(gid.z * p.sc, m0, n0, c);
+}
+
+// pack: out[b, o, i] = S[b*sb + o*so + i*si] for i < I, 0 for I <= i < I4 (a multiple of 4).
+// One thread per output vec4; so/si choose between a padded copy and a transpose.
+override WG: u32 = 256u;
+struct PackParams { total: u32, O: u32, i4: u32, I: u32, sb: u32, so: u32, si: u32 }
+@group(0) @binding(0) var<storage, read> S: array<f32>;
+@group(0) @binding(1) var<storage, read_write> D: array<vec4f>;
+@group(0) @binding(2) var<storage, read> q: PackParams;
+
+@compute @workgroup_size(WG)
+fn pack(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = gid.x + gid.y * nwg.x * WG;
+  if (t >= q.total) { return; }
+  let per = q.O * q.i4;
+  let b = t / per;
+  let r = t - b * per;
+  let o = r / q.i4;
+  let i = (r - o * q.i4) * 4u + vec4u(0u, 1u, 2u, 3u);
+  let ok = i < vec4u(q.I);
+  let at = b * q.sb + o * q.so + min(i, vec4u(q.I - 1u)) * q.si;
+  D[t] = select(vec4f(0.0), vec4f(S[at.x], S[at.y], S[at.z], S[at.w]), ok);
 }

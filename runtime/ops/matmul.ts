@@ -3,13 +3,47 @@
 import { record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { Tensor } from "../tensor.ts";
-import { words } from "./util.ts";
+import { launch1d, words } from "./util.ts";
 import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 
 const WX = 8, WY = 8;
 
-/** C = op(A) @ op(B) on [M,K]x[K,N] or batched [b,M,K]x[b,K,N] (a 2-D operand is shared
+/** Outputs per thread along M and N. The CPU adapter runs each thread as a SIMD lane and every
+ * storage load as a loop over the lanes, so it wants few loads per multiply-add (16x16 tiles);
+ * GPUs want few registers (4x4). */
+function tileSize(): 4 | 16 {
+  return engine().adapter.isFallbackAdapter ? 16 : 4;
+}
+
+export interface PackStrides {
+  /** Element strides of the source: between batches, between output rows, along a row. */
+  sb: number;
+  so: number;
+  si: number;
+}
+
+/** Gathers a batched operand into rows of a multiple of 4 floats: out [batch, O, I4] with
+ * out[b,o,i] = src[b*sb + o*so + i*si] for i < I and 0 up to I4 = ceil(I/4)*4. With si = 1
+ * it pads rows, with so = 1 it transposes. The layout the matmul and conv kernels read as
+ * vec4s. No autograd. */
+export function packRows4(src: Tensor, batch: number, O: number, I: number, s: PackStrides) {
+  const i4 = Math.ceil(I / 4);
+  const out = Tensor.empty([batch, O, i4 * 4]);
+  const total = batch * O * i4;
+  if (total === 0) return out;
+  launch1d(
+    "matmul",
+    total,
+    [src.buffer, out.buffer],
+    words(total, O, i4, I, s.sb, s.so, s.si),
+    {},
+    "pack",
+  );
+  return out;
+}
+
+/** C = op(A) @ op(B) on [M,K]x[K,N] or batched [b,M,K]x[b,K,N] (a 2-d operand is shared
  * across the batch). transA/transB read the stored operand transposed. No autograd. */
 export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
   if (a.ndim < 2 || a.ndim > 3 || b.ndim < 2 || b.ndim > 3) {
@@ -33,14 +67,27 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   }
   const out = Tensor.empty(a.ndim === 3 || b.ndim === 3 ? [batch, M, N] : [M, N]);
   if (out.size === 0) return out;
+  // The kernel wants A as [M,K4] and B as [N,K4] (K contiguous, padded to 4).
+  const k4 = Math.ceil(K / 4);
+  const direct = K % 4 === 0;
+  const ap = !transA && direct
+    ? a
+    : packRows4(a, ba, M, K, transA ? { sb: K * M, so: 1, si: M } : { sb: M * K, so: K, si: 1 });
+  const bp = transB && direct
+    ? b
+    : packRows4(b, bb, N, K, transB ? { sb: N * K, so: K, si: 1 } : { sb: K * N, so: 1, si: N });
+  const t = tileSize();
   engine().dispatch({
     kernel: "matmul",
-    constants: { WX, WY, TA: transA ? 1 : 0, TB: transB ? 1 : 0 },
-    buffers: [a.buffer, b.buffer, out.buffer],
-    params: words(M, N, K, ba === 1 ? 0 : M * K, bb === 1 ? 0 : K * N, M * N),
-    workgroups: [Math.ceil(N / (4 * WX)), Math.ceil(M / (4 * WY)), batch],
+    entry: t === 16 ? "tile16" : "tile4",
+    constants: { WX, WY },
+    buffers: [ap.buffer, bp.buffer, out.buffer],
+    params: words(M, N, k4, ba === 1 ? 0 : M * k4, bb === 1 ? 0 : N * k4, M * N),
+    workgroups: [Math.ceil(N / (t * WX)), Math.ceil(M / (t * WY)), batch],
     flops: 2 * batch * M * N * K,
   });
+  if (ap !== a) ap.dispose();
+  if (bp !== b) bp.dispose();
   return out;
 }
 
