@@ -1,82 +1,147 @@
 // Input gradient of a 2-D convolution (also the forward of a transposed convolution):
 // gX[n,ci,iy,ix] = sum_{co,ky,kx} W[co,ci,ky,kx] * gY[n,co,oy,ox] with iy = oy*S - P + ky*D.
-// Gather form (each thread owns its outputs, no atomics): a TCI x 4 block, 4 input channels
-// for 4 consecutive input pixels. Per tap, the source output pixel of each input pixel is
-// found once (divisibility by the stride, range); the inner loop runs over output channels.
+// Gather form (each thread owns its outputs, no atomics) on channels-last operands:
+//   GY [N*Ho*Wo + 1, c4 vec4s]  gY as NHWC with Cout padded to 4, plus a zero row,
+//   Wt [Cin*KH*KW, c4 vec4s]    W as [Cin, KH, KW, Cout] with Cout padded,
+//   GX [N, Cin, H, W]           NCHW output.
+// A thread owns a block of input pixels x input channels. Per tap, the source output pixel
+// of each input pixel is found once (divisibility by the stride, range; the zero row
+// otherwise); the inner loop over output channels is vec4 loads and dot products only (see
+// conv2d_fwd.wgsl for why loads are what count on the CPU adapter).
+// Entry points: tile16 (16 pixels x 16 channels, CPU adapter) and tile4 (4 x 4, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
 
 struct Params {
   N: u32, Cin: u32, H: u32, W: u32, Cout: u32, Ho: u32, Wo: u32, KH: u32, KW: u32,
   SH: u32, SW: u32, PH: u32, PW: u32, DH: u32, DW: u32,
+  c4: u32, // vec4s per pixel of GY (and per weight row)
 }
-@group(0) @binding(0) var<storage, read> GY: array<f32>;
-@group(0) @binding(1) var<storage, read> Wt: array<f32>;
+@group(0) @binding(0) var<storage, read> GY: array<vec4f>;
+@group(0) @binding(1) var<storage, read> Wt: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> GX: array<f32>;
 @group(0) @binding(3) var<storage, read> p: Params;
 
-@compute @workgroup_size(WX, WY)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+/** Input pixels q..q+3 (clamped): image start row in GY and padded coordinates. */
+struct Pixels { base: vec4i, ty: vec4i, tx: vec4i }
+
+fn pixels(q: u32) -> Pixels {
   let hw = p.H * p.W;
-  let P = p.N * hw;
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
-  let c0 = gid.y * 4u;
-  if (q0 >= P || c0 >= p.Cin) { return; }
-  let hwo = p.Ho * p.Wo;
-  let kk = p.KH * p.KW;
-  let wco = p.Cin * kk;
-  var gbase: array<u32, 4>;
-  var ty0: array<i32, 4>;
-  var tx0: array<i32, 4>;
-  for (var i = 0u; i < 4u; i++) {
-    let q = min(q0 + i, P - 1u);
-    let n = q / hw;
-    let r = q - n * hw;
-    let iy = r / p.W;
-    let ix = r - iy * p.W;
-    gbase[i] = n * p.Cout * hwo;
-    ty0[i] = i32(iy + p.PH);
-    tx0[i] = i32(ix + p.PW);
-  }
-  var wbase: array<u32, 4>;
-  for (var j = 0u; j < 4u; j++) { wbase[j] = min(c0 + j, p.Cin - 1u) * kk; }
-  var acc: array<vec4f, 4>;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      var off: vec4<u32>;
-      var ok: vec4<bool>;
-      for (var i = 0u; i < 4u; i++) {
-        let ty = ty0[i] - i32(ky * p.DH);
-        let tx = tx0[i] - i32(kx * p.DW);
-        let oy = ty / i32(p.SH);
-        let ox = tx / i32(p.SW);
-        ok[i] = ty >= 0 && tx >= 0 && oy * i32(p.SH) == ty && ox * i32(p.SW) == tx &&
-          oy < i32(p.Ho) && ox < i32(p.Wo);
-        off[i] = select(0u, gbase[i] + u32(oy) * p.Wo + u32(ox), ok[i]);
-      }
-      let tap = ky * p.KW + kx;
-      for (var co = 0u; co < p.Cout; co++) {
-        let go = co * hwo;
-        let gv = select(vec4f(0.0),
-          vec4f(GY[off.x + go], GY[off.y + go], GY[off.z + go], GY[off.w + go]), ok);
-        let wo = co * wco + tap;
-        acc[0] += Wt[wbase[0] + wo] * gv;
-        acc[1] += Wt[wbase[1] + wo] * gv;
-        acc[2] += Wt[wbase[2] + wo] * gv;
-        acc[3] += Wt[wbase[3] + wo] * gv;
-      }
-    }
-  }
+  let qs = min(vec4u(q) + vec4u(0u, 1u, 2u, 3u), vec4u(p.N * hw - 1u));
+  let n = qs / hw;
+  let r = qs - n * hw;
+  let iy = r / p.W;
+  let ix = r - iy * p.W;
+  return Pixels(vec4i(n * p.Ho * p.Wo), vec4i(iy + p.PH), vec4i(ix + p.PW));
+}
+
+/** Start (in vec4s) of the GY rows the 4 pixels receive from at tap (ky, kx). */
+fn tapRows(px: Pixels, ky: u32, kx: u32) -> vec4u {
+  let ty = px.ty - i32(ky * p.DH);
+  let tx = px.tx - i32(kx * p.DW);
+  let oy = ty / i32(p.SH);
+  let ox = tx / i32(p.SW);
+  let ok = (ty >= vec4i(0)) & (tx >= vec4i(0)) & (oy * i32(p.SH) == ty) &
+    (ox * i32(p.SW) == tx) & (oy < vec4i(i32(p.Ho))) & (ox < vec4i(i32(p.Wo)));
+  let zero = p.N * p.Ho * p.Wo * p.c4;
+  return select(vec4u(zero), vec4u(px.base + oy * i32(p.Wo) + ox) * p.c4, ok);
+}
+
+/** Start (in vec4s) of the weight rows of input channels c..c+3 (clamped) at tap t. */
+fn weightRows(c: u32, t: u32) -> vec4u {
+  let ci = min(vec4u(c) + vec4u(0u, 1u, 2u, 3u), vec4u(p.Cin - 1u));
+  return (ci * (p.KH * p.KW) + t) * p.c4;
+}
+
+fn gs(r: vec4u, k: u32) -> mat4x4f {
+  return transpose(mat4x4f(GY[r.x + k], GY[r.y + k], GY[r.z + k], GY[r.w + k]));
+}
+
+fn ws(r: vec4u, k: u32) -> mat4x4f {
+  return mat4x4f(Wt[r.x + k], Wt[r.y + k], Wt[r.z + k], Wt[r.w + k]);
+}
+
+/** Writes block c: column j = input channel c0+j, row i = input pixel q0+i. */
+fn store(q0: u32, c0: u32, c: mat4x4f) {
+  let hw = p.H * p.W;
   for (var j = 0u; j < 4u; j++) {
-    let c = c0 + j;
-    if (c < p.Cin) {
+    let ci = c0 + j;
+    if (ci < p.Cin) {
       for (var i = 0u; i < 4u; i++) {
         let q = q0 + i;
-        if (q < P) {
+        if (q < p.N * hw) {
           let n = q / hw;
-          GX[(n * p.Cin + c) * hw + (q - n * hw)] = acc[j][i];
+          GX[(n * p.Cin + ci) * hw + (q - n * hw)] = c[j][i];
         }
       }
     }
   }
+}
+
+@compute @workgroup_size(WX, WY)
+fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
+  let c0 = gid.y * 16u;
+  if (q0 >= p.N * p.H * p.W || c0 >= p.Cin) { return; }
+  let p0 = pixels(q0);
+  let p1 = pixels(q0 + 4u);
+  let p2 = pixels(q0 + 8u);
+  let p3 = pixels(q0 + 12u);
+  var a00: mat4x4f; var a01: mat4x4f; var a02: mat4x4f; var a03: mat4x4f;
+  var a10: mat4x4f; var a11: mat4x4f; var a12: mat4x4f; var a13: mat4x4f;
+  var a20: mat4x4f; var a21: mat4x4f; var a22: mat4x4f; var a23: mat4x4f;
+  var a30: mat4x4f; var a31: mat4x4f; var a32: mat4x4f; var a33: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let t = ky * p.KW + kx;
+      let r0 = tapRows(p0, ky, kx);
+      let r1 = tapRows(p1, ky, kx);
+      let r2 = tapRows(p2, ky, kx);
+      let r3 = tapRows(p3, ky, kx);
+      let w0 = weightRows(c0, t);
+      let w1 = weightRows(c0 + 4u, t);
+      let w2 = weightRows(c0 + 8u, t);
+      let w3 = weightRows(c0 + 12u, t);
+      for (var k = 0u; k < p.c4; k++) {
+        let y0 = ws(w0, k);
+        let y1 = ws(w1, k);
+        let y2 = ws(w2, k);
+        let y3 = ws(w3, k);
+        var g = gs(r0, k);
+        a00 += g * y0; a01 += g * y1; a02 += g * y2; a03 += g * y3;
+        g = gs(r1, k);
+        a10 += g * y0; a11 += g * y1; a12 += g * y2; a13 += g * y3;
+        g = gs(r2, k);
+        a20 += g * y0; a21 += g * y1; a22 += g * y2; a23 += g * y3;
+        g = gs(r3, k);
+        a30 += g * y0; a31 += g * y1; a32 += g * y2; a33 += g * y3;
+      }
+    }
+  }
+  store(q0, c0, a00); store(q0, c0 + 4u, a01); store(q0, c0 + 8u, a02); store(q0, c0 + 12u, a03);
+  store(q0 + 4u, c0, a10); store(q0 + 4u, c0 + 4u, a11);
+  store(q0 + 4u, c0 + 8u, a12); store(q0 + 4u, c0 + 12u, a13);
+  store(q0 + 8u, c0, a20); store(q0 + 8u, c0 + 4u, a21);
+  store(q0 + 8u, c0 + 8u, a22); store(q0 + 8u, c0 + 12u, a23);
+  store(q0 + 12u, c0, a30); store(q0 + 12u, c0 + 4u, a31);
+  store(q0 + 12u, c0 + 8u, a32); store(q0 + 12u, c0 + 12u, a33);
+}
+
+@compute @workgroup_size(WX, WY)
+fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
+  let c0 = gid.y * 4u;
+  if (q0 >= p.N * p.H * p.W || c0 >= p.Cin) { return; }
+  let px = pixels(q0);
+  var acc: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let r = tapRows(px, ky, kx);
+      let w = weightRows(c0, ky * p.KW + kx);
+      for (var k = 0u; k < p.c4; k++) {
+        acc += gs(r, k) * ws(w, k);
+      }
+    }
+  }
+  store(q0, c0, acc);
 }

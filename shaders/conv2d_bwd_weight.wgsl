@@ -1,71 +1,137 @@
 // Weight gradient of a 2-D convolution:
-// gW[co,ci,ky,kx] = sum_{n,oy,ox} gY[n,co,oy,ox] * X[n,ci,oy*S-P+ky*D,ox*S-P+kx*D].
-// Each thread owns a 4 (co) x 4 (ci) block for one tap (gid.z = split * KK + tap), so the
-// padding check of a pixel is shared by its 4 input channels. The batch is split into
-// SPLIT chunks written to separate partial planes (summed afterwards in a fixed order):
-// more threads on a big GPU, and still no atomics.
-override WX: u32 = 8u;
-override WY: u32 = 8u;
+// gW[co,ci,ky,kx] = sum_{n,oy,ox} gY[n,co,oy,ox] * X[n,ci,oy*S-P+ky*D,ox*S-P+kx*D],
+// on channels-last operands X [N*H*W, ci4 vec4s] and GY [N*Ho*Wo, co4 vec4s] (channels padded
+// to 4, see packRows4). A thread owns one tap and a block of output x input channels; per
+// pixel it reads its channels with vec4 loads and adds their outer product (see
+// conv2d_fwd.wgsl for why loads are what count on the CPU adapter). The output pixels whose
+// input pixel lies inside the image are found per tap up front, so the inner loop has no
+// checks. The batch is split into chunks written to separate partial planes (summed
+// afterwards in a fixed order): more threads on a big GPU, and still no atomics.
+// Entry points: tile16 (16 x 16 channels, CPU adapter) and tile4 (4 x 4, GPUs).
+override WG: u32 = 64u;
 
 struct Params {
   N: u32, Cin: u32, H: u32, W: u32, Cout: u32, Ho: u32, Wo: u32, KH: u32, KW: u32,
   SH: u32, SW: u32, PH: u32, PW: u32, DH: u32, DW: u32, NPER: u32,
+  ci4: u32, co4: u32, // vec4s per pixel of X and of GY
 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> GY: array<f32>;
+@group(0) @binding(0) var<storage, read> X: array<vec4f>;
+@group(0) @binding(1) var<storage, read> GY: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> GW: array<f32>;
 @group(0) @binding(3) var<storage, read> p: Params;
 
-@compute @workgroup_size(WX, WY)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let ci0 = gid.x * 4u;
-  let co0 = gid.y * 4u;
-  if (ci0 >= p.Cin || co0 >= p.Cout) { return; }
+/** Output positions o in [lo, hi) whose input o*S - P + k*D lies in [0, size). */
+fn validRange(k: u32, S: u32, P: u32, D: u32, size: u32, outSize: u32) -> vec2u {
+  let a = i32(P) - i32(k * D); // o*S >= a
+  let b = i32(size) - 1 + a; // o*S <= b
+  if (b < 0) { return vec2u(0u, 0u); }
+  let lo = select(0u, (u32(a) + S - 1u) / S, a > 0);
+  return vec2u(lo, min(outSize, u32(b) / S + 1u));
+}
+
+/** The thread's tap, channel blocks (in vec4s) and batch chunk; false if it has no work. */
+struct Job { tap: u32, ky: u32, kx: u32, co: u32, ci: u32, n0: u32, n1: u32 }
+
+fn job(lane: u32, z: u32, tile4s: u32) -> Job {
+  let nci = (p.ci4 + tile4s - 1u) / tile4s;
   let kk = p.KH * p.KW;
-  let tap = gid.z % kk;
-  let split = gid.z / kk;
+  let tap = z % kk;
+  let split = z / kk;
   let ky = tap / p.KW;
-  let kx = tap - ky * p.KW;
-  let hw = p.H * p.W;
-  let hwo = p.Ho * p.Wo;
-  var xc: vec4<u32>;
-  var gc: vec4<u32>;
-  for (var i = 0u; i < 4u; i++) {
-    xc[i] = min(ci0 + i, p.Cin - 1u) * hw;
-    gc[i] = min(co0 + i, p.Cout - 1u) * hwo;
-  }
-  var acc: array<vec4f, 4>;
-  let nEnd = min(p.N, (split + 1u) * p.NPER);
-  for (var n = split * p.NPER; n < nEnd; n++) {
-    let xn = n * p.Cin * hw;
-    let gn = n * p.Cout * hwo;
-    for (var oy = 0u; oy < p.Ho; oy++) {
-      let iy = i32(oy * p.SH + ky * p.DH) - i32(p.PH);
-      if (iy < 0 || iy >= i32(p.H)) { continue; }
-      let xr = xn + u32(iy) * p.W;
-      let gr = gn + oy * p.Wo;
-      for (var ox = 0u; ox < p.Wo; ox++) {
-        let ix = i32(ox * p.SW + kx * p.DW) - i32(p.PW);
-        if (ix < 0 || ix >= i32(p.W)) { continue; }
-        let xo = xr + u32(ix);
-        let go = gr + ox;
-        let xv = vec4f(X[xc.x + xo], X[xc.y + xo], X[xc.z + xo], X[xc.w + xo]);
-        let gv = vec4f(GY[gc.x + go], GY[gc.y + go], GY[gc.z + go], GY[gc.w + go]);
-        acc[0] += gv.x * xv;
-        acc[1] += gv.y * xv;
-        acc[2] += gv.z * xv;
-        acc[3] += gv.w * xv;
-      }
-    }
-  }
-  let base = split * p.Cout * p.Cin * kk;
+  return Job(tap, ky, tap - ky * p.KW, (lane / nci) * tile4s, (lane % nci) * tile4s,
+    split * p.NPER, min(p.N, (split + 1u) * p.NPER));
+}
+
+/** Outer product of 4 input channels x and 4 output channels g: [column co][row ci]. */
+fn outer(x: vec4f, g: vec4f) -> mat4x4f {
+  return mat4x4f(x * g.x, x * g.y, x * g.z, x * g.w);
+}
+
+/** Writes block c: column j = output channel co0+j, row i = input channel ci0+i. */
+fn store(z: u32, tap: u32, co0: u32, ci0: u32, c: mat4x4f) {
+  let kk = p.KH * p.KW;
+  let base = (z / kk) * p.Cout * p.Cin * kk;
   for (var j = 0u; j < 4u; j++) {
     let co = co0 + j;
     if (co < p.Cout) {
       for (var i = 0u; i < 4u; i++) {
         let ci = ci0 + i;
-        if (ci < p.Cin) { GW[base + (co * p.Cin + ci) * kk + tap] = acc[j][i]; }
+        if (ci < p.Cin) { GW[base + (co * p.Cin + ci) * kk + tap] = c[j][i]; }
       }
     }
   }
+}
+
+@compute @workgroup_size(WG)
+fn tile16(@builtin(global_invocation_id) gid: vec3u) {
+  let jb = job(gid.x, gid.y, 4u);
+  if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
+  let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
+  let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
+  // Channel vec4s of the block (clamped to the last one; duplicates are not stored).
+  let g = min(vec4u(jb.co) + vec4u(0u, 1u, 2u, 3u), vec4u(p.co4 - 1u));
+  let x = min(vec4u(jb.ci) + vec4u(0u, 1u, 2u, 3u), vec4u(p.ci4 - 1u));
+  var a00: mat4x4f; var a01: mat4x4f; var a02: mat4x4f; var a03: mat4x4f;
+  var a10: mat4x4f; var a11: mat4x4f; var a12: mat4x4f; var a13: mat4x4f;
+  var a20: mat4x4f; var a21: mat4x4f; var a22: mat4x4f; var a23: mat4x4f;
+  var a30: mat4x4f; var a31: mat4x4f; var a32: mat4x4f; var a33: mat4x4f;
+  let xstep = p.SW * p.ci4;
+  for (var n = jb.n0; n < jb.n1; n++) {
+    for (var oy = ry.x; oy < ry.y; oy++) {
+      let iy = oy * p.SH + jb.ky * p.DH - p.PH;
+      let ix = rx.x * p.SW + jb.kx * p.DW - p.PW;
+      var go = ((n * p.Ho + oy) * p.Wo + rx.x) * p.co4;
+      var xo = ((n * p.H + iy) * p.W + ix) * p.ci4;
+      for (var ox = rx.x; ox < rx.y; ox++) {
+        let g0 = GY[go + g.x];
+        let g1 = GY[go + g.y];
+        let g2 = GY[go + g.z];
+        let g3 = GY[go + g.w];
+        var v = X[xo + x.x];
+        a00 += outer(v, g0); a01 += outer(v, g1); a02 += outer(v, g2); a03 += outer(v, g3);
+        v = X[xo + x.y];
+        a10 += outer(v, g0); a11 += outer(v, g1); a12 += outer(v, g2); a13 += outer(v, g3);
+        v = X[xo + x.z];
+        a20 += outer(v, g0); a21 += outer(v, g1); a22 += outer(v, g2); a23 += outer(v, g3);
+        v = X[xo + x.w];
+        a30 += outer(v, g0); a31 += outer(v, g1); a32 += outer(v, g2); a33 += outer(v, g3);
+        go += p.co4;
+        xo += xstep;
+      }
+    }
+  }
+  let co = jb.co * 4u;
+  let ci = jb.ci * 4u;
+  store(gid.y, jb.tap, co, ci, a00); store(gid.y, jb.tap, co + 4u, ci, a01);
+  store(gid.y, jb.tap, co + 8u, ci, a02); store(gid.y, jb.tap, co + 12u, ci, a03);
+  store(gid.y, jb.tap, co, ci + 4u, a10); store(gid.y, jb.tap, co + 4u, ci + 4u, a11);
+  store(gid.y, jb.tap, co + 8u, ci + 4u, a12); store(gid.y, jb.tap, co + 12u, ci + 4u, a13);
+  store(gid.y, jb.tap, co, ci + 8u, a20); store(gid.y, jb.tap, co + 4u, ci + 8u, a21);
+  store(gid.y, jb.tap, co + 8u, ci + 8u, a22); store(gid.y, jb.tap, co + 12u, ci + 8u, a23);
+  store(gid.y, jb.tap, co, ci + 12u, a30); store(gid.y, jb.tap, co + 4u, ci + 12u, a31);
+  store(gid.y, jb.tap, co + 8u, ci + 12u, a32); store(gid.y, jb.tap, co + 12u, ci + 12u, a33);
+}
+
+@compute @workgroup_size(WG)
+fn tile4(@builtin(global_invocation_id) gid: vec3u) {
+  let jb = job(gid.x, gid.y, 1u);
+  if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
+  let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
+  let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
+  var acc: mat4x4f;
+  let xstep = p.SW * p.ci4;
+  for (var n = jb.n0; n < jb.n1; n++) {
+    for (var oy = ry.x; oy < ry.y; oy++) {
+      let iy = oy * p.SH + jb.ky * p.DH - p.PH;
+      let ix = rx.x * p.SW + jb.kx * p.DW - p.PW;
+      var go = ((n * p.Ho + oy) * p.Wo + rx.x) * p.co4 + jb.co;
+      var xo = ((n * p.H + iy) * p.W + ix) * p.ci4 + jb.ci;
+      for (var ox = rx.x; ox < rx.y; ox++) {
+        acc += outer(X[xo], GY[go]);
+        go += p.co4;
+        xo += xstep;
+      }
+    }
+  }
+  store(gid.y, jb.tap, jb.co * 4u, jb.ci * 4u, acc);
 }

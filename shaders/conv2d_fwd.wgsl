@@ -1,83 +1,153 @@
-// Direct (implicit-GEMM) 2-D convolution, NCHW, weight [Cout, Cin, KH, KW].
-// Each thread computes a 4 x 4 block of outputs: 4 output channels for 4 consecutive
-// output pixels (flattened over n, oy, ox). For each kernel tap the pixel offsets and padding
-// checks are computed once; the inner loop over input channels is loads and FMAs only.
-// Indices clamp at the edges so loads never branch; only the stores are guarded.
+// Direct (implicit-GEMM) 2-D convolution on channels-last operands:
+//   X  [N*H*W + 1, c4 vec4s]    the input as NHWC with Cin padded to 4 (packRows4), plus a zero
+//                               row that padding taps point at (so loads never branch),
+//   Wt [Cout*KH*KW, c4 vec4s]   the weight as [Cout, KH, KW, Cin] with Cin padded,
+//   Y  [N, Cout, Ho, Wo]        NCHW output.
+// A thread owns a block of output pixels (flattened over n, oy, ox) x output channels and,
+// per kernel tap, reads 4 input channels of each pixel and each weight row with one vec4
+// load (on the CPU adapter every storage load is a loop over the SIMD lanes: the number of
+// loads, not of FLOPs, sets the speed). A 4x4 block is a mat4x4f:
+// (transpose(Xs) * Ws)[j][i] = dot(x_i, w_j) over 4 input channels.
+// Entry points: tile16 (16 pixels x 16 channels, CPU adapter) and tile4 (4 x 4, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
-override HAS_BIAS: bool = false;
 
 struct Params {
   N: u32, Cin: u32, H: u32, W: u32, Cout: u32, Ho: u32, Wo: u32, KH: u32, KW: u32,
   SH: u32, SW: u32, PH: u32, PW: u32, DH: u32, DW: u32,
+  c4: u32, // vec4s per pixel of X (and per weight row)
+  hasBias: u32,
 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> Wt: array<f32>;
+@group(0) @binding(0) var<storage, read> X: array<vec4f>;
+@group(0) @binding(1) var<storage, read> Wt: array<vec4f>;
 @group(0) @binding(2) var<storage, read> Bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<storage, read> p: Params;
 
-@compute @workgroup_size(WX, WY)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+/** Output pixels q..q+3 (clamped) as their image start row in X and top-left input tap. */
+struct Pixels { base: vec4i, iy: vec4i, ix: vec4i }
+
+fn pixels(q: u32) -> Pixels {
   let hwo = p.Ho * p.Wo;
-  let P = p.N * hwo;
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
-  let c0 = gid.y * 4u;
-  if (q0 >= P || c0 >= p.Cout) { return; }
-  let hw = p.H * p.W;
-  let kk = p.KH * p.KW;
-  let wrow = p.Cin * kk;
-  var xbase: array<i32, 4>;
-  var iy0: array<i32, 4>;
-  var ix0: array<i32, 4>;
-  for (var i = 0u; i < 4u; i++) {
-    let q = min(q0 + i, P - 1u);
-    let n = q / hwo;
-    let r = q - n * hwo;
-    let oy = r / p.Wo;
-    let ox = r - oy * p.Wo;
-    xbase[i] = i32(n * p.Cin * hw);
-    iy0[i] = i32(oy * p.SH) - i32(p.PH);
-    ix0[i] = i32(ox * p.SW) - i32(p.PW);
-  }
-  var wbase: array<u32, 4>;
-  for (var j = 0u; j < 4u; j++) { wbase[j] = min(c0 + j, p.Cout - 1u) * wrow; }
-  var acc: array<vec4f, 4>;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      var off: vec4<u32>;
-      var ok: vec4<bool>;
-      for (var i = 0u; i < 4u; i++) {
-        let iy = iy0[i] + i32(ky * p.DH);
-        let ix = ix0[i] + i32(kx * p.DW);
-        ok[i] = iy >= 0 && iy < i32(p.H) && ix >= 0 && ix < i32(p.W);
-        off[i] = select(0u, u32(xbase[i] + iy * i32(p.W) + ix), ok[i]);
-      }
-      let tap = ky * p.KW + kx;
-      for (var ci = 0u; ci < p.Cin; ci++) {
-        let co = ci * hw;
-        let xv = select(vec4f(0.0),
-          vec4f(X[off.x + co], X[off.y + co], X[off.z + co], X[off.w + co]), ok);
-        let wo = ci * kk + tap;
-        acc[0] += Wt[wbase[0] + wo] * xv;
-        acc[1] += Wt[wbase[1] + wo] * xv;
-        acc[2] += Wt[wbase[2] + wo] * xv;
-        acc[3] += Wt[wbase[3] + wo] * xv;
-      }
-    }
-  }
+  let qs = min(vec4u(q) + vec4u(0u, 1u, 2u, 3u), vec4u(p.N * hwo - 1u));
+  let n = qs / hwo;
+  let r = qs - n * hwo;
+  let oy = r / p.Wo;
+  let ox = r - oy * p.Wo;
+  return Pixels(
+    vec4i(n * p.H * p.W),
+    vec4i(oy * p.SH) - i32(p.PH),
+    vec4i(ox * p.SW) - i32(p.PW),
+  );
+}
+
+/** Start (in vec4s) of the X rows the 4 pixels read at tap (ky, kx); the zero row if padding. */
+fn tapRows(px: Pixels, ky: u32, kx: u32) -> vec4u {
+  let iy = px.iy + i32(ky * p.DH);
+  let ix = px.ix + i32(kx * p.DW);
+  let ok = (iy >= vec4i(0)) & (iy < vec4i(i32(p.H))) & (ix >= vec4i(0)) & (ix < vec4i(i32(p.W)));
+  let zero = p.N * p.H * p.W * p.c4;
+  return select(vec4u(zero), vec4u(px.base + iy * i32(p.W) + ix) * p.c4, ok);
+}
+
+/** Start (in vec4s) of the weight rows of channels c..c+3 (clamped) at tap t. */
+fn weightRows(c: u32, t: u32) -> vec4u {
+  let co = min(vec4u(c) + vec4u(0u, 1u, 2u, 3u), vec4u(p.Cout - 1u));
+  return (co * (p.KH * p.KW) + t) * p.c4;
+}
+
+fn xs(r: vec4u, k: u32) -> mat4x4f {
+  return transpose(mat4x4f(X[r.x + k], X[r.y + k], X[r.z + k], X[r.w + k]));
+}
+
+fn ws(r: vec4u, k: u32) -> mat4x4f {
+  return mat4x4f(Wt[r.x + k], Wt[r.y + k], Wt[r.z + k], Wt[r.w + k]);
+}
+
+/** Writes block c: column j = channel c0+j, row i = pixel q0+i. */
+fn store(q0: u32, c0: u32, c: mat4x4f) {
+  let hwo = p.Ho * p.Wo;
   for (var j = 0u; j < 4u; j++) {
-    let c = c0 + j;
-    if (c < p.Cout) {
+    let co = c0 + j;
+    if (co < p.Cout) {
       var b = 0.0;
-      if (HAS_BIAS) { b = Bias[c]; }
+      if (p.hasBias != 0u) { b = Bias[co]; }
       for (var i = 0u; i < 4u; i++) {
         let q = q0 + i;
-        if (q < P) {
+        if (q < p.N * hwo) {
           let n = q / hwo;
-          Y[(n * p.Cout + c) * hwo + (q - n * hwo)] = acc[j][i] + b;
+          Y[(n * p.Cout + co) * hwo + (q - n * hwo)] = c[j][i] + b;
         }
       }
     }
   }
 }
+
+@compute @workgroup_size(WX, WY)
+fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
+  let c0 = gid.y * 16u;
+  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
+  let p0 = pixels(q0);
+  let p1 = pixels(q0 + 4u);
+  let p2 = pixels(q0 + 8u);
+  let p3 = pixels(q0 + 12u);
+  var a00: mat4x4f; var a01: mat4x4f; var a02: mat4x4f; var a03: mat4x4f;
+  var a10: mat4x4f; var a11: mat4x4f; var a12: mat4x4f; var a13: mat4x4f;
+  var a20: mat4x4f; var a21: mat4x4f; var a22: mat4x4f; var a23: mat4x4f;
+  var a30: mat4x4f; var a31: mat4x4f; var a32: mat4x4f; var a33: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let t = ky * p.KW + kx;
+      let r0 = tapRows(p0, ky, kx);
+      let r1 = tapRows(p1, ky, kx);
+      let r2 = tapRows(p2, ky, kx);
+      let r3 = tapRows(p3, ky, kx);
+      let w0 = weightRows(c0, t);
+      let w1 = weightRows(c0 + 4u, t);
+      let w2 = weightRows(c0 + 8u, t);
+      let w3 = weightRows(c0 + 12u, t);
+      for (var k = 0u; k < p.c4; k++) {
+        let y0 = ws(w0, k);
+        let y1 = ws(w1, k);
+        let y2 = ws(w2, k);
+        let y3 = ws(w3, k);
+        var x = xs(r0, k);
+        a00 += x * y0; a01 += x * y1; a02 += x * y2; a03 += x * y3;
+        x = xs(r1, k);
+        a10 += x * y0; a11 += x * y1; a12 += x * y2; a13 += x * y3;
+        x = xs(r2, k);
+        a20 += x * y0; a21 += x * y1; a22 += x * y2; a23 += x * y3;
+        x = xs(r3, k);
+        a30 += x * y0; a31 += x * y1; a32 += x * y2; a33 += x * y3;
+      }
+    }
+  }
+  store(q0, c0, a00); store(q0, c0 + 4u, a01); store(q0, c0 + 8u, a02); store(q0, c0 + 12u, a03);
+  store(q0 + 4u, c0, a10); store(q0 + 4u, c0 + 4u, a11);
+  store(q0 + 4u, c0 + 8u, a12); store(q0 + 4u, c0 + 12u, a13);
+  store(q0 + 8u, c0, a20); store(q0 + 8u, c0 + 4u, a21);
+  store(q0 + 8u, c0 + 8u, a22); store(q0 + 8u, c0 + 12u, a23);
+  store(q0 + 12u, c0, a30); store(q0 + 12u, c0 + 4u, a31);
+  store(q0 + 12u, c0 + 8u, a32); store(q0 + 12u, c0 + 12u, a33);
+}
+
+@compute @workgroup_size(WX, WY)
+fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
+  let c0 = gid.y * 4u;
+  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
+  let px = pixels(q0);
+  var acc: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let r = tapRows(px, ky, kx);
+      let w = weightRows(c0, ky * p.KW + kx);
+      for (var k = 0u; k < p.c4; k++) {
+        acc += xs(r, k) * ws(w, k);
+      }
+    }
+  }
+  store(q0, c0, acc);
+}
+

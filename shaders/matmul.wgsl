@@ -101,10 +101,11 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u) {
   store(gid.z * p.sc, m0, n0, c);
 }
 
-// pack: out[b, o, i] = S[b*sb + o*so + i*si] for i < I, 0 for I <= i < I4 (a multiple of 4).
+// pack: out[b, o, i] = S[b*sb + o*so + i*si] for i < I, 0 for I <= i < I4 (a multiple of 4),
+// followed by zero vec4s up to `total` (a zero row that kernels point padding taps at).
 // One thread per output vec4; so/si choose between a padded copy and a transpose.
 override WG: u32 = 256u;
-struct PackParams { total: u32, O: u32, i4: u32, I: u32, sb: u32, so: u32, si: u32 }
+struct PackParams { total: u32, rows: u32, O: u32, i4: u32, I: u32, sb: u32, so: u32, si: u32 }
 @group(0) @binding(0) var<storage, read> S: array<f32>;
 @group(0) @binding(1) var<storage, read_write> D: array<vec4f>;
 @group(0) @binding(2) var<storage, read> q: PackParams;
@@ -113,6 +114,10 @@ struct PackParams { total: u32, O: u32, i4: u32, I: u32, sb: u32, so: u32, si: u
 fn pack(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = gid.x + gid.y * nwg.x * WG;
   if (t >= q.total) { return; }
+  if (t >= q.rows) {
+    D[t] = vec4f(0.0);
+    return;
+  }
   let per = q.O * q.i4;
   let b = t / per;
   let r = t - b * per;

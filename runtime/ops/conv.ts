@@ -9,10 +9,16 @@ import { words } from "./util.ts";
 import { reshape } from "./shape.ts";
 import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
+import { packRows4 } from "./matmul.ts";
 
 const WX = 8, WY = 8;
-// Output channels per thread (a 4x4 register tile: larger tiles spill on the CPU adapter).
-const TCO = 4;
+
+/** Outputs per thread along each side of a block. The CPU adapter runs each thread as a SIMD
+ * lane and every storage load as a loop over the lanes, so it wants few loads per
+ * multiply-add (16x16 blocks); GPUs want few registers (4x4). */
+function tileSize(): 4 | 16 {
+  return engine().adapter.isFallbackAdapter ? 16 : 4;
+}
 const MAX_GROUPS = 65535;
 
 export type Pair = number | readonly [number, number];
@@ -76,7 +82,7 @@ function geoWords(g: Geometry): number[] {
   );
 }
 
-/** Splits `threads4` 4-wide thread columns over x (and z when x would exceed the limit). */
+/** Splits `quads` thread columns over x (and z when x would exceed the limit). */
 function columns(quads: number): [number, number] {
   const groups = Math.ceil(quads / WX);
   if (groups <= MAX_GROUPS) return [groups, 1];
@@ -87,53 +93,81 @@ function columns(quads: number): [number, number] {
 function convForwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
   const y = Tensor.empty([g.N, g.Cout, g.Ho, g.Wo]);
   if (y.size === 0) return y;
-  const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / 4));
+  const t = tileSize();
+  const hw = g.H * g.W, kk = g.KH * g.KW;
+  // Channels-last input with a trailing zero row, weight as [Cout, KH, KW, Cin].
+  const xp = packRows4(x, g.N, hw, g.Cin, { sb: g.Cin * hw, so: 1, si: hw }, 1);
+  const wp = packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk });
+  const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / t));
   engine().dispatch({
     kernel: "conv2d_fwd",
-    constants: { WX, WY, HAS_BIAS: b ? 1 : 0 },
-    buffers: [x.buffer, w.buffer, (b ?? w).buffer, y.buffer],
-    params: geoWords(g),
-    workgroups: [gx, Math.ceil(g.Cout / (TCO * WY)), gz],
+    entry: `tile${t}`,
+    constants: { WX, WY },
+    buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
+    params: [...geoWords(g), Math.ceil(g.Cin / 4), b ? 1 : 0],
+    workgroups: [gx, Math.ceil(g.Cout / (t * WY)), gz],
     flops: convFlops(g),
   });
+  xp.dispose();
+  wp.dispose();
   return y;
 }
 
 function convInputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   const gx = Tensor.empty([g.N, g.Cin, g.H, g.W]);
   if (gx.size === 0) return gx;
-  const [cx, cz] = columns(Math.ceil((g.N * g.H * g.W) / 4));
+  const t = tileSize();
+  const hwo = g.Ho * g.Wo, kk = g.KH * g.KW;
+  // Channels-last gY with a trailing zero row, weight as [Cin, KH, KW, Cout].
+  const gp = packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo }, 1);
+  const wp = packRows4(w, 1, g.Cin * kk, g.Cout, { sb: 0, so: 1, si: g.Cin * kk });
+  const [cx, cz] = columns(Math.ceil((g.N * g.H * g.W) / t));
   engine().dispatch({
     kernel: "conv2d_bwd_data",
+    entry: `tile${t}`,
     constants: { WX, WY },
-    buffers: [gy.buffer, w.buffer, gx.buffer],
-    params: geoWords(g),
-    workgroups: [cx, Math.ceil(g.Cin / (4 * WY)), cz],
+    buffers: [gp.buffer, wp.buffer, gx.buffer],
+    params: [...geoWords(g), Math.ceil(g.Cout / 4)],
+    workgroups: [cx, Math.ceil(g.Cin / (t * WY)), cz],
     flops: convFlops(g),
   });
+  gp.dispose();
+  wp.dispose();
   return gx;
 }
 
-/** Enough independent threads to fill a large GPU; the CPU adapter is not hurt by it. */
-const TARGET_THREADS = 16384;
+/** Threads to aim for by splitting the batch: enough to fill a large GPU; on the CPU adapter
+ * a few per core (each split adds a partial plane to sum). */
+function targetThreads(): number {
+  return engine().adapter.isFallbackAdapter ? 1024 : 16384;
+}
+
+const WG_WEIGHT = 64;
 
 function convWeightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   const kk = g.KH * g.KW;
   const wShape = [g.Cout, g.Cin, g.KH, g.KW];
-  const threads = Math.ceil(g.Cin / 4) * Math.ceil(g.Cout / 4) * kk;
-  let split = Math.max(1, Math.min(g.N, Math.ceil(TARGET_THREADS / threads)));
+  const t = tileSize();
+  const hw = g.H * g.W, hwo = g.Ho * g.Wo;
+  const lanes = Math.ceil(g.Cin / t) * Math.ceil(g.Cout / t);
+  let split = Math.max(1, Math.min(g.N, Math.ceil(targetThreads() / (lanes * kk))));
   split = Math.min(split, Math.floor(MAX_GROUPS / kk));
   const nPer = Math.ceil(g.N / split);
   split = Math.ceil(g.N / nPer);
   const partial = Tensor.empty([split, ...wShape]);
+  const xp = packRows4(x, g.N, hw, g.Cin, { sb: g.Cin * hw, so: 1, si: hw });
+  const gp = packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo });
   engine().dispatch({
     kernel: "conv2d_bwd_weight",
-    constants: { WX, WY },
-    buffers: [x.buffer, gy.buffer, partial.buffer],
-    params: [...geoWords(g), nPer],
-    workgroups: [Math.ceil(g.Cin / (4 * WX)), Math.ceil(g.Cout / (4 * WY)), split * kk],
+    entry: `tile${t}`,
+    constants: { WG: WG_WEIGHT },
+    buffers: [xp.buffer, gp.buffer, partial.buffer],
+    params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
+    workgroups: [Math.ceil(lanes / WG_WEIGHT), split * kk],
     flops: convFlops(g),
   });
+  xp.dispose();
+  gp.dispose();
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();

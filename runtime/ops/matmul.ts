@@ -23,20 +23,28 @@ export interface PackStrides {
   si: number;
 }
 
-/** Gathers a batched operand into rows of a multiple of 4 floats: out [batch, O, I4] with
- * out[b,o,i] = src[b*sb + o*so + i*si] for i < I and 0 up to I4 = ceil(I/4)*4. With si = 1
- * it pads rows, with so = 1 it transposes. The layout the matmul and conv kernels read as
- * vec4s. No autograd. */
-export function packRows4(src: Tensor, batch: number, O: number, I: number, s: PackStrides) {
+/** Gathers a batched operand into rows of a multiple of 4 floats: out [batch*O + extraRows, I4]
+ * with out[b*O+o, i] = src[b*sb + o*so + i*si] for i < I and 0 up to I4 = ceil(I/4)*4; the
+ * extra rows are zeros. With si = 1 it pads rows, with so = 1 it transposes. This is the layout
+ * the matmul and conv kernels read as vec4s. No autograd. */
+export function packRows4(
+  src: Tensor,
+  batch: number,
+  O: number,
+  I: number,
+  s: PackStrides,
+  extraRows = 0,
+): Tensor {
   const i4 = Math.ceil(I / 4);
-  const out = Tensor.empty([batch, O, i4 * 4]);
-  const total = batch * O * i4;
+  const out = Tensor.empty([batch * O + extraRows, i4 * 4]);
+  const rows = batch * O * i4;
+  const total = rows + extraRows * i4;
   if (total === 0) return out;
   launch1d(
     "matmul",
     total,
     [src.buffer, out.buffer],
-    words(total, O, i4, I, s.sb, s.so, s.si),
+    words(total, rows, O, i4, I, s.sb, s.so, s.si),
     {},
     "pack",
   );
