@@ -125,7 +125,7 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
   try {
     while (st.epoch < o.epochs) {
       model.train();
-      const t0 = performance.now();
+      let t0 = performance.now();
       for await (const { x, y } of loader.batches(st.epoch, st.batch)) {
         opt.lr = schedule(st.step);
         const [lossSum, correct] = await tidyAsync(async () => {
@@ -148,6 +148,7 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
         progress?.tick(1, `loss ${(st.lossSum / st.seen).toFixed(3)}`);
         if (o.checkpointEvery && st.step % o.checkpointEvery === 0) {
           st.seconds += (performance.now() - t0) / 1000;
+          t0 = performance.now();
           await save();
         }
         if (o.stopAfterSteps !== undefined && stepsThisCall >= o.stopAfterSteps) {
