@@ -8,6 +8,10 @@
 // of each input pixel is found once (divisibility by the stride, range; the zero row
 // otherwise); the inner loop over output channels is vec4 loads and dot products only (see
 // conv2d_fwd.wgsl for why loads are what count on the CPU adapter).
+// With a stride S, only 1/S^2 of the taps reach a given input pixel, and which ones depends
+// on the pixel's phase (iy mod S, ix mod S). Pixels are therefore enumerated phase by phase
+// (q -> phase, n, iy div S, ix div S; ragged phases leave holes that are skipped) so that a
+// thread's pixels share their phase and taps that reach none of them are skipped.
 // Entry points: tile16 (16 pixels x 16 channels, CPU adapter) and tile4 (4 x 4, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
@@ -16,23 +20,37 @@ struct Params {
   N: u32, Cin: u32, H: u32, W: u32, Cout: u32, Ho: u32, Wo: u32, KH: u32, KW: u32,
   SH: u32, SW: u32, PH: u32, PW: u32, DH: u32, DW: u32,
   c4: u32, // vec4s per pixel of GY (and per weight row)
+  Hs: u32, Ws: u32, // ceil(H / SH), ceil(W / SW): pixels per phase along each axis
 }
 @group(0) @binding(0) var<storage, read> GY: array<vec4f>;
 @group(0) @binding(1) var<storage, read> Wt: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> GX: array<f32>;
 @group(0) @binding(3) var<storage, read> p: Params;
 
-/** Input pixels q..q+3 (clamped): image start row in GY and padded coordinates. */
-struct Pixels { base: vec4i, ty: vec4i, tx: vec4i }
+/** Input pixels q..q+3 in phase order: start of their image in GY, padded coordinates,
+ * whether they exist (not a hole or past the end) and their offset in an NCHW channel. */
+struct Pixels { base: vec4i, ty: vec4i, tx: vec4i, real: vec4<bool>, at: vec4u }
 
 fn pixels(q: u32) -> Pixels {
-  let hw = p.H * p.W;
-  let qs = min(vec4u(q) + vec4u(0u, 1u, 2u, 3u), vec4u(p.N * hw - 1u));
-  let n = qs / hw;
-  let r = qs - n * hw;
-  let iy = r / p.W;
-  let ix = r - iy * p.W;
-  return Pixels(vec4i(n * p.Ho * p.Wo), vec4i(iy + p.PH), vec4i(ix + p.PW));
+  let qs = vec4u(q) + vec4u(0u, 1u, 2u, 3u);
+  let perImage = p.Hs * p.Ws;
+  let perPhase = p.N * perImage;
+  let ph = qs / perPhase;
+  let r = qs - ph * perPhase;
+  let n = r / perImage;
+  let j = r - n * perImage;
+  let py = ph / p.SW;
+  let jy = j / p.Ws;
+  let iy = jy * p.SH + py;
+  let ix = (j - jy * p.Ws) * p.SW + (ph - py * p.SW);
+  let real = (ph < vec4u(p.SH * p.SW)) & (iy < vec4u(p.H)) & (ix < vec4u(p.W));
+  return Pixels(
+    vec4i(n * p.Ho * p.Wo),
+    vec4i(iy + p.PH),
+    vec4i(ix + p.PW),
+    real,
+    n * p.Cin * p.H * p.W + iy * p.W + ix,
+  );
 }
 
 /** Start (in vec4s) of the GY rows the 4 pixels receive from at tap (ky, kx). */
@@ -41,10 +59,13 @@ fn tapRows(px: Pixels, ky: u32, kx: u32) -> vec4u {
   let tx = px.tx - i32(kx * p.DW);
   let oy = ty / i32(p.SH);
   let ox = tx / i32(p.SW);
-  let ok = (ty >= vec4i(0)) & (tx >= vec4i(0)) & (oy * i32(p.SH) == ty) &
+  let ok = px.real & (ty >= vec4i(0)) & (tx >= vec4i(0)) & (oy * i32(p.SH) == ty) &
     (ox * i32(p.SW) == tx) & (oy < vec4i(i32(p.Ho))) & (ox < vec4i(i32(p.Wo)));
-  let zero = p.N * p.Ho * p.Wo * p.c4;
-  return select(vec4u(zero), vec4u(px.base + oy * i32(p.Wo) + ox) * p.c4, ok);
+  return select(vec4u(zeroRow()), vec4u(px.base + oy * i32(p.Wo) + ox) * p.c4, ok);
+}
+
+fn zeroRow() -> u32 {
+  return p.N * p.Ho * p.Wo * p.c4;
 }
 
 /** Start (in vec4s) of the weight rows of input channels c..c+3 (clamped) at tap t. */
@@ -61,28 +82,28 @@ fn ws(r: vec4u, k: u32) -> mat4x4f {
   return mat4x4f(Wt[r.x + k], Wt[r.y + k], Wt[r.z + k], Wt[r.w + k]);
 }
 
-/** Writes block c: column j = input channel c0+j, row i = input pixel q0+i. */
-fn store(q0: u32, c0: u32, c: mat4x4f) {
+/** Writes block c: column j = input channel c0+j, row i = pixel i of px. */
+fn store(px: Pixels, c0: u32, c: mat4x4f) {
   let hw = p.H * p.W;
   for (var j = 0u; j < 4u; j++) {
     let ci = c0 + j;
     if (ci < p.Cin) {
       for (var i = 0u; i < 4u; i++) {
-        let q = q0 + i;
-        if (q < p.N * hw) {
-          let n = q / hw;
-          GX[(n * p.Cin + ci) * hw + (q - n * hw)] = c[j][i];
-        }
+        if (px.real[i]) { GX[px.at[i] + ci * hw] = c[j][i]; }
       }
     }
   }
+}
+
+fn threadsDone(q0: u32) -> bool {
+  return q0 >= p.N * p.SH * p.SW * p.Hs * p.Ws;
 }
 
 @compute @workgroup_size(WX, WY)
 fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
   let c0 = gid.y * 16u;
-  if (q0 >= p.N * p.H * p.W || c0 >= p.Cin) { return; }
+  if (threadsDone(q0) || c0 >= p.Cin) { return; }
   let p0 = pixels(q0);
   let p1 = pixels(q0 + 4u);
   let p2 = pixels(q0 + 8u);
@@ -98,6 +119,8 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
       let r1 = tapRows(p1, ky, kx);
       let r2 = tapRows(p2, ky, kx);
       let r3 = tapRows(p3, ky, kx);
+      let z = vec4u(zeroRow());
+      if (all(r0 == z) && all(r1 == z) && all(r2 == z) && all(r3 == z)) { continue; }
       let w0 = weightRows(c0, t);
       let w1 = weightRows(c0 + 4u, t);
       let w2 = weightRows(c0 + 8u, t);
@@ -118,30 +141,28 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
       }
     }
   }
-  store(q0, c0, a00); store(q0, c0 + 4u, a01); store(q0, c0 + 8u, a02); store(q0, c0 + 12u, a03);
-  store(q0 + 4u, c0, a10); store(q0 + 4u, c0 + 4u, a11);
-  store(q0 + 4u, c0 + 8u, a12); store(q0 + 4u, c0 + 12u, a13);
-  store(q0 + 8u, c0, a20); store(q0 + 8u, c0 + 4u, a21);
-  store(q0 + 8u, c0 + 8u, a22); store(q0 + 8u, c0 + 12u, a23);
-  store(q0 + 12u, c0, a30); store(q0 + 12u, c0 + 4u, a31);
-  store(q0 + 12u, c0 + 8u, a32); store(q0 + 12u, c0 + 12u, a33);
+  store(p0, c0, a00); store(p0, c0 + 4u, a01); store(p0, c0 + 8u, a02); store(p0, c0 + 12u, a03);
+  store(p1, c0, a10); store(p1, c0 + 4u, a11); store(p1, c0 + 8u, a12); store(p1, c0 + 12u, a13);
+  store(p2, c0, a20); store(p2, c0 + 4u, a21); store(p2, c0 + 8u, a22); store(p2, c0 + 12u, a23);
+  store(p3, c0, a30); store(p3, c0 + 4u, a31); store(p3, c0 + 8u, a32); store(p3, c0 + 12u, a33);
 }
 
 @compute @workgroup_size(WX, WY)
 fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
   let c0 = gid.y * 4u;
-  if (q0 >= p.N * p.H * p.W || c0 >= p.Cin) { return; }
+  if (threadsDone(q0) || c0 >= p.Cin) { return; }
   let px = pixels(q0);
   var acc: mat4x4f;
   for (var ky = 0u; ky < p.KH; ky++) {
     for (var kx = 0u; kx < p.KW; kx++) {
       let r = tapRows(px, ky, kx);
+      if (all(r == vec4u(zeroRow()))) { continue; }
       let w = weightRows(c0, ky * p.KW + kx);
       for (var k = 0u; k < p.c4; k++) {
         acc += gs(r, k) * ws(w, k);
       }
     }
   }
-  store(q0, c0, acc);
+  store(px, c0, acc);
 }

@@ -121,13 +121,15 @@ function convInputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   // Channels-last gY with a trailing zero row, weight as [Cin, KH, KW, Cout].
   const gp = packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo }, 1);
   const wp = packRows4(w, 1, g.Cin * kk, g.Cout, { sb: 0, so: 1, si: g.Cin * kk });
-  const [cx, cz] = columns(Math.ceil((g.N * g.H * g.W) / t));
+  // Input pixels are enumerated phase by phase (see the shader), holes included.
+  const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
+  const [cx, cz] = columns(Math.ceil((g.N * g.SH * g.SW * Hs * Ws) / t));
   engine().dispatch({
     kernel: "conv2d_bwd_data",
     entry: `tile${t}`,
     constants: { WX, WY },
     buffers: [gp.buffer, wp.buffer, gx.buffer],
-    params: [...geoWords(g), Math.ceil(g.Cout / 4)],
+    params: [...geoWords(g), Math.ceil(g.Cout / 4), Hs, Ws],
     workgroups: [cx, Math.ceil(g.Cin / (t * WY)), cz],
     flops: convFlops(g),
   });
