@@ -90,13 +90,27 @@ function columns(quads: number): [number, number] {
   return [Math.ceil(groups / z), z];
 }
 
-function convForwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
+/** The conv input x [N,Cin,H,W] channels-last, Cin padded to 4, plus a zero row that padding
+ * taps read: [N*H*W + 1, Cin4]. Shared by the forward and the weight gradient. */
+function packInput(x: Tensor, g: Geometry): Tensor {
+  const hw = g.H * g.W;
+  return packRows4(x, g.N, hw, g.Cin, { sb: g.Cin * hw, so: 1, si: hw }, 1);
+}
+
+/** The conv output gradient gy [N,Cout,Ho,Wo] the same way: [N*Ho*Wo + 1, Cout4]. Shared by
+ * the input and the weight gradient. */
+function packOutput(gy: Tensor, g: Geometry): Tensor {
+  const hwo = g.Ho * g.Wo;
+  return packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo }, 1);
+}
+
+/** y from the packed input xp (packInput). */
+function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
   const y = Tensor.empty([g.N, g.Cout, g.Ho, g.Wo]);
   if (y.size === 0) return y;
   const t = tileSize();
-  const hw = g.H * g.W, kk = g.KH * g.KW;
-  // Channels-last input with a trailing zero row, weight as [Cout, KH, KW, Cin].
-  const xp = packRows4(x, g.N, hw, g.Cin, { sb: g.Cin * hw, so: 1, si: hw }, 1);
+  const kk = g.KH * g.KW;
+  // Weight as [Cout, KH, KW, Cin].
   const wp = packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk });
   const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / t));
   engine().dispatch({
@@ -108,18 +122,17 @@ function convForwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Te
     workgroups: [gx, Math.ceil(g.Cout / (t * WY)), gz],
     flops: convFlops(g),
   });
-  xp.dispose();
   wp.dispose();
   return y;
 }
 
-function convInputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
+/** gx from the packed output gradient gp (packOutput). */
+function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   const gx = Tensor.empty([g.N, g.Cin, g.H, g.W]);
   if (gx.size === 0) return gx;
   const t = tileSize();
-  const hwo = g.Ho * g.Wo, kk = g.KH * g.KW;
-  // Channels-last gY with a trailing zero row, weight as [Cin, KH, KW, Cout].
-  const gp = packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo }, 1);
+  const kk = g.KH * g.KW;
+  // Weight as [Cin, KH, KW, Cout].
   const wp = packRows4(w, 1, g.Cin * kk, g.Cout, { sb: 0, so: 1, si: g.Cin * kk });
   // Input pixels are enumerated phase by phase (see the shader), holes included.
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
@@ -133,7 +146,6 @@ function convInputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
     workgroups: [cx, Math.ceil(g.Cin / (t * WY)), cz],
     flops: convFlops(g),
   });
-  gp.dispose();
   wp.dispose();
   return gx;
 }
@@ -146,19 +158,17 @@ function targetThreads(): number {
 
 const WG_WEIGHT = 64;
 
-function convWeightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
+/** gw from the packed input xp (packInput) and output gradient gp (packOutput). */
+function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   const kk = g.KH * g.KW;
   const wShape = [g.Cout, g.Cin, g.KH, g.KW];
   const t = tileSize();
-  const hw = g.H * g.W, hwo = g.Ho * g.Wo;
   const lanes = Math.ceil(g.Cin / t) * Math.ceil(g.Cout / t);
   let split = Math.max(1, Math.min(g.N, Math.ceil(targetThreads() / (lanes * kk))));
   split = Math.min(split, Math.floor(MAX_GROUPS / kk));
   const nPer = Math.ceil(g.N / split);
   split = Math.ceil(g.N / nPer);
   const partial = Tensor.empty([split, ...wShape]);
-  const xp = packRows4(x, g.N, hw, g.Cin, { sb: g.Cin * hw, so: 1, si: hw });
-  const gp = packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo });
   engine().dispatch({
     kernel: "conv2d_bwd_weight",
     entry: `tile${t}`,
@@ -168,12 +178,26 @@ function convWeightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
     workgroups: [Math.ceil(lanes / WG_WEIGHT), split * kk],
     flops: convFlops(g),
   });
-  xp.dispose();
-  gp.dispose();
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();
   return gw;
+}
+
+/** Gradients of a convolution with geometry g for output gradient gy: [gx, gw] as needed.
+ * The packed operands are made once and shared by both kernels. */
+function convGrads(x: Tensor, w: Tensor, gy: Tensor, g: Geometry, needX: boolean, needW: boolean) {
+  if (!needX && !needW) return [null, null];
+  const gp = packOutput(gy, g);
+  const gx = needX ? convInputGradRaw(gp, w, g) : null;
+  let gw: Tensor | null = null;
+  if (needW) {
+    const xp = packInput(x, g);
+    gw = convWeightGradRaw(xp, gp, g);
+    xp.dispose();
+  }
+  gp.dispose();
+  return [gx, gw];
 }
 
 function checkBias(op: string, b: Tensor | null | undefined, c: number): Tensor | null {
@@ -213,11 +237,12 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, o: Conv2dOptions
   }
   const bias = checkBias(op, b, Cout);
   const g: Geometry = { N, Cin, H, W, Cout, Ho, Wo, KH, KW, SH, SW, PH, PW, DH, DW };
-  const y = convForwardRaw(x, w, bias, g);
+  const xp = packInput(x, g);
+  const y = convForwardRaw(xp, w, bias, g);
+  xp.dispose();
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(y, op, inputs, (gy, needs) => [
-    needs[0] ? convInputGradRaw(gy, w, g) : null,
-    needs[1] ? convWeightGradRaw(x, gy, g) : null,
+    ...convGrads(x, w, gy, g, needs[0], needs[1]),
     needs[2] ? biasGrad(gy) : null,
   ]);
 }
@@ -271,10 +296,22 @@ export function convTranspose2d(
     DH,
     DW,
   };
-  let y = record(convInputGradRaw(x, w, g), op, [x, w], (gy, needs) => [
-    needs[0] ? convForwardRaw(gy, w, null, g) : null,
-    needs[1] ? convWeightGradRaw(gy, x, g) : null,
-  ]);
+  // x plays the output gradient of that convolution and gy its input.
+  const xp = packOutput(x, g);
+  let y = record(convInputGradRaw(xp, w, g), op, [x, w], (gy, needs) => {
+    if (!needs[0] && !needs[1]) return [null, null];
+    const gyp = packInput(gy, g);
+    const gx = needs[0] ? convForwardRaw(gyp, w, null, g) : null;
+    let gw: Tensor | null = null;
+    if (needs[1]) {
+      const p = packOutput(x, g);
+      gw = convWeightGradRaw(gyp, p, g);
+      p.dispose();
+    }
+    gyp.dispose();
+    return [gx, gw];
+  });
+  xp.dispose();
   if (bias) y = add(y, reshape(bias, [1, Cout, 1, 1]));
   return y;
 }

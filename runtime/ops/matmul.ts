@@ -40,6 +40,20 @@ export function packRows4(
   const rows = batch * O * i4;
   const total = rows + extraRows * i4;
   if (total === 0) return out;
+  if (s.so === 1 && O % 4 === 0 && s.si % 4 === 0 && s.sb % 4 === 0) {
+    // Transpose of vec4-aligned planes (NCHW -> channels-last): 4x4 blocks.
+    const blocks = rows / 4;
+    const n = blocks + extraRows * i4;
+    launch1d(
+      "matmul",
+      n,
+      [src.buffer, out.buffer],
+      words(n, blocks, O / 4, i4, I, s.sb / 4, s.si / 4),
+      {},
+      "pack4",
+    );
+    return out;
+  }
   launch1d(
     "matmul",
     total,
