@@ -7,7 +7,8 @@
 // input pixel lies inside the image are found per tap up front, so the inner loop has no
 // checks. The batch is split into chunks written to separate partial planes (summed
 // afterwards in a fixed order): more threads on a big GPU, and still no atomics.
-// Entry points: tile16 (16 x 16 channels, CPU adapter) and tile4 (4 x 4, GPUs).
+// Entry points: tile16 (16 x 16 channels, CPU adapter), tile16x4 (16 x 4, CPU adapter with at
+// most 4 input channels, e.g. RGB) and tile4 (4 x 4, GPUs).
 override WG: u32 = 64u;
 
 struct Params {
@@ -32,13 +33,13 @@ fn validRange(k: u32, S: u32, P: u32, D: u32, size: u32, outSize: u32) -> vec2u 
 /** The thread's tap, channel blocks (in vec4s) and batch chunk; false if it has no work. */
 struct Job { tap: u32, ky: u32, kx: u32, co: u32, ci: u32, n0: u32, n1: u32 }
 
-fn job(lane: u32, z: u32, tile4s: u32) -> Job {
-  let nci = (p.ci4 + tile4s - 1u) / tile4s;
+fn job(lane: u32, z: u32, co4s: u32, ci4s: u32) -> Job {
+  let nci = (p.ci4 + ci4s - 1u) / ci4s;
   let kk = p.KH * p.KW;
   let tap = z % kk;
   let split = z / kk;
   let ky = tap / p.KW;
-  return Job(tap, ky, tap - ky * p.KW, (lane / nci) * tile4s, (lane % nci) * tile4s,
+  return Job(tap, ky, tap - ky * p.KW, (lane / nci) * co4s, (lane % nci) * ci4s,
     split * p.NPER, min(p.N, (split + 1u) * p.NPER));
 }
 
@@ -64,7 +65,7 @@ fn store(z: u32, tap: u32, co0: u32, ci0: u32, c: mat4x4f) {
 
 @compute @workgroup_size(WG)
 fn tile16(@builtin(global_invocation_id) gid: vec3u) {
-  let jb = job(gid.x, gid.y, 4u);
+  let jb = job(gid.x, gid.y, 4u, 4u);
   if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
   let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
   let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
@@ -114,7 +115,7 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u) {
 
 @compute @workgroup_size(WG)
 fn tile4(@builtin(global_invocation_id) gid: vec3u) {
-  let jb = job(gid.x, gid.y, 1u);
+  let jb = job(gid.x, gid.y, 1u, 1u);
   if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
   let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
   let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
@@ -134,4 +135,36 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
   store(gid.y, jb.tap, jb.co * 4u, jb.ci * 4u, acc);
+}
+
+@compute @workgroup_size(WG)
+fn tile16x4(@builtin(global_invocation_id) gid: vec3u) {
+  let jb = job(gid.x, gid.y, 4u, 1u);
+  if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
+  let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
+  let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
+  let g = min(vec4u(jb.co) + vec4u(0u, 1u, 2u, 3u), vec4u(p.co4 - 1u));
+  var a0: mat4x4f; var a1: mat4x4f; var a2: mat4x4f; var a3: mat4x4f;
+  let xstep = p.SW * p.ci4;
+  for (var n = jb.n0; n < jb.n1; n++) {
+    for (var oy = ry.x; oy < ry.y; oy++) {
+      let iy = oy * p.SH + jb.ky * p.DH - p.PH;
+      let ix = rx.x * p.SW + jb.kx * p.DW - p.PW;
+      var go = ((n * p.Ho + oy) * p.Wo + rx.x) * p.co4;
+      var xo = ((n * p.H + iy) * p.W + ix) * p.ci4 + jb.ci;
+      for (var ox = rx.x; ox < rx.y; ox++) {
+        let v = X[xo];
+        a0 += outer(v, GY[go + g.x]);
+        a1 += outer(v, GY[go + g.y]);
+        a2 += outer(v, GY[go + g.z]);
+        a3 += outer(v, GY[go + g.w]);
+        go += p.co4;
+        xo += xstep;
+      }
+    }
+  }
+  let co = jb.co * 4u;
+  let ci = jb.ci * 4u;
+  store(gid.y, jb.tap, co, ci, a0); store(gid.y, jb.tap, co + 4u, ci, a1);
+  store(gid.y, jb.tap, co + 8u, ci, a2); store(gid.y, jb.tap, co + 12u, ci, a3);
 }

@@ -163,7 +163,9 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   const kk = g.KH * g.KW;
   const wShape = [g.Cout, g.Cin, g.KH, g.KW];
   const t = tileSize();
-  const lanes = Math.ceil(g.Cin / t) * Math.ceil(g.Cout / t);
+  // Blocks of t output x ti input channels; RGB-like inputs get narrow blocks on the CPU.
+  const ti = t === 16 && g.Cin <= 4 ? 4 : t;
+  const lanes = Math.ceil(g.Cin / ti) * Math.ceil(g.Cout / t);
   let split = Math.max(1, Math.min(g.N, Math.ceil(targetThreads() / (lanes * kk))));
   split = Math.min(split, Math.floor(MAX_GROUPS / kk));
   const nPer = Math.ceil(g.N / split);
@@ -171,7 +173,7 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   const partial = Tensor.empty([split, ...wShape]);
   engine().dispatch({
     kernel: "conv2d_bwd_weight",
-    entry: `tile${t}`,
+    entry: ti === t ? `tile${t}` : "tile16x4",
     constants: { WG: WG_WEIGHT },
     buffers: [xp.buffer, gp.buffer, partial.buffer],
     params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
