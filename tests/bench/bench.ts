@@ -135,7 +135,13 @@ function trainBench(arch: string, batch: number): Bench {
           opt.zeroGrad();
           await finish(loss, model.parameters()[0]);
         });
-      return { rep, cleanup: () => [x, y].forEach((t) => t.dispose()) };
+      return {
+        rep,
+        cleanup: () => {
+          [x, y].forEach((t) => t.dispose());
+          model.dispose(); // the optimizer's momentum buffers have no dispose API and stay
+        },
+      };
     },
   };
 }
@@ -156,7 +162,13 @@ function pgdBench(arch: string, batch: number): Bench {
         await finish(r.xAdv);
         r.xAdv.dispose();
       };
-      return { rep, cleanup: () => x.dispose() };
+      return {
+        rep,
+        cleanup: () => {
+          x.dispose();
+          model.dispose();
+        },
+      };
     },
   };
 }
