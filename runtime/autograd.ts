@@ -121,7 +121,18 @@ function run(
   noGrad(() => {
     const grads = new Map<Tensor, Tensor>();
     grads.set(root, seed ?? gradOps.onesLike(root));
-    for (const t of topoOrder(root)) {
+    const order = topoOrder(root);
+    // With wanted tensors (functional grad), only inputs on a path to one of them get
+    // gradients: an attack's grad w.r.t. the image skips every weight-gradient kernel.
+    let relevant: Set<Tensor> | null = null;
+    if (wanted) {
+      relevant = new Set();
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        if (wanted.has(t) || t.gradFn?.inputs.some((x) => relevant!.has(x))) relevant.add(t);
+      }
+    }
+    for (const t of order) {
       const gy = grads.get(t);
       if (!gy) continue;
       grads.delete(t);
@@ -133,7 +144,7 @@ function run(
       if (t.disposed) {
         throw new Error(`backward through ${fn.name}: ${t.describe()} was disposed before backward`);
       }
-      const needs = fn.inputs.map((x) => x.requiresGrad);
+      const needs = fn.inputs.map((x) => x.requiresGrad && (!relevant || relevant.has(x)));
       // Temporaries of the rule die here; only the returned gradients survive.
       const gxs = tidy(() => fn.backward(gy, needs));
       if (gy !== seed && !wanted?.has(t)) gy.dispose();
