@@ -125,6 +125,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           restarts: a.restarts,
           eot,
           seed: spec.seed,
+          queries: a.queries,
         });
         const tag = `${v.name}.${threat}.${name}-${a.norm}`;
         const config: EvalConfig = {

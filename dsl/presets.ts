@@ -48,7 +48,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
       attacks: [
         { attack: "pgd", norm: "linf", eps: 8 / 255, steps: 10 },
         { attack: "pgd", norm: "l2", eps: 0.5, steps: 10 },
-        { attack: "autoattack", norm: "linf", eps: 8 / 255, steps: 10, eot: 2 },
+        { attack: "autoattack", norm: "linf", eps: 8 / 255, steps: 10, eot: 2, queries: 500 },
         { attack: "stadv", norm: "linf", eps: 0, steps: 10 },
       ],
     },

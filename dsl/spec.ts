@@ -138,6 +138,8 @@ export const EvalAttack = z.strictObject({
   steps: positiveInt().default(20),
   restarts: positiveInt().default(1),
   eot: positiveInt().default(1),
+  /** Square's query budget (also inside AutoAttack standard); default 5000. */
+  queries: positiveInt().optional(),
 });
 
 export const PipelineSpec = z.strictObject({
