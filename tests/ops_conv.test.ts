@@ -128,3 +128,49 @@ Deno.test("conv shape errors name the op and the fix", () => {
     );
   });
 });
+
+Deno.test("conv2d and convTranspose2d on 4-aligned shapes (vec4 packing fast paths)", async () => {
+  const r = rng(24);
+  const g: ConvRefGeometry = {
+    N: 2,
+    Cin: 8,
+    H: 8,
+    W: 8,
+    Cout: 16,
+    KH: 3,
+    KW: 3,
+    stride: [2, 2],
+    padding: [1, 1],
+    dilation: [1, 1],
+  };
+  await checkOp(
+    "conv2d aligned s2",
+    ([x, w, b]) => ops.conv2d(x, w, b, { stride: 2, padding: 1 }),
+    conv2dRef(g, true),
+    [
+      input([2, 8, 8, 8], r),
+      input([16, 8, 3, 3], r),
+      input([16], r),
+    ],
+  );
+  const g1: ConvRefGeometry = { ...g, stride: [1, 1] };
+  await checkOp(
+    "conv2d aligned s1",
+    ([x, w]) => ops.conv2d(x, w, null, { padding: 1 }),
+    conv2dRef(g1, false),
+    [
+      input([2, 8, 8, 8], r),
+      input([16, 8, 3, 3], r),
+    ],
+  );
+  const gt: ConvTRefGeometry = { ...g, Cin: 8, Cout: 4, H: 4, W: 4, outputPadding: [1, 1] };
+  await checkOp(
+    "convTranspose2d aligned",
+    ([x, w]) => ops.convTranspose2d(x, w, null, { stride: 2, padding: 1, outputPadding: 1 }),
+    convTranspose2dRef(gt, false),
+    [
+      input([2, 8, 4, 4], r),
+      input([8, 4, 3, 3], r),
+    ],
+  );
+});

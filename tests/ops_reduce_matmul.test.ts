@@ -10,10 +10,30 @@ Deno.test("sum/mean/max/min over axis sets match reference with gradients", asyn
   const shape = [3, 4, 5, 2];
   const axesList = [[0], [1, 3], [0, 2], [3], [0, 1, 2, 3]];
   for (const axes of axesList) {
-    await checkOp(`sum ${axes}`, ([x]) => ops.sum(x, axes), reduceRef(shape, axes, (a, v) => a + v, 0), [input(shape, r)]);
-    await checkOp(`mean ${axes} keepdim`, ([x]) => ops.mean(x, axes, true), reduceRef(shape, axes, (a, v) => a + v, 0, (a, n) => a / n), [input(shape, r)]);
-    await checkOp(`max ${axes}`, ([x]) => ops.max(x, axes), reduceRef(shape, axes, Math.max, -Infinity), [input(shape, r)]);
-    await checkOp(`min ${axes}`, ([x]) => ops.min(x, axes), reduceRef(shape, axes, Math.min, Infinity), [input(shape, r)]);
+    await checkOp(
+      `sum ${axes}`,
+      ([x]) => ops.sum(x, axes),
+      reduceRef(shape, axes, (a, v) => a + v, 0),
+      [input(shape, r)],
+    );
+    await checkOp(
+      `mean ${axes} keepdim`,
+      ([x]) => ops.mean(x, axes, true),
+      reduceRef(shape, axes, (a, v) => a + v, 0, (a, n) => a / n),
+      [input(shape, r)],
+    );
+    await checkOp(
+      `max ${axes}`,
+      ([x]) => ops.max(x, axes),
+      reduceRef(shape, axes, Math.max, -Infinity),
+      [input(shape, r)],
+    );
+    await checkOp(
+      `min ${axes}`,
+      ([x]) => ops.min(x, axes),
+      reduceRef(shape, axes, Math.min, Infinity),
+      [input(shape, r)],
+    );
   }
 });
 
@@ -29,7 +49,12 @@ Deno.test("argmax, per-example norms", async () => {
     const x = Tensor.fromData(data, [6, 2, 5]);
     const linf = await ops.normLinfPerExample(x).data();
     for (let i = 0; i < 6; i++) {
-      assertClose([linf[i]], [Math.max(...[...data.slice(i * 10, i * 10 + 10)].map(Math.abs))], 1e-6, "linf");
+      assertClose(
+        [linf[i]],
+        [Math.max(...[...data.slice(i * 10, i * 10 + 10)].map(Math.abs))],
+        1e-6,
+        "linf",
+      );
     }
   });
   await checkOp("normL2PerExample", ([x]) => ops.normL2PerExample(x), ([x]) => {
@@ -83,7 +108,22 @@ Deno.test("shape mismatches fail with clear messages", async () => {
     assert.throws(() => ops.matmul(a, b), /matmul: inner dimensions differ/);
     assert.throws(() => ops.reshape(a, [4, 2]), /reshape: \[2,3\] has 6 values/);
     assert.throws(() => ops.sum(a, 5), /sum: axis 5 is out of range/);
-    assert.throws(() => Tensor.fromData([1, 2, 3], [2, 2]), /data has 3 values but shape \[2,2\] needs 4/);
+    assert.throws(
+      () => Tensor.fromData([1, 2, 3], [2, 2]),
+      /data has 3 values but shape \[2,2\] needs 4/,
+    );
     await Promise.resolve();
   });
+});
+
+Deno.test("matmul on 4-aligned shapes (vec4 packing fast path)", async () => {
+  const r = rng(14);
+  await checkOp("matmul 16x32x24", ([a, b]) => ops.matmul(a, b), matmulRef(16, 32, 24), [
+    input([16, 32], r),
+    input([32, 24], r),
+  ]);
+  await checkOp("batched matmul 2x8x12x16", ([a, b]) => ops.matmul(a, b), matmulRef(8, 12, 16, 2), [
+    input([2, 8, 12], r),
+    input([2, 12, 16], r),
+  ]);
 });
