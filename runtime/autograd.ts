@@ -142,7 +142,9 @@ function run(
         if (!fn) continue;
       }
       if (t.disposed) {
-        throw new Error(`backward through ${fn.name}: ${t.describe()} was disposed before backward`);
+        throw new Error(
+          `backward through ${fn.name}: ${t.describe()} was disposed before backward`,
+        );
       }
       const needs = fn.inputs.map((x) => x.requiresGrad && (!relevant || relevant.has(x)));
       // Temporaries of the rule die here; only the returned gradients survive.

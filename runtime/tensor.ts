@@ -152,8 +152,8 @@ function collectTensors(value: unknown, out: Set<Tensor>, seen = new Set<unknown
   }
   if (value === null || typeof value !== "object" || seen.has(value)) return;
   seen.add(value);
-  if (Array.isArray(value)) for (const v of value) collectTensors(v, out, seen);
-  else if (value instanceof Map) for (const v of value.values()) collectTensors(v, out, seen);
+  if (Array.isArray(value)) { for (const v of value) collectTensors(v, out, seen); }
+  else if (value instanceof Map) { for (const v of value.values()) collectTensors(v, out, seen); }
   else if (Object.getPrototypeOf(value) === Object.prototype) {
     for (const v of Object.values(value)) collectTensors(v, out, seen);
   }

@@ -5,7 +5,6 @@ import type { Tensor } from "../runtime/tensor.ts";
 
 await gpu();
 
-
 Deno.test("binary ops with broadcasting match float64 reference, forward and backward", async () => {
   const r = rng(1);
   const cases: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number) => number][] = [

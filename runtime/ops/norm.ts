@@ -9,7 +9,6 @@ import { launch1d, words } from "./util.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 
-
 interface NormView {
   N: number;
   C: number;

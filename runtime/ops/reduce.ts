@@ -24,7 +24,10 @@ function keptShape(x: Tensor, axes: number[]): number[] {
 
 function reduceRaw(op: RedOp, x: Tensor, axes: number[], scale = 1): Tensor {
   const st = stridesOf(x.shape);
-  const kshape: number[] = [], kstride: number[] = [], rshape: number[] = [], rstride: number[] = [];
+  const kshape: number[] = [],
+    kstride: number[] = [],
+    rshape: number[] = [],
+    rstride: number[] = [];
   x.shape.forEach((d, i) => {
     if (axes.includes(i)) {
       rshape.push(d);
@@ -115,7 +118,9 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
   g.shape.forEach((d, i) => {
     const j = i - lead;
     if (j < 0 || (shape[j] === 1 && d !== 1)) axes.push(i);
-    else if (shape[j] !== d) throw new Error(`sumTo: [${g.shape}] does not broadcast from [${shape}]`);
+    else if (shape[j] !== d) {
+      throw new Error(`sumTo: [${g.shape}] does not broadcast from [${shape}]`);
+    }
   });
   if (axes.length === 0) return g.view(shape);
   const r = reduceRaw("sum", g, axes);

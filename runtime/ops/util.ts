@@ -1,7 +1,7 @@
 // Shared helpers for op implementations: shapes, strides, broadcasting, launch sizes.
 
 import { engine, f32bits, grid1d } from "../engine.ts";
-import { type Shape, Tensor } from "../tensor.ts";
+import type { Shape, Tensor } from "../tensor.ts";
 
 export const WG = 256;
 export const MAX_DIMS = 6;

@@ -121,7 +121,11 @@ export async function checkOp(
     const rounded = inputs.map((i) => Float64Array.from(Float32Array.from(i.data)));
     const want32 = ref(rounded);
     const out = fn(xs);
-    assert.equal(out.size, want.length, `${name}: output has ${out.size} values, reference ${want.length}`);
+    assert.equal(
+      out.size,
+      want.length,
+      `${name}: output has ${out.size} values, reference ${want.length}`,
+    );
     assertClose(await out.data(), want32, fwdTol, `${name} forward`);
     if (opts.skipBackward) return;
 
