@@ -4,7 +4,7 @@
 // the classifier after it always gets [0,1] images. Contextual attention is left out: at
 // CIFAR resolution the refine stage's dilated convolutions already see the whole image.
 
-import type { Tensor } from "../tensor.ts";
+import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { Conv2d, GatedConv2d, InitRng, Module } from "../nn/mod.ts";
 
@@ -16,12 +16,13 @@ export interface PurifierOptions {
   seed?: number;
 }
 
-/** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. */
+/** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. A residual
+ * stage predicts a correction to a base image instead of the image itself. */
 class Stage extends Module {
   readonly enc: GatedConv2d[] = [];
   readonly dec: GatedConv2d[] = [];
   readonly out: Conv2d;
-  constructor(rng: InitRng, c: number, dilations: number[]) {
+  constructor(rng: InitRng, c: number, dilations: number[], readonly residual = false) {
     super();
     const g = (
       cin: number,
@@ -47,15 +48,21 @@ class Stage extends Module {
     ];
     dec.forEach((m, i) => this.dec.push(this.child(`dec${i}`, m)));
     this.out = this.child("out", new Conv2d(rng, Math.max(1, c >> 1), 3, 3, { padding: 1 }));
+    // A residual stage starts as the identity on its base image, so the GAN term can only
+    // nudge a good image instead of pulling a fresh decoder to a constant (mode collapse).
+    if (residual) tidy(() => this.out.parameters().forEach((t) => ops.assign(t, ops.zerosLike(t))));
   }
-  forward(x: Tensor): Tensor {
+  /** base: the image to correct (residual stages only), in [-1,1]. */
+  forward(x: Tensor, base?: Tensor): Tensor {
     let h = x;
     for (const m of this.enc) h = m.forward(h);
     h = ops.upsampleNearest(h, 2);
     h = this.dec[1].forward(this.dec[0].forward(h));
     h = ops.upsampleNearest(h, 2);
     h = this.dec[3].forward(this.dec[2].forward(h));
-    return ops.tanh(this.out.forward(h));
+    if (!this.residual) return ops.tanh(this.out.forward(h));
+    if (!base) throw new Error("purifier: a residual stage needs its base image");
+    return ops.clamp(ops.add(base, this.out.forward(h)), -1, 1);
   }
 }
 
@@ -75,7 +82,7 @@ export class Purifier extends Module {
     const rng = new InitRng(o.seed ?? 0);
     const dil = o.dilations ?? [2, 4, 8];
     this.coarse = this.child("coarse", new Stage(rng, this.width, dil));
-    this.refine = this.child("refine", new Stage(rng, this.width, dil));
+    this.refine = this.child("refine", new Stage(rng, this.width, dil, true));
   }
 
   /** x: transformed image in [0,1] [N,3,H,W] (H, W divisible by 4); mask [N,1,H,W], 1 = hole. */
@@ -93,7 +100,8 @@ export class Purifier extends Module {
     const coarse = this.coarse.forward(ops.concat([xin, mask], 1));
     // Known pixels from the input, holes from the coarse guess.
     const pasted = ops.add(xin, ops.mul(coarse, mask));
-    const fine = this.refine.forward(ops.concat([pasted, mask], 1));
+    // The refine stage corrects the pasted image (denoising the known pixels too, under RT2).
+    const fine = this.refine.forward(ops.concat([pasted, mask], 1), pasted);
     return { coarse: ops.affine(coarse, 0.5, 0.5), fine: ops.affine(fine, 0.5, 0.5) };
   }
 
