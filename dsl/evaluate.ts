@@ -126,6 +126,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           eot,
           seed: spec.seed,
           queries: a.queries,
+          stepSize: a.stepSize,
         });
         const tag = `${v.name}.${threat}.${name}-${a.norm}`;
         const config: EvalConfig = {

@@ -49,11 +49,27 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
         { attack: "pgd", norm: "linf", eps: 8 / 255, steps: 10 },
         { attack: "pgd", norm: "l2", eps: 0.5, steps: 10 },
         { attack: "autoattack", norm: "linf", eps: 8 / 255, steps: 10, eot: 2, queries: 500 },
-        { attack: "stadv", norm: "linf", eps: 0, steps: 10 },
+        // 10 Adam steps of 0.1 px move a pixel by at most 1 px (the default 0.01 barely moves).
+        { attack: "stadv", norm: "linf", eps: 0, steps: 10, stepSize: 0.1 },
       ],
     },
   },
 };
+
+/** The raw spec a pipeline run validates: preset defaults, then the pipeline file's spec,
+ * then the --seed override. Shared by `deno task run` and `--pipeline` attacks. */
+export function resolveSpecInput(
+  base: unknown,
+  preset: string,
+  seed?: number,
+): PipelineSpecInput {
+  if (!(preset in PRESETS)) throw new Error(`--preset: expected quick or paper, got "${preset}"`);
+  const raw = mergeSpec(
+    mergeSpec({} as PipelineSpecInput, PRESETS[preset as PresetName]),
+    base,
+  );
+  return seed === undefined ? raw : { ...raw, seed };
+}
 
 /** Deep-merges plain objects; arrays and scalars from `over` replace those in `base`. */
 export function mergeSpec<T>(base: T, over: unknown): T {

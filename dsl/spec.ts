@@ -140,6 +140,9 @@ export const EvalAttack = z.strictObject({
   eot: positiveInt().default(1),
   /** Square's query budget (also inside AutoAttack standard); default 5000. */
   queries: positiveInt().optional(),
+  /** PGD step size (default 2/255 for linf, eps/4 for l2) or StAdv's Adam learning rate on the flow,
+   * in pixels per step (default 0.01). Ignored by the APGD family, FAB and Square. */
+  stepSize: z.number().positive("expected a step size > 0").optional(),
 });
 
 export const PipelineSpec = z.strictObject({

@@ -67,6 +67,12 @@ Deno.test("trained smallcnn: clean > PGD-10 > PGD-20 >= AutoAttack (Linf 2/255);
     assert.ok(p20 < p10, `PGD-20 ${p20} is not below PGD-10 ${p10}`);
     assert.ok(aaAcc <= p20, `AutoAttack ${aaAcc} is weaker than PGD-20 ${p20}`);
     assert.ok(stAcc < clean, `StAdv ${stAcc} does not lower accuracy below clean ${clean}`);
+    // Its reported attack loss (the negated margin) rises on some examples: the sanity check
+    // "the attack loss never increased" must not fire on a working StAdv.
+    assert.ok(
+      st.lossBest!.some((b, i) => b > st.lossStart![i]),
+      "StAdv's attack loss never increased",
+    );
   });
   model.dispose();
 });
