@@ -257,8 +257,9 @@ Deno.test("reports: JSON + Markdown written atomically, PNG grid", async () => {
   const png = await Deno.readFile(`${dir}/grid.png`);
   assert.deepEqual([...png.subarray(1, 4)], [80, 78, 71]); // "PNG"
   const dv = new DataView(png.buffer, png.byteOffset);
-  assert.equal(dv.getUint32(16), 3 * 4 + 2 * 2); // 3 columns of width 4 with gaps
-  assert.equal(dv.getUint32(20), 3 * 5 + 2 * 2); // 3 rows of height 5
+  // 3 columns of width 4 and 3 rows of height 5 with 2-pixel gaps, upscaled 3x.
+  assert.equal(dv.getUint32(16), 3 * (3 * 4 + 2 * 2));
+  assert.equal(dv.getUint32(20), 3 * (3 * 5 + 2 * 2));
   const left = [...(await Array.fromAsync(Deno.readDir(dir)))].map((e) => e.name).sort();
   assert.deepEqual(left, ["grid.png", "out.json", "out.md"], "temp files left behind");
   await Deno.remove(dir, { recursive: true });

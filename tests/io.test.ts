@@ -417,11 +417,21 @@ Deno.test("png: imageGrid places each image with gaps; imageGridPng lays out col
   assert.deepEqual([...png.pixels], [...rgb]);
   // Columns layout: row i = example i of each column; values outside [0,1] are clamped.
   const col0 = new Float32Array([...img(0), ...img(1)]), col1 = new Float32Array(2 * d).fill(2);
-  const g = await decodePng(await imageGridPng([col0, col1], 2, shape, 1));
+  const g = await decodePng(await imageGridPng([col0, col1], 2, shape, 1, 1));
   assert.deepEqual([g.width, g.height], [7, 5]);
   assert.deepEqual([...g.pixels.subarray(0, 3)], expect(0, 0, 0));
   assert.deepEqual([...g.pixels.subarray(4 * 3, 4 * 3 + 3)], [255, 255, 255]);
   assert.deepEqual([...g.pixels.subarray((3 * 7) * 3, (3 * 7) * 3 + 3)], expect(1, 0, 0));
+  // Upscaling repeats every pixel f x f times.
+  const big = gridPixels(rows, shape, { gap: 1, background: 9, scale: 3 });
+  assert.deepEqual([big.width, big.height], [width * 3, height * 3]);
+  for (let y = 0; y < big.height; y++) {
+    for (let x = 0; x < big.width; x++) {
+      const p = (y * big.width + x) * 3, q = (Math.floor(y / 3) * width + Math.floor(x / 3)) * 3;
+      assert.deepEqual([...big.rgb.subarray(p, p + 3)], [...rgb.subarray(q, q + 3)]);
+    }
+  }
+  assert.throws(() => gridPixels(rows, shape, { scale: 1.5 }), /scale must be an integer/);
   assert.throws(() => gridPixels([new Float32Array(5)], shape), /row 0 has 5 values/);
   assert.throws(() => gridPixels([img(0)], [2, 3, 3]), /1 or 3 channels/);
 });

@@ -97,6 +97,32 @@ export interface GridOptions {
   gap?: number;
   /** Gap and empty-cell colour, 0..255 grey (default 255, white). */
   background?: number;
+  /** Nearest-neighbour upscaling of the whole grid (default 1): 32x32 CIFAR cells are too
+   * small to judge inpainting by eye. */
+  scale?: number;
+}
+
+/** Nearest-neighbour upscaling of RGB bytes by an integer factor. */
+export function upscaleRgb(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  f: number,
+): { rgb: Uint8Array; width: number; height: number } {
+  if (!Number.isInteger(f) || f < 1) throw new Error(`imageGrid: scale must be an integer >= 1`);
+  if (f === 1) return { rgb, width, height };
+  const W = width * f, H = height * f;
+  const out = new Uint8Array(W * H * 3);
+  for (let y = 0; y < H; y++) {
+    const sy = Math.floor(y / f);
+    for (let x = 0; x < W; x++) {
+      const src = (sy * width + Math.floor(x / f)) * 3, dst = (y * W + x) * 3;
+      out[dst] = rgb[src];
+      out[dst + 1] = rgb[src + 1];
+      out[dst + 2] = rgb[src + 2];
+    }
+  }
+  return { rgb: out, width: W, height: H };
 }
 
 /** RGB bytes of a grid: row r shows the images of `rows[r]` left to right. Each row array is
@@ -135,7 +161,7 @@ export function gridPixels(
       }
     }
   });
-  return { rgb, width: W, height: H };
+  return upscaleRgb(rgb, W, H, o.scale ?? 1);
 }
 
 /** PNG of `gridPixels(rows, shape, o)`. */
@@ -155,6 +181,7 @@ export function imageGridPng(
   n: number,
   shape: readonly [number, number, number],
   gap = 2,
+  scale = 3,
 ): Promise<Uint8Array> {
   const d = shape[0] * shape[1] * shape[2];
   const rows: Float32Array[] = [];
@@ -166,5 +193,5 @@ export function imageGridPng(
     });
     rows.push(row);
   }
-  return imageGrid(rows, shape, { gap });
+  return imageGrid(rows, shape, { gap, scale });
 }

@@ -265,6 +265,7 @@ export async function inpaintingGrid(
     return await imageGrid(
       [await x.data(), await t.image.data(), await out.coarse.data(), await out.fine.data()],
       [3, 32, 32],
+      { scale: 3 },
     );
   });
 }
