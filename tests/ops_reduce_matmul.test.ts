@@ -37,6 +37,45 @@ Deno.test("sum/mean/max/min over axis sets match reference with gradients", asyn
   }
 });
 
+Deno.test("long reductions split into chunks match float64 and are bit-identical on rerun", async () => {
+  const r = rng(13);
+  // [3, 9000, 2]: reducing axis 1 (9000, strided) or everything (54000) takes the split path
+  // on every adapter; axis 2 (length 2) does not.
+  const shape = [3, 9000, 2];
+  const n = 3 * 9000 * 2;
+  const data = Float32Array.from({ length: n }, () => r() * 2 - 1);
+  const cases: [
+    string,
+    (x: Tensor) => Tensor,
+    number[],
+    (a: number, v: number) => number,
+    number,
+  ][] = [
+    ["sum", (x) => ops.sum(x, [1]), [1], (a, v) => a + v, 0],
+    ["max", (x) => ops.max(x, [1]), [1], Math.max, -Infinity],
+    ["min", (x) => ops.min(x, [0, 1]), [0, 1], Math.min, Infinity],
+    ["sum all", (x) => ops.sum(x), [0, 1, 2], (a, v) => a + v, 0],
+  ];
+  assert.ok(ops.chunksFor("sum", 6, 9000) > 1, "the test must exercise the split path");
+  assert.equal(ops.chunksFor("argmax", 1, 1e6), 1);
+  await tidyAsync(async () => {
+    const x = Tensor.fromData(data, shape);
+    for (const [name, fn, axes, fold, init] of cases) {
+      const want = reduceRef(shape, axes, fold, init)([Float64Array.from(data)]);
+      const got = await fn(x).data();
+      assertClose(got, want, 1e-4, name); // float32 sums of thousands of terms
+      assert.deepEqual([...(await fn(x).data())], [...got], `${name}: rerun differs`);
+    }
+    const mean = await ops.mean(x).data();
+    assertClose(mean, [data.reduce((a, v) => a + v, 0) / n], 1e-4, "mean all");
+    const l2 = await ops.normL2PerExample(Tensor.fromData(data, [2, 27000])).data();
+    const want = [0, 1].map((i) =>
+      Math.sqrt(data.slice(i * 27000, (i + 1) * 27000).reduce((a, v) => a + v * v, 0))
+    );
+    assertClose(l2, want, 1e-5, "normL2PerExample (sumsq split)");
+  });
+});
+
 Deno.test("argmax, per-example norms", async () => {
   const r = rng(12);
   await tidyAsync(async () => {

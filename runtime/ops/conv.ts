@@ -4,6 +4,7 @@
 
 import { record } from "../autograd.ts";
 import { engine } from "../engine.ts";
+import { blockTile } from "./tiles.ts";
 import { Tensor } from "../tensor.ts";
 import { words } from "./util.ts";
 import { reshape } from "./shape.ts";
@@ -13,12 +14,7 @@ import { packRows4 } from "./matmul.ts";
 
 const WX = 8, WY = 8;
 
-/** Outputs per thread along each side of a block. The CPU adapter runs each thread as a SIMD
- * lane and every storage load as a loop over the lanes, so it wants few loads per
- * multiply-add (16x16 blocks); GPUs want few registers (4x4). */
-function tileSize(): 4 | 16 {
-  return engine().adapter.isFallbackAdapter ? 16 : 4;
-}
+const tileSize = blockTile;
 const MAX_GROUPS = 65535;
 
 export type Pair = number | readonly [number, number];

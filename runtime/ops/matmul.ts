@@ -2,6 +2,7 @@
 
 import { record } from "../autograd.ts";
 import { engine } from "../engine.ts";
+import { blockTile } from "./tiles.ts";
 import { Tensor } from "../tensor.ts";
 import { launch1d, words } from "./util.ts";
 import { add } from "./elementwise.ts";
@@ -9,12 +10,7 @@ import { sum } from "./reduce.ts";
 
 const WX = 8, WY = 8;
 
-/** Outputs per thread along M and N. The CPU adapter runs each thread as a SIMD lane and every
- * storage load as a loop over the lanes, so it wants few loads per multiply-add (16x16 tiles);
- * GPUs want few registers (4x4). */
-function tileSize(): 4 | 16 {
-  return engine().adapter.isFallbackAdapter ? 16 : 4;
-}
+const tileSize = blockTile;
 
 export interface PackStrides {
   /** Element strides of the source: between batches, between output rows, along a row. */

@@ -1,13 +1,15 @@
 // Reductions over axes (sum, mean, max, min, argmax), broadcasting back (expand), and the
-// per-example norms attacks need. Deterministic: one thread reduces one output serially.
+// per-example norms attacks need. Deterministic: fixed-order serial sums, long ones split into
+// a fixed number of chunks (see shaders/reduce.wgsl).
 
 import { record } from "../autograd.ts";
 import { type Shape, Tensor } from "../tensor.ts";
+import { engine } from "../engine.ts";
 import { launch1d, normAxis, pad6, stridesOf, words } from "./util.ts";
 import { eq, expandRaw, mul, safeDiv, sqrtRaw } from "./elementwise.ts";
 
 const OPS = { sum: 0, max: 1, min: 2, argmax: 3, sumsq: 4, maxabs: 5 } as const;
-type RedOp = keyof typeof OPS;
+export type RedOp = keyof typeof OPS;
 
 export type Axes = number | number[] | undefined;
 
@@ -45,24 +47,55 @@ function reduceRaw(op: RedOp, x: Tensor, axes: number[], scale = 1): Tensor {
     rstride.push(0);
   }
   if (nRed === 0) throw new Error(`${op}: cannot reduce over an empty axis of [${x.shape}]`);
-  launch1d(
-    "reduce",
-    out.size,
-    [x.buffer, out.buffer],
-    words(
-      out.size,
-      nRed,
-      kshape.length,
-      rshape.length,
-      { f: scale },
-      pad6(kshape, 1),
-      pad6(kstride),
-      pad6(rshape, 1),
-      pad6(rstride),
-    ),
-    { OP: OPS[op] },
-  );
-  return out;
+  const nChunks = chunksFor(op, out.size, nRed);
+  const chunk = Math.ceil(nRed / nChunks);
+  const launch = (dst: Tensor, s: number) =>
+    launch1d(
+      "reduce",
+      out.size * nChunks,
+      [x.buffer, dst.buffer],
+      words(
+        out.size,
+        nRed,
+        kshape.length,
+        rshape.length,
+        { f: s },
+        pad6(kshape, 1),
+        pad6(kstride),
+        pad6(rshape, 1),
+        pad6(rstride),
+        nChunks,
+        chunk,
+      ),
+      { OP: OPS[op] },
+    );
+  if (nChunks === 1) {
+    launch(out, scale);
+    return out;
+  }
+  // Partials [nOut, nChunks], then the partials reduced in order (scale applied once, there).
+  const partial = Tensor.empty([out.size, nChunks]);
+  launch(partial, 1);
+  const second: RedOp = op === "sum" || op === "sumsq" ? "sum" : op === "min" ? "min" : "max";
+  const r = reduceRaw(second, partial, [1], scale);
+  partial.dispose();
+  const v = r.view(out.shape);
+  r.dispose();
+  out.dispose();
+  return v;
+}
+
+/** How many chunks to split each output's reduced range into: enough threads to fill the
+ * adapter when outputs are few and reductions long; 1 (one serial thread per output)
+ * otherwise, and always for argmax (its partials would need their indices). */
+export function chunksFor(op: RedOp, nOut: number, nRed: number): number {
+  if (op === "argmax") return 1;
+  const sw = engine().adapter.isFallbackAdapter;
+  const minChunk = sw ? 4096 : 256;
+  const threads = sw ? 16 : 16384;
+  if (nRed < 2 * minChunk || nOut >= threads) return 1;
+  const n = Math.min(Math.ceil(nRed / minChunk), Math.ceil(threads / nOut));
+  return Math.ceil(nRed / Math.ceil(nRed / n));
 }
 
 function finish(t: Tensor, x: Tensor, axes: number[], keepdim: boolean): Tensor {
