@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { initEngine } from "../runtime/engine.ts";
 import { Rng } from "../runtime/rng.ts";
 import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
-import { parseSpec, type PipelineDraft, type PipelineSpecInput } from "./spec.ts";
-import { mergeSpec, type PresetName, PRESETS } from "./presets.ts";
+import { parseSpec, type PipelineDraft } from "./spec.ts";
+import { type PresetName, PRESETS, resolveSpecInput } from "./presets.ts";
 import { explainDefense, explainText } from "./compile.ts";
 import { runPipeline } from "./run.ts";
 import { pipelineMarkdown } from "./evaluate.ts";
@@ -51,14 +51,14 @@ export async function pipelineMain(
   if (!["classifier-only", "full-pipeline", "both"].includes(threat)) {
     throw new Error(`--threat: expected classifier-only, full-pipeline or both, got "${v.threat}"`);
   }
-  let raw = mergeSpec(mergeSpec({} as PipelineSpecInput, PRESETS[preset]), base);
+  let seed: number | undefined;
   if (v.seed !== undefined) {
-    const s = Number(v.seed);
-    if (!Number.isInteger(s) || s < 0) {
+    seed = Number(v.seed);
+    if (!Number.isInteger(seed) || seed < 0) {
       throw new Error(`--seed: expected an integer >= 0, got "${v.seed}"`);
     }
-    raw = { ...raw, seed: s };
   }
+  const raw = resolveSpecInput(base, preset, seed);
   // Validate before touching the GPU.
   const spec = parseSpec(raw);
   await initEngine(v.adapter as "auto" | "cpu" | "gpu");

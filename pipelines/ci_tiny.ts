@@ -5,6 +5,7 @@
 import type { PipelineDraft } from "../dsl/spec.ts";
 import { atopLoss } from "../dsl/spec.ts";
 import { runAsMain } from "../dsl/cli.ts";
+import { pipelineDefense } from "../dsl/defense.ts";
 
 export const spec: PipelineDraft = {
   name: "ci_tiny",
@@ -22,5 +23,8 @@ export const spec: PipelineDraft = {
     attacks: [{ attack: "pgd", norm: "linf", eps: 8 / 255, steps: 2, restarts: 1, eot: 1 }],
   },
 };
+
+// `deno task attack --pipeline THIS_FILE [--run OUT] [--defense atop]` attacks a finished run.
+export default pipelineDefense(spec);
 
 if (import.meta.main) await runAsMain("pipelines/ci_tiny.ts", spec);

@@ -3,6 +3,7 @@
 
 import type { PipelineDraft } from "../dsl/spec.ts";
 import { runAsMain } from "../dsl/cli.ts";
+import { pipelineDefense } from "../dsl/defense.ts";
 import { spec as cifar10 } from "./cifar10_atop.ts";
 
 export const spec: PipelineDraft = {
@@ -11,5 +12,8 @@ export const spec: PipelineDraft = {
   dataset: "cifar100",
   classifier: { arch: "resnet18", numClasses: 100 },
 };
+
+// `deno task attack --pipeline THIS_FILE [--run OUT] [--defense atop]` attacks a finished run.
+export default pipelineDefense(spec);
 
 if (import.meta.main) await runAsMain("pipelines/cifar100_atop.ts", spec);

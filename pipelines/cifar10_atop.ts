@@ -6,6 +6,7 @@
 import type { PipelineDraft } from "../dsl/spec.ts";
 import { atopLoss } from "../dsl/spec.ts";
 import { runAsMain } from "../dsl/cli.ts";
+import { pipelineDefense } from "../dsl/defense.ts";
 
 export const spec: PipelineDraft = {
   name: "cifar10_atop",
@@ -15,5 +16,8 @@ export const spec: PipelineDraft = {
   loss: atopLoss(1, 0.1, 10),
   trainAttack: { kind: "fgsm", norm: "linf", eps: 8 / 255 },
 };
+
+// `deno task attack --pipeline THIS_FILE [--run OUT] [--defense atop]` attacks a finished run.
+export default pipelineDefense(spec);
 
 if (import.meta.main) await runAsMain("pipelines/cifar10_atop.ts", spec);

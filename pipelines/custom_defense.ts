@@ -6,6 +6,7 @@ import type { Tensor } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import type { PipelineDraft } from "../dsl/spec.ts";
 import { runAsMain } from "../dsl/cli.ts";
+import { pipelineDefense } from "../dsl/defense.ts";
 
 /** Quantizes pixels to 3 bits: round(x * 7) / 7 (piecewise constant: zero gradient). */
 function quantize3(x: Tensor): Tensor {
@@ -27,5 +28,8 @@ export const spec: PipelineDraft = {
   ],
   trainAttack: { kind: "pgd", norm: "linf", eps: 8 / 255, steps: 3, stepSize: 3 / 255 },
 };
+
+// `deno task attack --pipeline THIS_FILE [--run OUT] [--defense atop]` attacks a finished run.
+export default pipelineDefense(spec);
 
 if (import.meta.main) await runAsMain("pipelines/custom_defense.ts", spec);

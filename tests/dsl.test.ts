@@ -141,3 +141,16 @@ Deno.test("explain traces stages, shapes and FLOPs without running kernels", () 
     classifier.dispose();
   }
 });
+
+Deno.test("--pipeline defenses: bad --defense and a missing run directory fail clearly", async () => {
+  const { loadPipelineRun } = await import("../dsl/defense.ts");
+  const { spec } = await import("../pipelines/ci_tiny.ts");
+  await assert.rejects(
+    loadPipelineRun(spec, { defense: "jpeg" }),
+    /--defense: expected one of none, rt-only, purifier, atop, got "jpeg"/,
+  );
+  await assert.rejects(
+    loadPipelineRun(spec, { run: "/nonexistent/run" }),
+    /--run \/nonexistent\/run: no manifest.json there/,
+  );
+});

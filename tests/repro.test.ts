@@ -1,5 +1,5 @@
 import { assert } from "./helpers/check.ts";
-import { compareMetrics, rerunArgs } from "../runtime/cli/repro.ts";
+import { compareMetrics, crossAdapterTolerance, rerunArgs } from "../runtime/cli/repro.ts";
 
 Deno.test("repro: metric comparison is exact at tolerance 0, lists missing metrics", () => {
   const a = {
@@ -34,6 +34,12 @@ Deno.test("repro: the recorded command is rerun into a fresh --out", () => {
   assert.deepEqual(rerunArgs(["--out=old"], "n"), ["--out", "n"]);
 });
 
+Deno.test("repro: across adapters the tolerance is 5 points or two examples of a small set", () => {
+  assert.equal(crossAdapterTolerance(undefined), 0.05);
+  assert.equal(crossAdapterTolerance(1000), 0.05);
+  assert.equal(crossAdapterTolerance(16), 0.125);
+});
+
 Deno.test("repro: the committed ci_tiny manifest reruns to the same metrics and weights", async () => {
   const out = await Deno.makeTempDir({ prefix: "atop-repro-test-" });
   const p = new Deno.Command(Deno.execPath(), {
@@ -43,11 +49,35 @@ Deno.test("repro: the committed ci_tiny manifest reruns to the same metrics and 
   });
   const r = await p.output();
   const text = new TextDecoder().decode(r.stdout);
-  await Deno.remove(out, { recursive: true }).catch(() => {});
-  assert.equal(
-    r.code,
-    0,
-    `repro failed:\n${text}\n${new TextDecoder().decode(r.stderr).slice(-2000)}`,
-  );
-  assert.match(text, /repro: all 21 metrics match/);
+  try {
+    assert.equal(
+      r.code,
+      0,
+      `repro failed:\n${text}\n${new TextDecoder().decode(r.stderr).slice(-2000)}`,
+    );
+    assert.match(text, /repro: all 21 metrics match/);
+    // The finished run is also attackable from the CLI: `--pipeline FILE --run DIR`.
+    for (const [defense, threat] of [["atop", "full-pipeline"], ["purifier", "classifier-only"]]) {
+      const json = `${out}/attack-${defense}.json`;
+      const a = await new Deno.Command(Deno.execPath(), {
+        args: [
+          ...["run", "-A", "runtime/cli/attack.ts", "--pipeline", "pipelines/ci_tiny.ts"],
+          ...["--run", out, "--defense", defense, "--threat", threat, "--attack", "pgd"],
+          ...["--steps", "1", "--eot", "2", "--limit", "6", "--grid", "none", "--out", json],
+          ...["--data", "../shared/data/cifar10/test_subset.bin"],
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(a.code, 0, new TextDecoder().decode(a.stderr).slice(-2000));
+      const rep = JSON.parse(await Deno.readTextFile(json));
+      assert.equal(rep.config.pipeline, "pipelines/ci_tiny.ts");
+      assert.equal(rep.config.defense, defense);
+      assert.equal(rep.config.threat_model, threat);
+      assert.equal(rep.examples.length, 6);
+      assert.ok(rep.robust_accuracy <= rep.clean_accuracy);
+    }
+  } finally {
+    await Deno.remove(out, { recursive: true }).catch(() => {});
+  }
 });

@@ -30,6 +30,9 @@ const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.j
   --limit      evaluate only the first N examples
   --shard      i/n: evaluate slice i of n (contiguous, deterministic)
   --threat     classifier-only|full-pipeline (with --pipeline; default full-pipeline)
+  --run        with a DSL pipeline file: its run directory (the pipeline's --out; default
+               out/<pipeline name>), whose trained stage weights are loaded
+  --defense    with a DSL pipeline file: none|rt-only|purifier|atop (default atop)
   --batch-size examples per batch (default 32)
   --grid       PNG grid path (default OUT.png; "none" to skip)
   --adapter    auto|cpu|gpu (default auto)`;
@@ -72,6 +75,8 @@ export async function main(args: string[]): Promise<number> {
       "batch-size": { type: "string" },
       grid: { type: "string" },
       pipeline: { type: "string" },
+      run: { type: "string" },
+      defense: { type: "string" },
       out: { type: "string" },
       adapter: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -117,7 +122,10 @@ export async function main(args: string[]): Promise<number> {
   let defense: Target | undefined;
   let purify;
   if (v.pipeline) {
-    const mod = await loadDefense(v.pipeline, classifier);
+    const mod = await loadDefense(v.pipeline, classifier, {
+      run: v.run ?? null,
+      defense: v.defense ?? null,
+    });
     defense = await mod.buildTarget();
     purify = mod.purify?.bind(mod);
     if (mod.buildClassifier) classifier = await mod.buildClassifier();
@@ -148,6 +156,8 @@ export async function main(args: string[]): Promise<number> {
     weights: v.weights ?? null,
     data: v.data!,
     pipeline: v.pipeline ?? null,
+    run: v.pipeline ? (v.run ?? null) : null,
+    defense: v.pipeline ? (v.defense ?? "atop") : null,
     limit,
   };
   const stem = out.endsWith(".json") ? out.slice(0, -5) : out;

@@ -23,9 +23,19 @@ export async function loadClassifier(arch: string, weights: string | null): Prom
   return classifierTarget(model, { name: arch, numClasses: model.numClasses });
 }
 
+/** Options a pipeline module's default export receives (DSL pipelines: dsl/defense.ts). */
+export interface DefenseLoadOptions {
+  run?: string | null;
+  defense?: string | null;
+}
+
 /** Imports a pipeline module: its default export is a DefenseModule, or a function (possibly
- * async) that returns one given the CLI's classifier (null without --arch). */
-export async function loadDefense(path: string, classifier: Target | null): Promise<DefenseModule> {
+ * async) that returns one given the CLI's classifier (null without --arch) and options. */
+export async function loadDefense(
+  path: string,
+  classifier: Target | null,
+  opts: DefenseLoadOptions = {},
+): Promise<DefenseModule> {
   let mod: { default?: unknown };
   try {
     mod = await import(fileUrl(path));
@@ -33,7 +43,9 @@ export async function loadDefense(path: string, classifier: Target | null): Prom
     throw new Error(`--pipeline ${path}: cannot import (${e instanceof Error ? e.message : e})`);
   }
   let d = mod.default;
-  if (typeof d === "function") d = await (d as (c: Target | null) => unknown)(classifier);
+  if (typeof d === "function") {
+    d = await (d as (c: Target | null, o: DefenseLoadOptions) => unknown)(classifier, opts);
+  }
   if (!d || typeof (d as DefenseModule).buildTarget !== "function") {
     throw new Error(
       `--pipeline ${path}: the default export must provide buildTarget(): Promise<Target> ` +

@@ -32,6 +32,9 @@ export interface EvalConfig {
   weights: string | null;
   data: string | null;
   pipeline: string | null;
+  /** With a DSL pipeline: its run directory and which defense of it was attacked. */
+  run?: string | null;
+  defense?: string | null;
   limit: number | null;
 }
 
