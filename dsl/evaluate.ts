@@ -207,13 +207,14 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
+/** Report column of an attack: StAdv has no norm ball, the others show norm and radius. */
+function attackColumn(a: AttackRow): string {
+  return a.attack === "stadv" ? "stadv (flow)" : `${a.attack} ${a.norm} eps=${+a.eps.toFixed(4)}`;
+}
+
 /** One table: a row per (defense, threat model), a column per attack, then the worst case. */
 export function pipelineMarkdown(r: PipelineReport): string {
-  const attacks = [
-    ...new Set(
-      r.rows.flatMap((x) => x.attacks.map((a) => `${a.attack} ${a.norm} eps=${+a.eps.toFixed(4)}`)),
-    ),
-  ];
+  const attacks = [...new Set(r.rows.flatMap((x) => x.attacks.map(attackColumn)))];
   const lines = [
     `# ${r.pipeline}: robustness report`,
     "",
@@ -230,7 +231,7 @@ export function pipelineMarkdown(r: PipelineReport): string {
   ];
   for (const row of r.rows) {
     const cells = attacks.map((k) => {
-      const a = row.attacks.find((x) => `${x.attack} ${x.norm} eps=${+x.eps.toFixed(4)}` === k);
+      const a = row.attacks.find((x) => attackColumn(x) === k);
       return a ? `${pct(a.robust_accuracy)} (${a.steps} it, EOT ${a.eot})` : "-";
     });
     lines.push(
