@@ -12,6 +12,7 @@ import {
   createModel,
   PatchDiscriminator,
   Purifier,
+  PURIFIER_ARCH_VERSION,
 } from "../runtime/models/mod.ts";
 import { readCifar } from "../runtime/data/mod.ts";
 import { readSafetensors, writeSafetensors } from "../runtime/io/safetensors.ts";
@@ -163,6 +164,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     const transform = trainingTransform(spec);
     const noCe: WeightedTerm[] = spec.loss.filter((t) => t.term !== "ce");
     const preDeps = {
+      arch: PURIFIER_ARCH_VERSION,
       purifier: p,
       transform: spec.transform,
       loss: noCe,

@@ -25,5 +25,5 @@ export function createModel(arch: string, o: ClassifierOptions = {}) {
       throw new Error(`unknown --arch "${arch}": expected one of ${ARCHS.join(", ")}`);
   }
 }
-export { Purifier, type PurifierOptions } from "./purifier.ts";
+export { Purifier, PURIFIER_ARCH_VERSION, type PurifierOptions } from "./purifier.ts";
 export { PatchDiscriminator } from "./discriminator.ts";

@@ -8,6 +8,10 @@ import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { Conv2d, GatedConv2d, InitRng, Module } from "../nn/mod.ts";
 
+/** Bumped whenever the purifier's layers or forward pass change, so cached pre-training
+ * stages of an older architecture are never loaded into the new one. */
+export const PURIFIER_ARCH_VERSION = "deepfill/residual-refine-1";
+
 export interface PurifierOptions {
   /** Base width (DeepFillv2 uses 48); 8 or 16 are CPU sizes. */
   width?: number;
