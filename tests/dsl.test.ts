@@ -2,6 +2,7 @@ import { assert, gpu } from "./helpers/check.ts";
 import { parseSpec, SpecError } from "../dsl/spec.ts";
 import { explainDefense, explainText } from "../dsl/compile.ts";
 import { blockMask, rt2 } from "../dsl/transforms.ts";
+import { andRobust } from "../dsl/evaluate.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
 import { Rng } from "../runtime/rng.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
@@ -153,4 +154,12 @@ Deno.test("--pipeline defenses: bad --defense and a missing run directory fail c
     loadPipelineRun(spec, { run: "/nonexistent/run" }),
     /--run \/nonexistent\/run: no manifest.json there/,
   );
+});
+
+Deno.test("report: the per-defense worst case ANDs examples across attacks and threat models", () => {
+  let acc = andRobust(undefined, [true, true, false, true]);
+  assert.deepEqual(acc, [true, true, false, true]);
+  acc = andRobust(acc, [true, false, true, true]);
+  assert.deepEqual(acc, [true, false, false, true]);
+  assert.throws(() => andRobust(acc, [true]), /4 vs 1 examples/);
 });

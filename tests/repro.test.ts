@@ -55,7 +55,30 @@ Deno.test("repro: the committed ci_tiny manifest reruns to the same metrics and 
       0,
       `repro failed:\n${text}\n${new TextDecoder().decode(r.stderr).slice(-2000)}`,
     );
-    assert.match(text, /repro: all 21 metrics match/);
+    assert.match(text, /repro: all 25 metrics match/);
+    // The per-defense summary ANDs, by example index, every attack report of every threat model.
+    const evalDir = [...Deno.readDirSync(out)].find((e) => e.name.startsWith("eval-"))!.name;
+    const pr = JSON.parse(await Deno.readTextFile(`${out}/${evalDir}/report.json`));
+    assert.equal(pr.summary.length, new Set(pr.rows.map((r: any) => r.defense)).size);
+    for (const s of pr.summary) {
+      const rows = pr.rows.filter((r: any) => r.defense === s.defense);
+      const robust = new Map<number, boolean>();
+      for (const r of rows) {
+        assert.ok(s.worst_case_robust_accuracy <= r.worst_case_robust_accuracy);
+        for (const a of r.attacks) {
+          const rep = JSON.parse(await Deno.readTextFile(a.report));
+          for (const e of rep.examples) {
+            robust.set(e.index, (robust.get(e.index) ?? true) && e.robust);
+          }
+        }
+      }
+      const share = [...robust.values()].filter(Boolean).length / pr.n;
+      assert.equal(s.worst_case_robust_accuracy, share, s.defense);
+    }
+    assert.match(
+      await Deno.readTextFile(`${out}/${evalDir}/report.md`),
+      /## Worst case per defense/,
+    );
     // The finished run is also attackable from the CLI: `--pipeline FILE --run DIR`.
     for (const [defense, threat] of [["atop", "full-pipeline"], ["purifier", "classifier-only"]]) {
       const json = `${out}/attack-${defense}.json`;
