@@ -38,7 +38,7 @@ export function reportMetrics(r: PipelineReport): Record<string, number> {
     m[`${k}/worst_case`] = row.worst_case_robust_accuracy;
     for (const a of row.attacks) m[`${k}/${a.attack}-${a.norm}`] = a.robust_accuracy;
   }
-  for (const s of r.summary ?? []) m[`${s.defense}/worst_case_all`] = s.worst_case_robust_accuracy;
+  for (const s of r.summary) m[`${s.defense}/worst_case_all`] = s.worst_case_robust_accuracy;
   return m;
 }
 
