@@ -13,10 +13,21 @@ import { explainDefense, explainText } from "./compile.ts";
 import { runPipeline } from "./run.ts";
 import { pipelineMarkdown } from "./evaluate.ts";
 import { writeManifest } from "./manifest.ts";
+import { EMBEDDED_CIFAR10, fullDataset, locateCifar } from "../runtime/data/mod.ts";
 
 const USAGE = `usage: deno task run pipelines/<name>.ts [--preset quick|paper] [--data DIR]
   [--test-file FILE] [--out DIR] [--seed N] [--adapter auto|cpu|gpu]
-  [--threat classifier-only|full-pipeline|both] [--explain]`;
+  [--threat classifier-only|full-pipeline|both] [--explain]
+  --data defaults to the CIFAR-10 subset in data/cifar10/ for --preset quick, and to the full
+  dataset in the cache directory ($ATOP_CACHE, else ~/.cache/atop-gpu; downloaded and
+  MD5-checked on first use) for --preset paper or CIFAR-100.`;
+
+/** The data a run reads when --data is not given: the subset shipped in the repository for
+ * the CPU-sized preset on CIFAR-10, else the full dataset from the cache. */
+export async function defaultData(preset: PresetName, dataset: "cifar10" | "cifar100") {
+  if (preset === "quick" && dataset === "cifar10") return EMBEDDED_CIFAR10;
+  return await fullDataset(dataset);
+}
 
 export async function pipelineMain(
   file: string,
@@ -63,6 +74,15 @@ export async function pipelineMain(
   const spec = parseSpec(raw);
   await initEngine(v.adapter as "auto" | "cpu" | "gpu");
   if (v.explain) {
+    // The data is located (not read) so a missing folder shows up here too.
+    const where = v.data ??
+      (preset === "quick" && spec.dataset === "cifar10"
+        ? EMBEDDED_CIFAR10
+        : `the full ${spec.dataset} in the cache (fetched on the first real run)`);
+    if (v.data || where === EMBEDDED_CIFAR10) {
+      for (const split of ["train", "test"] as const) await locateCifar(where, split, spec.dataset);
+    }
+    console.log(`data: ${where}`);
     const classifier = createModel(spec.classifier.arch, {
       numClasses: spec.classifier.numClasses,
     }) as Classifier;
@@ -81,7 +101,8 @@ export async function pipelineMain(
     console.log(explainText(spec, rows, batch));
     return 0;
   }
-  const data = v.data ?? new URL("../../shared/data/cifar10/", import.meta.url).pathname;
+  const data = v.data ?? await defaultData(preset, spec.dataset);
+  console.error(`[data] ${data}`);
   const out = v.out ?? join("out", spec.name);
   const started = new Date().toISOString();
   const t0 = performance.now();

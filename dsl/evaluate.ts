@@ -15,6 +15,7 @@ import { type EvalConfig, type EvalReport, writeReport } from "../runtime/eval/r
 import { threatTargets } from "../runtime/eval/threat.ts";
 import type { Dataset } from "../runtime/eval/data.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
+import { Progress } from "../runtime/io/progress.ts";
 import { type DefenseParts, defenseTarget, preprocess, type Variant } from "./compile.ts";
 import type { PipelineSpecT } from "./spec.ts";
 
@@ -82,6 +83,8 @@ export interface EvaluateOptions {
   dir: string;
   log: (m: string) => void;
   adapter: AdapterReport;
+  /** No progress line (tests). */
+  quiet?: boolean;
 }
 
 function variants(
@@ -115,7 +118,19 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
   const clf = classifierTarget(o.classifier, { name: spec.classifier.arch });
   const rows: DefenseRow[] = [];
   const summary: DefenseSummary[] = [];
-  for (const v of variants(o)) {
+  const vs = variants(o);
+  // One progress line over every (defense, threat, attack) evaluation, in images.
+  const evaluations = vs.reduce(
+    (a, v) => a + (v.name === "none" ? 1 : threats.length) * spec.evaluation.attacks.length,
+    0,
+  );
+  const progress = o.quiet ? null : new Progress(evaluations * n, "eval", 0, { unit: "img" });
+  try {
+    for (const v of vs) await evaluateVariant(v);
+  } finally {
+    progress?.done();
+  }
+  async function evaluateVariant(v: ReturnType<typeof variants>[number]) {
     let robustAll: boolean[] | undefined;
     const cleans: number[] = [];
     const parts: DefenseParts = {
@@ -182,6 +197,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           statePath: join(o.dir, `${tag}.state.jsonl`),
           gridPath: join(o.dir, `${tag}.png`),
           log: o.log,
+          onBatch: (m) => progress?.tick(m, tag),
         }) as EvalReport;
         const path = join(o.dir, `${tag}.json`);
         await writeReport(path, report);

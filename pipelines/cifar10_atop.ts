@@ -1,7 +1,7 @@
 // AToP on CIFAR-10 (Lin et al., ICLR 2024): RT2 (Gaussian noise 0.25 + 25% block masking)
 // -> DeepFill-style purifier -> classifier, the purifier pre-trained for inpainting and then
 // fine-tuned with L = L_gan + a (L1 coarse + L1 fine) + lambda CE on FGSM examples.
-//   deno task run pipelines/cifar10_atop.ts --preset quick --data ../shared/data/cifar10
+//   deno task run pipelines/cifar10_atop.ts --preset quick
 
 import type { PipelineDraft } from "../dsl/spec.ts";
 import { atopLoss } from "../dsl/spec.ts";

@@ -1,6 +1,6 @@
 // A custom defense: bit-depth reduction (non-differentiable, attacked with BPDA) in front of
 // RT1 masking and the purifier, trained with an extra MSE term and a PGD training attack.
-//   deno task run pipelines/custom_defense.ts --preset quick --data ../shared/data/cifar10
+//   deno task run pipelines/custom_defense.ts --preset quick
 
 import type { Tensor } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";

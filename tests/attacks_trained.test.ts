@@ -1,6 +1,6 @@
 // Attacks on a real classifier: the small CNN trained on the shared CIFAR-10 subset
 // (tests/fixtures/smallcnn_subset.safetensors, made with `deno task train --arch smallcnn
-// --data ../shared/data/cifar10 --epochs 8 --batch-size 64 --lr 0.05`).
+// --data data/cifar10 --epochs 8 --batch-size 64 --lr 0.05`).
 
 import { assert, gpu } from "./helpers/check.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
@@ -15,7 +15,7 @@ import * as ops from "../runtime/ops/mod.ts";
 import { tidyAsync } from "../runtime/tensor.ts";
 
 await gpu();
-const SHARED = new URL("../../shared/data/cifar10/", import.meta.url).pathname;
+const DATA = new URL("../data/cifar10/", import.meta.url).pathname;
 const FIXTURE = new URL("./fixtures/smallcnn_subset.safetensors", import.meta.url).pathname;
 
 async function trained(): Promise<Classifier> {
@@ -31,7 +31,7 @@ async function trained(): Promise<Classifier> {
 // bookkeeping are the same as with the defaults.
 Deno.test("trained smallcnn: clean > PGD-10 > PGD-20 >= AutoAttack (Linf 2/255); StAdv lowers accuracy", async () => {
   const model = await trained();
-  const test = await readCifar(SHARED, { split: "test" });
+  const test = await readCifar(DATA, { split: "test" });
   const n = 64;
   const idx = Array.from({ length: n }, (_, i) => i);
   const labels = idx.map((i) => test.labels[i]);

@@ -22,7 +22,7 @@ import {
 import { gatherImages, parseCifarBin, readCifarBin } from "../runtime/eval/data.ts";
 import { md5Hex, sha256Hex } from "../runtime/io/hash.ts";
 
-const SHARED = new URL("../../shared/data/cifar10/", import.meta.url).pathname;
+const DATA = new URL("../data/cifar10/", import.meta.url).pathname;
 const te = new TextEncoder();
 
 function randomBytes(n: number, seed: number): Uint8Array {
@@ -61,7 +61,7 @@ async function rejectsWith(p: Promise<unknown>, ...parts: (string | RegExp)[]) {
 // CIFAR format
 
 Deno.test("cifar: the shared CIFAR-10 test subset (512 real images)", async () => {
-  const path = `${SHARED}test_subset.bin`;
+  const path = `${DATA}test_subset.bin`;
   const raw = await Deno.readFile(path);
   const ds = await readCifar(path, { dataset: "cifar10", split: "test" });
   assert.equal(ds.n, 512);
@@ -75,7 +75,7 @@ Deno.test("cifar: the shared CIFAR-10 test subset (512 real images)", async () =
   assert.equal(ds.labels[7], raw[7 * 3073]);
   assert.deepEqual(ds.images.subarray(7 * 3072, 8 * 3072), raw.subarray(7 * 3073 + 1, 8 * 3073));
   // The directory form finds <split>_subset.bin.
-  const viaDir = await readCifar(SHARED, { split: "test" });
+  const viaDir = await readCifar(DATA, { split: "test" });
   assert.equal(viaDir.hash, ds.hash);
   // The evaluation reader delegates here and scales bytes to [0,1] when gathering.
   const ev = await readCifarBin(path);

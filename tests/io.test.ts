@@ -502,3 +502,31 @@ Deno.test("progress: line format, 10% lines off a terminal, throttled redraws on
   assert.ok(tty.every((s) => s.startsWith("\r\x1b[K") && !s.includes("\n")));
   assert.equal(q.line(), "ep  700/1000  50.0 it/s  ETA 0:06");
 });
+
+Deno.test("progress: off a terminal, a line at least every 10 s even between 10% marks", () => {
+  let t = 0;
+  const out: string[] = [];
+  const p = new Progress(1000, "eval", 0, { tty: false, now: () => t, write: (s) => out.push(s) });
+  for (let i = 0; i < 20; i++) {
+    t += 3000; // one slow item every 3 s: 10% would take 5 minutes
+    p.tick(1);
+  }
+  // 60 s without a 10% mark: a line at 12, 24, 36, 48 and 60 s.
+  assert.equal(out.length, 5, out.join(""));
+  assert.equal(out[0], "eval  4/1000  0.3 it/s  ETA 49:48\n");
+  p.done();
+});
+
+Deno.test("progress: the heartbeat repeats the line while one item takes long", async () => {
+  const out: string[] = [];
+  const p = new Progress(10, "stage", 0, { tty: false, quietMs: 40, write: (s) => out.push(s) });
+  assert.equal(out.length, 1, "a first line at once");
+  assert.match(out[0], /^stage {2}0\/10 {2}0\.0 it\/s {2}ETA \?\n$/);
+  await new Promise((r) => setTimeout(r, 150)); // an item that takes long: no tick at all
+  const beats = out.length - 1;
+  assert.ok(beats >= 2 && beats <= 4, `${beats} heartbeat lines in 150 ms`);
+  p.done();
+  const n = out.length;
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(out.length, n, "no heartbeat after done()");
+});

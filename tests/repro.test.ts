@@ -87,7 +87,7 @@ Deno.test("repro: the committed ci_tiny manifest reruns to the same metrics and 
           ...["run", "-A", "runtime/cli/attack.ts", "--pipeline", "pipelines/ci_tiny.ts"],
           ...["--run", out, "--defense", defense, "--threat", threat, "--attack", "pgd"],
           ...["--steps", "1", "--eot", "2", "--limit", "6", "--grid", "none", "--out", json],
-          ...["--data", "../shared/data/cifar10/test_subset.bin"],
+          ...["--data", "data/cifar10/test_subset.bin"],
         ],
         stdout: "piped",
         stderr: "piped",

@@ -7,8 +7,8 @@ import { rt2 } from "../dsl/transforms.ts";
 import { atopLoss } from "../dsl/spec.ts";
 
 await gpu();
-const SHARED = new URL("../../shared/data/cifar10/", import.meta.url).pathname;
-const train = await readCifar(SHARED, { split: "train" });
+const DATA = new URL("../data/cifar10/", import.meta.url).pathname;
+const train = await readCifar(DATA, { split: "train" });
 
 async function weights(m: { stateDict(): Map<string, { data(): Promise<Float32Array> }> }) {
   const out: Record<string, number[]> = {};

@@ -250,6 +250,39 @@ export async function locateCifar(
   );
 }
 
+/** The expected sha256 of each file listed in a `SHA256SUMS` file (sha256sum's format). */
+async function readSums(dir: string): Promise<Map<string, string> | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(dir, "SHA256SUMS"));
+  } catch {
+    return null;
+  }
+  const sums = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const m = /^([0-9a-f]{64})\s+\*?(\S.*)$/.exec(line.trim());
+    if (m) sums.set(m[2], m[1]);
+  }
+  return sums;
+}
+
+/** Checks a data file against the SHA256SUMS beside it, when there is one that lists it (the
+ * subset shipped in data/cifar10/ has one): a changed or truncated file is refused. */
+export async function verifyChecksum(file: string, bytes: Uint8Array): Promise<void> {
+  const sums = await readSums(dirOf(file));
+  const base = file.split(/[\\/]/).pop()!;
+  const want = sums?.get(base);
+  if (!want) return;
+  const got = createHash("sha256").update(bytes).digest("hex");
+  if (got !== want) {
+    throw new Error(
+      `${file}: sha256 ${got} does not match ${join(dirOf(file), "SHA256SUMS")} (${want}); ` +
+        `the file is damaged or was changed: restore it (git checkout -- ${file}) or remove ` +
+        `its line from SHA256SUMS if the change is intended`,
+    );
+  }
+}
+
 async function readNames(dir: string, file: string | undefined, count: number | undefined) {
   if (!file || !count) return null;
   try {
@@ -280,6 +313,7 @@ export async function readCifar(
       throw new Error(`cannot read ${f}: ${e instanceof Error ? e.message : e}`);
     }
     hash.update(bytes);
+    await verifyChecksum(f, bytes);
     parts.push(parseCifar(bytes, { dataset, label: o.label, file: f }));
   }
   const n = parts.reduce((a, p) => a + p.n, 0);

@@ -3,3 +3,4 @@ export * from "./cifar.ts";
 export * from "./download.ts";
 export * from "./loader.ts";
 export * from "./tar.ts";
+export * from "./defaults.ts";

@@ -1,5 +1,7 @@
 // A progress line for long work: done/total, items per second, ETA. Redrawn in place on a
-// terminal (throttled to ~2 Hz); on a pipe or file, one plain line per 10% so logs stay short.
+// terminal (throttled to ~2 Hz); on a pipe or file, one plain line per 10%, and at least one
+// every 10 s so a log shows life from the first seconds. A heartbeat timer repeats the line
+// while one item takes longer than that (the GPU work is awaited, so timers still fire).
 
 export interface ProgressOptions {
   /** Unit shown in the rate ("it/s"). */
@@ -12,6 +14,9 @@ export interface ProgressOptions {
   now?: () => number;
   /** Minimum time between redraws on a terminal. */
   intervalMs?: number;
+  /** Longest silence on a pipe, and the heartbeat period (default 10 s; 0: neither). The
+   * heartbeat timer runs only with the real clock. */
+  quietMs?: number;
 }
 
 /** Seconds as m:ss, or h:mm:ss from one hour up; "?" when unknown. */
@@ -36,6 +41,9 @@ export class Progress {
   readonly #start: number;
   readonly #t0: number;
   #lastDraw = -Infinity;
+  #lastWrite: number;
+  #extra = "";
+  #timer: ReturnType<typeof setInterval> | null = null;
   #lastDecile: number;
   #finished = false;
   readonly #write: (text: string) => void;
@@ -43,6 +51,7 @@ export class Progress {
   readonly #now: () => number;
   readonly #interval: number;
   readonly #unit: string;
+  readonly #quiet: number;
 
   /** `start`: items already done (a resumed run); the rate counts only this run's items. */
   constructor(readonly total: number, readonly label: string, start = 0, o: ProgressOptions = {}) {
@@ -55,6 +64,26 @@ export class Progress {
     this.#interval = o.intervalMs ?? 500;
     this.#unit = o.unit ?? "it";
     this.#lastDecile = this.#decile();
+    this.#quiet = o.quietMs ?? 10_000;
+    this.#lastWrite = this.#t0;
+    if (this.#quiet > 0 && !o.now) {
+      this.#write(this.#tty ? `\r\x1b[K${this.line()}` : `${this.line()}\n`);
+      const timer = setInterval(() => this.#heartbeat(), this.#quiet);
+      Deno.unrefTimer(timer); // never keeps the process alive
+      this.#timer = timer;
+    }
+  }
+
+  #heartbeat(): void {
+    const now = this.#now();
+    if (this.#finished || now - this.#lastWrite < this.#quiet * 0.9) return;
+    this.#emit(now, this.#extra);
+  }
+
+  #emit(now: number, extra: string): void {
+    this.#lastWrite = now;
+    this.#lastDraw = now;
+    this.#write(this.#tty ? `\r\x1b[K${this.line(extra)}` : `${this.line(extra)}\n`);
   }
 
   get count(): number {
@@ -77,16 +106,17 @@ export class Progress {
   /** Adds `n` items; redraws when due. `extra` (e.g. the running loss) ends the line. */
   tick(n = 1, extra = ""): void {
     this.#count += n;
+    this.#extra = extra;
+    const now = this.#now();
     if (this.#tty) {
-      const now = this.#now();
       if (now - this.#lastDraw < this.#interval && this.#count < this.total) return;
-      this.#lastDraw = now;
-      this.#write(`\r\x1b[K${this.line(extra)}`);
+      this.#emit(now, extra);
     } else {
       const d = this.#decile();
-      if (d === this.#lastDecile) return;
+      const silent = this.#quiet > 0 && now - this.#lastWrite >= this.#quiet;
+      if (d === this.#lastDecile && !silent) return;
       this.#lastDecile = d;
-      this.#write(`${this.line(extra)}\n`);
+      this.#emit(now, extra);
     }
   }
 
@@ -94,6 +124,7 @@ export class Progress {
   done(extra = ""): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
     const secs = (this.#now() - this.#t0) / 1000;
     const text = `${this.label}  ${this.#count}/${this.total}  done in ${formatDuration(secs)}` +
       `${extra ? `  ${extra}` : ""}`;

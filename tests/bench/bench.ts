@@ -261,7 +261,8 @@ async function main() {
   const eng = await initEngine(adapter);
   const loadBefore = Deno.loadavg();
   console.log(
-    `adapter: ${eng.adapter.description} (${eng.adapter.vendor} ${eng.adapter.architecture})` +
+    `adapter: ${eng.adapter.description} (${eng.adapter.vendor} ${eng.adapter.architecture}, ` +
+      `${eng.adapter.backend})` +
       `  deno ${Deno.version.deno}  load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`,
   );
   const results: Result[] = [];
