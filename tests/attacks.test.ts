@@ -21,7 +21,7 @@ import {
   type Target,
 } from "../runtime/attacks/mod.ts";
 import { projectHyperplaneL2, projectHyperplaneLinf } from "../runtime/attacks/fab_projection.ts";
-import { squarePSelection } from "../runtime/attacks/square.ts";
+import { squareEta, squareL2Proposal, squarePSelection } from "../runtime/attacks/square.ts";
 import { flowSmoothnessLoss } from "../runtime/attacks/stadv.ts";
 import { grad } from "../runtime/autograd.ts";
 
@@ -320,10 +320,13 @@ Deno.test("Square never exceeds its query budget, counted per example", async ()
     const res = await square({ target, x, labels }, { norm, eps, queries, restarts });
     const q = res.queries!;
     assert.equal(rows, q.reduce((a, b) => a + b, 0), "uncounted forward passes");
-    assert.ok(Math.max(...q) <= queries * restarts, `max queries ${Math.max(...q)}`);
+    // As the reference: a clean check, then per restart an initial point and `queries`
+    // iterations.
+    const most = 1 + restarts * (queries + 1);
+    assert.ok(Math.max(...q) <= most, `max queries ${Math.max(...q)}`);
     // Examples never fooled spend exactly the whole budget.
     res.fooled.forEach((f, i) => {
-      if (!f) assert.equal(q[i], queries * restarts, `example ${i}`);
+      if (!f) assert.equal(q[i], most, `example ${i}`);
     });
     assert.ok(res.fooled.some((f) => !f), "need at least one robust example");
   }
@@ -531,6 +534,92 @@ Deno.test("StAdv flow smoothness loss matches a float64 reference, value and gra
       m[i] -= hh;
       const fd = (ref(p).reduce((a, b) => a + b) - ref(m).reduce((a, b) => a + b)) / (2 * hh);
       assert.ok(Math.abs(g[i] - fd) <= 1e-3 * (1 + Math.abs(fd)), `grad ${i}: ${g[i]} vs ${fd}`);
+    }
+  }
+});
+
+// The reference's L2 proposal (square.py, attack_single_run, L2 branch), written as its tensor
+// expressions over one example: norms_window_1, norms_windows and the new deltas' scale are
+// [c,1,1] per-channel norms, norms_image is the whole image's.
+function squareL2ProposalRef(
+  delta: Float64Array,
+  c: number,
+  h: number,
+  w: number,
+  s: number,
+  [vh, vw, vh2, vw2]: number[],
+  eta: Float64Array,
+  signs: number[],
+  eps: number,
+): Float64Array {
+  const at = (ch: number, r: number, q: number) => ch * h * w + r * w + q;
+  const out = Float64Array.from(delta);
+  const normsImage = Math.sqrt(delta.reduce((a, v) => a + v * v, 0));
+  const newDeltas: number[][] = [];
+  for (let ch = 0; ch < c; ch++) {
+    let w1 = 0, wins = 0;
+    for (let r = 0; r < h; r++) {
+      for (let q = 0; q < w; q++) {
+        const in1 = r >= vh && r < vh + s && q >= vw && q < vw + s;
+        const in2 = r >= vh2 && r < vh2 + s && q >= vw2 && q < vw2 + s;
+        const v = delta[at(ch, r, q)];
+        if (in1) w1 += v * v;
+        if (in1 || in2) wins += v * v; // mask_image = max(mask1, mask2)
+      }
+    }
+    const nd: number[] = [];
+    for (let r = 0; r < s; r++) {
+      for (let q = 0; q < s; q++) {
+        nd.push(
+          eta[r * s + q] * signs[ch] + delta[at(ch, vh + r, vw + q)] / (1e-12 + Math.sqrt(w1)),
+        );
+      }
+    }
+    const n2 = Math.sqrt(nd.reduce((a, v) => a + v * v, 0));
+    const scale = Math.sqrt(Math.max(eps * eps - normsImage * normsImage, 0) / c + wins);
+    newDeltas.push(nd.map((v) => (v / (1e-12 + n2)) * scale));
+  }
+  for (let ch = 0; ch < c; ch++) {
+    for (let r = 0; r < s; r++) for (let q = 0; q < s; q++) out[at(ch, vh2 + r, vw2 + q)] = 0;
+  }
+  for (let ch = 0; ch < c; ch++) {
+    for (let r = 0; r < s; r++) {
+      for (let q = 0; q < s; q++) out[at(ch, vh + r, vw + q)] = newDeltas[ch][r * s + q];
+    }
+  }
+  return out;
+}
+
+Deno.test("Square L2: the window proposal uses per-channel norms, as the reference", () => {
+  const r = rng(77);
+  const c = 3, h = 12, w = 12, s = 5, eps = 0.5;
+  for (
+    const [trial, windows] of [[0, [1, 2, 6, 4]], [1, [3, 3, 4, 5]], [2, [0, 7, 7, 0]]] as const
+  ) {
+    // Channels with very different energy: an all-channel norm would rescale them alike.
+    const delta = new Float64Array(c * h * w);
+    for (let i = 0; i < delta.length; i++) {
+      const ch = Math.floor(i / (h * w));
+      delta[i] = (r() - 0.5) * 0.02 * (1 + 10 * ch * ch);
+    }
+    const eta = squareEta(s, trial === 1);
+    const signs = [1, -1, trial === 2 ? -1 : 1];
+    const want = squareL2ProposalRef(delta, c, h, w, s, [...windows], eta, signs, eps);
+    const got = Float64Array.from(delta);
+    squareL2Proposal(
+      got,
+      { c, h, w },
+      s,
+      [...windows] as [number, number, number, number],
+      eta,
+      signs,
+      eps,
+    );
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(
+        Math.abs(got[i] - want[i]) <= 1e-12 * (1 + Math.abs(want[i])),
+        `trial ${trial} at ${i}`,
+      );
     }
   }
 });

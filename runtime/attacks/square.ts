@@ -188,6 +188,73 @@ function enforceL2(xn: Float32Array, x: Float32Array, eps: number): void {
   }
 }
 
+/** One L2 Square proposal on a perturbation `delta` ([c,h,w], float64, changed in place),
+ * before the final rescale to eps: window 1 ([vh,vw], side s) gets a fresh eta pattern of
+ * per-channel `signs` plus its old direction, window 2 is zeroed. The new window's norm is,
+ * per channel as in the reference's square.py, sqrt(max(eps^2 - |delta|^2, 0) / c +
+ * |delta over both windows, this channel|^2). */
+export function squareL2Proposal(
+  delta: Float64Array,
+  g: { c: number; h: number; w: number },
+  s: number,
+  [vh, vw, vh2, vw2]: [number, number, number, number],
+  eta: Float64Array | Float32Array | number[],
+  signs: number[],
+  eps: number,
+): void {
+  const { c, h, w } = g;
+  let normImage = 0;
+  for (let j = 0; j < delta.length; j++) normImage += delta[j] * delta[j];
+  normImage = Math.sqrt(normImage);
+  const inW = (r: number, cc: number, a0: number, b0: number) =>
+    r >= a0 && r < a0 + s && cc >= b0 && cc < b0 + s;
+  // Per channel, as the reference ([n,c,1,1] norms over both windows).
+  const scaleTo = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    let nw = 0;
+    for (let r = 0; r < h; r++) {
+      for (let cc = 0; cc < w; cc++) {
+        if (inW(r, cc, vh, vw) || inW(r, cc, vh2, vw2)) nw += delta[ch * h * w + r * w + cc] ** 2;
+      }
+    }
+    scaleTo[ch] = Math.sqrt(Math.max(eps * eps - normImage * normImage, 0) / c + nw);
+  }
+  const fresh: Float64Array[] = [];
+  for (let ch = 0; ch < c; ch++) {
+    let n1 = 0;
+    for (let r = 0; r < s; r++) {
+      for (let cc = 0; cc < s; cc++) n1 += delta[ch * h * w + (vh + r) * w + vw + cc] ** 2;
+    }
+    n1 = Math.sqrt(n1);
+    const sign = signs[ch];
+    const nd = new Float64Array(s * s);
+    let n2 = 0;
+    for (let r = 0; r < s; r++) {
+      for (let cc = 0; cc < s; cc++) {
+        const v = eta[r * s + cc] * sign +
+          delta[ch * h * w + (vh + r) * w + vw + cc] / (1e-12 + n1);
+        nd[r * s + cc] = v;
+        n2 += v * v;
+      }
+    }
+    n2 = Math.sqrt(n2);
+    for (let q = 0; q < nd.length; q++) nd[q] = (nd[q] / (1e-12 + n2)) * scaleTo[ch];
+    fresh.push(nd);
+  }
+  for (let ch = 0; ch < c; ch++) {
+    for (let r = 0; r < s; r++) {
+      for (let cc = 0; cc < s; cc++) delta[ch * h * w + (vh2 + r) * w + vw2 + cc] = 0;
+    }
+  }
+  for (let ch = 0; ch < c; ch++) {
+    for (let r = 0; r < s; r++) {
+      for (let cc = 0; cc < s; cc++) {
+        delta[ch * h * w + (vh + r) * w + vw + cc] = fresh[ch][r * s + cc];
+      }
+    }
+  }
+}
+
 /** One restart on a batch: returns x_best, its margin, and the queries used per row. */
 async function singleRun(
   target: Target,
@@ -201,8 +268,8 @@ async function singleRun(
 ): Promise<{ xBest: Float32Array; margin: number[]; queries: number[] }> {
   const n = labels.length, { c, h, w, d } = g;
   const eps = o.eps;
-  // The initial point costs one query; each iteration one more.
-  const nIter = Math.max(budget - 1, 0);
+  // As the reference: the initial point costs one query, then `budget` iterations.
+  const nIter = budget;
   // Random table per example: the init draws, then a fixed number per iteration.
   const s0 = Math.floor(h / 5);
   const winsInit = o.norm === "l2" ? Math.floor(h / s0) * Math.floor(w / s0) : 0;
@@ -293,63 +360,9 @@ async function singleRun(
       const vw2 = Math.floor((w - s) * u[base + 3]);
       const eta = squareEta(s, u[base + 4] > 0.5);
       const delta = new Float64Array(d);
-      let normImage = 0;
-      for (let j = 0; j < d; j++) {
-        delta[j] = xBest[off + j] - x[off + j];
-        normImage += delta[j] * delta[j];
-      }
-      normImage = Math.sqrt(normImage);
-      const inW = (r: number, cc: number, a0: number, b0: number) =>
-        r >= a0 && r < a0 + s && cc >= b0 && cc < b0 + s;
-      let normWindows = 0;
-      for (let ch = 0; ch < c; ch++) {
-        for (let r = 0; r < h; r++) {
-          for (let cc = 0; cc < w; cc++) {
-            if (inW(r, cc, vh, vw) || inW(r, cc, vh2, vw2)) {
-              normWindows += delta[ch * h * w + r * w + cc] ** 2;
-            }
-          }
-        }
-      }
-      normWindows = Math.sqrt(normWindows);
-      const scaleTo = Math.sqrt(
-        Math.max(eps * eps - normImage * normImage, 0) / c +
-          normWindows * normWindows,
-      );
-      const fresh: Float64Array[] = [];
-      for (let ch = 0; ch < c; ch++) {
-        let n1 = 0;
-        for (let r = 0; r < s; r++) {
-          for (let cc = 0; cc < s; cc++) n1 += delta[ch * h * w + (vh + r) * w + vw + cc] ** 2;
-        }
-        n1 = Math.sqrt(n1);
-        const sign = sgn(u[base + 5 + ch]);
-        const nd = new Float64Array(s * s);
-        let n2 = 0;
-        for (let r = 0; r < s; r++) {
-          for (let cc = 0; cc < s; cc++) {
-            const v = eta[r * s + cc] * sign +
-              delta[ch * h * w + (vh + r) * w + vw + cc] / (1e-12 + n1);
-            nd[r * s + cc] = v;
-            n2 += v * v;
-          }
-        }
-        n2 = Math.sqrt(n2);
-        for (let q = 0; q < nd.length; q++) nd[q] = (nd[q] / (1e-12 + n2)) * scaleTo;
-        fresh.push(nd);
-      }
-      for (let ch = 0; ch < c; ch++) {
-        for (let r = 0; r < s; r++) {
-          for (let cc = 0; cc < s; cc++) delta[ch * h * w + (vh2 + r) * w + vw2 + cc] = 0;
-        }
-      }
-      for (let ch = 0; ch < c; ch++) {
-        for (let r = 0; r < s; r++) {
-          for (let cc = 0; cc < s; cc++) {
-            delta[ch * h * w + (vh + r) * w + vw + cc] = fresh[ch][r * s + cc];
-          }
-        }
-      }
+      for (let j = 0; j < d; j++) delta[j] = xBest[off + j] - x[off + j];
+      const signs = Array.from({ length: c }, (_, ch) => sgn(u[base + 5 + ch]));
+      squareL2Proposal(delta, g, s, [vh, vw, vh2, vw2], eta, signs, eps);
       let nd2 = 0;
       for (const v of delta) nd2 += v * v;
       const f = eps / (Math.sqrt(nd2) + 1e-12);
@@ -383,7 +396,8 @@ async function singleRun(
 }
 
 /** Square Attack. `queries` in the result counts every forward pass of each example: the
- * clean check plus all restarts; it never exceeds `queries * restarts`. */
+ * clean check plus, per restart, the initial point and up to `queries` iterations (the
+ * reference's count): at most `1 + restarts * (queries + 1)`. */
 export async function square(input: AttackInput, opts: SquareOptions = {}): Promise<AttackResult> {
   const o = squareDefaults(opts);
   checkEps("square", o.eps);
@@ -403,9 +417,10 @@ export async function square(input: AttackInput, opts: SquareOptions = {}): Prom
   const bestMargin = clean.margin.slice();
   for (let r = 0; r < o.restarts; r++) {
     const rows = fooled.flatMap((f, i) => (f ? [] : [i]));
-    // The clean check is charged to the first restart's budget.
-    const budget = r === 0 ? o.queries - 1 : o.queries;
-    if (rows.length === 0 || budget < 1) break;
+    // As the reference: each restart is an initial point plus `queries` iterations, on top of
+    // the clean check.
+    const budget = o.queries;
+    if (rows.length === 0) break;
     const xs = new Float32Array(rows.length * g.d);
     rows.forEach((i, j) => xs.set(xc.subarray(i * g.d, (i + 1) * g.d), j * g.d));
     const res = await singleRun(
