@@ -25,8 +25,12 @@ const USAGE = `usage: deno task run pipelines/<name>.ts [--preset quick|paper] [
 /** The data a run reads when --data is not given: the subset shipped in the repository for
  * the CPU-sized preset on CIFAR-10, else the full dataset from the cache. */
 export async function defaultData(preset: PresetName, dataset: "cifar10" | "cifar100") {
-  if (preset === "quick" && dataset === "cifar10") return EMBEDDED_CIFAR10;
-  return await fullDataset(dataset);
+  return shippedData(preset, dataset) ?? await fullDataset(dataset);
+}
+
+/** The shipped subset when it is the default, else null (the full dataset is). */
+function shippedData(preset: PresetName, dataset: "cifar10" | "cifar100"): string | null {
+  return preset === "quick" && dataset === "cifar10" ? EMBEDDED_CIFAR10 : null;
 }
 
 export async function pipelineMain(
@@ -75,14 +79,13 @@ export async function pipelineMain(
   await initEngine(v.adapter as "auto" | "cpu" | "gpu");
   if (v.explain) {
     // The data is located (not read) so a missing folder shows up here too.
-    const where = v.data ??
-      (preset === "quick" && spec.dataset === "cifar10"
-        ? EMBEDDED_CIFAR10
-        : `the full ${spec.dataset} in the cache (fetched on the first real run)`);
-    if (v.data || where === EMBEDDED_CIFAR10) {
-      for (const split of ["train", "test"] as const) await locateCifar(where, split, spec.dataset);
+    const local = v.data ?? shippedData(preset, spec.dataset);
+    if (local) {
+      for (const split of ["train", "test"] as const) await locateCifar(local, split, spec.dataset);
     }
-    console.log(`data: ${where}`);
+    console.log(
+      `data: ${local ?? `the full ${spec.dataset} in the cache (fetched on the first real run)`}`,
+    );
     const classifier = createModel(spec.classifier.arch, {
       numClasses: spec.classifier.numClasses,
     }) as Classifier;

@@ -197,7 +197,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           statePath: join(o.dir, `${tag}.state.jsonl`),
           gridPath: join(o.dir, `${tag}.png`),
           log: o.log,
-          onBatch: (m) => progress?.tick(m, tag),
+          onBatch: (m, resumed) => resumed ? progress?.resumed(m) : progress?.tick(m, tag),
         }) as EvalReport;
         const path = join(o.dir, `${tag}.json`);
         await writeReport(path, report);
@@ -267,7 +267,7 @@ export function pipelineMarkdown(r: PipelineReport): string {
     "",
     `${r.n} test images, seed ${r.seed}, adapter ${
       r.adapter.description || r.adapter.device || r.adapter.vendor || "?"
-    }.`,
+    }${r.adapter.backend ? ` on ${r.adapter.backend}` : ""}.`,
     "",
     "Threat models: **classifier-only** crafts the attack on the bare classifier and feeds it to",
     "the defense (the original AToP protocol); **full-pipeline** differentiates through transform,",

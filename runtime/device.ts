@@ -98,13 +98,22 @@ function pinBackend(): Backend {
 function ensureRuntimeDir(): void {
   try {
     if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
-    const dir = `/tmp/xdg-runtime-${Deno.uid() ?? 0}`;
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    Deno.chmodSync(dir, 0o700);
-    Deno.env.set("XDG_RUNTIME_DIR", dir);
+    Deno.env.set("XDG_RUNTIME_DIR", runtimeDir());
   } catch {
     // Only a warning from the driver is at stake.
   }
+}
+
+/** A private runtime directory under /tmp for processes started without a login session. */
+export function runtimeDir(): string {
+  const dir = `/tmp/xdg-runtime-${Deno.uid() ?? 0}`;
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.chmodSync(dir, 0o700);
+  } catch {
+    // Mesa only warns without it.
+  }
+  return dir;
 }
 
 function limitsRecord(limits: GPUSupportedLimits): Record<string, number> {

@@ -1,4 +1,4 @@
-// Attacks on a real classifier: the small CNN trained on the shared CIFAR-10 subset
+// Attacks on a real classifier: the small CNN trained on the shipped CIFAR-10 subset
 // (tests/fixtures/smallcnn_subset.safetensors, made with `deno task train --arch smallcnn
 // --data data/cifar10 --epochs 8 --batch-size 64 --lr 0.05`).
 

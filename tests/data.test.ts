@@ -60,7 +60,7 @@ async function rejectsWith(p: Promise<unknown>, ...parts: (string | RegExp)[]) {
 // ---------------------------------------------------------------------------------------------
 // CIFAR format
 
-Deno.test("cifar: the shared CIFAR-10 test subset (512 real images)", async () => {
+Deno.test("cifar: the shipped CIFAR-10 test subset (512 real images)", async () => {
   const path = `${DATA}test_subset.bin`;
   const raw = await Deno.readFile(path);
   const ds = await readCifar(path, { dataset: "cifar10", split: "test" });

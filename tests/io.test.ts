@@ -514,6 +514,9 @@ Deno.test("progress: off a terminal, a line at least every 10 s even between 10%
   // 60 s without a 10% mark: a line at 12, 24, 36, 48 and 60 s.
   assert.equal(out.length, 5, out.join(""));
   assert.equal(out[0], "eval  4/1000  0.3 it/s  ETA 49:48\n");
+  // Items of an earlier run (a resume) count as done but not in the rate.
+  p.resumed(100);
+  assert.equal(p.line(), "eval  120/1000  0.3 it/s  ETA 44:00");
   p.done();
 });
 
@@ -522,9 +525,10 @@ Deno.test("progress: the heartbeat repeats the line while one item takes long", 
   const p = new Progress(10, "stage", 0, { tty: false, quietMs: 40, write: (s) => out.push(s) });
   assert.equal(out.length, 1, "a first line at once");
   assert.match(out[0], /^stage {2}0\/10 {2}0\.0 it\/s {2}ETA \?\n$/);
-  await new Promise((r) => setTimeout(r, 150)); // an item that takes long: no tick at all
+  await new Promise((r) => setTimeout(r, 400)); // an item that takes long: no tick at all
   const beats = out.length - 1;
-  assert.ok(beats >= 2 && beats <= 4, `${beats} heartbeat lines in 150 ms`);
+  // About one per 40 ms; a busy machine delays timers, so only bound it loosely.
+  assert.ok(beats >= 2 && beats <= 11, `${beats} heartbeat lines in 400 ms`);
   p.done();
   const n = out.length;
   await new Promise((r) => setTimeout(r, 100));

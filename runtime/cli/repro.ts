@@ -12,7 +12,7 @@ interface ManifestLike {
   format: string;
   pipeline_file: string;
   args: string[];
-  adapter: { device?: string; description?: string } | null;
+  adapter: { device?: string; description?: string; backend?: string } | null;
   metrics: Record<string, number>;
   weights?: Record<string, string>;
   spec?: { evaluation?: { limit?: number } };
@@ -91,8 +91,11 @@ export async function main(argv: string[]): Promise<number> {
   const status = await child.status;
   if (!status.success) throw new Error(`the rerun failed with exit code ${status.code}`);
   const again: ManifestLike = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+  // The backend counts too: wgpu's GL and Vulkan paths report the same device and description.
+  // Manifests from before the backend was recorded were made on Vulkan (GL is refused).
   const sameAdapter = JSON.stringify(again.adapter?.device) === JSON.stringify(m.adapter?.device) &&
-    JSON.stringify(again.adapter?.description) === JSON.stringify(m.adapter?.description);
+    JSON.stringify(again.adapter?.description) === JSON.stringify(m.adapter?.description) &&
+    (again.adapter?.backend ?? "vulkan") === (m.adapter?.backend ?? "vulkan");
   const tol = v.tolerance !== undefined
     ? Number(v.tolerance)
     : sameAdapter

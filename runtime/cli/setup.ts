@@ -9,11 +9,12 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { type Backend, chooseBackend, GL_REFUSED } from "../device.ts";
+import { type Backend, chooseBackend, GL_REFUSED, runtimeDir } from "../device.ts";
 import { EMBEDDED_CIFAR10 } from "../data/defaults.ts";
 import { verifyChecksum } from "../data/cifar.ts";
 
 const APT_PACKAGES = ["mesa-vulkan-drivers", "libvulkan1"];
+const PROBE_TIMEOUT_MS = 60_000;
 const DENO_WANTED = "2.9";
 
 export interface ProbeResult {
@@ -32,13 +33,38 @@ console.log(JSON.stringify(a ? { description: a.info.description || a.info.devic
 
 /** Asks a child Deno for an adapter on `backend` (default: the one the runtime will use). */
 export async function probeAdapter(backend = chooseBackend()): Promise<ProbeResult> {
+  const env: Record<string, string> = { DENO_WEBGPU_BACKEND: backend, NO_COLOR: "1" };
+  if (Deno.build.os === "linux" && !Deno.env.get("XDG_RUNTIME_DIR")) {
+    env.XDG_RUNTIME_DIR = runtimeDir(); // else Mesa's warning hides the real error
+  }
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--quiet", PROBE],
-    env: { DENO_WEBGPU_BACKEND: backend, NO_COLOR: "1" },
+    args: ["eval", "--quiet", "--no-config", PROBE],
+    env,
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(PROBE_TIMEOUT_MS), // a hung driver must not hang every task
   });
-  const out = await cmd.output();
+  let out: Deno.CommandOutput;
+  try {
+    out = await cmd.output();
+  } catch (e) {
+    return {
+      backend,
+      description: null,
+      fallback: false,
+      error: `the adapter probe did not answer within ${PROBE_TIMEOUT_MS / 1000} s (${
+        e instanceof Error ? e.message : e
+      })`,
+    };
+  }
+  if (out.signal) {
+    return {
+      backend,
+      description: null,
+      fallback: false,
+      error: `the adapter probe was killed (${out.signal}) after ${PROBE_TIMEOUT_MS / 1000} s`,
+    };
+  }
   const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
   try {
     return { backend, ...JSON.parse(text) };
@@ -78,8 +104,8 @@ async function apt(args: string[], log: (m: string) => void): Promise<void> {
     stderr: "piped",
   }).output();
   if (!r.success) {
-    const tail = new TextDecoder().decode(r.stderr).trim().split("\n").slice(-5).join("\n");
-    throw new Error(`apt-get ${args.join(" ")} failed (exit ${r.code}):\n${tail}`);
+    const tail = new TextDecoder().decode(r.stderr).trim().split("\n").slice(-3).join(" | ");
+    throw new Error(`apt-get ${args.join(" ")} failed (exit ${r.code}): ${tail}`);
   }
 }
 
@@ -121,8 +147,9 @@ export async function checkEmbeddedData(): Promise<string | null> {
   const sums = join(EMBEDDED_CIFAR10, "SHA256SUMS");
   let names: string[];
   try {
-    names = (await Deno.readTextFile(sums)).split("\n").map((l) => l.trim().split(/\s+/)[1])
-      .filter(Boolean);
+    names = (await Deno.readTextFile(sums)).split("\n")
+      .map((l) => /^[0-9a-f]{64}\s+\*?(\S.*)$/.exec(l.trim())?.[1])
+      .filter((n): n is string => !!n);
   } catch {
     return `${sums} is missing: the repository's data folder is incomplete (git checkout -- data)`;
   }

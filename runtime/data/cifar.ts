@@ -238,7 +238,7 @@ export async function locateCifar(
       tried.push(...files.filter((_, i) => !present[i]));
     }
   }
-  // A directory of subset files, such as shared/data/cifar10/{train,test}_subset.bin.
+  // A directory of subset files, such as data/cifar10/{train,test}_subset.bin.
   const subset = join(path, `${split}_subset.bin`);
   if ((await statKind(subset)) === "file") {
     return { files: [subset], dataset: dataset ?? "cifar10" };

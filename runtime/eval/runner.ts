@@ -37,8 +37,9 @@ export interface RunnerOptions {
   gridPath?: string | null;
   gridCount?: number;
   log?: (msg: string) => void;
-  /** Called with the batch's example count after each batch, resumed ones included. */
-  onBatch?: (examples: number) => void;
+  /** Called with the batch's example count after each batch; `resumed` for the batches an
+   * earlier run finished. */
+  onBatch?: (examples: number, resumed: boolean) => void;
   /** Stop (returning null) after this many new batches: simulates an interruption. */
   stopAfterBatches?: number;
 }
@@ -198,7 +199,7 @@ export async function runEvaluation(o: RunnerOptions): Promise<EvalReport | null
     }
     for (const l of lines.slice(1)) if (l.kind === "batch") done.set(l.batch, l);
     o.log?.(`resuming: ${done.size} batch(es) already done`);
-    for (const b of done.values()) o.onBatch?.(b.examples.length);
+    for (const b of done.values()) o.onBatch?.(b.examples.length, true);
   } else if (o.statePath) {
     await writeFileAtomic(o.statePath, JSON.stringify({ kind: "header", key }) + "\n");
   }
@@ -212,7 +213,7 @@ export async function runEvaluation(o: RunnerOptions): Promise<EvalReport | null
     done.set(b, r);
     if (o.statePath) await appendJsonLine(o.statePath, r);
     fresh++;
-    o.onBatch?.(idx.length);
+    o.onBatch?.(idx.length, false);
     o.log?.(`batch ${b + 1}/${nBatches} done (${r.seconds.toFixed(1)} s)`);
   }
   const batches = [...done.values()];

@@ -38,7 +38,7 @@ function isStderrTty(): boolean {
 
 export class Progress {
   #count: number;
-  readonly #start: number;
+  #start: number;
   readonly #t0: number;
   #lastDraw = -Infinity;
   #lastWrite: number;
@@ -68,7 +68,8 @@ export class Progress {
     this.#lastWrite = this.#t0;
     if (this.#quiet > 0 && !o.now) {
       this.#write(this.#tty ? `\r\x1b[K${this.line()}` : `${this.line()}\n`);
-      const timer = setInterval(() => this.#heartbeat(), this.#quiet);
+      // Checked often, so a silence never exceeds quietMs by more than a check period.
+      const timer = setInterval(() => this.#heartbeat(), Math.min(1000, this.#quiet / 4));
       Deno.unrefTimer(timer); // never keeps the process alive
       this.#timer = timer;
     }
@@ -76,7 +77,7 @@ export class Progress {
 
   #heartbeat(): void {
     const now = this.#now();
-    if (this.#finished || now - this.#lastWrite < this.#quiet * 0.9) return;
+    if (this.#finished || now - this.#lastWrite < this.#quiet) return;
     this.#emit(now, this.#extra);
   }
 
@@ -101,6 +102,12 @@ export class Progress {
     const eta = rate > 0 ? Math.max(0, this.total - this.#count) / rate : Infinity;
     return `${this.label}  ${this.#count}/${this.total}  ${rate.toFixed(1)} ${this.#unit}/s  ` +
       `ETA ${formatDuration(eta)}${extra ? `  ${extra}` : ""}`;
+  }
+
+  /** Counts `n` items done by an earlier run (a resume): they add to the count, not the rate. */
+  resumed(n: number): void {
+    this.#count += n;
+    this.#start += n;
   }
 
   /** Adds `n` items; redraws when due. `extra` (e.g. the running loss) ends the line. */
