@@ -60,6 +60,8 @@ export function shaderSource(kernel: string): string {
     } catch (e) {
       throw new Error(`kernel ${kernel}: cannot read shader ${url.pathname}: ${e}`);
     }
+    // Shared WGSL fragments: a line `//! include NAME` is replaced by shaders/NAME.wgsl.
+    src = src.replace(/^\/\/! include (\w+)\s*$/gm, (_, name: string) => shaderSource(name));
     shaderCache.set(kernel, src);
   }
   return src;

@@ -200,3 +200,119 @@ export class Rng {
     this.#key = rngKey(s.seed, s.stream);
   }
 }
+
+/** Anything the random transforms draw from: a sequential Rng, or a RowRng keyed by example. */
+export interface RandomSource {
+  uniform(shape: Shape, lo?: number, hi?: number): Tensor;
+  normal(shape: Shape, mean?: number, std?: number): Tensor;
+  bernoulli(shape: Shape, p: number): Tensor;
+}
+
+/** Which example a batch row holds and how many calls that example had before this one. */
+export interface RowKey {
+  index: number;
+  call: number;
+}
+
+const ROW_WORD_LIMIT = 2 ** 24; // row words travel as exact f32 integers
+
+function checkRowKeys(what: string, rows: readonly RowKey[]): void {
+  for (const r of rows) {
+    for (const f of ["index", "call"] as const) {
+      if (!Number.isInteger(r[f]) || r[f] < 0 || r[f] >= ROW_WORD_LIMIT) {
+        throw new Error(`${what}: row ${f} must be an integer in [0, 2^24), got ${r[f]}`);
+      }
+    }
+  }
+}
+
+/** The raw words of row key `row`, draw `tag`, for a row of `rowLen` elements (CPU mirror of
+ * philox_rows.wgsl). */
+export function rowWordsCpu(
+  seed: number,
+  stream: number,
+  row: RowKey,
+  tag: number,
+  rowLen: number,
+): Uint32Array {
+  checkRowKeys("rowWordsCpu", [row]);
+  const key = rngKey(seed, stream);
+  const out = new Uint32Array(blocks(rowLen) * 4);
+  for (let b = 0; b < blocks(rowLen); b++) {
+    out.set(philox4x32([b, row.index, row.call, tag >>> 0], key), 4 * b);
+  }
+  return out.subarray(0, rowLen);
+}
+
+/** Random numbers for a batch whose row r belongs to example rows[r].index at that example's
+ * call rows[r].call: each row is keyed by (seed, stream, index, call, draw), so an example's
+ * randomness does not depend on the batch size, the batch order, the shard or a resume.
+ * Successive draws of one RowRng (noise, then mask, ...) get successive tags. */
+export class RowRng implements RandomSource {
+  #key: [number, number];
+  #rowWords: Float32Array;
+  #tag = 0;
+
+  constructor(
+    readonly seed: number,
+    readonly stream: number,
+    readonly rows: readonly RowKey[],
+  ) {
+    checkState("RowRng", { seed, stream, offset: 0 });
+    checkRowKeys("RowRng", rows);
+    this.#key = rngKey(seed, stream);
+    this.#rowWords = new Float32Array(rows.length * 2);
+    rows.forEach((r, i) => {
+      this.#rowWords[2 * i] = r.index;
+      this.#rowWords[2 * i + 1] = r.call;
+    });
+  }
+
+  /** The tag the next draw will use. */
+  get tag(): number {
+    return this.#tag;
+  }
+
+  uniform(shape: Shape, lo = 0, hi = 1): Tensor {
+    if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) {
+      throw new Error(`RowRng.uniform: need finite lo <= hi, got lo=${lo}, hi=${hi}`);
+    }
+    return this.#draw("uniform", shape, Math.fround(lo), Math.fround(hi - lo));
+  }
+
+  normal(shape: Shape, mean = 0, std = 1): Tensor {
+    if (!(Number.isFinite(mean) && Number.isFinite(std) && std >= 0)) {
+      throw new Error(`RowRng.normal: need finite mean and std >= 0, got mean=${mean}, std=${std}`);
+    }
+    return this.#draw("normal", shape, mean, std);
+  }
+
+  bernoulli(shape: Shape, p: number): Tensor {
+    if (!(p >= 0 && p <= 1)) throw new Error(`RowRng.bernoulli: p must be in [0, 1], got ${p}`);
+    return this.#draw("bernoulli", shape, p, 0);
+  }
+
+  #draw(op: keyof typeof OP, shape: Shape, a: number, b: number): Tensor {
+    checkShape(shape, `RowRng.${op}`);
+    if (shape[0] !== this.rows.length) {
+      throw new Error(
+        `RowRng.${op}: the first dimension must be the batch (${this.rows.length} rows), got ` +
+          `shape [${shape}]`,
+      );
+    }
+    const n = shapeSize(shape);
+    const out = Tensor.empty(shape);
+    const rowLen = this.rows.length ? n / this.rows.length : 0;
+    const keys = Tensor.fromData(this.#rowWords, [this.#rowWords.length]);
+    launch1d(
+      "philox_rows",
+      this.rows.length * blocks(rowLen),
+      [out.buffer, keys.buffer],
+      words(this.rows.length, this.#key, rowLen, this.#tag, { f: a }, { f: b }),
+      { OP: OP[op] },
+    );
+    keys.dispose();
+    this.#tag++;
+    return out;
+  }
+}

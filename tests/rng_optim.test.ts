@@ -6,6 +6,8 @@ import {
   philoxWords,
   Rng,
   rngKey,
+  RowRng,
+  rowWordsCpu,
   uniformCpu,
   type Word4,
 } from "../runtime/rng.ts";
@@ -74,6 +76,62 @@ Deno.test("GPU uniform and bernoulli are bit-identical to the CPU mirror; normal
         );
       }
     }
+  });
+});
+
+Deno.test("RowRng: each row is keyed by (example, call, draw), bit-identical to the CPU mirror", async () => {
+  await tidyAsync(async () => {
+    const unit = (w: number) => (w >>> 8) * 2 ** -24;
+    const rows = [{ index: 5, call: 0 }, { index: 2, call: 3 }, { index: 40000, call: 17 }];
+    for (const rowShape of [[1], [3], [3, 5, 4], [1, 8, 8]]) {
+      const rowLen = rowShape.reduce((a, b) => a * b, 1);
+      const g = new RowRng(99, 0xe7a1, rows);
+      const u = await g.uniform([rows.length, ...rowShape]).data();
+      const b = await g.bernoulli([rows.length, ...rowShape], 0.3).data();
+      const z = await g.normal([rows.length, ...rowShape], 0, 0.25).data();
+      assert.equal(g.tag, 3);
+      rows.forEach((r, i) => {
+        const w0 = rowWordsCpu(99, 0xe7a1, r, 0, rowLen);
+        const w1 = rowWordsCpu(99, 0xe7a1, r, 1, rowLen);
+        for (let j = 0; j < rowLen; j++) {
+          assert.equal(u[i * rowLen + j], unit(w0[j]), `uniform row ${i} [${j}]`);
+          assert.equal(b[i * rowLen + j], unit(w1[j]) < Math.fround(0.3) ? 1 : 0, `bernoulli`);
+        }
+        // Normal: Box-Muller on word pairs of tag 2, as the sequential mirror.
+        const w2 = rowWordsCpu(99, 0xe7a1, r, 2, Math.ceil(rowLen / 4) * 4);
+        for (let j = 0; j < rowLen; j++) {
+          const pair = j >> 1;
+          const u1 = ((w2[2 * pair] >>> 8) + 1) * 2 ** -24, u2 = unit(w2[2 * pair + 1]);
+          const rr = Math.sqrt(-2 * Math.log(u1));
+          const want = 0.25 *
+            (j % 2 === 0 ? rr * Math.cos(2 * Math.PI * u2) : rr * Math.sin(2 * Math.PI * u2));
+          assert.ok(Math.abs(z[i * rowLen + j] - want) <= 1e-5 * Math.max(1, Math.abs(want)));
+        }
+      });
+    }
+    // A row's numbers do not depend on the rows around it, its position or the batch size.
+    const alone = await new RowRng(99, 0xe7a1, [rows[1]]).normal([1, 3, 5, 4], 0, 1).data();
+    const inBatch = await new RowRng(99, 0xe7a1, [rows[2], rows[0], rows[1]]).normal([3, 3, 5, 4])
+      .data();
+    assert.deepEqual(alone, inBatch.subarray(120, 180));
+    // Other calls, examples, streams and seeds give other numbers.
+    const base = await new RowRng(99, 0xe7a1, [rows[1]]).uniform([1, 64]).data();
+    for (
+      const [seed, stream, row] of [
+        [99, 0xe7a1, { index: 2, call: 4 }],
+        [99, 0xe7a1, { index: 3, call: 3 }],
+        [99, 0xe7a2, rows[1]],
+        [98, 0xe7a1, rows[1]],
+      ] as const
+    ) {
+      const other = await new RowRng(seed, stream, [row]).uniform([1, 64]).data();
+      assert.ok(other.some((v, j) => v !== base[j]), `${seed}/${stream}/${JSON.stringify(row)}`);
+    }
+    assert.throws(() => new RowRng(1, 0, [{ index: -1, call: 0 }]), /row index must be an integer/);
+    assert.throws(
+      () => new RowRng(1, 0, rows).uniform([2, 4]),
+      /first dimension must be the batch/,
+    );
   });
 });
 
