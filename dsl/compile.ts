@@ -6,7 +6,7 @@
 import { type Tensor, tidy } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import { engine } from "../runtime/engine.ts";
-import type { Rng } from "../runtime/rng.ts";
+import type { ExampleDraws, RandomSource, Rng } from "../runtime/rng.ts";
 import { noGrad } from "../runtime/autograd.ts";
 import { bpda, classifierTarget, type Target } from "../runtime/attacks/target.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
@@ -40,7 +40,7 @@ export interface StageStep {
  * (a pixel masked by any step is a hole). RT3 contains its own purification. */
 export function transformSteps(
   spec: PipelineSpecT,
-  rng: Rng,
+  rng: RandomSource,
   inpaint: Inpaint | null,
 ): StageStep[] {
   return spec.transform.map((t: TransformSpec, i): StageStep => {
@@ -94,7 +94,10 @@ export interface DefenseParts {
   spec: PipelineSpecT;
   modules: Modules;
   variant: Variant;
+  /** Draws for calls that do not say which examples they hold (training, grids, explain). */
   rng: Rng;
+  /** Draws keyed by (example, call) for calls that do: what evaluations use. */
+  draws?: ExampleDraws;
 }
 
 /** image [0,1] -> transforms -> purifier -> [0,1] image (the defense's preprocessing). */
@@ -102,14 +105,16 @@ export function preprocess(
   p: DefenseParts,
   x: Tensor,
   trace?: (stage: string, out: Tensor) => void,
+  rows?: readonly number[],
 ): Tensor {
+  const rng: RandomSource = rows && p.draws ? p.draws.next(rows) : p.rng;
   const { purifier } = p.modules;
   const usePurifier = p.variant.purifier && purifier !== null;
   const inpaint: Inpaint | null = usePurifier ? (img, m) => purifier!.run(img, m).fine : null;
   let s: MaskedImage = { image: x, mask: ops.zeros([x.shape[0], 1, x.shape[2], x.shape[3]]) };
   let purified = false;
   if (p.variant.transform) {
-    for (const step of transformSteps(p.spec, p.rng, inpaint)) {
+    for (const step of transformSteps(p.spec, rng, inpaint)) {
       s = step.run(s);
       trace?.(step.name, s.image);
       if (step.name.endsWith(":rt3")) purified = true;
@@ -139,7 +144,8 @@ export function defenseTarget(p: DefenseParts): Target {
     name: parts.join(" -> "),
     numClasses: clf.numClasses,
     randomized,
-    logits: (x) => clf.logits(preprocess(p, x)),
+    logits: (x, rows) => clf.logits(preprocess(p, x, undefined, rows)),
+    resetDraws: (rows) => p.draws?.reset(rows),
   };
 }
 

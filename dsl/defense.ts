@@ -9,7 +9,7 @@ import { classifierTarget } from "../runtime/attacks/target.ts";
 import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
 import { readSafetensors } from "../runtime/io/safetensors.ts";
 import { hashJson } from "../runtime/io/hash.ts";
-import { Rng } from "../runtime/rng.ts";
+import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { DefenseModule } from "../runtime/eval/threat.ts";
 import { parseSpec, type PipelineDraft, type PipelineSpecT } from "./spec.ts";
@@ -114,8 +114,9 @@ export async function loadPipelineRun(
     spec,
     modules: { classifier, purifier },
     variant: { transform: defense !== "none", purifier: purifier !== null },
-    // The stream the pipeline's own evaluation uses.
+    // The streams the pipeline's own evaluation uses.
     rng: new Rng(spec.seed, 0xe7a1),
+    draws: new ExampleDraws(spec.seed, 0xe7a1),
   };
   return { spec, defense, parts };
 }

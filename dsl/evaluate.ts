@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import type { Tensor } from "../runtime/tensor.ts";
-import { Rng } from "../runtime/rng.ts";
+import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { classifierTarget, type Target } from "../runtime/attacks/target.ts";
 import type { Classifier, Purifier } from "../runtime/models/mod.ts";
 import type { AdapterReport } from "../runtime/device.ts";
@@ -138,6 +138,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
       modules: { classifier: o.classifier, purifier: v.purifier },
       variant: v.variant,
       rng: new Rng(spec.seed, 0xe7a1),
+      draws: new ExampleDraws(spec.seed, 0xe7a1),
     };
     const defense: Target | undefined = v.name === "none" ? undefined : defenseTarget(parts);
     const purify = v.name === "none" ? undefined : (x: Tensor) => preprocess(parts, x);

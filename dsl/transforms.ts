@@ -4,7 +4,7 @@
 
 import { Tensor } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import type { Rng } from "../runtime/rng.ts";
+import type { RandomSource as Rng } from "../runtime/rng.ts";
 import type { Stage } from "../runtime/attacks/target.ts";
 import { keep } from "../runtime/tensor.ts";
 

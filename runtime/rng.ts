@@ -316,3 +316,28 @@ export class RowRng implements RandomSource {
     return out;
   }
 }
+
+/** Per-example call counters of a randomized defense: the k-th call that includes example i
+ * draws from RowRng(seed, stream, {index: i, call: k}). An example's randomness is then a
+ * function of its own history only; `reset` starts an example's count again at 0. */
+export class ExampleDraws {
+  #calls = new Map<number, number>();
+
+  constructor(readonly seed: number, readonly stream: number) {
+    checkState("ExampleDraws", { seed, stream, offset: 0 });
+  }
+
+  /** The generator for one call on a batch whose rows hold examples `rows`. */
+  next(rows: readonly number[]): RowRng {
+    const keys = rows.map((index) => {
+      const call = this.#calls.get(index) ?? 0;
+      this.#calls.set(index, call + 1);
+      return { index, call };
+    });
+    return new RowRng(this.seed, this.stream, keys);
+  }
+
+  reset(rows: readonly number[]): void {
+    for (const i of rows) this.#calls.delete(i);
+  }
+}

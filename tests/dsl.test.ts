@@ -1,10 +1,10 @@
 import { assert, gpu } from "./helpers/check.ts";
 import { parseSpec, SpecError } from "../dsl/spec.ts";
-import { explainDefense, explainText } from "../dsl/compile.ts";
+import { defenseTarget, explainDefense, explainText } from "../dsl/compile.ts";
 import { blockMask, rt2 } from "../dsl/transforms.ts";
 import { andRobust } from "../dsl/evaluate.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
-import { Rng } from "../runtime/rng.ts";
+import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
 
 await gpu();
@@ -112,6 +112,56 @@ Deno.test("RT2 adds noise of the given sigma then masks; holes are zero", async 
     const std = Math.sqrt(s2 / n - (s / n) ** 2);
     assert.ok(Math.abs(std - 0.1) < 0.01, `noise std ${std}`);
   });
+});
+
+Deno.test("DSL defenses draw RT2 per (example, call): the same example gets the same draw in any batch", async () => {
+  const spec = parseSpec({
+    name: "keyed",
+    classifier: { arch: "smallcnn" },
+    transform: [{ kind: "rt2", sigma: 0.25, missingRate: 0.25, blockSize: 4 }],
+    purifier: { kind: "none" },
+  });
+  const classifier = createModel("smallcnn", { seed: 3 }) as Classifier;
+  try {
+    await tidyAsync(async () => {
+      const target = defenseTarget({
+        spec,
+        modules: { classifier, purifier: null },
+        variant: { transform: true, purifier: false },
+        rng: new Rng(1),
+        draws: new ExampleDraws(spec.seed, 0xe7a1),
+      });
+      assert.ok(target.randomized);
+      const per = 3 * 32 * 32;
+      const images = Float32Array.from({ length: 4 * per }, (_, i) => ((i * 7919) % 255) / 255);
+      const batch = (ix: number[]) => {
+        const v = new Float32Array(ix.length * per);
+        ix.forEach((e, j) => v.set(images.subarray(e * per, (e + 1) * per), j * per));
+        return Tensor.fromData(v, [ix.length, 3, 32, 32]);
+      };
+      // Examples 10..13 in one batch of 4, twice (two calls: two different draws).
+      const rows4 = [10, 11, 12, 13];
+      const a1 = await target.logits(batch([0, 1, 2, 3]), rows4).data();
+      const a2 = await target.logits(batch([0, 1, 2, 3]), rows4).data();
+      assert.notDeepEqual(a1, a2, "a second call must draw fresh randomness");
+      // After a reset, the same examples in batches of 1 and 2, in another order.
+      target.resetDraws!(rows4);
+      const b13 = await target.logits(batch([3]), [13]).data();
+      const b10_12 = await target.logits(batch([0, 2]), [10, 12]).data();
+      const b11 = await target.logits(batch([1]), [11]).data();
+      const k = 10;
+      assert.deepEqual(b13, a1.slice(3 * k, 4 * k));
+      assert.deepEqual(b10_12.slice(0, k), a1.slice(0, k));
+      assert.deepEqual(b10_12.slice(k), a1.slice(2 * k, 3 * k));
+      assert.deepEqual(b11, a1.slice(k, 2 * k));
+      // Each example's second call is its second draw, whatever batch it is in.
+      const c = await target.logits(batch([1, 0]), [11, 10]).data();
+      assert.deepEqual(c.slice(0, k), a2.slice(k, 2 * k));
+      assert.deepEqual(c.slice(k), a2.slice(0, k));
+    });
+  } finally {
+    classifier.dispose();
+  }
 });
 
 Deno.test("explain traces stages, shapes and FLOPs without running kernels", () => {

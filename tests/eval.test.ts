@@ -17,6 +17,8 @@ import {
 } from "../runtime/eval/report.ts";
 import { threatTargets } from "../runtime/eval/threat.ts";
 import { checkGradients, checkRandomized } from "../runtime/eval/checks.ts";
+import { ExampleDraws, Rng } from "../runtime/rng.ts";
+import { rt2 } from "../dsl/transforms.ts";
 
 await gpu();
 
@@ -162,6 +164,96 @@ Deno.test("an interrupted evaluation resumes to the straight-run report", async 
     /different evaluation/,
   );
   await Deno.remove(dir, { recursive: true });
+});
+
+/** RT2 (noise 0.25, 1x1 blocks missing at 0.25) in front of the MLP, with draws keyed by
+ * (example, call) as the DSL's defenses; a call without rows would use the sequential Rng. */
+function rt2Defense(seed: number): Target {
+  const draws = new ExampleDraws(seed, 0xe7a1);
+  const fallback = new Rng(seed, 1);
+  const o = { sigma: 0.25, missingRate: 0.25, blockSize: 1 };
+  return composeTarget(
+    {
+      name: "rt2",
+      randomized: true,
+      apply: (x, rows) => rt2(rows ? draws.next(rows) : fallback, x, o).image,
+      resetDraws: (rows) => draws.reset(rows),
+    },
+    mlp(11),
+  );
+}
+
+Deno.test("randomized RT2 defense: shards, batch size and resume give bit-identical reports", async () => {
+  const data = await dataset(16, 12, mlp(11));
+  const names: AttackName[] = ["pgd", "apgd-ce"];
+  const attacks = names.map((name) => ({
+    name,
+    params: resolveParams(name, { eps: 0.03, steps: 3, eot: 2, seed: 7 }),
+  }));
+  const all16 = Array.from({ length: 16 }, (_, i) => i);
+  const run = (o: {
+    batch: number;
+    indices?: number[];
+    shard?: EvalReport["shard"];
+    statePath?: string;
+    stopAfterBatches?: number;
+    target?: Target;
+  }) =>
+    runEvaluation({
+      config: config(names, { batch_size: o.batch, eot: 2, n_total: 16, target_randomized: true }),
+      attacks,
+      data,
+      indices: o.indices ?? all16,
+      shard: o.shard ?? null,
+      // A fresh defense object each run: nothing may carry over between runs.
+      targets: threatTargets("full-pipeline", mlp(11), o.target ?? rt2Defense(5)),
+      statePath: o.statePath,
+      stopAfterBatches: o.stopAfterBatches,
+    });
+  const perExample = (r: EvalReport | null) => JSON.stringify(r!.examples);
+  const straight = await run({ batch: 8 });
+  assert.ok(straight);
+  // The defense really is random (two draws differ) and something was attacked.
+  assert.ok(straight.robust_accuracy < straight.clean_accuracy, "no example was fooled");
+  // Batch 16 (one batch) equals batch 8 (two batches).
+  assert.equal(perExample(await run({ batch: 16 })), perExample(straight));
+  // Examples in another order, in batches of 5, give each example the same result.
+  const shuffled = await run({ batch: 5, indices: [...all16].reverse() });
+  const byIndex = new Map(shuffled!.examples.map((e) => [e.index, JSON.stringify(e)]));
+  for (const e of straight.examples) assert.equal(byIndex.get(e.index), JSON.stringify(e));
+  // Shards 2/2 merged equal the unsharded run.
+  const shards: EvalReport[] = [];
+  for (let sh = 0; sh < 2; sh++) {
+    const [a, b] = shardRange(16, sh, 2);
+    shards.push(
+      (await run({
+        batch: 8,
+        indices: Array.from({ length: b - a }, (_, i) => a + i),
+        shard: { index: sh, count: 2 },
+      }))!,
+    );
+  }
+  const merged = mergeReports([shards[1], shards[0]]);
+  assert.deepEqual(strip(merged), strip(straight));
+  // Killed after one batch and resumed with a fresh process state equals the straight run.
+  const dir = await Deno.makeTempDir();
+  try {
+    const statePath = `${dir}/state.jsonl`;
+    assert.equal(await run({ batch: 8, statePath, stopAfterBatches: 1 }), null);
+    const resumed = await run({ batch: 8, statePath });
+    assert.deepEqual(strip(resumed!), strip(straight));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  // Without per-example keys (the old sequential stream) the batch size changes the numbers,
+  // which is what this test guards against.
+  const seqDefense = (): Target => {
+    const inner = rt2Defense(5);
+    return { ...inner, logits: (x) => inner.logits(x), resetDraws: undefined };
+  };
+  const seq8 = await run({ batch: 8, target: seqDefense() });
+  const seq16 = await run({ batch: 16, target: seqDefense() });
+  assert.notEqual(perExample(seq8), perExample(seq16));
 });
 
 Deno.test("sanity checks: randomized without EOT, zero gradients, loss never increased", async () => {

@@ -140,7 +140,7 @@ async function singleRun(
   }
 
   const evalAt = async (pt: Tensor) => {
-    const e = eotGradient(target, pt, lossFn, o.eot);
+    const e = eotGradient(target, pt, lossFn, o.eot, indices);
     const { pred, z } = await predictions(e.lastLogits);
     const loss = objectiveCpu(lossName, z, k, labels, yTarget);
     e.loss.dispose();
@@ -244,7 +244,7 @@ async function drive(
   const indices = defaultIndices(input);
   const { target, x, labels } = input;
   const n = x.shape[0], k = target.numClasses;
-  const clean = target.logits(x);
+  const clean = target.logits(x, indices);
   const { pred, z: zClean } = await predictions(clean);
   clean.dispose();
   const acc = pred.map((p, i) => p === labels[i]);

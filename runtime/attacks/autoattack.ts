@@ -70,7 +70,7 @@ export async function autoAttack(
   const indices = defaultIndices(input);
   const { target, x, labels } = input;
 
-  const z = target.logits(x);
+  const z = target.logits(x, indices);
   const { pred } = await predictions(z);
   z.dispose();
   const cleanCorrect = pred.map((p, i) => p === labels[i]);
@@ -121,7 +121,7 @@ export async function autoAttack(
         throw new Error(`autoAttack: unknown attack "${name}"`);
     }
     // Verify with a fresh forward pass, as the reference does.
-    const zv = target.logits(res.xAdv);
+    const zv = target.logits(res.xAdv, sub.indices);
     const { pred: pv } = await predictions(zv);
     zv.dispose();
     const fooled = pv.map((p, j) => p !== sub.labels[j]);

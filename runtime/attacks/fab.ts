@@ -67,9 +67,14 @@ function norm(p: Norm, v: ArrayLike<number>, off = 0, len = v.length): number {
   return p === "linf" ? r : Math.sqrt(r);
 }
 
-async function logitsOf(target: Target, x: Float32Array, shape: readonly number[]) {
+async function logitsOf(
+  target: Target,
+  x: Float32Array,
+  shape: readonly number[],
+  rows: readonly number[],
+) {
   const t = Tensor.fromData(x, shape);
-  const z = target.logits(t);
+  const z = target.logits(t, rows);
   const r = await predictions(z);
   z.dispose();
   t.dispose();
@@ -110,7 +115,7 @@ async function singleRun(
   const diff = (z: Tensor) => ops.sub(pick(z, yt), pick(z, y));
   for (let it = 0; it < o.steps; it++) {
     const xt = Tensor.fromData(Float32Array.from(x1), shape);
-    const e = eotGradient(target, xt, diff, 1);
+    const e = eotGradient(target, xt, diff, 1, indices);
     const g = await e.grad.data();
     const f = await e.lastLoss.data();
     for (const t of [xt, e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
@@ -133,7 +138,7 @@ async function singleRun(
       }
     }
     const x1f = Float32Array.from(x1);
-    const { pred } = await logitsOf(target, x1f, shape);
+    const { pred } = await logitsOf(target, x1f, shape, indices);
     for (let i = 0; i < n; i++) {
       if (pred[i] === labels[i]) continue;
       const off = i * d;
@@ -165,7 +170,7 @@ export async function fabTargeted(
   const n = x.shape[0], k = target.numClasses, d = x.size / n;
   const shape = x.shape.slice(1);
   const xc = await x.data();
-  const { pred, z: zClean } = await logitsOf(target, xc, x.shape);
+  const { pred, z: zClean } = await logitsOf(target, xc, x.shape, indices);
   const acc = pred.map((p, i) => p === labels[i]);
   const out = Float32Array.from(xc);
   const nT = Math.min(o.targets, k - 1);
@@ -193,7 +198,12 @@ export async function fabTargeted(
         r > 0,
       );
       // Verify like the reference: still misclassified and within eps.
-      const { pred: p2 } = await logitsOf(target, adv, [rows.length, ...shape]);
+      const { pred: p2 } = await logitsOf(
+        target,
+        adv,
+        [rows.length, ...shape],
+        rows.map((i) => indices[i]),
+      );
       rows.forEach((i, j) => {
         if (p2[j] !== labels[i] && res[j] <= o.eps) {
           acc[i] = false;

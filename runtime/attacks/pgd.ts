@@ -141,13 +141,13 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
     for (let s = 0; s <= o.steps; s++) {
       if (s === o.steps) {
         // The last iterate only needs a forward pass.
-        const z = target.logits(xa);
+        const z = target.logits(xa, indices);
         const { pred, z: zc } = await predictions(z);
         z.dispose();
         consider(xa, zc, pred, s === 0 && r === 0);
         break;
       }
-      const e = eotGradient(target, xa, lossFn, o.eot);
+      const e = eotGradient(target, xa, lossFn, o.eot, indices);
       const { pred, z: zc } = await predictions(e.lastLogits);
       consider(xa, zc, pred, s === 0 && r === 0);
       const next = tidy(() => pgdStep(o.norm, xa, x, e.grad, o.stepSize, o.eps));

@@ -148,9 +148,10 @@ async function marginAndLoss(
   g: Geometry,
   labels: number[],
   loss: "margin" | "ce",
+  examples: readonly number[],
 ): Promise<{ margin: number[]; loss: number[] }> {
   const t = Tensor.fromData(rows, [m, g.c, g.h, g.w]);
-  const z = noGrad(() => target.logits(t));
+  const z = noGrad(() => target.logits(t, examples));
   const { z: zc } = await predictions(z);
   z.dispose();
   t.dispose();
@@ -331,6 +332,7 @@ async function singleRun(
     g,
     labels,
     o.loss,
+    indices,
   );
   for (let it = 0; it < nIter; it++) {
     const active = marginMin.flatMap((m, i) => (m > 0 ? [i] : []));
@@ -378,6 +380,7 @@ async function singleRun(
       g,
       active.map((i) => labels[i]),
       o.loss,
+      active.map((i) => indices[i]),
     );
     active.forEach((i, a) => {
       queries[i]++;
@@ -410,7 +413,7 @@ export async function square(input: AttackInput, opts: SquareOptions = {}): Prom
   if (o.norm === "l2" && h < 5) throw new Error(`square: l2 needs images of height >= 5, got ${h}`);
   const g: Geometry = { c, h, w, d: c * h * w };
   const xc = await x.data();
-  const clean = await marginAndLoss(target, xc, n, g, labels, o.loss);
+  const clean = await marginAndLoss(target, xc, n, g, labels, o.loss, indices);
   const fooled = clean.margin.map((m) => m <= 0);
   const out = Float32Array.from(xc);
   const queries = new Array<number>(n).fill(1); // the clean check

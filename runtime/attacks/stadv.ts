@@ -108,23 +108,24 @@ function stadvObjective(
   tau: number,
   kappa: number,
   warp: FlowWarp,
+  rows: readonly number[],
 ) {
   return (flow: Tensor) => {
     const xa = ops.clamp(warp(x, flow), 0, 1);
-    const adv = ops.maximum(marginLoss(target.logits(xa), y), -kappa);
+    const adv = ops.maximum(marginLoss(target.logits(xa, rows), y), -kappa);
     return ops.add(adv, ops.scale(flowSmoothnessLoss(flow), tau));
   };
 }
 
 export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promise<AttackResult> {
-  defaultIndices(input);
+  const indices = defaultIndices(input);
   const steps = opts.steps ?? 100, lr = opts.lr ?? 0.01, tau = opts.tau ?? 0.05;
   const kappa = opts.kappa ?? 0, maxFlow = opts.maxFlow ?? Infinity, eot = opts.eot ?? 1;
   const warp = flowWarpOp();
   const { target, x, labels } = input;
   const [n, , h, w] = x.shape;
   const y = Tensor.fromData(labels, [n]);
-  const objective = stadvObjective(target, x, y, tau, kappa, warp);
+  const objective = stadvObjective(target, x, y, tau, kappa, warp, indices);
   // The flow is the attack variable: a pseudo-target mapping flow -> objective lets
   // eotGradient average its gradient over draws; Adam then descends it.
   let flow = ops.zeros([n, 2, h, w]);
@@ -146,7 +147,7 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
     const e = eotGradient(flowTarget, flow, (z) => ops.reshape(z, [n]), eot);
     // Bookkeeping at the current flow: prediction, flow loss, objective.
     const xa = tidy(() => ops.clamp(warp(x, flow), 0, 1));
-    const z = target.logits(xa);
+    const z = target.logits(xa, indices);
     const { pred } = await predictions(z);
     const mt = tidy(() => marginLoss(z, y));
     const margin = await mt.data();

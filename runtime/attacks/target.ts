@@ -11,15 +11,22 @@ export interface Target {
   numClasses: number;
   /** True when two calls on the same input can give different logits (fresh randomness). */
   randomized: boolean;
-  /** x in [0,1], NCHW; differentiable. A randomized target draws fresh randomness per call. */
-  logits(x: Tensor): Tensor;
+  /** x in [0,1], NCHW; differentiable. A randomized target draws fresh randomness per call.
+   * `rows`: the global example index of each row of x. A randomized defense keys its draws by
+   * (example, that example's call count), so its randomness does not depend on the batch. */
+  logits(x: Tensor, rows?: readonly number[]): Tensor;
+  /** Restarts the per-example call counts of these examples (the evaluation runner calls it
+   * when it starts on a batch, so every evaluation sees the same draws for an example). */
+  resetDraws?(rows: readonly number[]): void;
 }
 
 /** One preprocessing step of a defense (random transform, purifier, quantizer, ...). */
 export interface Stage {
   name: string;
   randomized?: boolean;
-  apply(x: Tensor): Tensor;
+  /** `rows` as in Target.logits. */
+  apply(x: Tensor, rows?: readonly number[]): Tensor;
+  resetDraws?(rows: readonly number[]): void;
 }
 
 /** What `classifierTarget` needs from a model (runtime/nn Module satisfies it). */
@@ -70,10 +77,14 @@ export function composeTarget(...stages: (Stage | Target)[]): Target {
     name: [...pre.map((s) => s.name), last.name].join(" -> "),
     numClasses: last.numClasses,
     randomized: last.randomized || pre.some((s) => s.randomized === true),
-    logits(x: Tensor): Tensor {
+    logits(x: Tensor, rows?: readonly number[]): Tensor {
       let h = x;
-      for (const s of pre) h = s.apply(h);
-      return last.logits(h);
+      for (const s of pre) h = s.apply(h, rows);
+      return last.logits(h, rows);
+    },
+    resetDraws(rows: readonly number[]): void {
+      for (const s of pre) s.resetDraws?.(rows);
+      last.resetDraws?.(rows);
     },
   };
 }
@@ -130,6 +141,7 @@ export function eotGradient(
   x: Tensor,
   lossFn: (logits: Tensor) => Tensor,
   draws = 1,
+  rows?: readonly number[],
 ): EotResult {
   if (!Number.isInteger(draws) || draws < 1) {
     throw new Error(`eotGradient: draws must be a positive integer, got ${draws}`);
@@ -143,7 +155,7 @@ export function eotGradient(
     const r = tidy(() => {
       const xa = ops.detach(x);
       xa.requiresGrad = true;
-      const logits = target.logits(xa);
+      const logits = target.logits(xa, rows);
       const loss = lossFn(logits);
       if (loss.ndim !== 1 || loss.shape[0] !== x.shape[0]) {
         throw new Error(

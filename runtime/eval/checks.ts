@@ -14,8 +14,12 @@ import { ceLoss } from "../attacks/losses.ts";
 import { eotGradient, type Target } from "../attacks/target.ts";
 import type { CheckResult, EvalConfig, ExampleResult } from "./report.ts";
 
-async function logitsOf(target: Target, x: Tensor): Promise<Float32Array> {
-  const z = noGrad(() => target.logits(x));
+async function logitsOf(
+  target: Target,
+  x: Tensor,
+  rows?: readonly number[],
+): Promise<Float32Array> {
+  const z = noGrad(() => target.logits(x, rows));
   const v = await z.data();
   z.dispose();
   return v;
@@ -27,9 +31,10 @@ export async function checkRandomized(
   x: Tensor,
   eot: number,
   draws = 3,
+  rows?: readonly number[],
 ): Promise<CheckResult> {
   const outs: Float32Array[] = [];
-  for (let i = 0; i < draws; i++) outs.push(await logitsOf(target, x));
+  for (let i = 0; i < draws; i++) outs.push(await logitsOf(target, x, rows));
   const k = target.numClasses, n = x.shape[0];
   let maxDiff = 0;
   for (let d = 1; d < draws; d++) {
@@ -67,9 +72,10 @@ export async function checkGradients(
   target: Target,
   x: Tensor,
   labels: number[],
+  rows?: readonly number[],
 ): Promise<CheckResult> {
   const y = Tensor.fromData(labels, [labels.length]);
-  const g = tidy(() => eotGradient(target, x, (z) => ceLoss(z, y), 1).grad);
+  const g = tidy(() => eotGradient(target, x, (z) => ceLoss(z, y), 1, rows).grad);
   const v = await g.data();
   g.dispose();
   y.dispose();
@@ -97,8 +103,12 @@ export async function checkGradients(
 }
 
 /** Flags a model whose outputs look like probabilities (softmax applied) instead of logits. */
-export async function checkLogitsRange(target: Target, x: Tensor): Promise<CheckResult> {
-  const z = await logitsOf(target, x);
+export async function checkLogitsRange(
+  target: Target,
+  x: Tensor,
+  rows?: readonly number[],
+): Promise<CheckResult> {
+  const z = await logitsOf(target, x, rows);
   const k = target.numClasses, n = x.shape[0];
   let probs = true;
   for (let i = 0; i < n && probs; i++) {

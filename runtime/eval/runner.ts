@@ -57,8 +57,8 @@ interface StateBatch {
 }
 type StateLine = StateHeader | StateBatch;
 
-async function predict(t: Target, x: Tensor): Promise<number[]> {
-  const z = noGrad(() => t.logits(x));
+async function predict(t: Target, x: Tensor, rows: readonly number[]): Promise<number[]> {
+  const z = noGrad(() => t.logits(x, rows));
   const { pred } = await predictions(z);
   z.dispose();
   return pred;
@@ -86,15 +86,19 @@ async function runBatch(
   const labels = idx.map((i) => o.data.labels[i]);
   return await tidyAsync(async () => {
     const x = Tensor.fromData(gatherImages(o.data, idx), [m, ...o.data.shape]);
-    const clean = await predict(evaluate, x);
+    // A randomized defense keys its draws by (example, call): restarting the examples' call
+    // counts here makes their randomness independent of batch, shard and resume point.
+    attack.resetDraws?.(idx);
+    if (evaluate !== attack) evaluate.resetDraws?.(idx);
+    const clean = await predict(evaluate, x, idx);
     const attackClean = attack === evaluate && !evaluate.randomized
       ? clean
-      : await predict(attack, x);
+      : await predict(attack, x, idx);
     const eot = Math.max(...o.attacks.map((a) => a.params.eot));
     const checks: CheckResult[] = [
-      await checkRandomized(attack, x, eot),
-      await checkGradients(attack, x, labels),
-      await checkLogitsRange(attack, x),
+      await checkRandomized(attack, x, eot, 3, idx),
+      await checkGradients(attack, x, labels, idx),
+      await checkLogitsRange(attack, x, idx),
     ];
     const entries: Record<string, AttackEntry>[] = idx.map(() => ({}));
     const advs: { name: string; adv: Tensor; pred: number[] }[] = [];
@@ -106,7 +110,7 @@ async function runBatch(
         labels,
         indices: idx,
       });
-      const pred = await predict(evaluate, res.xAdv);
+      const pred = await predict(evaluate, res.xAdv, idx);
       const norms = await perturbationNorms(res.xAdv, x);
       for (let j = 0; j < m; j++) {
         const e: AttackEntry = {
