@@ -18,6 +18,7 @@ import {
 import { threatTargets } from "../runtime/eval/threat.ts";
 import { checkGradients, checkRandomized } from "../runtime/eval/checks.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
+import { majorityVote, protocolText } from "../runtime/eval/verdict.ts";
 import { rt2 } from "../dsl/transforms.ts";
 
 await gpu();
@@ -254,6 +255,128 @@ Deno.test("randomized RT2 defense: shards, batch size and resume give bit-identi
   const seq8 = await run({ batch: 8, target: seqDefense() });
   const seq16 = await run({ batch: 16, target: seqDefense() });
   assert.notEqual(perExample(seq8), perExample(seq16));
+});
+
+/** The MLP, except that each call on an example, with probability `p` (keyed by example and
+ * call), pushes the logits to class 9: a randomized defense that often errs on clean images. */
+function flakyTarget(seed: number, p: number): Target {
+  const inner = mlp(11);
+  const draws = new ExampleDraws(seed, 3);
+  const bump = Tensor.fromData([0, 0, 0, 0, 0, 0, 0, 0, 0, 50], [1, 10]);
+  return {
+    name: "flaky",
+    numClasses: 10,
+    randomized: true,
+    logits: (x, rows) => {
+      const n = x.shape[0];
+      const u = draws.next(rows ?? Array.from({ length: n }, (_, i) => i)).uniform([n, 1]);
+      const flip = ops.sub(1, ops.clamp(ops.scale(ops.sub(u, p), 1e9), 0, 1)); // 1 where u < p
+      return ops.add(inner.logits(x), ops.mul(flip, bump));
+    },
+    resetDraws: (rows) => draws.reset(rows),
+  };
+}
+
+/** Examples whose label is not 9 (so that a flip to 9 is an error). */
+async function notNine(n: number, seed: number): Promise<Dataset> {
+  const d = await dataset(3 * n, seed, mlp(11));
+  const keep = Array.from(d.labels).flatMap((l, i) => (l !== 9 ? [i] : [])).slice(0, n);
+  const images = new Float32Array(n * D);
+  keep.forEach((i, j) => images.set(d.images.subarray(i * D, (i + 1) * D), j * D));
+  return { images, labels: keep.map((i) => d.labels[i]), shape: SHAPE };
+}
+
+Deno.test("protocol: every example correct under the clean verdict is attacked by every attack", async () => {
+  const data = await notNine(12, 21);
+  const names: AttackName[] = ["apgd-ce", "square", "fab-t"];
+  const r = await runEvaluation({
+    config: config(names, { n_total: 12, batch_size: 12, eot: 1, target_randomized: true }),
+    attacks: names.map((name) => ({
+      name,
+      params: resolveParams(name, { eps: 0.03, steps: 3, queries: 5, seed: 7 }),
+    })),
+    data,
+    indices: Array.from({ length: 12 }, (_, i) => i),
+    shard: null,
+    targets: threatTargets("full-pipeline", mlp(11), flakyTarget(4, 0.5)),
+  });
+  const correct = r!.examples.filter((e) => e.clean_pred === e.label);
+  assert.ok(correct.length >= 3 && correct.length <= 10, `${correct.length} clean-correct`);
+  for (const e of correct) {
+    // Each attack ran on it: losses (APGD), queries beyond the clean check (Square), and a
+    // perturbation where the attack moved it.
+    assert.ok(e.attacks["apgd-ce"].loss_start !== undefined, `apgd-ce skipped example ${e.index}`);
+    assert.ok(e.attacks["apgd-ce"].perturbation_norm > 0, `apgd-ce left ${e.index} clean`);
+    assert.ok((e.attacks.square.queries ?? 0) > 1, `square skipped example ${e.index}`);
+  }
+  // Examples wrong under the clean verdict are not robust and were not attacked.
+  for (const e of r!.examples.filter((e) => e.clean_pred !== e.label)) {
+    assert.equal(e.robust, false);
+    assert.equal(e.attacks["apgd-ce"].loss_start, undefined);
+    assert.equal(e.attacks["apgd-ce"].perturbation_norm, 0);
+  }
+});
+
+Deno.test("protocol: AutoAttack's verdict is its cascade's own verification, never a re-draw", async () => {
+  const data = await notNine(12, 23);
+  const names: AttackName[] = ["autoattack-rand"];
+  const r = await runEvaluation({
+    config: config(names, { n_total: 12, batch_size: 12, eot: 2, target_randomized: true }),
+    attacks: names.map((name) => ({
+      name,
+      params: resolveParams(name, { eps: 0.03, steps: 3, eot: 2, seed: 7 }),
+    })),
+    data,
+    indices: Array.from({ length: 12 }, (_, i) => i),
+    shard: null,
+    targets: threatTargets("full-pipeline", mlp(11), flakyTarget(8, 0.4)),
+  });
+  let fooled = 0;
+  for (const e of r!.examples.filter((e) => e.clean_pred === e.label)) {
+    const a = e.attacks["autoattack-rand"];
+    const stages = Object.values(a.stages!);
+    // Robust in the report exactly when the cascade's last stage kept it robust.
+    assert.equal(a.robust, stages[stages.length - 1], `example ${e.index}`);
+    assert.equal(a.robust, a.adv_pred === e.label);
+    if (!a.robust) fooled++;
+  }
+  assert.ok(fooled > 0, "the flaky defense should be fooled somewhere");
+});
+
+Deno.test("protocol: a majority vote over K draws keeps a no-op attack from lowering accuracy", async () => {
+  const n = 40;
+  const data = await notNine(n, 22);
+  const noop = [{ name: "pgd" as AttackName, params: resolveParams("pgd", { eps: 0, steps: 0 }) }];
+  const run = (votes: number) =>
+    runEvaluation({
+      config: config(["pgd"], { n_total: n, batch_size: 20, eps: 0, steps: 0, votes }),
+      attacks: noop,
+      data,
+      indices: Array.from({ length: n }, (_, i) => i),
+      shard: null,
+      targets: threatTargets("full-pipeline", mlp(11), flakyTarget(6, 0.3)),
+    });
+  const one = (await run(1))!, many = (await run(15))!;
+  // One draw per verdict: the adversarial (the clean image itself) is a second, independent
+  // draw, so "robust" needs two lucky draws and the attack that does nothing "works".
+  assert.ok(
+    one.robust_accuracy < one.clean_accuracy - 0.05,
+    JSON.stringify([one.robust_accuracy, one.clean_accuracy]),
+  );
+  // Fifteen-draw majorities agree with each other almost always.
+  assert.ok(
+    many.robust_accuracy >= many.clean_accuracy - 0.05,
+    JSON.stringify([many.robust_accuracy, many.clean_accuracy]),
+  );
+  assert.ok(many.clean_accuracy > one.clean_accuracy, "the vote should beat a single 70% draw");
+  assert.equal(many.config.votes, 15);
+  // Votes: most frequent class; a tie goes to the larger summed logits, then the lower index.
+  const z = (v: number[]) => Float32Array.from(v);
+  assert.deepEqual(majorityVote([z([1, 0, 0]), z([0, 2, 0]), z([0, 3, 0])], 1, 3), [1]);
+  assert.deepEqual(majorityVote([z([5, 0, 0]), z([0, 2, 0])], 1, 3), [0]);
+  assert.deepEqual(majorityVote([z([1, 0]), z([0, 1])], 1, 2), [0]);
+  assert.match(protocolText(15), /majority vote over 15 draws/);
+  assert.match(protocolText(1), /single draw \(K = 1\)/);
 });
 
 Deno.test("sanity checks: randomized without EOT, zero gradients, loss never increased", async () => {

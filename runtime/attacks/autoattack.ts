@@ -4,6 +4,7 @@
 //             Square (5000 queries, p_init 0.8, schedule not rescaled) — 100 iterations each.
 //   rand:     APGD-CE and APGD-DLR with EOT over 20 draws (randomized defenses).
 
+import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import {
   type AttackInput,
@@ -70,10 +71,17 @@ export async function autoAttack(
   const indices = defaultIndices(input);
   const { target, x, labels } = input;
 
-  const z = target.logits(x, indices);
-  const { pred } = await predictions(z);
-  z.dispose();
-  const cleanCorrect = pred.map((p, i) => p === labels[i]);
+  // One prediction rule for the clean pass and every stage's verification.
+  const verify = input.verify ?? (async (t: Tensor, rows: readonly number[]) => {
+    const z = target.logits(t, rows);
+    const { pred } = await predictions(z);
+    z.dispose();
+    return pred;
+  });
+  const cleanPred = input.attackAll === true ? labels.slice() : await verify(x, indices);
+  const cleanCorrect = cleanPred.map((p, i) => p === labels[i]);
+  // What decided each row: the clean pass, then the verification that found it fooled.
+  const verdictPred = cleanPred.slice();
   const robust = cleanCorrect.slice();
   let xAdv = ops.detach(x);
   let first = true;
@@ -91,6 +99,8 @@ export async function autoAttack(
       x: xs,
       labels: rows.map((i) => labels[i]),
       indices: rows.map((i) => indices[i]),
+      // These rows are robust under the cascade's own verification: attack every one.
+      attackAll: true,
     };
     let res: AttackResult;
     switch (name) {
@@ -120,10 +130,8 @@ export async function autoAttack(
       default:
         throw new Error(`autoAttack: unknown attack "${name}"`);
     }
-    // Verify with a fresh forward pass, as the reference does.
-    const zv = target.logits(res.xAdv, sub.indices);
-    const { pred: pv } = await predictions(zv);
-    zv.dispose();
+    // Verify with a fresh forward pass (or the caller's rule), as the reference does.
+    const pv = await verify(res.xAdv, sub.indices!);
     const fooled = pv.map((p, j) => p !== sub.labels[j]);
     // The first attack's strongest points stand in for the still-robust rows (useful when the
     // adversarials are transferred to a defense); later attacks replace only successes.
@@ -139,7 +147,10 @@ export async function autoAttack(
     }
     first = false;
     rows.forEach((i, j) => {
-      if (fooled[j]) robust[i] = false;
+      if (fooled[j]) {
+        robust[i] = false;
+        verdictPred[i] = pv[j];
+      }
     });
     res.xAdv.dispose();
     xs.dispose();
@@ -148,6 +159,7 @@ export async function autoAttack(
   return {
     xAdv,
     fooled: robust.map((r) => !r),
+    verdictPred,
     cleanCorrect,
     perAttack,
   };

@@ -23,6 +23,14 @@ export interface AttackInput {
   /** Global example indices: each example's randomness comes from Rng(seed).fork(index), so
    * results do not depend on batch or shard layout. Default 0..N-1. */
   indices?: number[];
+  /** The caller has already given every row its clean verdict (correct) and wants each row
+   * attacked. Without it an attack skips the rows its own clean pass misclassifies, which on
+   * a randomized target can leave examples that are correct under the caller's verdict
+   * never attacked. */
+  attackAll?: boolean;
+  /** How the caller decides a prediction (e.g. a majority vote over K draws of a randomized
+   * defense). AutoAttack verifies each stage's adversarials with it; default: one forward. */
+  verify?: (x: Tensor, rows: readonly number[]) => Promise<number[]>;
 }
 
 export interface AttackResult {
@@ -36,6 +44,8 @@ export interface AttackResult {
   lossBest?: number[];
   /** Per example: model queries spent (score-based attacks). */
   queries?: number[];
+  /** Per example: the prediction of the verification that decided `fooled` (AutoAttack). */
+  verdictPred?: number[];
 }
 
 export function defaultIndices(input: AttackInput): number[] {

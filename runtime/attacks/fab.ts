@@ -171,7 +171,7 @@ export async function fabTargeted(
   const shape = x.shape.slice(1);
   const xc = await x.data();
   const { pred, z: zClean } = await logitsOf(target, xc, x.shape, indices);
-  const acc = pred.map((p, i) => p === labels[i]);
+  const acc = pred.map((p, i) => input.attackAll === true || p === labels[i]);
   const out = Float32Array.from(xc);
   const nT = Math.min(o.targets, k - 1);
   for (let tc = 2; tc < nT + 2; tc++) {

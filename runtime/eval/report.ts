@@ -19,6 +19,9 @@ export interface EvalConfig {
   restarts: number;
   /** EOT draws per gradient. */
   eot: number;
+  /** Draws in the majority vote that decides a randomized defense's prediction (clean and
+   * adversarial verdicts); 1 = a single draw. Absent in reports older than the protocol. */
+  votes?: number;
   seed: number;
   threat_model: ThreatModel;
   /** Square query budget, when Square runs. */

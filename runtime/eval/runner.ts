@@ -5,7 +5,14 @@
 
 import { noGrad } from "../autograd.ts";
 import { Tensor, tidyAsync } from "../tensor.ts";
-import { perturbationNorms, predictions } from "../attacks/common.ts";
+import {
+  perturbationNorms,
+  predictions,
+  scatterRows,
+  selectRows,
+} from "../attacks/common.ts";
+import * as ops from "../ops/mod.ts";
+import { protocolPredict } from "./verdict.ts";
 import { type AttackName, type AttackParams, runAttack } from "./attacks.ts";
 import { checkGradients, checkLogitsRange, checkRandomized } from "./checks.ts";
 import { type Dataset, gatherImages } from "./data.ts";
@@ -90,7 +97,9 @@ async function runBatch(
     // counts here makes their randomness independent of batch, shard and resume point.
     attack.resetDraws?.(idx);
     if (evaluate !== attack) evaluate.resetDraws?.(idx);
-    const clean = await predict(evaluate, x, idx);
+    const votes = o.config.votes ?? 1;
+    // One clean verdict per example, by the protocol's prediction rule.
+    const clean = await protocolPredict(evaluate, x, idx, votes);
     const attackClean = attack === evaluate && !evaluate.randomized
       ? clean
       : await predict(attack, x, idx);
@@ -102,36 +111,70 @@ async function runBatch(
     ];
     const entries: Record<string, AttackEntry>[] = idx.map(() => ({}));
     const advs: { name: string; adv: Tensor; pred: number[] }[] = [];
+    // The protocol: every example correct under the clean verdict is attacked by every attack
+    // (attackAll: no attack re-decides that with a clean pass of its own), and an attack's
+    // verdict is the protocol's prediction on its final adversarial.
+    const correct = idx.flatMap((_, j) => (clean[j] === labels[j] ? [j] : []));
+    const whole = correct.length === m;
+    const xs = whole || correct.length === 0 ? x : await selectRows(x, correct);
+    const rows = correct.map((j) => idx[j]);
+    const verify = (t: Tensor, r: readonly number[]) => protocolPredict(evaluate, t, r, votes);
     for (const a of o.attacks) {
-      o.log?.(`batch ${batch}: ${a.name} on ${m} examples`);
-      const res = await runAttack(a.name, a.params, {
+      o.log?.(`batch ${batch}: ${a.name} on ${correct.length} of ${m} examples`);
+      const res = correct.length === 0 ? null : await runAttack(a.name, a.params, {
         target: attack,
-        x,
-        labels,
-        indices: idx,
+        x: xs,
+        labels: correct.map((j) => labels[j]),
+        indices: rows,
+        attackAll: true,
+        // AutoAttack's cascade verifies by the protocol when it attacks the evaluated target.
+        verify: attack === evaluate ? verify : undefined,
       });
-      const pred = await predict(evaluate, res.xAdv, idx);
-      const norms = await perturbationNorms(res.xAdv, x);
+      // AutoAttack verified each stage itself (on the evaluated target, by the protocol);
+      // every other attack's final adversarial is verified here.
+      const cascadeVerdict = res !== null && attack === evaluate &&
+        (a.name === "autoattack" || a.name === "autoattack-rand");
+      const subPred = res === null
+        ? []
+        : cascadeVerdict && res.verdictPred
+        ? res.verdictPred
+        : await verify(res.xAdv, rows);
+      const xAdv = res === null
+        ? ops.clone(x)
+        : whole
+        ? res.xAdv
+        : await scatterRows(x, correct, res.xAdv);
+      if (res !== null && !whole) res.xAdv.dispose();
+      const pred = clean.slice();
+      correct.forEach((j, r) => (pred[j] = subPred[r]));
+      const norms = await perturbationNorms(xAdv, x);
+      const at = new Map(correct.map((j, r) => [j, r]));
       for (let j = 0; j < m; j++) {
         const e: AttackEntry = {
           adv_pred: pred[j],
           robust: clean[j] === labels[j] && pred[j] === labels[j],
           perturbation_norm: a.params.norm === "linf" ? norms.linf[j] : norms.l2[j],
         };
-        // Only examples the attack actually ran on have losses (JSON has no NaN/inf).
-        const ls = res.lossStart?.[j], lb = res.lossBest?.[j];
-        if (ls !== undefined && lb !== undefined && Number.isFinite(ls) && Number.isFinite(lb)) {
-          e.loss_start = ls;
-          e.loss_best = lb;
-        }
-        if (res.queries) e.queries = res.queries[j];
-        if (res.stages) {
-          e.stages = Object.fromEntries(res.stages.map((s) => [s.name, s.robust[j]]));
+        const r = at.get(j);
+        if (res !== null && r !== undefined) {
+          // Only examples the attack ran on have losses (JSON has no NaN/inf).
+          const ls = res.lossStart?.[r], lb = res.lossBest?.[r];
+          if (ls !== undefined && lb !== undefined && Number.isFinite(ls) && Number.isFinite(lb)) {
+            e.loss_start = ls;
+            e.loss_best = lb;
+          }
+          if (res.queries) e.queries = res.queries[r];
+          if (res.stages) {
+            e.stages = Object.fromEntries(res.stages.map((s) => [s.name, s.robust[r]]));
+          }
+        } else if (res?.stages) {
+          e.stages = Object.fromEntries(res.stages.map((s) => [s.name, false]));
         }
         entries[j][a.name] = e;
       }
-      advs.push({ name: a.name, adv: res.xAdv, pred });
+      advs.push({ name: a.name, adv: xAdv, pred });
     }
+    if (xs !== x) xs.dispose();
     // Worst case: the first attack that succeeded, else the last one.
     const d = x.size / m;
     const xc = await x.data();

@@ -1,0 +1,63 @@
+// The prediction rule of an evaluation, one for the clean verdict and for every attack's
+// verdict: a single forward pass, or for a randomized target the majority vote over K draws
+// (as BPDA+EOT evaluations of purification defenses report it). K = 1 is a single draw.
+
+import { noGrad } from "../autograd.ts";
+import type { Tensor } from "../tensor.ts";
+import { predictions } from "../attacks/common.ts";
+import type { Target } from "../attacks/target.ts";
+
+/** The protocol sentence every report carries. */
+export function protocolText(votes: number): string {
+  return `one clean verdict per example; every example correct under it is attacked by every ` +
+    `attack; an attack's verdict is its verification of its final adversarial; ` +
+    (votes > 1
+      ? `a randomized defense's prediction is the majority vote over ${votes} draws`
+      : `a randomized defense's prediction is a single draw (K = 1)`) +
+    `; robust = correct under the clean verdict and under every attack's verdict`;
+}
+
+/** Majority class per row over `draws` logits [N,K] (flattened). Ties go to the class with
+ * the larger summed logits, then the smaller index, so the vote is deterministic. */
+export function majorityVote(draws: Float32Array[], n: number, k: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const votes = new Array<number>(k).fill(0);
+    const sums = new Array<number>(k).fill(0);
+    for (const z of draws) {
+      let best = 0;
+      for (let j = 1; j < k; j++) if (z[i * k + j] > z[i * k + best]) best = j;
+      votes[best]++;
+      for (let j = 0; j < k; j++) sums[j] += z[i * k + j];
+    }
+    let c = 0;
+    for (let j = 1; j < k; j++) {
+      if (votes[j] > votes[c] || (votes[j] === votes[c] && sums[j] > sums[c])) c = j;
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+/** Predictions of `t` on `x` (rows: the examples' global indices) under the protocol. */
+export async function protocolPredict(
+  t: Target,
+  x: Tensor,
+  rows: readonly number[],
+  votes: number,
+): Promise<number[]> {
+  if (!Number.isInteger(votes) || votes < 1) {
+    throw new Error(`votes: expected an integer >= 1, got ${votes}`);
+  }
+  const k = !t.randomized ? 1 : votes;
+  const draws: Float32Array[] = [];
+  let single: number[] = [];
+  for (let d = 0; d < k; d++) {
+    const z = noGrad(() => t.logits(x, rows));
+    const r = await predictions(z);
+    z.dispose();
+    if (k === 1) single = r.pred;
+    else draws.push(r.z);
+  }
+  return k === 1 ? single : majorityVote(draws, x.shape[0], t.numClasses);
+}
