@@ -7,13 +7,15 @@ import { initEngine } from "../engine.ts";
 import { noGrad } from "../autograd.ts";
 import { tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
-import { type Classifier, createModel } from "../models/mod.ts";
-import { type CifarName, readCifar, toTensorBatch } from "../data/mod.ts";
+import { ARCHS, type Classifier, createModel } from "../models/mod.ts";
+import { CIFAR_NAMES, readCifar, toTensorBatch } from "../data/mod.ts";
 import { readSafetensors } from "../io/safetensors.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { adapterFlag, enumFlag, intFlag, requireFlags } from "./flags.ts";
 
 const USAGE = `usage: deno task predict --arch smallcnn|resnet18|wrn28_10 --weights W.safetensors
-  --data FILE.bin|DIR [--limit N] [--batch-size B] [--dataset cifar10|cifar100] --out OUT.json`;
+  --data FILE.bin|DIR [--limit N] [--batch-size B] [--dataset cifar10|cifar100]
+  [--adapter auto|cpu|gpu] --out OUT.json`;
 
 export async function main(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -26,7 +28,7 @@ export async function main(args: string[]): Promise<number> {
       "batch-size": { type: "string", default: "128" },
       dataset: { type: "string" },
       out: { type: "string" },
-      adapter: { type: "string", default: "auto" },
+      adapter: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -35,21 +37,18 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  for (const f of ["arch", "weights", "data", "out"] as const) {
-    if (!v[f]) throw new Error(`--${f} is required\n${USAGE}`);
-  }
-  const limit = v.limit === undefined ? Infinity : Number(v.limit);
-  if (!(limit >= 1)) throw new Error(`--limit: expected an integer >= 1, got "${v.limit}"`);
-  const bs = Number(v["batch-size"]);
-  if (!(Number.isInteger(bs) && bs >= 1)) {
-    throw new Error(`--batch-size: expected an integer >= 1, got "${v["batch-size"]}"`);
-  }
-  await initEngine(v.adapter as "auto" | "cpu" | "gpu");
+  requireFlags(v, ["arch", "weights", "data", "out"], USAGE);
+  const arch = enumFlag("--arch", v.arch, ARCHS)!;
+  const limit = intFlag("--limit", v.limit, { min: 1 }) ?? Infinity;
+  const bs = intFlag("--batch-size", v["batch-size"], { min: 1 })!;
+  const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
+  const adapter = adapterFlag(v.adapter);
+  await initEngine(adapter);
   const ds = await readCifar(v.data!, {
     split: "test",
-    dataset: v.dataset as CifarName | undefined,
+    dataset,
   });
-  const model = createModel(v.arch!, { numClasses: ds.numClasses }) as Classifier;
+  const model = createModel(arch, { numClasses: ds.numClasses }) as Classifier;
   const tensors = await readSafetensors(v.weights!);
   try {
     model.loadStateDict(tensors, { strict: true });

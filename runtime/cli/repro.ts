@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { numberFlag } from "./flags.ts";
 
 interface ManifestLike {
   format: string;
@@ -71,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
     return v.help ? 0 : 2;
   }
   const path = positionals[0];
+  // Checked before the rerun, which can take minutes.
+  const tolerance = numberFlag("--tolerance", v.tolerance, { min: 0 });
   let m: ManifestLike;
   try {
     m = JSON.parse(await Deno.readTextFile(path));
@@ -93,12 +96,7 @@ export async function main(argv: string[]): Promise<number> {
   const again: ManifestLike = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
   const sameAdapter = JSON.stringify(again.adapter?.device) === JSON.stringify(m.adapter?.device) &&
     JSON.stringify(again.adapter?.description) === JSON.stringify(m.adapter?.description);
-  const tol = v.tolerance !== undefined
-    ? Number(v.tolerance)
-    : sameAdapter
-    ? 0
-    : crossAdapterTolerance(m.spec?.evaluation?.limit);
-  if (!(tol >= 0)) throw new Error(`--tolerance: expected a number >= 0, got "${v.tolerance}"`);
+  const tol = tolerance ?? (sameAdapter ? 0 : crossAdapterTolerance(m.spec?.evaluation?.limit));
   const diffs = compareMetrics(m.metrics, again.metrics, tol);
   const n = Object.keys(m.metrics).length;
   console.log(
@@ -107,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     }`,
   );
   // On the same adapter the trained weights must be bit-identical too.
-  const weightDiffs = sameAdapter && v.tolerance === undefined
+  const weightDiffs = sameAdapter && tolerance === undefined
     ? Object.keys({ ...m.weights, ...again.weights }).filter((k) =>
       m.weights?.[k] !== again.weights?.[k]
     )

@@ -7,7 +7,8 @@
 import { createHash } from "node:crypto";
 import { Tensor } from "../tensor.ts";
 
-export type CifarName = "cifar10" | "cifar100";
+export const CIFAR_NAMES = ["cifar10", "cifar100"] as const;
+export type CifarName = typeof CIFAR_NAMES[number];
 export type Split = "train" | "test";
 export type LabelKind = "fine" | "coarse";
 

@@ -185,8 +185,15 @@ export async function runEvaluation(o: RunnerOptions): Promise<EvalReport | null
   if (!(Number.isInteger(bs) && bs >= 1)) throw new Error(`batch size must be >= 1, got ${bs}`);
   const key = stateKey(o);
   const done = new Map<number, StateBatch>();
-  if (o.statePath && await exists(o.statePath)) {
-    const lines = await readJsonLines<StateLine>(o.statePath);
+  let resume = o.statePath !== null && o.statePath !== undefined && await exists(o.statePath);
+  let lines: StateLine[] = [];
+  if (resume) {
+    lines = await readJsonLines<StateLine>(o.statePath!);
+    // A run that failed before its first batch saved nothing: start over, whatever its
+    // settings were, so the corrected rerun is not blocked by its header.
+    if (lines.length <= 1 && (!lines[0] || lines[0].kind === "header")) resume = false;
+  }
+  if (resume) {
     const header = lines[0];
     if (!header || header.kind !== "header" || header.key !== key) {
       throw new Error(
