@@ -9,12 +9,14 @@ import { ATTACK_NAMES, parseAttackName, resolveParams } from "../eval/attacks.ts
 import { parseShard, readCifarBin, shardRange } from "../eval/data.ts";
 import { exists } from "../eval/files.ts";
 import { loadClassifier, loadDefense } from "../eval/model.ts";
-import { type EvalConfig, reportMarkdown, writeReport } from "../eval/report.ts";
+import { type EvalConfig, markdownPath, reportMarkdown, writeReport } from "../eval/report.ts";
 import { runEvaluation } from "../eval/runner.ts";
 import { parseThreatModel, threatTargets } from "../eval/threat.ts";
 import type { Target } from "../attacks/target.ts";
 import { ARCHS } from "../models/mod.ts";
-import { DEFENSE_NAMES } from "../../dsl/defense.ts";
+import { DEFENSE_NAMES, runInputFiles } from "../../dsl/defense.ts";
+import { cifarFiles } from "../data/cifar.ts";
+import { refuseOverwrite } from "../io/guard.ts";
 import { adapterFlag, enumFlag, epsFlag, fractionFlag, intFlag, requireFlags } from "./flags.ts";
 
 const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.json
@@ -99,6 +101,23 @@ export async function main(args: string[]): Promise<number> {
   const adapter = adapterFlag(v.adapter);
   const out = v.out!;
 
+  const stem = out.endsWith(".json") ? out.slice(0, -5) : out;
+  const statePath = `${stem}.state.jsonl`;
+  const gridPath = v.grid === "none" ? null : (v.grid ?? `${stem}.png`);
+  await refuseOverwrite(
+    [
+      { flag: "--out", path: out },
+      { flag: "--out (its Markdown report)", path: markdownPath(out) },
+      { flag: "--out (its state file)", path: statePath },
+      ...(gridPath ? [{ flag: v.grid ? "--grid" : "--out (its PNG grid)", path: gridPath }] : []),
+    ],
+    [
+      ...(await cifarFiles(v.data!, ["test"])).map((path) => ({ flag: "--data", path })),
+      ...(v.weights ? [{ flag: "--weights", path: v.weights }] : []),
+      ...(v.pipeline ? [{ flag: "--pipeline", path: v.pipeline }] : []),
+      ...(v.run ? (await runInputFiles(v.run)).map((path) => ({ flag: "--run", path })) : []),
+    ],
+  );
   await initEngine(adapter);
   const data = await readCifarBin(v.data!);
   const nTotal = Math.min(limit ?? data.labels.length, data.labels.length);
@@ -147,9 +166,6 @@ export async function main(args: string[]): Promise<number> {
     defense: v.pipeline ? (v.defense ?? "atop") : null,
     limit,
   };
-  const stem = out.endsWith(".json") ? out.slice(0, -5) : out;
-  const statePath = `${stem}.state.jsonl`;
-  const gridPath = v.grid === "none" ? null : (v.grid ?? `${stem}.png`);
   if (await exists(statePath)) console.error(`resuming from ${statePath}`);
   const report = await runEvaluation({
     config,

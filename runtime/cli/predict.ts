@@ -8,9 +8,10 @@ import { noGrad } from "../autograd.ts";
 import { tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { ARCHS, type Classifier, createModel } from "../models/mod.ts";
-import { CIFAR_NAMES, readCifar, toTensorBatch } from "../data/mod.ts";
+import { CIFAR_NAMES, cifarFiles, readCifar, toTensorBatch } from "../data/mod.ts";
 import { readSafetensors } from "../io/safetensors.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { refuseOverwrite } from "../io/guard.ts";
 import { adapterFlag, enumFlag, intFlag, requireFlags } from "./flags.ts";
 
 const USAGE = `usage: deno task predict --arch smallcnn|resnet18|wrn28_10 --weights W.safetensors
@@ -43,6 +44,14 @@ export async function main(args: string[]): Promise<number> {
   const bs = intFlag("--batch-size", v["batch-size"], { min: 1 })!;
   const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
   const adapter = adapterFlag(v.adapter);
+  const data = (await cifarFiles(v.data!, ["test"], dataset)).map((path) => ({
+    flag: "--data",
+    path,
+  }));
+  await refuseOverwrite([{ flag: "--out", path: v.out! }], [
+    { flag: "--weights", path: v.weights! },
+    ...data,
+  ]);
   await initEngine(adapter);
   const ds = await readCifar(v.data!, {
     split: "test",

@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { numberFlag } from "./flags.ts";
+import { refuseOutputDir } from "../io/guard.ts";
 
 interface ManifestLike {
   format: string;
@@ -82,6 +83,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (m.format !== "atop-manifest/1") {
     throw new Error(`${path}: not an atop manifest (format ${m.format})`);
+  }
+  // The rerun writes its own manifest.json and stages into --out.
+  if (v.out) {
+    await refuseOutputDir({ flag: "--out", path: v.out }, [
+      { flag: "MANIFEST", path },
+      { flag: "the manifest's pipeline_file", path: m.pipeline_file },
+    ]);
   }
   const out = v.out ?? await Deno.makeTempDir({ prefix: "atop-repro-" });
   const args = rerunArgs(m.args, out);

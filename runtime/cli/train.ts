@@ -22,7 +22,8 @@ import type { Rng } from "../rng.ts";
 import type { Tensor } from "../tensor.ts";
 import { rt2 } from "../../dsl/transforms.ts";
 import { atopLoss } from "../../dsl/spec.ts";
-import { CIFAR_NAMES, type CifarDataset, ensureCifar, readCifar } from "../data/mod.ts";
+import { CIFAR_NAMES, type CifarDataset, cifarFiles, ensureCifar, readCifar } from "../data/mod.ts";
+import { refuseOutputDir } from "../io/guard.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { accuracy, trainClassifier } from "../train/classifier.ts";
 import { adapterFlag, enumFlag, intFlag, numberFlag, requireFlags } from "./flags.ts";
@@ -74,8 +75,16 @@ export async function main(args: string[]): Promise<number> {
   const limit = intFlag("--limit", v.limit, { min: 1 });
   const width = intFlag("--width", v.width, { min: 1 }) ?? 16;
   const adapter = adapterFlag(v.adapter);
-  await initEngine(adapter);
   const dataPath = v.data ?? await ensureCifar(dataset);
+  const arg = (flag: string) => (path: string) => ({ flag, path });
+  const inputs = [
+    ...(await cifarFiles(dataPath, v.test ? ["train"] : ["train", "test"], dataset)).map(
+      arg("--data"),
+    ),
+    ...(v.test ? await cifarFiles(v.test, ["test"], dataset) : []).map(arg("--test")),
+  ];
+  await refuseOutputDir({ flag: "--out", path: v.out! }, inputs);
+  await initEngine(adapter);
   const train = await readCifar(dataPath, { dataset, split: "train" });
   const test = await readCifar(v.test ?? dataPath, { dataset, split: "test" });
   if (arch === "deepfill") {

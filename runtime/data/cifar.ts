@@ -251,6 +251,21 @@ export async function locateCifar(
   );
 }
 
+/** The files readCifar would read for these splits, or [path] where they cannot be found
+ * (reading then says why): for the checks that come before reading, such as output guards. */
+export async function cifarFiles(
+  path: string,
+  splits: Split[],
+  dataset?: CifarName,
+): Promise<string[]> {
+  const files = new Set<string>();
+  for (const split of splits) {
+    const found = await locateCifar(path, split, dataset).catch(() => ({ files: [path] }));
+    for (const f of found.files) files.add(f);
+  }
+  return [...files];
+}
+
 async function readNames(dir: string, file: string | undefined, count: number | undefined) {
   if (!file || !count) return null;
   try {
