@@ -169,6 +169,7 @@ async function pretrain(o: {
     checkpointEvery: 20,
     logPath: join(o.out, "log.json"),
     label: "pretrain deepfill",
+    settings: { width: o.width },
   });
   await writeSafetensors(join(o.out, "purifier.safetensors"), purifier.stateDict(), {
     arch: "deepfill",
