@@ -5,6 +5,7 @@
 
 import { z } from "zod";
 import { maxEps } from "../runtime/attacks/common.ts";
+import { CIFAR } from "../runtime/data/cifar.ts";
 
 const unit = (what: string) =>
   z.number({ error: `expected ${what}` }).min(0, `expected ${what}`).lt(1, `expected ${what}`);
@@ -231,6 +232,13 @@ export function parseSpec(value: unknown): PipelineSpecT {
       );
     }
   });
+  const classes = CIFAR[spec.dataset].classes;
+  if (spec.classifier.numClasses !== classes) {
+    problems.push(
+      `classifier.numClasses: expected ${classes} for dataset "${spec.dataset}", got ` +
+        `${spec.classifier.numClasses}`,
+    );
+  }
   // A radius beyond the image range constrains nothing: a typo such as 1e9 or a missing /255.
   const pixels = 3 * spec.imageSize * spec.imageSize;
   const radii = [

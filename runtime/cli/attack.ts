@@ -13,9 +13,11 @@ import { type EvalConfig, markdownPath, reportMarkdown, writeReport } from "../e
 import { runEvaluation } from "../eval/runner.ts";
 import { parseThreatModel, threatTargets } from "../eval/threat.ts";
 import type { Target } from "../attacks/target.ts";
-import { ARCHS } from "../models/mod.ts";
+import { ARCHS, classesInWeights } from "../models/mod.ts";
 import { DEFENSE_NAMES, runInputFiles } from "../../dsl/defense.ts";
-import { cifarFiles } from "../data/cifar.ts";
+import { CIFAR_NAMES, cifarFiles } from "../data/cifar.ts";
+import { readSafetensorsRaw } from "../io/safetensors.ts";
+import { refuseClassMismatch } from "./classes.ts";
 import { refuseOverwrite } from "../io/guard.ts";
 import { adapterFlag, enumFlag, epsFlag, fractionFlag, intFlag, requireFlags } from "./flags.ts";
 
@@ -37,6 +39,7 @@ const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.j
   --run        with a DSL pipeline file: its run directory (the pipeline's --out; default
                out/<pipeline name>), whose trained stage weights are loaded
   --defense    with a DSL pipeline file: none|rt-only|purifier|atop (default atop)
+  --dataset    cifar10|cifar100 (default: told by the record size)
   --batch-size examples per batch (default 32)
   --grid       PNG grid path (default OUT.png; "none" to skip)
   --adapter    auto|cpu|gpu (default auto)`;
@@ -65,6 +68,7 @@ export async function main(args: string[]): Promise<number> {
       pipeline: { type: "string" },
       run: { type: "string" },
       defense: { type: "string" },
+      dataset: { type: "string" },
       out: { type: "string" },
       adapter: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -98,6 +102,7 @@ export async function main(args: string[]): Promise<number> {
   const threat = parseThreatModel(v.threat ?? "full-pipeline");
   const batchSize = intFlag("--batch-size", v["batch-size"], { min: 1 }) ?? 32;
   enumFlag("--defense", v.defense, DEFENSE_NAMES);
+  const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
   const adapter = adapterFlag(v.adapter);
   const out = v.out!;
 
@@ -112,19 +117,33 @@ export async function main(args: string[]): Promise<number> {
       ...(gridPath ? [{ flag: v.grid ? "--grid" : "--out (its PNG grid)", path: gridPath }] : []),
     ],
     [
-      ...(await cifarFiles(v.data!, ["test"])).map((path) => ({ flag: "--data", path })),
+      ...(await cifarFiles(v.data!, ["test"], dataset)).map((path) => ({ flag: "--data", path })),
       ...(v.weights ? [{ flag: "--weights", path: v.weights }] : []),
       ...(v.pipeline ? [{ flag: "--pipeline", path: v.pipeline }] : []),
       ...(v.run ? (await runInputFiles(v.run)).map((path) => ({ flag: "--run", path })) : []),
     ],
   );
-  await initEngine(adapter);
-  const data = await readCifarBin(v.data!);
+  // Data and weights are read on the CPU first: a class mismatch fails before the GPU starts.
+  const data = await readCifarBin(v.data!, dataset);
+  const dataSide = {
+    flag: "--data",
+    path: v.data!,
+    dataset: data.dataset,
+    classes: data.numClasses,
+  };
+  const weights = v.weights ? (await readSafetensorsRaw(v.weights)).tensors : null;
+  const weightClasses = arch && weights ? classesInWeights(arch, weights) : null;
+  if (weightClasses !== null) {
+    refuseClassMismatch(dataSide, `--weights ${v.weights} (${arch})`, weightClasses);
+  }
   const nTotal = Math.min(limit ?? data.labels.length, data.labels.length);
   const [lo, hi] = shard ? shardRange(nTotal, shard.index, shard.count) : [0, nTotal];
   const indices = Array.from({ length: hi - lo }, (_, i) => lo + i);
 
-  let classifier: Target | null = arch ? await loadClassifier(arch!, v.weights ?? null) : null;
+  await initEngine(adapter);
+  let classifier: Target | null = arch
+    ? await loadClassifier(arch, weights, weightClasses ?? data.numClasses)
+    : null;
   let defense: Target | undefined;
   let purify;
   if (v.pipeline) {
@@ -143,6 +162,12 @@ export async function main(args: string[]): Promise<number> {
     classifier = defense!;
   }
   const targets = threatTargets(threat, classifier, defense, purify);
+  // Checked before the state file is written.
+  refuseClassMismatch(
+    dataSide,
+    v.pipeline ? `--pipeline ${v.pipeline}` : `--arch ${arch}`,
+    targets.evaluate.numClasses,
+  );
   const p0 = attacks[0].params;
   const config: EvalConfig = {
     attacks: names,

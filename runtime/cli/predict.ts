@@ -7,12 +7,13 @@ import { initEngine } from "../engine.ts";
 import { noGrad } from "../autograd.ts";
 import { tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
-import { ARCHS, type Classifier, createModel } from "../models/mod.ts";
+import { ARCHS, classesInWeights, type Classifier, createModel } from "../models/mod.ts";
 import { CIFAR_NAMES, cifarFiles, readCifar, toTensorBatch } from "../data/mod.ts";
-import { readSafetensors } from "../io/safetensors.ts";
+import { readSafetensorsRaw } from "../io/safetensors.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { refuseOverwrite } from "../io/guard.ts";
 import { adapterFlag, enumFlag, intFlag, requireFlags } from "./flags.ts";
+import { refuseClassMismatch } from "./classes.ts";
 
 const USAGE = `usage: deno task predict --arch smallcnn|resnet18|wrn28_10 --weights W.safetensors
   --data FILE.bin|DIR [--limit N] [--batch-size B] [--dataset cifar10|cifar100]
@@ -52,19 +53,23 @@ export async function main(args: string[]): Promise<number> {
     { flag: "--weights", path: v.weights! },
     ...data,
   ]);
+  // Data and weights are read on the CPU first: a class mismatch fails before the GPU starts.
+  const ds = await readCifar(v.data!, { split: "test", dataset });
+  const { tensors } = await readSafetensorsRaw(v.weights!);
+  const classes = classesInWeights(arch, tensors);
+  if (classes !== null) {
+    refuseClassMismatch(
+      { flag: "--data", path: v.data!, dataset: ds.dataset, classes: ds.numClasses },
+      `--weights ${v.weights} (${arch})`,
+      classes,
+    );
+  }
   await initEngine(adapter);
-  const ds = await readCifar(v.data!, {
-    split: "test",
-    dataset,
-  });
   const model = createModel(arch, { numClasses: ds.numClasses }) as Classifier;
-  const tensors = await readSafetensors(v.weights!);
   try {
     model.loadStateDict(tensors, { strict: true });
   } catch (e) {
     throw new Error(`--weights ${v.weights}: ${e instanceof Error ? e.message : e}`);
-  } finally {
-    for (const t of tensors.values()) t.dispose();
   }
   model.eval();
   const n = Math.min(ds.n, limit);

@@ -50,7 +50,7 @@ export async function main(args: string[]): Promise<number> {
       limit: { type: "string" },
       "no-augment": { type: "boolean", default: false },
       adapter: { type: "string" },
-      dataset: { type: "string", default: "cifar10" },
+      dataset: { type: "string" },
       download: { type: "boolean", default: false },
       width: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -66,7 +66,8 @@ export async function main(args: string[]): Promise<number> {
     throw new Error(`give --data DIR (or --download to fetch the dataset)\n${USAGE}`);
   }
   const arch = enumFlag("--arch", v.arch, [...ARCHS, "deepfill"] as const)!;
-  const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES)!;
+  // Without --dataset the record size tells CIFAR-10 from CIFAR-100.
+  const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
   const optimizer = enumFlag("--optimizer", v.optimizer, ["sgd", "adam"] as const) ?? "sgd";
   const epochs = intFlag("--epochs", v.epochs, { min: 1 }) ?? 10;
   const batchSize = intFlag("--batch-size", v["batch-size"], { min: 1 });
@@ -75,7 +76,7 @@ export async function main(args: string[]): Promise<number> {
   const limit = intFlag("--limit", v.limit, { min: 1 });
   const width = intFlag("--width", v.width, { min: 1 }) ?? 16;
   const adapter = adapterFlag(v.adapter);
-  const dataPath = v.data ?? await ensureCifar(dataset);
+  const dataPath = v.data ?? await ensureCifar(dataset ?? "cifar10");
   const arg = (flag: string) => (path: string) => ({ flag, path });
   const inputs = [
     ...(await cifarFiles(dataPath, v.test ? ["train"] : ["train", "test"], dataset)).map(
@@ -86,7 +87,7 @@ export async function main(args: string[]): Promise<number> {
   await refuseOutputDir({ flag: "--out", path: v.out! }, inputs);
   await initEngine(adapter);
   const train = await readCifar(dataPath, { dataset, split: "train" });
-  const test = await readCifar(v.test ?? dataPath, { dataset, split: "test" });
+  const test = await readCifar(v.test ?? dataPath, { dataset: train.dataset, split: "test" });
   if (arch === "deepfill") {
     return await pretrain({
       train,
