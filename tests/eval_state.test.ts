@@ -80,3 +80,16 @@ Deno.test("runner: a state file with only the header of another run does not blo
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("runner: NaN logits fail the batch, naming the target, the batch and the example", async () => {
+  const nan: Target = {
+    name: "broken",
+    numClasses: 10,
+    randomized: false,
+    logits: (x) => ops.scale(linear(1).logits(x), NaN),
+  };
+  await assert.rejects(
+    runEvaluation(options(nan)),
+    /^Error: broken, batch 0, clean images: the logits of example 0 are NaN \(class 0; 20 non-finite logits in the batch\)/,
+  );
+});

@@ -14,6 +14,7 @@ import { writeJsonAtomic } from "../io/atomic.ts";
 import { refuseOverwrite } from "../io/guard.ts";
 import { adapterFlag, enumFlag, intFlag, requireFlags } from "./flags.ts";
 import { refuseClassMismatch } from "./classes.ts";
+import { checkFiniteLogits } from "../eval/finite.ts";
 
 const USAGE = `usage: deno task predict --arch smallcnn|resnet18|wrn28_10 --weights W.safetensors
   --data FILE.bin|DIR [--limit N] [--batch-size B] [--dataset cifar10|cifar100]
@@ -81,6 +82,7 @@ export async function main(args: string[]): Promise<number> {
       const z = noGrad(() => model.forward(x));
       const zs = await z.data(), am = await ops.argmax(z, 1).data();
       const k = z.shape[1];
+      checkFiniteLogits(zs, k, `${arch} on images ${i}..${i + idx.length - 1}`, idx);
       idx.forEach((_, j) => {
         predictions.push(am[j]);
         logits.push(Array.from(zs.subarray(j * k, (j + 1) * k)));

@@ -8,6 +8,7 @@ import { Tensor, tidyAsync } from "../tensor.ts";
 import { perturbationNorms, predictions } from "../attacks/common.ts";
 import { type AttackName, type AttackParams, runAttack } from "./attacks.ts";
 import { checkGradients, checkLogitsRange, checkRandomized } from "./checks.ts";
+import { checkFiniteLogits } from "./finite.ts";
 import { type Dataset, gatherImages } from "./data.ts";
 import { appendJsonLine, exists, readJsonLines, writeFileAtomic } from "./files.ts";
 import { imageGridPng } from "./grid.ts";
@@ -54,10 +55,12 @@ interface StateBatch {
 }
 type StateLine = StateHeader | StateBatch;
 
-async function predict(t: Target, x: Tensor): Promise<number[]> {
+/** Predicted classes; NaN or Inf logits fail the batch (`what` and `idx` name it). */
+async function predict(t: Target, x: Tensor, what: string, idx: number[]): Promise<number[]> {
   const z = noGrad(() => t.logits(x));
-  const { pred } = await predictions(z);
+  const { pred, z: zs } = await predictions(z);
   z.dispose();
+  checkFiniteLogits(zs, t.numClasses, `${t.name}, ${what}`, idx);
   return pred;
 }
 
@@ -83,10 +86,10 @@ async function runBatch(
   const labels = idx.map((i) => o.data.labels[i]);
   return await tidyAsync(async () => {
     const x = Tensor.fromData(gatherImages(o.data, idx), [m, ...o.data.shape]);
-    const clean = await predict(evaluate, x);
+    const clean = await predict(evaluate, x, `batch ${batch}, clean images`, idx);
     const attackClean = attack === evaluate && !evaluate.randomized
       ? clean
-      : await predict(attack, x);
+      : await predict(attack, x, `batch ${batch}, clean images (attacked target)`, idx);
     const eot = Math.max(...o.attacks.map((a) => a.params.eot));
     const checks: CheckResult[] = [
       await checkRandomized(attack, x, eot),
@@ -103,7 +106,7 @@ async function runBatch(
         labels,
         indices: idx,
       });
-      const pred = await predict(evaluate, res.xAdv);
+      const pred = await predict(evaluate, res.xAdv, `batch ${batch}, ${a.name} adversarials`, idx);
       const norms = await perturbationNorms(res.xAdv, x);
       for (let j = 0; j < m; j++) {
         const e: AttackEntry = {

@@ -11,6 +11,7 @@ import type { Classifier } from "../models/mod.ts";
 import { type CifarDataset, DataLoader, toTensorBatch } from "../data/mod.ts";
 import { Progress } from "../io/progress.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { checkFiniteLogits } from "../eval/finite.ts";
 import { loadCheckpoint, saveCheckpoint, type TrainSettings } from "./checkpoint.ts";
 
 export interface TrainClassifierOptions {
@@ -73,7 +74,10 @@ export async function accuracy(
     const idx = Array.from({ length: Math.min(batchSize, n - i) }, (_, k) => i + k);
     correct += await tidyAsync(async () => {
       const { x, y } = toTensorBatch(ds, idx);
-      const pred = noGrad(() => ops.argmax(model.forward(x), 1));
+      const z = noGrad(() => model.forward(x));
+      const what = `${model.arch} accuracy, images ${i}..${i + idx.length - 1}`;
+      checkFiniteLogits(await z.data(), z.shape[1], what, idx);
+      const pred = noGrad(() => ops.argmax(z, 1));
       const eq = ops.eq(pred, y);
       return (await ops.sum(eq).item());
     });
