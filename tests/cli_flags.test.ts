@@ -66,6 +66,7 @@ Deno.test("attack: --eps -1, --eps 1e9 and --adapter foo fail before any file is
         [["--eps=-1"], /^attack: --eps: expected a number in \[0, 1\] for linf.*got "-1"$/],
         [["--eps", "1e9"], /^attack: --eps: expected a number in \[0, 1\] for linf.*got "1e9"$/],
         [["--adapter", "foo"], /^attack: --adapter: expected one of auto\|cpu\|gpu, got "foo"$/],
+        [["--threat", "classifier-only"], /^attack: --threat: only used with --pipeline; drop it$/],
       ] as const
     ) {
       const r = await runCli("runtime/cli/attack.ts", [...base, ...flags]);
@@ -79,14 +80,19 @@ Deno.test("attack: --eps -1, --eps 1e9 and --adapter foo fail before any file is
   }
 });
 
-Deno.test("train: --adapter foo is refused before the output directory is made", async () => {
+Deno.test("train: --adapter foo and ignored flags are refused before --out is made", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const r = await runCli("runtime/cli/train.ts", [
-      ...["--arch", "smallcnn", "--data", DATA, "--out", `${dir}/run`, "--adapter", "foo"],
+    const base = ["--data", DATA, "--out", `${dir}/run`];
+    let r = await runCli("runtime/cli/train.ts", [
+      ...["--arch", "smallcnn", ...base, "--adapter", "foo"],
     ]);
     assert.equal(r.code, 1, r.stderr);
     assert.equal(errorLine(r), 'train: --adapter: expected one of auto|cpu|gpu, got "foo"');
+    r = await runCli("runtime/cli/train.ts", ["--arch", "smallcnn", ...base, "--width", "8"]);
+    assert.equal(errorLine(r), "train: --width: only used with --arch deepfill; drop it");
+    r = await runCli("runtime/cli/train.ts", ["--arch", "deepfill", ...base, "--optimizer", "sgd"]);
+    assert.equal(errorLine(r), "train: --optimizer: only used to train a classifier; drop it");
     assert.deepEqual([...Deno.readDirSync(dir)], []);
   } finally {
     await Deno.remove(dir, { recursive: true });

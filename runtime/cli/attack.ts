@@ -19,7 +19,15 @@ import { CIFAR_NAMES, cifarFiles } from "../data/cifar.ts";
 import { readSafetensorsRaw } from "../io/safetensors.ts";
 import { refuseClassMismatch } from "./classes.ts";
 import { refuseOverwrite } from "../io/guard.ts";
-import { adapterFlag, enumFlag, epsFlag, fractionFlag, intFlag, requireFlags } from "./flags.ts";
+import {
+  adapterFlag,
+  enumFlag,
+  epsFlag,
+  fractionFlag,
+  intFlag,
+  refuseUnused,
+  requireFlags,
+} from "./flags.ts";
 
 const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.json
          (--arch A [--weights W.safetensors] | --pipeline FILE.ts) [options]
@@ -83,6 +91,7 @@ export async function main(args: string[]): Promise<number> {
   if (!v.arch && !v.pipeline) {
     throw new Error(`give --arch (with --weights) or --pipeline\n${USAGE}`);
   }
+  if (!v.pipeline) refuseUnused(v, ["run", "defense", "threat"], "with --pipeline");
   const arch = enumFlag("--arch", v.arch, ARCHS);
   const names = v.attack!.split(",").map((s) => parseAttackName(s.trim()));
   const norm = enumFlag("--norm", v.norm?.toLowerCase(), ["linf", "l2"] as const) ?? "linf";

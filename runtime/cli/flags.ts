@@ -100,6 +100,19 @@ export function adapterFlag(s: string | undefined): AdapterFlag {
   return enumFlag("--adapter", s, ADAPTERS) ?? "auto";
 }
 
+/** Refuses flags that would be silently ignored: `--width: only used with --arch deepfill`. */
+export function refuseUnused(
+  values: Record<string, unknown>,
+  names: readonly string[],
+  when: string,
+): void {
+  for (const f of names) {
+    if (values[f] !== undefined && values[f] !== false) {
+      throw new Error(`--${f}: only used ${when}; drop it`);
+    }
+  }
+}
+
 /** Throws `--name is required` (with the usage) for the first missing flag. */
 export function requireFlags(
   values: Record<string, unknown>,

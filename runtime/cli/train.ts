@@ -26,7 +26,7 @@ import { CIFAR_NAMES, type CifarDataset, cifarFiles, ensureCifar, readCifar } fr
 import { refuseOutputDir } from "../io/guard.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { accuracy, trainClassifier } from "../train/classifier.ts";
-import { adapterFlag, enumFlag, intFlag, numberFlag, requireFlags } from "./flags.ts";
+import { adapterFlag, enumFlag, intFlag, numberFlag, refuseUnused, requireFlags } from "./flags.ts";
 
 const USAGE =
   `usage: deno task train --arch smallcnn|resnet18|wrn28_10|deepfill --data DIR|FILE --out DIR
@@ -66,6 +66,8 @@ export async function main(args: string[]): Promise<number> {
     throw new Error(`give --data DIR (or --download to fetch the dataset)\n${USAGE}`);
   }
   const arch = enumFlag("--arch", v.arch, [...ARCHS, "deepfill"] as const)!;
+  if (arch === "deepfill") refuseUnused(v, ["optimizer", "no-augment"], "to train a classifier");
+  else refuseUnused(v, ["width"], "with --arch deepfill");
   // Without --dataset the record size tells CIFAR-10 from CIFAR-100.
   const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
   const optimizer = enumFlag("--optimizer", v.optimizer, ["sgd", "adam"] as const) ?? "sgd";
