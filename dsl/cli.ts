@@ -14,6 +14,9 @@ import { runPipeline } from "./run.ts";
 import { pipelineMarkdown } from "./evaluate.ts";
 import { writeManifest } from "./manifest.ts";
 import { EMBEDDED_CIFAR10, fullDataset, locateCifar } from "../runtime/data/mod.ts";
+import { adapterFlag, enumFlag, intFlag } from "../runtime/cli/flags.ts";
+
+const THREATS = ["classifier-only", "full-pipeline", "both"] as const;
 
 const USAGE = `usage: deno task run pipelines/<name>.ts [--preset quick|paper] [--data DIR]
   [--test-file FILE] [--out DIR] [--seed N] [--adapter auto|cpu|gpu]
@@ -57,26 +60,14 @@ export async function pipelineMain(
     console.log(USAGE);
     return 0;
   }
-  const preset = v.preset as PresetName;
-  if (!(preset in PRESETS)) throw new Error(`--preset: expected quick or paper, got "${v.preset}"`);
-  if (!["auto", "cpu", "gpu"].includes(v.adapter!)) {
-    throw new Error(`--adapter: expected auto, cpu or gpu, got "${v.adapter}"`);
-  }
-  const threat = (v.threat ?? "both") as "classifier-only" | "full-pipeline" | "both";
-  if (!["classifier-only", "full-pipeline", "both"].includes(threat)) {
-    throw new Error(`--threat: expected classifier-only, full-pipeline or both, got "${v.threat}"`);
-  }
-  let seed: number | undefined;
-  if (v.seed !== undefined) {
-    seed = Number(v.seed);
-    if (!Number.isInteger(seed) || seed < 0) {
-      throw new Error(`--seed: expected an integer >= 0, got "${v.seed}"`);
-    }
-  }
+  const preset = enumFlag("--preset", v.preset, Object.keys(PRESETS) as PresetName[])!;
+  const adapter = adapterFlag(v.adapter);
+  const threat = enumFlag("--threat", v.threat, THREATS) ?? "both";
+  const seed = intFlag("--seed", v.seed, { min: 0 });
   const raw = resolveSpecInput(base, preset, seed);
   // Validate before touching the GPU.
   const spec = parseSpec(raw);
-  await initEngine(v.adapter as "auto" | "cpu" | "gpu");
+  await initEngine(adapter);
   if (v.explain) {
     // The data is located (not read) so a missing folder shows up here too.
     const local = v.data ?? shippedData(preset, spec.dataset);

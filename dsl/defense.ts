@@ -9,6 +9,7 @@ import { classifierTarget } from "../runtime/attacks/target.ts";
 import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
 import { readSafetensors } from "../runtime/io/safetensors.ts";
 import { hashJson } from "../runtime/io/hash.ts";
+import { filesUnder } from "../runtime/io/guard.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { DefenseModule } from "../runtime/eval/threat.ts";
@@ -50,6 +51,24 @@ async function stagePath(run: string, m: RunManifest, stage: string, file: strin
     `--run ${run}: ${file} of stage "${stage}" not found (looked in ${s.dir} and ` +
       `${join(run, basename(s.dir))}); rerun the pipeline to finish its stages`,
   );
+}
+
+/** Every file an attack on the run may read: its manifest and the stage weights, where the
+ * manifest records them and under `run` (for the attack CLI's output guard). */
+export async function runInputFiles(run: string): Promise<string[]> {
+  const files = [join(run, "manifest.json")];
+  const dirs = [run];
+  try {
+    const m = JSON.parse(await Deno.readTextFile(files[0])) as RunManifest;
+    for (const s of Object.values(m.stages ?? {})) {
+      if (s.dir.endsWith(".safetensors")) files.push(s.dir);
+      else dirs.push(s.dir);
+    }
+  } catch {
+    // No readable manifest: loading the run reports that.
+  }
+  for (const d of dirs) files.push(...await filesUnder(d, (n) => n.endsWith(".safetensors")));
+  return files;
 }
 
 async function loadWeights(

@@ -14,7 +14,8 @@ import {
   Purifier,
   PURIFIER_ARCH_VERSION,
 } from "../runtime/models/mod.ts";
-import { readCifar } from "../runtime/data/mod.ts";
+import { cifarFiles, readCifar } from "../runtime/data/mod.ts";
+import { type PathArg, refuseOutputDir } from "../runtime/io/guard.ts";
 import { readSafetensors, writeSafetensors } from "../runtime/io/safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { hashFile, hashJson } from "../runtime/io/hash.ts";
@@ -95,6 +96,21 @@ function trainingTransform(spec: PipelineSpecT) {
   };
 }
 
+/** What a run reads, which its --out (where every stage writes) must not contain. */
+async function runInputs(o: RunOptions): Promise<PathArg[]> {
+  const { spec } = o;
+  const arg = (flag: string) => (path: string) => ({ flag, path });
+  return [
+    ...(await cifarFiles(o.data, o.testFile ? ["train"] : ["train", "test"], spec.dataset))
+      .map(arg("--data")),
+    ...(o.testFile ? await cifarFiles(o.testFile, ["test"], spec.dataset) : [])
+      .map(arg("--test-file")),
+    ...(spec.classifier.weights ? [spec.classifier.weights] : []).map(arg("classifier.weights")),
+    ...(spec.purifier.kind === "deepfill" && spec.purifier.weights ? [spec.purifier.weights] : [])
+      .map(arg("purifier.weights")),
+  ];
+}
+
 export interface RunResult {
   report: PipelineReport;
   stages: Record<string, { dir: string; cached: boolean }>;
@@ -103,6 +119,7 @@ export interface RunResult {
 export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const { spec } = o;
   const log = o.log ?? ((m: string) => console.error(m));
+  await refuseOutputDir({ flag: "--out", path: o.out }, await runInputs(o));
   await Deno.mkdir(o.out, { recursive: true });
   const train = await readCifar(o.data, { dataset: spec.dataset, split: "train" });
   const test = o.testFile

@@ -4,6 +4,8 @@
 // path (e.g. `transform[1].missingRate`), what was expected and what was given.
 
 import { z } from "zod";
+import { maxEps } from "../runtime/attacks/common.ts";
+import { CIFAR } from "../runtime/data/cifar.ts";
 
 const unit = (what: string) =>
   z.number({ error: `expected ${what}` }).min(0, `expected ${what}`).lt(1, `expected ${what}`);
@@ -11,6 +13,8 @@ const positiveInt = (what = "a positive integer") =>
   z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(1, `expected ${what}`);
 const nonNegative = (what = "a number >= 0") =>
   z.number({ error: `expected ${what}` }).min(0, `expected ${what}`);
+const count = (what = "an integer >= 0") =>
+  z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(0, `expected ${what}`);
 
 const mask = {
   /** Fraction of blocks masked, in [0,1); AToP uses 0.25. */
@@ -113,7 +117,8 @@ export function atopLoss(a = 1, lambda = 0.1, warmup = 0) {
 }
 
 export const Schedule = z.strictObject({
-  epochs: nonNegative().default(1),
+  /** Whole passes over the (limited) training set; 0 skips the stage's training. */
+  epochs: count().default(1),
   batchSize: positiveInt().default(32),
   lr: z.number().positive("expected a learning rate > 0").default(1e-4),
   /** Limit on training images (quick runs). */
@@ -227,6 +232,28 @@ export function parseSpec(value: unknown): PipelineSpecT {
       );
     }
   });
+  const classes = CIFAR[spec.dataset].classes;
+  if (spec.classifier.numClasses !== classes) {
+    problems.push(
+      `classifier.numClasses: expected ${classes} for dataset "${spec.dataset}", got ` +
+        `${spec.classifier.numClasses}`,
+    );
+  }
+  // A radius beyond the image range constrains nothing: a typo such as 1e9 or a missing /255.
+  const pixels = 3 * spec.imageSize * spec.imageSize;
+  const radii = [
+    { path: "trainAttack.eps", a: spec.trainAttack },
+    ...spec.evaluation.attacks.map((a, i) => ({ path: `evaluation.attacks[${i}].eps`, a })),
+  ];
+  for (const { path, a } of radii) {
+    const max = maxEps(a.norm, pixels);
+    if (a.eps > max) {
+      problems.push(
+        `${path}: expected a number in [0, ${+max.toFixed(4)}] for ${a.norm} on ` +
+          `${spec.imageSize}x${spec.imageSize} images, got ${a.eps}`,
+      );
+    }
+  }
   if (spec.imageSize % 4 !== 0 && spec.purifier.kind === "deepfill") {
     problems.push(
       `imageSize: expected a multiple of 4 for the deepfill purifier, got ${spec.imageSize}`,

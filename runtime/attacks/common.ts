@@ -61,6 +61,12 @@ export function defaultIndices(input: AttackInput): number[] {
   return idx;
 }
 
+/** The largest radius that still constrains anything for images of `pixels` values in [0,1]:
+ * 1 for linf, sqrt(pixels) (the distance between an all-0 and an all-1 image) for l2. */
+export function maxEps(norm: Norm, pixels: number): number {
+  return norm === "linf" ? 1 : Math.sqrt(pixels);
+}
+
 export function checkEps(op: string, eps: number): void {
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new Error(`${op}: eps must be >= 0, got ${eps}`);
 }

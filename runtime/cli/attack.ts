@@ -5,15 +5,29 @@
 
 import { parseArgs } from "node:util";
 import { initEngine } from "../engine.ts";
-import { parseNorm } from "../attacks/common.ts";
 import { ATTACK_NAMES, parseAttackName, resolveParams } from "../eval/attacks.ts";
 import { parseShard, readCifarBin, shardRange } from "../eval/data.ts";
 import { exists } from "../eval/files.ts";
 import { loadClassifier, loadDefense } from "../eval/model.ts";
-import { type EvalConfig, reportMarkdown, writeReport } from "../eval/report.ts";
+import { type EvalConfig, markdownPath, reportMarkdown, writeReport } from "../eval/report.ts";
 import { runEvaluation } from "../eval/runner.ts";
 import { parseThreatModel, threatTargets } from "../eval/threat.ts";
 import type { Target } from "../attacks/target.ts";
+import { ARCHS, classesInWeights } from "../models/mod.ts";
+import { DEFENSE_NAMES, runInputFiles } from "../../dsl/defense.ts";
+import { CIFAR_NAMES, cifarFiles } from "../data/cifar.ts";
+import { readSafetensorsRaw } from "../io/safetensors.ts";
+import { refuseClassMismatch } from "./classes.ts";
+import { refuseOverwrite } from "../io/guard.ts";
+import {
+  adapterFlag,
+  enumFlag,
+  epsFlag,
+  fractionFlag,
+  intFlag,
+  refuseUnused,
+  requireFlags,
+} from "./flags.ts";
 
 const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.json
          (--arch A [--weights W.safetensors] | --pipeline FILE.ts) [options]
@@ -33,25 +47,10 @@ const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.j
   --run        with a DSL pipeline file: its run directory (the pipeline's --out; default
                out/<pipeline name>), whose trained stage weights are loaded
   --defense    with a DSL pipeline file: none|rt-only|purifier|atop (default atop)
+  --dataset    cifar10|cifar100 (default: told by the record size)
   --batch-size examples per batch (default 32)
   --grid       PNG grid path (default OUT.png; "none" to skip)
   --adapter    auto|cpu|gpu (default auto)`;
-
-function parseNumber(flag: string, s: string | undefined): number | undefined {
-  if (s === undefined) return undefined;
-  const m = /^\s*([-+0-9.eE]+)\s*(?:\/\s*([-+0-9.eE]+))?\s*$/.exec(s);
-  const v = m ? (m[2] ? Number(m[1]) / Number(m[2]) : Number(m[1])) : NaN;
-  if (!Number.isFinite(v)) throw new Error(`${flag}: expected a number, got "${s}"`);
-  return v;
-}
-
-function parseInt(flag: string, s: string | undefined, min: number): number | undefined {
-  const v = parseNumber(flag, s);
-  if (v !== undefined && !(Number.isInteger(v) && v >= min)) {
-    throw new Error(`${flag}: expected an integer >= ${min}, got "${s}"`);
-  }
-  return v;
-}
 
 export async function main(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -77,6 +76,7 @@ export async function main(args: string[]): Promise<number> {
       pipeline: { type: "string" },
       run: { type: "string" },
       defense: { type: "string" },
+      dataset: { type: "string" },
       out: { type: "string" },
       adapter: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -87,38 +87,72 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  for (const f of ["data", "attack", "out"] as const) {
-    if (!v[f]) throw new Error(`--${f} is required\n${USAGE}`);
-  }
+  requireFlags(v, ["data", "attack", "out"], USAGE);
   if (!v.arch && !v.pipeline) {
     throw new Error(`give --arch (with --weights) or --pipeline\n${USAGE}`);
   }
+  if (!v.pipeline) refuseUnused(v, ["run", "defense", "threat"], "with --pipeline");
+  const arch = enumFlag("--arch", v.arch, ARCHS);
   const names = v.attack!.split(",").map((s) => parseAttackName(s.trim()));
-  const norm = parseNorm(v.norm ?? "linf");
+  const norm = enumFlag("--norm", v.norm?.toLowerCase(), ["linf", "l2"] as const) ?? "linf";
   const input = {
     norm,
-    eps: parseNumber("--eps", v.eps),
-    steps: parseInt("--steps", v.steps, 1),
-    stepSize: parseNumber("--step-size", v["step-size"]),
-    restarts: parseInt("--restarts", v.restarts, 1),
-    eot: parseInt("--eot", v.eot, 1),
-    seed: parseInt("--seed", v.seed, 0),
-    queries: parseInt("--queries", v.queries, 1),
+    eps: epsFlag(v.eps, norm),
+    steps: intFlag("--steps", v.steps, { min: 1 }),
+    stepSize: fractionFlag("--step-size", v["step-size"], { min: 0, minExclusive: true }),
+    restarts: intFlag("--restarts", v.restarts, { min: 1 }),
+    eot: intFlag("--eot", v.eot, { min: 1 }),
+    seed: intFlag("--seed", v.seed, { min: 0 }),
+    queries: intFlag("--queries", v.queries, { min: 1 }),
   };
   const attacks = names.map((name) => ({ name, params: resolveParams(name, input) }));
-  const limit = parseInt("--limit", v.limit, 1) ?? null;
+  const limit = intFlag("--limit", v.limit, { min: 1 }) ?? null;
   const shard = v.shard ? parseShard(v.shard) : null;
   const threat = parseThreatModel(v.threat ?? "full-pipeline");
-  const batchSize = parseInt("--batch-size", v["batch-size"], 1) ?? 32;
+  const batchSize = intFlag("--batch-size", v["batch-size"], { min: 1 }) ?? 32;
+  enumFlag("--defense", v.defense, DEFENSE_NAMES);
+  const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
+  const adapter = adapterFlag(v.adapter);
   const out = v.out!;
 
-  await initEngine((v.adapter ?? "auto") as "auto" | "cpu" | "gpu");
-  const data = await readCifarBin(v.data!);
+  const stem = out.endsWith(".json") ? out.slice(0, -5) : out;
+  const statePath = `${stem}.state.jsonl`;
+  const gridPath = v.grid === "none" ? null : (v.grid ?? `${stem}.png`);
+  await refuseOverwrite(
+    [
+      { flag: "--out", path: out },
+      { flag: "--out (its Markdown report)", path: markdownPath(out) },
+      { flag: "--out (its state file)", path: statePath },
+      ...(gridPath ? [{ flag: v.grid ? "--grid" : "--out (its PNG grid)", path: gridPath }] : []),
+    ],
+    [
+      ...(await cifarFiles(v.data!, ["test"], dataset)).map((path) => ({ flag: "--data", path })),
+      ...(v.weights ? [{ flag: "--weights", path: v.weights }] : []),
+      ...(v.pipeline ? [{ flag: "--pipeline", path: v.pipeline }] : []),
+      ...(v.run ? (await runInputFiles(v.run)).map((path) => ({ flag: "--run", path })) : []),
+    ],
+  );
+  // Data and weights are read on the CPU first: a class mismatch fails before the GPU starts.
+  const data = await readCifarBin(v.data!, dataset);
+  const dataSide = {
+    flag: "--data",
+    path: v.data!,
+    dataset: data.dataset,
+    classes: data.numClasses,
+  };
+  const weights = v.weights ? (await readSafetensorsRaw(v.weights)).tensors : null;
+  const weightClasses = arch && weights ? classesInWeights(arch, weights) : null;
+  if (weightClasses !== null) {
+    refuseClassMismatch(dataSide, `--weights ${v.weights} (${arch})`, weightClasses);
+  }
   const nTotal = Math.min(limit ?? data.labels.length, data.labels.length);
   const [lo, hi] = shard ? shardRange(nTotal, shard.index, shard.count) : [0, nTotal];
   const indices = Array.from({ length: hi - lo }, (_, i) => lo + i);
 
-  let classifier: Target | null = v.arch ? await loadClassifier(v.arch, v.weights ?? null) : null;
+  await initEngine(adapter);
+  let classifier: Target | null = arch
+    ? await loadClassifier(arch, weights, weightClasses ?? data.numClasses)
+    : null;
   let defense: Target | undefined;
   let purify;
   if (v.pipeline) {
@@ -137,6 +171,12 @@ export async function main(args: string[]): Promise<number> {
     classifier = defense!;
   }
   const targets = threatTargets(threat, classifier, defense, purify);
+  // Checked before the state file is written.
+  refuseClassMismatch(
+    dataSide,
+    v.pipeline ? `--pipeline ${v.pipeline}` : `--arch ${arch}`,
+    targets.evaluate.numClasses,
+  );
   const p0 = attacks[0].params;
   const config: EvalConfig = {
     attacks: names,
@@ -160,9 +200,6 @@ export async function main(args: string[]): Promise<number> {
     defense: v.pipeline ? (v.defense ?? "atop") : null,
     limit,
   };
-  const stem = out.endsWith(".json") ? out.slice(0, -5) : out;
-  const statePath = `${stem}.state.jsonl`;
-  const gridPath = v.grid === "none" ? null : (v.grid ?? `${stem}.png`);
   if (await exists(statePath)) console.error(`resuming from ${statePath}`);
   const report = await runEvaluation({
     config,

@@ -3,23 +3,27 @@
 
 import { parseArgs } from "node:util";
 import { mergeReports } from "../eval/merge.ts";
-import { type EvalReport, reportMarkdown, writeReport } from "../eval/report.ts";
+import { type EvalReport, markdownPath, reportMarkdown, writeReport } from "../eval/report.ts";
+import { isSameFile, refuseOverwrite } from "../io/guard.ts";
 
 const USAGE = `usage: deno task merge --out OUT.json SHARD.json... [--allow-partial]
   SHARD.json may also be a directory: every *.json report in it is merged.`;
 
-async function collect(paths: string[]): Promise<string[]> {
-  const files: string[] = [];
+/** The report files: each file given, and every *.json in each directory given. */
+async function collect(paths: string[]): Promise<{ path: string; inDir: boolean }[]> {
+  const files: { path: string; inDir: boolean }[] = [];
   for (const p of paths) {
     const st = await Deno.stat(p).catch(() => null);
     if (!st) throw new Error(`${p}: no such file or directory`);
     if (st.isDirectory) {
       for await (const e of Deno.readDir(p)) {
-        if (e.isFile && e.name.endsWith(".json")) files.push(`${p}/${e.name}`);
+        if (e.isFile && e.name.endsWith(".json")) {
+          files.push({ path: `${p}/${e.name}`, inDir: true });
+        }
       }
-    } else files.push(p);
+    } else files.push({ path: p, inDir: false });
   }
-  return files.sort();
+  return files.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -38,7 +42,17 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.out || positionals.length === 0) throw new Error(USAGE);
-  const files = (await collect(positionals)).filter((f) => f !== values.out);
+  const found = await collect(positionals);
+  await refuseOverwrite(
+    [
+      { flag: "--out", path: values.out },
+      { flag: "--out (its Markdown report)", path: markdownPath(values.out) },
+    ],
+    found.filter((f) => !f.inDir).map((f) => ({ flag: "SHARD", path: f.path })),
+  );
+  // A directory of shards may hold the previous merged report: it is not a shard.
+  const files: string[] = [];
+  for (const f of found) if (!(await isSameFile(f.path, values.out))) files.push(f.path);
   const reports: EvalReport[] = [];
   for (const f of files) {
     try {

@@ -7,13 +7,18 @@ import { initEngine } from "../engine.ts";
 import { noGrad } from "../autograd.ts";
 import { tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
-import { type Classifier, createModel } from "../models/mod.ts";
-import { type CifarName, readCifar, toTensorBatch } from "../data/mod.ts";
-import { readSafetensors } from "../io/safetensors.ts";
+import { ARCHS, classesInWeights, type Classifier, createModel } from "../models/mod.ts";
+import { CIFAR_NAMES, cifarFiles, readCifar, toTensorBatch } from "../data/mod.ts";
+import { readSafetensorsRaw } from "../io/safetensors.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { refuseOverwrite } from "../io/guard.ts";
+import { adapterFlag, enumFlag, intFlag, requireFlags } from "./flags.ts";
+import { refuseClassMismatch } from "./classes.ts";
+import { checkFiniteLogits } from "../eval/finite.ts";
 
 const USAGE = `usage: deno task predict --arch smallcnn|resnet18|wrn28_10 --weights W.safetensors
-  --data FILE.bin|DIR [--limit N] [--batch-size B] [--dataset cifar10|cifar100] --out OUT.json`;
+  --data FILE.bin|DIR [--limit N] [--batch-size B] [--dataset cifar10|cifar100]
+  [--adapter auto|cpu|gpu] --out OUT.json`;
 
 export async function main(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -26,7 +31,7 @@ export async function main(args: string[]): Promise<number> {
       "batch-size": { type: "string", default: "128" },
       dataset: { type: "string" },
       out: { type: "string" },
-      adapter: { type: "string", default: "auto" },
+      adapter: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -35,28 +40,37 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  for (const f of ["arch", "weights", "data", "out"] as const) {
-    if (!v[f]) throw new Error(`--${f} is required\n${USAGE}`);
+  requireFlags(v, ["arch", "weights", "data", "out"], USAGE);
+  const arch = enumFlag("--arch", v.arch, ARCHS)!;
+  const limit = intFlag("--limit", v.limit, { min: 1 }) ?? Infinity;
+  const bs = intFlag("--batch-size", v["batch-size"], { min: 1 })!;
+  const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
+  const adapter = adapterFlag(v.adapter);
+  const data = (await cifarFiles(v.data!, ["test"], dataset)).map((path) => ({
+    flag: "--data",
+    path,
+  }));
+  await refuseOverwrite([{ flag: "--out", path: v.out! }], [
+    { flag: "--weights", path: v.weights! },
+    ...data,
+  ]);
+  // Data and weights are read on the CPU first: a class mismatch fails before the GPU starts.
+  const ds = await readCifar(v.data!, { split: "test", dataset });
+  const { tensors } = await readSafetensorsRaw(v.weights!);
+  const classes = classesInWeights(arch, tensors);
+  if (classes !== null) {
+    refuseClassMismatch(
+      { flag: "--data", path: v.data!, dataset: ds.dataset, classes: ds.numClasses },
+      `--weights ${v.weights} (${arch})`,
+      classes,
+    );
   }
-  const limit = v.limit === undefined ? Infinity : Number(v.limit);
-  if (!(limit >= 1)) throw new Error(`--limit: expected an integer >= 1, got "${v.limit}"`);
-  const bs = Number(v["batch-size"]);
-  if (!(Number.isInteger(bs) && bs >= 1)) {
-    throw new Error(`--batch-size: expected an integer >= 1, got "${v["batch-size"]}"`);
-  }
-  await initEngine(v.adapter as "auto" | "cpu" | "gpu");
-  const ds = await readCifar(v.data!, {
-    split: "test",
-    dataset: v.dataset as CifarName | undefined,
-  });
-  const model = createModel(v.arch!, { numClasses: ds.numClasses }) as Classifier;
-  const tensors = await readSafetensors(v.weights!);
+  await initEngine(adapter);
+  const model = createModel(arch, { numClasses: ds.numClasses }) as Classifier;
   try {
     model.loadStateDict(tensors, { strict: true });
   } catch (e) {
     throw new Error(`--weights ${v.weights}: ${e instanceof Error ? e.message : e}`);
-  } finally {
-    for (const t of tensors.values()) t.dispose();
   }
   model.eval();
   const n = Math.min(ds.n, limit);
@@ -68,6 +82,7 @@ export async function main(args: string[]): Promise<number> {
       const z = noGrad(() => model.forward(x));
       const zs = await z.data(), am = await ops.argmax(z, 1).data();
       const k = z.shape[1];
+      checkFiniteLogits(zs, k, `${arch} on images ${i}..${i + idx.length - 1}`, idx);
       idx.forEach((_, j) => {
         predictions.push(am[j]);
         logits.push(Array.from(zs.subarray(j * k, (j + 1) * k)));

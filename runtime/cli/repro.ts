@@ -7,6 +7,8 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { numberFlag } from "./flags.ts";
+import { refuseOutputDir } from "../io/guard.ts";
 
 interface ManifestLike {
   format: string;
@@ -71,6 +73,8 @@ export async function main(argv: string[]): Promise<number> {
     return v.help ? 0 : 2;
   }
   const path = positionals[0];
+  // Checked before the rerun, which can take minutes.
+  const tolerance = numberFlag("--tolerance", v.tolerance, { min: 0 });
   let m: ManifestLike;
   try {
     m = JSON.parse(await Deno.readTextFile(path));
@@ -79,6 +83,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (m.format !== "atop-manifest/1") {
     throw new Error(`${path}: not an atop manifest (format ${m.format})`);
+  }
+  // The rerun writes its own manifest.json and stages into --out.
+  if (v.out) {
+    await refuseOutputDir({ flag: "--out", path: v.out }, [
+      { flag: "MANIFEST", path },
+      { flag: "the manifest's pipeline_file", path: m.pipeline_file },
+    ]);
   }
   const out = v.out ?? await Deno.makeTempDir({ prefix: "atop-repro-" });
   const args = rerunArgs(m.args, out);
@@ -96,12 +107,7 @@ export async function main(argv: string[]): Promise<number> {
   const sameAdapter = JSON.stringify(again.adapter?.device) === JSON.stringify(m.adapter?.device) &&
     JSON.stringify(again.adapter?.description) === JSON.stringify(m.adapter?.description) &&
     (again.adapter?.backend ?? "vulkan") === (m.adapter?.backend ?? "vulkan");
-  const tol = v.tolerance !== undefined
-    ? Number(v.tolerance)
-    : sameAdapter
-    ? 0
-    : crossAdapterTolerance(m.spec?.evaluation?.limit);
-  if (!(tol >= 0)) throw new Error(`--tolerance: expected a number >= 0, got "${v.tolerance}"`);
+  const tol = tolerance ?? (sameAdapter ? 0 : crossAdapterTolerance(m.spec?.evaluation?.limit));
   const diffs = compareMetrics(m.metrics, again.metrics, tol);
   const n = Object.keys(m.metrics).length;
   console.log(
@@ -110,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     }`,
   );
   // On the same adapter the trained weights must be bit-identical too.
-  const weightDiffs = sameAdapter && v.tolerance === undefined
+  const weightDiffs = sameAdapter && tolerance === undefined
     ? Object.keys({ ...m.weights, ...again.weights }).filter((k) =>
       m.weights?.[k] !== again.weights?.[k]
     )

@@ -9,31 +9,30 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initEngine } from "../engine.ts";
-import { type Classifier, createModel, PatchDiscriminator, Purifier } from "../models/mod.ts";
+import {
+  ARCHS,
+  type Classifier,
+  createModel,
+  PatchDiscriminator,
+  Purifier,
+} from "../models/mod.ts";
 import { inpaintingGrid, trainPurifier } from "../train/purifier.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { Rng } from "../rng.ts";
 import type { Tensor } from "../tensor.ts";
 import { rt2 } from "../../dsl/transforms.ts";
 import { atopLoss } from "../../dsl/spec.ts";
-import { type CifarDataset, type CifarName, ensureCifar, readCifar } from "../data/mod.ts";
+import { CIFAR_NAMES, type CifarDataset, cifarFiles, ensureCifar, readCifar } from "../data/mod.ts";
+import { refuseOutputDir } from "../io/guard.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { accuracy, trainClassifier } from "../train/classifier.ts";
+import { adapterFlag, enumFlag, intFlag, numberFlag, refuseUnused, requireFlags } from "./flags.ts";
 
 const USAGE =
   `usage: deno task train --arch smallcnn|resnet18|wrn28_10|deepfill --data DIR|FILE --out DIR
   [--width W (deepfill)]
   [--test FILE] [--epochs N] [--batch-size B] [--lr LR] [--optimizer sgd|adam] [--seed N]
   [--limit N] [--no-augment] [--adapter auto|cpu|gpu] [--dataset cifar10|cifar100] [--download]`;
-
-function num(flag: string, s: string | undefined, dflt: number, int = false, min = 0): number {
-  if (s === undefined) return dflt;
-  const v = Number(s);
-  if (!Number.isFinite(v) || v < min || (int && !Number.isInteger(v))) {
-    throw new Error(`--${flag}: expected ${int ? "an integer" : "a number"} >= ${min}, got "${s}"`);
-  }
-  return v;
-}
 
 export async function main(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -50,8 +49,8 @@ export async function main(args: string[]): Promise<number> {
       seed: { type: "string" },
       limit: { type: "string" },
       "no-augment": { type: "boolean", default: false },
-      adapter: { type: "string", default: "auto" },
-      dataset: { type: "string", default: "cifar10" },
+      adapter: { type: "string" },
+      dataset: { type: "string" },
       download: { type: "boolean", default: false },
       width: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -62,42 +61,49 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  for (const f of ["arch", "out"] as const) {
-    if (!v[f]) throw new Error(`--${f} is required\n${USAGE}`);
-  }
+  requireFlags(v, ["arch", "out"], USAGE);
   if (!v.data && !v.download) {
     throw new Error(`give --data DIR (or --download to fetch the dataset)\n${USAGE}`);
   }
-  const dataset = v.dataset as CifarName;
-  if (dataset !== "cifar10" && dataset !== "cifar100") {
-    throw new Error(`--dataset: expected cifar10 or cifar100, got "${v.dataset}"`);
-  }
-  if (v.optimizer && v.optimizer !== "sgd" && v.optimizer !== "adam") {
-    throw new Error(`--optimizer: expected sgd or adam, got "${v.optimizer}"`);
-  }
-  const epochs = num("epochs", v.epochs, 10, true, 1);
-  const batchSize = num("batch-size", v["batch-size"], 128, true, 1);
-  const lr = num("lr", v.lr, v.optimizer === "adam" ? 1e-3 : 0.1);
-  const seed = num("seed", v.seed, 0, true);
-  const limit = v.limit ? num("limit", v.limit, 0, true, 1) : undefined;
-  await initEngine(v.adapter as "auto" | "cpu" | "gpu");
-  const dataPath = v.data ?? await ensureCifar(dataset);
+  const arch = enumFlag("--arch", v.arch, [...ARCHS, "deepfill"] as const)!;
+  if (arch === "deepfill") refuseUnused(v, ["optimizer", "no-augment"], "to train a classifier");
+  else refuseUnused(v, ["width"], "with --arch deepfill");
+  // Without --dataset the record size tells CIFAR-10 from CIFAR-100.
+  const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
+  const optimizer = enumFlag("--optimizer", v.optimizer, ["sgd", "adam"] as const) ?? "sgd";
+  const epochs = intFlag("--epochs", v.epochs, { min: 1 }) ?? 10;
+  const batchSize = intFlag("--batch-size", v["batch-size"], { min: 1 });
+  const lr = numberFlag("--lr", v.lr, { min: 0, minExclusive: true });
+  const seed = intFlag("--seed", v.seed, { min: 0 }) ?? 0;
+  const limit = intFlag("--limit", v.limit, { min: 1 });
+  const width = intFlag("--width", v.width, { min: 1 }) ?? 16;
+  const adapter = adapterFlag(v.adapter);
+  const dataPath = v.data ?? await ensureCifar(dataset ?? "cifar10");
+  const arg = (flag: string) => (path: string) => ({ flag, path });
+  const inputs = [
+    ...(await cifarFiles(dataPath, v.test ? ["train"] : ["train", "test"], dataset)).map(
+      arg("--data"),
+    ),
+    ...(v.test ? await cifarFiles(v.test, ["test"], dataset) : []).map(arg("--test")),
+  ];
+  await refuseOutputDir({ flag: "--out", path: v.out! }, inputs);
+  await initEngine(adapter);
   const train = await readCifar(dataPath, { dataset, split: "train" });
-  const test = await readCifar(v.test ?? dataPath, { dataset, split: "test" });
-  if (v.arch === "deepfill") {
+  const test = await readCifar(v.test ?? dataPath, { dataset: train.dataset, split: "test" });
+  if (arch === "deepfill") {
     return await pretrain({
       train,
       test,
       out: v.out!,
       epochs,
-      batchSize: v["batch-size"] ? batchSize : 32,
-      lr: v.lr ? lr : 2e-4,
+      batchSize: batchSize ?? 32,
+      lr: lr ?? 2e-4,
       seed,
       limit,
-      width: num("width", v.width, 16, true, 1),
+      width,
     });
   }
-  const model = createModel(v.arch!, { numClasses: train.numClasses, seed }) as Classifier;
+  const model = createModel(arch, { numClasses: train.numClasses, seed }) as Classifier;
   await Deno.mkdir(v.out!, { recursive: true });
   console.error(
     `training ${v.arch} (${model.numParameters().toLocaleString()} parameters) on ${train.n} images, testing on ${test.n}`,
@@ -108,9 +114,9 @@ export async function main(args: string[]): Promise<number> {
     train,
     test,
     epochs,
-    batchSize,
-    lr,
-    optimizer: (v.optimizer ?? "sgd") as "sgd" | "adam",
+    batchSize: batchSize ?? 128,
+    lr: lr ?? (optimizer === "adam" ? 1e-3 : 0.1),
+    optimizer,
     seed,
     augment: !v["no-augment"],
     trainLimit: limit,
@@ -166,6 +172,7 @@ async function pretrain(o: {
     checkpointEvery: 20,
     logPath: join(o.out, "log.json"),
     label: "pretrain deepfill",
+    settings: { width: o.width },
   });
   await writeSafetensors(join(o.out, "purifier.safetensors"), purifier.stateDict(), {
     arch: "deepfill",

@@ -7,7 +7,8 @@
 import { createHash } from "node:crypto";
 import { Tensor } from "../tensor.ts";
 
-export type CifarName = "cifar10" | "cifar100";
+export const CIFAR_NAMES = ["cifar10", "cifar100"] as const;
+export type CifarName = typeof CIFAR_NAMES[number];
 export type Split = "train" | "test";
 export type LabelKind = "fine" | "coarse";
 
@@ -281,6 +282,21 @@ export async function verifyChecksum(file: string, bytes: Uint8Array): Promise<v
         `its line from SHA256SUMS if the change is intended`,
     );
   }
+}
+
+/** The files readCifar would read for these splits, or [path] where they cannot be found
+ * (reading then says why): for the checks that come before reading, such as output guards. */
+export async function cifarFiles(
+  path: string,
+  splits: Split[],
+  dataset?: CifarName,
+): Promise<string[]> {
+  const files = new Set<string>();
+  for (const split of splits) {
+    const found = await locateCifar(path, split, dataset).catch(() => ({ files: [path] }));
+    for (const f of found.files) files.add(f);
+  }
+  return [...files];
 }
 
 async function readNames(dir: string, file: string | undefined, count: number | undefined) {

@@ -1,7 +1,13 @@
 // Evaluation data: images in NCHW with labels. The CIFAR readers live in runtime/data/cifar.ts;
 // datasets keep raw bytes there, which are scaled to [0,1] when gathered here.
 
-import { type CifarName, gatherBatch, parseCifar, readCifar } from "../data/cifar.ts";
+import {
+  type CifarDataset,
+  type CifarName,
+  gatherBatch,
+  parseCifar,
+  readCifar,
+} from "../data/cifar.ts";
 
 export interface Dataset {
   /** N*C*H*W values, NCHW: floats in [0,1], or raw bytes (scaled by 1/255 when gathered). */
@@ -20,10 +26,11 @@ export function parseCifarBin(
   return { images: p.images, labels: p.labels, shape: [3, 32, 32] };
 }
 
-/** Reads --data: a CIFAR .bin file, or a dataset directory (its test split). */
-export async function readCifarBin(path: string): Promise<Dataset> {
+/** Reads --data: a CIFAR .bin file, or a dataset directory (its test split). The dataset is
+ * `dataset`, or else told by the record size (and directory name). */
+export async function readCifarBin(path: string, dataset?: CifarName): Promise<CifarDataset> {
   try {
-    return await readCifar(path, { split: "test" });
+    return await readCifar(path, { split: "test", dataset });
   } catch (e) {
     throw new Error(`--data ${path}: ${e instanceof Error ? e.message : e}`);
   }

@@ -3,23 +3,29 @@
 
 import { classifierTarget, type Target } from "../attacks/target.ts";
 import type { DefenseModule } from "./threat.ts";
+import type { CpuTensor } from "../io/safetensors.ts";
 
 function fileUrl(path: string): string {
   return new URL(path, `file://${Deno.cwd()}/`).href;
 }
 
-/** Builds `arch` (runtime/models) and loads its weights (safetensors), in eval mode. */
-export async function loadClassifier(arch: string, weights: string | null): Promise<Target> {
+/** Builds `arch` (runtime/models) with `numClasses` and loads its weights (a safetensors
+ * path, or tensors already read), in eval mode. */
+export async function loadClassifier(
+  arch: string,
+  weights: string | Map<string, CpuTensor> | null,
+  numClasses = 10,
+): Promise<Target> {
   // Resolved at run time: the model zoo and the checkpoint reader live in other modules.
   const models = await import(new URL("../models/mod.ts", import.meta.url).href).catch((e) => {
     throw new Error(`--arch ${arch}: cannot load runtime/models (${e.message})`);
   });
-  const model = models.createModel(arch);
-  if (weights) {
+  const model = models.createModel(arch, { numClasses });
+  if (typeof weights === "string") {
     const io = await import(new URL("../io/safetensors.ts", import.meta.url).href);
     const tensors = await io.readSafetensors(weights);
     model.loadStateDict(tensors, { strict: true });
-  }
+  } else if (weights) model.loadStateDict(weights, { strict: true });
   return classifierTarget(model, { name: arch, numClasses: model.numClasses });
 }
 

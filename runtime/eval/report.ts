@@ -216,9 +216,13 @@ export function reportMarkdown(r: EvalReport): string {
   return lines.join("\n") + "\n";
 }
 
+/** Where writeReport puts the Markdown next to the JSON report. */
+export function markdownPath(path: string): string {
+  return path.endsWith(".json") ? path.slice(0, -5) + ".md" : path + ".md";
+}
+
 /** Writes OUT.json and OUT.md (same stem) atomically. */
 export async function writeReport(path: string, r: EvalReport): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(r, null, 1) + "\n");
-  const md = path.endsWith(".json") ? path.slice(0, -5) + ".md" : path + ".md";
-  await writeFileAtomic(md, reportMarkdown(r));
+  await writeFileAtomic(markdownPath(path), reportMarkdown(r));
 }

@@ -5,16 +5,12 @@
 
 import { noGrad } from "../autograd.ts";
 import { Tensor, tidyAsync } from "../tensor.ts";
-import {
-  perturbationNorms,
-  predictions,
-  scatterRows,
-  selectRows,
-} from "../attacks/common.ts";
+import { perturbationNorms, predictions, scatterRows, selectRows } from "../attacks/common.ts";
 import * as ops from "../ops/mod.ts";
 import { protocolPredict } from "./verdict.ts";
 import { type AttackName, type AttackParams, runAttack } from "./attacks.ts";
 import { checkGradients, checkLogitsRange, checkRandomized } from "./checks.ts";
+import { checkFiniteLogits } from "./finite.ts";
 import { type Dataset, gatherImages } from "./data.ts";
 import { appendJsonLine, exists, readJsonLines, writeFileAtomic } from "./files.ts";
 import { imageGridPng } from "./grid.ts";
@@ -64,10 +60,12 @@ interface StateBatch {
 }
 type StateLine = StateHeader | StateBatch;
 
-async function predict(t: Target, x: Tensor, rows: readonly number[]): Promise<number[]> {
-  const z = noGrad(() => t.logits(x, rows));
-  const { pred } = await predictions(z);
+/** Predicted classes; NaN or Inf logits fail the batch (`what` and `idx` name it). */
+async function predict(t: Target, x: Tensor, what: string, idx: number[]): Promise<number[]> {
+  const z = noGrad(() => t.logits(x, idx));
+  const { pred, z: zs } = await predictions(z);
   z.dispose();
+  checkFiniteLogits(zs, t.numClasses, `${t.name}, ${what}`, idx);
   return pred;
 }
 
@@ -99,10 +97,10 @@ async function runBatch(
     if (evaluate !== attack) evaluate.resetDraws?.(idx);
     const votes = o.config.votes ?? 1;
     // One clean verdict per example, by the protocol's prediction rule.
-    const clean = await protocolPredict(evaluate, x, idx, votes);
+    const clean = await protocolPredict(evaluate, x, idx, votes, `batch ${batch}, clean images`);
     const attackClean = attack === evaluate && !evaluate.randomized
       ? clean
-      : await predict(attack, x, idx);
+      : await predict(attack, x, `batch ${batch}, clean images (attacked target)`, idx);
     const eot = Math.max(...o.attacks.map((a) => a.params.eot));
     const checks: CheckResult[] = [
       await checkRandomized(attack, x, eot, 3, idx),
@@ -118,7 +116,8 @@ async function runBatch(
     const whole = correct.length === m;
     const xs = whole || correct.length === 0 ? x : await selectRows(x, correct);
     const rows = correct.map((j) => idx[j]);
-    const verify = (t: Tensor, r: readonly number[]) => protocolPredict(evaluate, t, r, votes);
+    const verify = (t: Tensor, r: readonly number[], what = "adversarials") =>
+      protocolPredict(evaluate, t, r, votes, `batch ${batch}, ${what}`);
     for (const a of o.attacks) {
       o.log?.(`batch ${batch}: ${a.name} on ${correct.length} of ${m} examples`);
       const res = correct.length === 0 ? null : await runAttack(a.name, a.params, {
@@ -138,7 +137,7 @@ async function runBatch(
         ? []
         : cascadeVerdict && res.verdictPred
         ? res.verdictPred
-        : await verify(res.xAdv, rows);
+        : await verify(res.xAdv, rows, `${a.name} adversarials`);
       const xAdv = res === null
         ? ops.clone(x)
         : whole
@@ -235,8 +234,15 @@ export async function runEvaluation(o: RunnerOptions): Promise<EvalReport | null
   if (!(Number.isInteger(bs) && bs >= 1)) throw new Error(`batch size must be >= 1, got ${bs}`);
   const key = stateKey(o);
   const done = new Map<number, StateBatch>();
-  if (o.statePath && await exists(o.statePath)) {
-    const lines = await readJsonLines<StateLine>(o.statePath);
+  let resume = o.statePath !== null && o.statePath !== undefined && await exists(o.statePath);
+  let lines: StateLine[] = [];
+  if (resume) {
+    lines = await readJsonLines<StateLine>(o.statePath!);
+    // A run that failed before its first batch saved nothing: start over, whatever its
+    // settings were, so the corrected rerun is not blocked by its header.
+    if (lines.length <= 1 && (!lines[0] || lines[0].kind === "header")) resume = false;
+  }
+  if (resume) {
     const header = lines[0];
     if (!header || header.kind !== "header" || header.key !== key) {
       throw new Error(

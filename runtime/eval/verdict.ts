@@ -6,6 +6,7 @@ import { noGrad } from "../autograd.ts";
 import type { Tensor } from "../tensor.ts";
 import { predictions } from "../attacks/common.ts";
 import type { Target } from "../attacks/target.ts";
+import { checkFiniteLogits } from "./finite.ts";
 
 /** The protocol sentence every report carries. */
 export function protocolText(votes: number): string {
@@ -39,12 +40,14 @@ export function majorityVote(draws: Float32Array[], n: number, k: number): numbe
   return out;
 }
 
-/** Predictions of `t` on `x` (rows: the examples' global indices) under the protocol. */
+/** Predictions of `t` on `x` (rows: the examples' global indices) under the protocol. NaN or
+ * Inf logits fail the batch, naming `what` was evaluated. */
 export async function protocolPredict(
   t: Target,
   x: Tensor,
   rows: readonly number[],
   votes: number,
+  what = "evaluation",
 ): Promise<number[]> {
   if (!Number.isInteger(votes) || votes < 1) {
     throw new Error(`votes: expected an integer >= 1, got ${votes}`);
@@ -56,6 +59,7 @@ export async function protocolPredict(
     const z = noGrad(() => t.logits(x, rows));
     const r = await predictions(z);
     z.dispose();
+    checkFiniteLogits(r.z, t.numClasses, `${t.name}, ${what}`, rows);
     if (k === 1) single = r.pred;
     else draws.push(r.z);
   }

@@ -285,16 +285,41 @@ async function readBytes(path: string): Promise<Uint8Array> {
   }
 }
 
-/** Reads a file into CPU float32 arrays. */
+/** Throws on the first tensor holding NaN or +-Inf: weights like that give numbers that mean
+ * nothing (NaN logits still have an argmax), so they are refused where they are loaded. */
+export function checkFinite(tensors: Map<string, CpuTensor>, what: string): void {
+  for (const [name, t] of tensors) {
+    const d = t.data;
+    let first = -1, count = 0;
+    for (let i = 0; i < d.length; i++) {
+      if (!Number.isFinite(d[i])) {
+        if (first < 0) first = i;
+        count++;
+      }
+    }
+    if (first >= 0) {
+      throw new Error(
+        `${what}: tensor "${name}" holds ${count} non-finite value${count > 1 ? "s" : ""} ` +
+          `(${d[first]} at index ${first} of ${d.length}): the file is corrupt or the training ` +
+          `that wrote it diverged; use another checkpoint or retrain`,
+      );
+    }
+  }
+}
+
+/** Reads a file into CPU float32 arrays; refuses tensors with NaN or Inf values. */
 export async function readSafetensorsRaw(
   path: string,
 ): Promise<{ tensors: Map<string, CpuTensor>; metadata: Metadata | null }> {
   const bytes = await readBytes(path);
+  let decoded: ReturnType<typeof decodeSafetensors>;
   try {
-    return decodeSafetensors(bytes);
+    decoded = decodeSafetensors(bytes);
   } catch (e) {
     throw new Error(`${path}: ${e instanceof Error ? e.message : e}`);
   }
+  checkFinite(decoded.tensors, path);
+  return decoded;
 }
 
 /** Reads a file and uploads each tensor (the caller owns and disposes them). With

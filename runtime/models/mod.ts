@@ -13,6 +13,24 @@ export { WideResNet } from "./wrn.ts";
 export const ARCHS = ["smallcnn", "resnet18", "wrn28_10"] as const;
 export type Arch = typeof ARCHS[number];
 
+/** Each architecture's last layer: its weight is [classes, features]. */
+const HEAD_WEIGHT: Record<Arch, string> = {
+  smallcnn: "fc.weight",
+  resnet18: "linear.weight",
+  wrn28_10: "fc.weight",
+};
+
+/** The number of classes a state dict of `arch` was trained for (null when its head is
+ * missing or not a matrix: loading then reports what is wrong). Reads shapes only, so it
+ * works on CPU tensors before the engine starts. */
+export function classesInWeights(
+  arch: Arch,
+  state: Map<string, { shape: readonly number[] }>,
+): number | null {
+  const head = state.get(HEAD_WEIGHT[arch]);
+  return head && head.shape.length === 2 ? head.shape[0] : null;
+}
+
 export function createModel(arch: string, o: ClassifierOptions = {}) {
   switch (arch) {
     case "smallcnn":

@@ -11,7 +11,8 @@ import type { Classifier } from "../models/mod.ts";
 import { type CifarDataset, DataLoader, toTensorBatch } from "../data/mod.ts";
 import { Progress } from "../io/progress.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { checkFiniteLogits } from "../eval/finite.ts";
+import { loadCheckpoint, saveCheckpoint, type TrainSettings } from "./checkpoint.ts";
 
 export interface TrainClassifierOptions {
   model: Classifier;
@@ -35,6 +36,8 @@ export interface TrainClassifierOptions {
   /** Stop after this many steps in this call (tests of interruption). */
   stopAfterSteps?: number;
   quiet?: boolean;
+  /** More settings to record in the checkpoint and compare on resume. */
+  settings?: TrainSettings;
 }
 
 export interface EpochLog {
@@ -71,7 +74,10 @@ export async function accuracy(
     const idx = Array.from({ length: Math.min(batchSize, n - i) }, (_, k) => i + k);
     correct += await tidyAsync(async () => {
       const { x, y } = toTensorBatch(ds, idx);
-      const pred = noGrad(() => ops.argmax(model.forward(x), 1));
+      const z = noGrad(() => model.forward(x));
+      const what = `${model.arch} accuracy, images ${i}..${i + idx.length - 1}`;
+      checkFiniteLogits(await z.data(), z.shape[1], what, idx);
+      const pred = noGrad(() => ops.argmax(z, 1));
       const eq = ops.eq(pred, y);
       return (await ops.sum(eq).item());
     });
@@ -83,14 +89,30 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
   const { model } = o;
   const seed = o.seed ?? 0;
   const params = model.parameters();
-  const opt = o.optimizer === "adam"
-    ? new Adam(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0 })
-    : new SGD(params, {
-      lr: o.lr,
-      momentum: o.momentum ?? 0.9,
-      weightDecay: o.weightDecay ?? 5e-4,
-      nesterov: true,
-    });
+  const adam = o.optimizer === "adam";
+  const momentum = adam ? null : o.momentum ?? 0.9;
+  const weightDecay = o.weightDecay ?? (adam ? 0 : 5e-4);
+  const opt = adam
+    ? new Adam(params, { lr: o.lr, weightDecay })
+    : new SGD(params, { lr: o.lr, momentum: momentum!, weightDecay, nesterov: true });
+  // Everything the weights depend on: a checkpoint from other settings is not resumed.
+  const settings: TrainSettings = {
+    trainer: "classifier",
+    arch: model.arch,
+    classes: model.numClasses,
+    parameters: model.numParameters(),
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    optimizer: adam ? "adam" : "sgd",
+    momentum,
+    weightDecay,
+    seed,
+    augment: o.augment !== false,
+    limit: o.trainLimit ?? null,
+    data: o.train.hash,
+    ...o.settings,
+  };
   const loader = new DataLoader(o.train, {
     batchSize: o.batchSize,
     shuffle: true,
@@ -114,11 +136,14 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
     history: [],
   };
   if (o.checkpoint) {
-    const saved = await loadCheckpoint<LoopState>(o.checkpoint, parts);
-    if (saved) st = saved;
+    const saved = await loadCheckpoint<LoopState>(o.checkpoint, parts, settings);
+    if (saved) {
+      st = saved;
+      if (!o.quiet) console.error(`resuming from step ${st.step} of ${total} (${o.checkpoint})`);
+    }
   }
   const save = async () => {
-    if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st);
+    if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st, settings);
   };
   const progress = o.quiet ? null : new Progress(total, `train ${model.arch}`, st.step);
   let stepsThisCall = 0;

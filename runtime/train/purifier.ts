@@ -17,7 +17,7 @@ import { writeJsonAtomic } from "../io/atomic.ts";
 import { classifierTarget } from "../attacks/target.ts";
 import { pgd } from "../attacks/pgd.ts";
 import type { Norm } from "../attacks/common.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint, type TrainSettings } from "./checkpoint.ts";
 
 export type LossTermName = "gan" | "l1-coarse" | "l1-fine" | "ce" | "mse-fine";
 export interface WeightedTerm {
@@ -61,6 +61,8 @@ export interface TrainPurifierOptions {
   stopAfterSteps?: number;
   quiet?: boolean;
   label?: string;
+  /** More settings to record in the checkpoint and compare on resume (e.g. the width). */
+  settings?: TrainSettings;
 }
 
 export interface PurifierStepLog {
@@ -164,17 +166,34 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
   const total = loader.numBatches() * o.epochs;
   const rng = new Rng(seed, 0x5eed);
   const parts = { modules: { purifier: G, discriminator: D }, optimizers: { g: optG, d: optD } };
+  // Everything the weights depend on (the transform is code: the caller's settings name it).
+  const settings: TrainSettings = {
+    trainer: "purifier",
+    purifier: G.numParameters(),
+    discriminator: D.numParameters(),
+    terms: o.terms,
+    attack: needsCe ? (o.attack ?? null) : null,
+    classifier: needsCe ? o.classifier!.arch : null,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    seed,
+    limit: o.trainLimit ?? null,
+    data: o.train.hash,
+    ...o.settings,
+  };
   let st: LoopState = { epoch: 0, batch: 0, step: 0, rng: rng.getState(), log: [] };
   if (o.checkpoint) {
-    const saved = await loadCheckpoint<LoopState>(o.checkpoint, parts);
+    const saved = await loadCheckpoint<LoopState>(o.checkpoint, parts, settings);
     if (saved) {
       st = saved;
       rng.setState(st.rng);
+      if (!o.quiet) console.error(`resuming from step ${st.step} of ${total} (${o.checkpoint})`);
     }
   }
   const save = async () => {
     st.rng = rng.getState();
-    if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st);
+    if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st, settings);
   };
   const progress = o.quiet ? null : new Progress(total, o.label ?? "purifier", st.step);
   o.classifier?.eval();
