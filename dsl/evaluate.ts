@@ -16,6 +16,8 @@ import { threatTargets } from "../runtime/eval/threat.ts";
 import type { Dataset } from "../runtime/eval/data.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { Progress } from "../runtime/io/progress.ts";
+import { pctWithInterval } from "../runtime/eval/stats.ts";
+import { protocolText } from "../runtime/eval/verdict.ts";
 import { type DefenseParts, defenseTarget, preprocess, type Variant } from "./compile.ts";
 import type { PipelineSpecT } from "./spec.ts";
 
@@ -68,6 +70,9 @@ export interface PipelineReport {
   n: number;
   seed: number;
   adapter: AdapterReport;
+  /** How the clean and robust verdicts were decided, and K of the majority vote. */
+  protocol: string;
+  votes: number;
   rows: DefenseRow[];
   summary: DefenseSummary[];
 }
@@ -180,6 +185,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           queries: params.queries,
           batch_size: 32,
           target_randomized: randomized,
+          votes: spec.evaluation.votes ?? 1,
           n_total: n,
           arch: spec.classifier.arch,
           weights: null,
@@ -244,6 +250,8 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
     n,
     seed: spec.seed,
     adapter: o.adapter,
+    protocol: protocolText(spec.evaluation.votes ?? 1),
+    votes: spec.evaluation.votes ?? 1,
     rows,
     summary,
   };
@@ -252,7 +260,6 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
   return report;
 }
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 
 /** Report column of an attack: StAdv has no norm ball, the others show norm and radius. */
@@ -262,6 +269,7 @@ function attackColumn(a: AttackRow): string {
 
 /** One table: a row per (defense, threat model), a column per attack, then the worst case. */
 export function pipelineMarkdown(r: PipelineReport): string {
+  const ci = (acc: number) => pctWithInterval(acc, r.n);
   const attacks = [...new Set(r.rows.flatMap((x) => x.attacks.map(attackColumn)))];
   const lines = [
     `# ${r.pipeline}: robustness report`,
@@ -274,7 +282,11 @@ export function pipelineMarkdown(r: PipelineReport): string {
     "the defense (the original AToP protocol); **full-pipeline** differentiates through transform,",
     "purifier and classifier with EOT over the randomness (adaptive). A weak adaptive attack can",
     "undershoot the transfer attack, so quote the worst case over both threat models (last table).",
-    "Clean accuracy is the mean over the row's evaluations; each draws its own randomness.",
+    "A randomized defense's draws are keyed by (example, call), so every evaluation of a defense",
+    "sees the same clean draw of an example: clean accuracy is one verdict per example.",
+    "Brackets: 95% Wilson confidence intervals over the test images.",
+    "",
+    `Protocol: ${r.protocol ?? protocolText(1)}.`,
     "",
     `| defense | threat model | clean | ${attacks.join(" | ")} | worst case |`,
     `|---|---|---|${attacks.map(() => "---").join("|")}|---|`,
@@ -282,12 +294,12 @@ export function pipelineMarkdown(r: PipelineReport): string {
   for (const row of r.rows) {
     const cells = attacks.map((k) => {
       const a = row.attacks.find((x) => attackColumn(x) === k);
-      return a ? `${pct(a.robust_accuracy)} (${a.steps} it, EOT ${a.eot})` : "-";
+      return a ? `${ci(a.robust_accuracy)} (${a.steps} it, EOT ${a.eot})` : "-";
     });
     lines.push(
       `| ${row.defense} | ${row.defense === "none" ? "-" : row.threat} | ${
-        pct(row.clean_accuracy)
-      } | ${cells.join(" | ")} | ${pct(row.worst_case_robust_accuracy)} |`,
+        ci(row.clean_accuracy)
+      } | ${cells.join(" | ")} | ${ci(row.worst_case_robust_accuracy)} |`,
     );
   }
   lines.push(
@@ -300,8 +312,8 @@ export function pipelineMarkdown(r: PipelineReport): string {
     "|---|---|---|---|",
     ...r.summary.map((s) =>
       `| ${s.defense} | ${s.defense === "none" ? "-" : s.threats.join(", ")} | ${
-        pct(s.clean_accuracy)
-      } | ${pct(s.worst_case_robust_accuracy)} |`
+        ci(s.clean_accuracy)
+      } | ${ci(s.worst_case_robust_accuracy)} |`
     ),
   );
   const warn = r.rows.flatMap((x) => x.warnings.map((w) => `- ${x.defense}/${x.threat}: ${w}`));

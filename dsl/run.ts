@@ -25,6 +25,10 @@ import type { PipelineSpecT } from "./spec.ts";
 import { rt1, rt2 } from "./transforms.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
 
+/** 2: one clean verdict per example, every clean-correct example attacked by every attack,
+ * defense draws keyed by (example, call). */
+export const EVAL_PROTOCOL_VERSION = 2;
+
 export interface RunOptions {
   spec: PipelineSpecT;
   /** Directory with the dataset (.bin files or cifar-10-batches-bin/). */
@@ -286,6 +290,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
 
   // 4. Evaluation of the four defenses under the chosen threat models.
   const evalDeps = {
+    // Version of the verdict protocol and of the defense's draws: results of an older one are
+    // never resumed into a newer report.
+    protocol: EVAL_PROTOCOL_VERSION,
     stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, v.dir])),
     evaluation: spec.evaluation,
     threat: o.threat,

@@ -167,6 +167,9 @@ export const PipelineSpec = z.strictObject({
     attacks: z.array(EvalAttack).default([]),
     threat: z.enum(["classifier-only", "full-pipeline", "both"]).default("both"),
     eotDraws: positiveInt().default(20),
+    /** Draws in the majority vote that decides a randomized defense's clean and adversarial
+     * predictions (1 = a single draw, when absent). */
+    votes: positiveInt().optional(),
   }).default({ limit: 512, attacks: [], threat: "both", eotDraws: 20 }),
   seed: z.number().int().min(0).default(0),
 });

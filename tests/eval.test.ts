@@ -466,7 +466,7 @@ Deno.test("reports: JSON + Markdown written atomically, PNG grid", async () => {
     assert.ok(e.perturbation_norm <= 0.03 + 1e-6);
   }
   const md = await Deno.readTextFile(`${dir}/out.md`);
-  assert.match(md, /\| pgd \| \d+\.\d\d% \|/);
+  assert.match(md, /\| pgd \| \d+\.\d\d% \[\d+\.\d\d, \d+\.\d\d\] \|/);
   assert.match(md, /worst case/);
   assert.equal(md, reportMarkdown(rep));
   const png = await Deno.readFile(`${dir}/grid.png`);
@@ -478,4 +478,39 @@ Deno.test("reports: JSON + Markdown written atomically, PNG grid", async () => {
   const left = [...(await Array.fromAsync(Deno.readDir(dir)))].map((e) => e.name).sort();
   assert.deepEqual(left, ["grid.png", "out.json", "out.md"], "temp files left behind");
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("reports: 95% Wilson intervals beside every accuracy, per-class accuracy, the protocol", async () => {
+  const { wilson, pctWithInterval } = await import("../runtime/eval/stats.ts");
+  const close = (a: [number, number], b: [number, number]) =>
+    assert.ok(Math.abs(a[0] - b[0]) < 1e-4 && Math.abs(a[1] - b[1]) < 1e-4, `${a} vs ${b}`);
+  // Reference values (Wilson 1927; as statsmodels' proportion_confint(method="wilson")).
+  close(wilson(0, 10), [0, 0.27753]);
+  close(wilson(5, 10), [0.23659, 0.76341]);
+  close(wilson(26, 48), [0.40291, 0.67425]);
+  close(wilson(48, 48), [0.92590, 1]);
+  assert.equal(pctWithInterval(0.5, 10), "50.0% [23.7, 76.3]");
+  assert.throws(() => wilson(3, 2), /0 <= k <= n/);
+  const target = mlp(1);
+  const data = await dataset(10, 2, target);
+  const r = (await runEvaluation({
+    config: config(["pgd"]),
+    attacks: attackList(["pgd"]),
+    data,
+    indices: Array.from({ length: 10 }, (_, i) => i),
+    shard: null,
+    targets: threatTargets("full-pipeline", target),
+  }))!;
+  const k = r.examples.filter((e) => e.robust).length;
+  assert.deepEqual(r.intervals.robust, wilson(k, 10));
+  assert.deepEqual(r.intervals.per_attack.pgd, wilson(k, 10));
+  const classes = Object.values(r.per_class);
+  assert.equal(classes.reduce((a, c) => a + c.n, 0), 10);
+  const weighted = classes.reduce((a, c) => a + c.n * c.clean_accuracy, 0) / 10;
+  assert.ok(Math.abs(weighted - r.clean_accuracy) < 1e-12);
+  assert.match(r.protocol, /every example correct under it is attacked by every attack/);
+  const md = reportMarkdown(r);
+  assert.match(md, /\| clean \| \d+\.\d\d% \[\d+\.\d\d, \d+\.\d\d\] \|/);
+  assert.match(md, /Protocol: one clean verdict per example/);
+  assert.match(md, /verdict draws \(majority vote, K\) \| 1 \|/);
 });

@@ -39,6 +39,8 @@ const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.j
   --step-size  step size (pgd: 2/255 linf, eps/4 l2; stadv: Adam learning rate)
   --restarts   restarts (default 1)
   --eot        EOT draws per gradient (default 1; autoattack-rand 20)
+  --votes      K: a randomized defense's clean and adversarial predictions are the majority
+               vote over K draws (default 1, a single draw); recorded in the report
   --queries    Square query budget (default 5000)
   --seed       base seed of the per-example random streams (default 0)
   --limit      evaluate only the first N examples
@@ -66,6 +68,7 @@ export async function main(args: string[]): Promise<number> {
       "step-size": { type: "string" },
       restarts: { type: "string" },
       eot: { type: "string" },
+      votes: { type: "string" },
       queries: { type: "string" },
       seed: { type: "string" },
       limit: { type: "string" },
@@ -110,6 +113,7 @@ export async function main(args: string[]): Promise<number> {
   const shard = v.shard ? parseShard(v.shard) : null;
   const threat = parseThreatModel(v.threat ?? "full-pipeline");
   const batchSize = intFlag("--batch-size", v["batch-size"], { min: 1 }) ?? 32;
+  const votes = intFlag("--votes", v.votes, { min: 1 }) ?? 1;
   enumFlag("--defense", v.defense, DEFENSE_NAMES);
   const dataset = enumFlag("--dataset", v.dataset, CIFAR_NAMES);
   const adapter = adapterFlag(v.adapter);
@@ -186,6 +190,7 @@ export async function main(args: string[]): Promise<number> {
     step_size: p0.stepSize,
     restarts: p0.restarts,
     eot: p0.eot,
+    votes,
     seed: p0.seed,
     threat_model: defense ? threat : "full-pipeline",
     queries: attacks.find((a) => a.params.queries !== null)?.params.queries ?? null,

@@ -5,6 +5,8 @@
 import type { Norm } from "../attacks/common.ts";
 import { writeFileAtomic } from "./files.ts";
 import { derivedChecks, isDerivedCheck } from "./checks.ts";
+import { pctWithInterval, wilson } from "./stats.ts";
+import { protocolText } from "./verdict.ts";
 
 export type ThreatModel = "classifier-only" | "full-pipeline";
 
@@ -98,6 +100,16 @@ export interface EvalReport {
   examples: ExampleResult[];
   checks: CheckResult[];
   timing?: { seconds: number; images_per_second: number };
+  /** How the clean and robust verdicts were decided (see runtime/eval/verdict.ts). */
+  protocol: string;
+  /** 95% Wilson intervals of clean_accuracy, robust_accuracy and each per_attack value. */
+  intervals: {
+    clean: [number, number];
+    robust: [number, number];
+    per_attack: Record<string, [number, number]>;
+  };
+  /** Per true class: examples, clean and worst-case robust accuracy. */
+  per_class: Record<string, { n: number; clean_accuracy: number; robust_accuracy: number }>;
 }
 
 const LEVEL_RANK: Record<CheckLevel, number> = { ok: 0, info: 1, warning: 2 };
@@ -150,13 +162,33 @@ export function buildReport(
       }
     }
   }
+  const cleanK = ex.filter((e) => e.clean_pred === e.label).length;
+  const robustK = ex.filter((e) => e.robust).length;
+  const perClass: EvalReport["per_class"] = {};
+  for (const c of [...new Set(ex.map((e) => e.label))].sort((a, b) => a - b)) {
+    const of = ex.filter((e) => e.label === c);
+    perClass[String(c)] = {
+      n: of.length,
+      clean_accuracy: of.filter((e) => e.clean_pred === e.label).length / of.length,
+      robust_accuracy: of.filter((e) => e.robust).length / of.length,
+    };
+  }
   return {
     format: "atop-eval/1",
     config,
     shard,
     n,
-    clean_accuracy: frac(ex.filter((e) => e.clean_pred === e.label).length),
-    robust_accuracy: frac(ex.filter((e) => e.robust).length),
+    clean_accuracy: frac(cleanK),
+    robust_accuracy: frac(robustK),
+    protocol: protocolText(config.votes ?? 1),
+    intervals: {
+      clean: wilson(cleanK, n),
+      robust: wilson(robustK, n),
+      per_attack: Object.fromEntries(
+        config.attacks.map((a) => [a, wilson(ex.filter((e) => e.attacks[a]?.robust).length, n)]),
+      ),
+    },
+    per_class: perClass,
     per_attack: perAttack,
     stages,
     examples: ex,
@@ -183,20 +215,23 @@ export function reportMarkdown(r: EvalReport): string {
     `| step size | ${c.step_size ?? "default"} |`,
     `| restarts | ${c.restarts} |`,
     `| EOT draws | ${c.eot} |`,
+    `| verdict draws (majority vote, K) | ${c.votes ?? 1} |`,
     `| seed | ${c.seed} |`,
     ...(c.queries !== null ? [`| Square queries | ${c.queries} |`] : []),
     `| examples | ${r.n} |`,
     ...(c.arch ? [`| model | ${c.arch}${c.weights ? ` (${c.weights})` : ""} |`] : []),
     ...(c.pipeline ? [`| pipeline | ${c.pipeline} |`] : []),
     "",
-    `| attack | robust accuracy |`,
+    `Protocol: ${r.protocol}.`,
+    "",
+    `| attack | robust accuracy [95% CI] |`,
     `| --- | --- |`,
-    `| clean | ${pct(r.clean_accuracy)} |`,
-    ...Object.entries(r.per_attack).map(([a, v]) => `| ${a} | ${pct(v)} |`),
+    `| clean | ${pctWithInterval(r.clean_accuracy, r.n, 2)} |`,
+    ...Object.entries(r.per_attack).map(([a, v]) => `| ${a} | ${pctWithInterval(v, r.n, 2)} |`),
     ...Object.entries(r.stages).flatMap(([a, s]) =>
       Object.entries(s).map(([k, v]) => `| ${a} after ${k} (attack target) | ${pct(v)} |`)
     ),
-    `| **worst case** | **${pct(r.robust_accuracy)}** |`,
+    `| **worst case** | **${pctWithInterval(r.robust_accuracy, r.n, 2)}** |`,
     "",
   ];
   if (r.timing) {
