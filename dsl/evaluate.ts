@@ -170,6 +170,9 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           seed: spec.seed,
           queries: a.queries,
           stepSize: a.stepSize,
+          bound: a.bound,
+          tau: a.tau,
+          kappa: a.kappa,
         });
         const tag = `${v.name}.${threat}.${name}-${a.norm}`;
         const config: EvalConfig = {
@@ -185,6 +188,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           queries: params.queries,
           batch_size: 32,
           target_randomized: randomized,
+          attack_params: { [name]: params },
           votes: spec.evaluation.votes ?? 1,
           n_total: n,
           arch: spec.classifier.arch,

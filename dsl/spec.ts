@@ -145,9 +145,14 @@ export const EvalAttack = z.strictObject({
   eot: positiveInt().default(1),
   /** Square's query budget (also inside AutoAttack standard); default 5000. */
   queries: positiveInt().optional(),
-  /** PGD step size (default 2/255 for linf, eps/4 for l2) or StAdv's Adam learning rate on the flow,
-   * in pixels per step (default 0.01). Ignored by the APGD family, FAB and Square. */
+  /** PGD step size (default 2/255 for linf, eps/4 for l2) or StAdv's Adam learning rate on the
+   * flow, in normalised grid units (default 0.01). Ignored by the APGD family, FAB and Square. */
   stepSize: z.number().positive("expected a step size > 0").optional(),
+  /** StAdv: Linf bound on the flow in normalised grid units (default 0.05), the weight of the
+   * flow smoothness loss (default 0.05) and the margin clip (default: none). */
+  bound: z.number().positive("expected a flow bound > 0").optional(),
+  tau: nonNegative().optional(),
+  kappa: nonNegative().optional(),
 });
 
 export const PipelineSpec = z.strictObject({

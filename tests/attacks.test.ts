@@ -22,7 +22,7 @@ import {
 } from "../runtime/attacks/mod.ts";
 import { projectHyperplaneL2, projectHyperplaneLinf } from "../runtime/attacks/fab_projection.ts";
 import { squareEta, squareL2Proposal, squarePSelection } from "../runtime/attacks/square.ts";
-import { flowSmoothnessLoss } from "../runtime/attacks/stadv.ts";
+import { flowBox, flowSmoothnessLoss, stadv } from "../runtime/attacks/stadv.ts";
 import { grad } from "../runtime/autograd.ts";
 
 await gpu();
@@ -622,4 +622,59 @@ Deno.test("Square L2: the window proposal uses per-channel norms, as the referen
       );
     }
   }
+});
+
+Deno.test("StAdv: the flow stays within its bound and inside the image (border, no zeros)", async () => {
+  const r = rng(91);
+  const target = mlpTarget(92);
+  const n = 6;
+  // W = 4: a bound of 0.05 normalised units is 0.1 px. Adam at lr 1 would move far without it.
+  const x = images(n, r, 0.2, 0.9);
+  const labels = await predict(target, x);
+  const res = await stadv({ target, x, labels }, { steps: 6, lr: 1, bound: 0.05 });
+  const xs = await x.data(), xa = await res.xAdv.data();
+  let moved = 0;
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++) {
+      for (let y = 0; y < H; y++) {
+        for (let q = 0; q < W; q++) {
+          // Under 1 px of displacement a warped pixel is a convex combination of its 3x3
+          // neighbourhood: never outside its range, never darkened by zeros from outside.
+          let lo = Infinity, hi = -Infinity;
+          for (let dy = -1; dy <= 1; dy++) {
+            for (let dx = -1; dx <= 1; dx++) {
+              const yy = Math.min(H - 1, Math.max(0, y + dy)),
+                qq = Math.min(W - 1, Math.max(0, q + dx));
+              const v = xs[((i * C + c) * H + yy) * W + qq];
+              lo = Math.min(lo, v);
+              hi = Math.max(hi, v);
+            }
+          }
+          const v = xa[((i * C + c) * H + y) * W + q];
+          assert.ok(
+            v >= lo - 1e-6 && v <= hi + 1e-6,
+            `pixel ${i},${c},${y},${q}: ${v} not in [${lo}, ${hi}]`,
+          );
+          if (Math.abs(v - xs[((i * C + c) * H + y) * W + q]) > 1e-4) moved++;
+        }
+      }
+    }
+  }
+  assert.ok(moved > 0, "StAdv did not move anything");
+  // A constant image stays constant: border handling brings in no zeros from outside.
+  const flat = Tensor.fromData(new Array(2 * D).fill(0.6), [2, C, H, W]);
+  const fl = await stadv({ target, x: flat, labels: [0, 1] }, { steps: 4, lr: 1, bound: 0.5 });
+  const fv = await fl.xAdv.data();
+  assert.ok(
+    fv.every((v) => Math.abs(v - 0.6) < 1e-5),
+    `constant image changed: ${Math.min(...fv)}`,
+  );
+  // The box: within the bound, and sample positions inside the image.
+  const box = flowBox(H, W, 0.05);
+  const lo = await box.lo.data(), hi = await box.hi.data();
+  assert.equal(lo[0], -0); // dx at column 0 cannot go left
+  assert.ok(Math.abs(hi[0] - 0.05) < 1e-7);
+  assert.ok(Math.abs(hi[W - 1]) < 1e-7); // the last column cannot go right
+  assert.ok(lo.every((v) => v >= -0.05 - 1e-7) && hi.every((v) => v <= 0.05 + 1e-7));
+  for (const t of [x, res.xAdv, flat, fl.xAdv, box.lo, box.hi]) t.dispose();
 });

@@ -59,7 +59,7 @@ Deno.test("trained smallcnn: clean > PGD-10 > PGD-20 >= AutoAttack (Linf 2/255);
       queries: 300,
     });
     const aaAcc = await acc(aa.xAdv);
-    const st = await stadv({ target, x, labels }, { steps: 30, lr: 0.1 });
+    const st = await stadv({ target, x, labels }, { steps: 30 }); // the AToP/DiffPure defaults
     const stAcc = await acc(st.xAdv);
     console.log({ clean, p10, p20, aa: aaAcc, stadv: stAcc });
     assert.ok(clean >= 0.35, `the fixture classifier is not trained: clean ${clean}`);

@@ -145,3 +145,47 @@ Deno.test("repro: a bad --tolerance is refused before the (long) rerun starts", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("attack: each attack of a list keeps its own settings, recorded in the report", async () => {
+  const { parseAttackList } = await import("../runtime/cli/attack_list.ts");
+  const list = parseAttackList("pgd:steps=20:eot=4, autoattack:steps=100,stadv:bound=0.03", {
+    steps: 10,
+    eot: 2,
+  });
+  assert.deepEqual(list.map((a) => a.name), ["pgd", "autoattack", "stadv"]);
+  assert.deepEqual([list[0].input.steps, list[0].input.eot], [20, 4]);
+  assert.deepEqual([list[1].input.steps, list[1].input.eot], [100, 2]);
+  assert.equal(list[2].input.bound, 0.03);
+  assert.throws(() => parseAttackList("pgd:stpes=3", {}), /--attack pgd:stpes: unknown setting/);
+  assert.throws(
+    () => parseAttackList("pgd:steps=0", {}),
+    /--attack pgd:steps: expected an integer >= 1/,
+  );
+  assert.throws(() => parseAttackList("pgd,pgd:steps=3", {}), /pgd is listed twice/);
+  assert.throws(() => parseAttackList("pgd:eps=2", {}), /--eps: expected a number in \[0, 1\]/);
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = `${dir}/r.json`;
+    const r = await runCli("runtime/cli/attack.ts", [
+      ...["--arch", "smallcnn", "--weights", FIXTURE, "--steps", "3", "--limit", "2"],
+      ...["--attack", "pgd:steps=1,fgsm,stadv:steps=2:tau=0.1", "--data", DATA, "--out", out],
+      ...["--grid", "none"],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(await Deno.readTextFile(out));
+    assert.equal(rep.config.attack_params.pgd.steps, 1);
+    assert.equal(rep.config.attack_params.fgsm.steps, 3);
+    assert.equal(rep.config.attack_params.stadv.steps, 2);
+    assert.deepEqual(rep.config.attack_params.stadv.stadv, {
+      lr: 0.01,
+      bound: 0.05,
+      tau: 0.1,
+      kappa: null,
+    });
+    const md = await Deno.readTextFile(`${dir}/r.md`);
+    assert.match(md, /\| pgd \| .*steps 1;/);
+    assert.match(md, /\| stadv \| .*stadv lr 0\.01, bound 0\.05, tau 0\.1, kappa none/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

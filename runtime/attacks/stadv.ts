@@ -1,10 +1,14 @@
 // StAdv (Xiao et al., ICLR 2018): spatially transformed adversarials. A per-pixel flow field
-// f [N,2,H,W] (in pixels; channel 0 = dx, 1 = dy) warps the image bilinearly; the attack
-// minimizes   L_adv(warp(x, f)) + tau * L_flow(f)
+// f [N,2,H,W] (channel 0 = dx, 1 = dy) warps the image bilinearly; the attack minimizes
+//   L_adv(warp(x, f)) + tau * L_flow(f)
 // with the CW-style margin L_adv = max(z_y - max_{i!=y} z_i, -kappa) and the smoothness loss
-// L_flow(f) = sum_p sum_{q in N(p)} sqrt(||f_p - f_q||^2 + eps) over 4-neighbourhoods. The
-// paper uses L-BFGS; here Adam on the flow (batched, every example independent). The warp is a
-// convex combination of pixels (zero outside), so images stay in [0,1].
+// L_flow(f) = sum_p sum_{q in N(p)} sqrt(||f_p - f_q||^2 + eps) over 4-neighbourhoods.
+// As the StAdv evaluations of DiffPure and AToP (perceptual-advex on mister_ed): the flow is in
+// normalised grid coordinates (1 = half the image width, grid_sample's align_corners=False
+// unit), Adam at lr 0.01, an Linf bound of 0.05 on the flow enforced by projection after each
+// step, tau 0.05 (0.0025 / bound), the margin unclipped (kappa = infinity), and sample
+// positions kept inside the image (the reference clips the grid), so no zeros come in from
+// outside. The warp is a convex combination of pixels, so images stay in [0,1].
 
 import { keep, Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
@@ -15,14 +19,14 @@ import { eotGradient, type Target } from "./target.ts";
 export interface StadvOptions {
   /** Adam iterations; default 100. */
   steps?: number;
-  /** Adam learning rate on the flow (pixels); default 0.01. */
+  /** Adam learning rate on the flow (normalised grid units); default 0.01. */
   lr?: number;
-  /** Weight of the flow smoothness loss; default 0.05. */
+  /** Weight of the flow smoothness loss (on the normalised flow); default 0.05. */
   tau?: number;
-  /** CW confidence: the margin is clipped at -kappa; default 0. */
+  /** CW confidence: the margin is clipped at -kappa; default Infinity (unclipped). */
   kappa?: number;
-  /** Optional bound on |flow| per component (pixels); default Infinity (unbounded). */
-  maxFlow?: number;
+  /** Linf bound on each flow component, normalised grid units; default 0.05 (Infinity: none). */
+  bound?: number;
   /** EOT draws per gradient; default 1. */
   eot?: number;
   /** Unused by the deterministic zero-flow start; kept for a uniform attack interface. */
@@ -109,23 +113,52 @@ function stadvObjective(
   kappa: number,
   warp: FlowWarp,
   rows: readonly number[],
+  toPixels: Tensor,
 ) {
   return (flow: Tensor) => {
-    const xa = ops.clamp(warp(x, flow), 0, 1);
-    const adv = ops.maximum(marginLoss(target.logits(xa, rows), y), -kappa);
+    const xa = ops.clamp(warp(x, ops.mul(flow, toPixels)), 0, 1);
+    const margin = marginLoss(target.logits(xa, rows), y);
+    const adv = Number.isFinite(kappa) ? ops.maximum(margin, -kappa) : margin;
     return ops.add(adv, ops.scale(flowSmoothnessLoss(flow), tau));
   };
+}
+
+/** [1,2,1,1] pixels per normalised grid unit (W/2 for dx, H/2 for dy). */
+function pixelScale(h: number, w: number): Tensor {
+  return Tensor.fromData([w / 2, h / 2], [1, 2, 1, 1]);
+}
+
+/** Per-pixel bounds [1,2,H,W] on the normalised flow that keep each sample position inside
+ * the image (x + dx in [0, W-1], y + dy in [0, H-1]), intersected with [-bound, bound]. */
+export function flowBox(h: number, w: number, bound: number): { lo: Tensor; hi: Tensor } {
+  const lo = new Float32Array(2 * h * w), hi = new Float32Array(2 * h * w);
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      const p = r * w + c;
+      lo[p] = Math.max(-bound, -c / (w / 2));
+      hi[p] = Math.min(bound, (w - 1 - c) / (w / 2));
+      lo[h * w + p] = Math.max(-bound, -r / (h / 2));
+      hi[h * w + p] = Math.min(bound, (h - 1 - r) / (h / 2));
+    }
+  }
+  return { lo: Tensor.fromData(lo, [1, 2, h, w]), hi: Tensor.fromData(hi, [1, 2, h, w]) };
 }
 
 export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promise<AttackResult> {
   const indices = defaultIndices(input);
   const steps = opts.steps ?? 100, lr = opts.lr ?? 0.01, tau = opts.tau ?? 0.05;
-  const kappa = opts.kappa ?? 0, maxFlow = opts.maxFlow ?? Infinity, eot = opts.eot ?? 1;
+  const kappa = opts.kappa ?? Infinity, bound = opts.bound ?? 0.05, eot = opts.eot ?? 1;
+  if (!(bound > 0)) throw new Error(`stadv: bound must be > 0, got ${bound}`);
+  if (!(lr > 0) || !(tau >= 0) || !(kappa >= 0)) {
+    throw new Error(`stadv: need lr > 0, tau >= 0 and kappa >= 0, got ${lr}, ${tau}, ${kappa}`);
+  }
   const warp = flowWarpOp();
   const { target, x, labels } = input;
   const [n, , h, w] = x.shape;
   const y = Tensor.fromData(labels, [n]);
-  const objective = stadvObjective(target, x, y, tau, kappa, warp, indices);
+  const toPixels = pixelScale(h, w);
+  const box = flowBox(h, w, bound);
+  const objective = stadvObjective(target, x, y, tau, kappa, warp, indices, toPixels);
   // The flow is the attack variable: a pseudo-target mapping flow -> objective lets
   // eotGradient average its gradient over draws; Adam then descends it.
   let flow = ops.zeros([n, 2, h, w]);
@@ -146,7 +179,7 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
   for (let it = 0; it <= steps; it++) {
     const e = eotGradient(flowTarget, flow, (z) => ops.reshape(z, [n]), eot);
     // Bookkeeping at the current flow: prediction, flow loss, objective.
-    const xa = tidy(() => ops.clamp(warp(x, flow), 0, 1));
+    const xa = tidy(() => ops.clamp(warp(x, ops.mul(flow, toPixels)), 0, 1));
     const z = target.logits(xa, indices);
     const { pred } = await predictions(z);
     const mt = tidy(() => marginLoss(z, y));
@@ -196,7 +229,8 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
         ops.add(ops.sqrt(ops.scale(v2, 1 / (1 - b2 ** t1))), 1e-8),
       );
       let f2 = ops.sub(flow, ops.scale(upd, lr));
-      if (Number.isFinite(maxFlow)) f2 = ops.clamp(f2, -maxFlow, maxFlow);
+      // Projection: the Linf bound and the image box, as the reference's clip of the grid.
+      f2 = ops.minimum(ops.maximum(f2, box.lo), box.hi);
       return { f2, m2, v2 };
     });
     for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, flow, m, v]) t.dispose();
@@ -204,6 +238,6 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
     m = next.m2;
     v = next.v2;
   }
-  for (const t of [flow, m, v, y]) t.dispose();
+  for (const t of [flow, m, v, y, toPixels, box.lo, box.hi]) t.dispose();
   return { xAdv: best, fooled, lossStart, lossBest: bestAdvLoss };
 }

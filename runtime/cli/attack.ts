@@ -5,7 +5,8 @@
 
 import { parseArgs } from "node:util";
 import { initEngine } from "../engine.ts";
-import { ATTACK_NAMES, parseAttackName, resolveParams } from "../eval/attacks.ts";
+import { ATTACK_NAMES, resolveParams } from "../eval/attacks.ts";
+import { parseAttackList } from "./attack_list.ts";
 import { parseShard, readCifarBin, shardRange } from "../eval/data.ts";
 import { exists } from "../eval/files.ts";
 import { loadClassifier, loadDefense } from "../eval/model.ts";
@@ -32,13 +33,19 @@ import {
 const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.json
          (--arch A [--weights W.safetensors] | --pipeline FILE.ts) [options]
 
-  --attack     ${ATTACK_NAMES.join("|")} (comma-separate to run several; worst case reported)
+  --attack     ${ATTACK_NAMES.join("|")} (comma-separate to run several; worst case reported).
+               Settings of one attack follow its name: pgd:steps=20:eot=4,autoattack:steps=100
+               (keys norm, eps, steps, step-size, restarts, eot, queries, bound, tau, kappa);
+               the plain flags below are the defaults of every attack in the list
   --norm       linf|l2 (default linf)
   --eps        radius, a number or a fraction like 8/255 (default 8/255 linf, 0.5 l2)
   --steps      iterations (default: pgd 10, apgd/fab/stadv/autoattack 100)
   --step-size  step size (pgd: 2/255 linf, eps/4 l2; stadv: Adam learning rate)
   --restarts   restarts (default 1)
   --eot        EOT draws per gradient (default 1; autoattack-rand 20)
+  --flow-bound StAdv: Linf bound on the flow, normalised grid units (default 0.05)
+  --tau        StAdv: weight of the flow smoothness loss (default 0.05)
+  --kappa      StAdv: clip of the margin loss (default: none)
   --votes      K: a randomized defense's clean and adversarial predictions are the majority
                vote over K draws (default 1, a single draw); recorded in the report
   --queries    Square query budget (default 5000)
@@ -69,6 +76,9 @@ export async function main(args: string[]): Promise<number> {
       restarts: { type: "string" },
       eot: { type: "string" },
       votes: { type: "string" },
+      "flow-bound": { type: "string" },
+      tau: { type: "string" },
+      kappa: { type: "string" },
       queries: { type: "string" },
       seed: { type: "string" },
       limit: { type: "string" },
@@ -96,7 +106,6 @@ export async function main(args: string[]): Promise<number> {
   }
   if (!v.pipeline) refuseUnused(v, ["run", "defense", "threat"], "with --pipeline");
   const arch = enumFlag("--arch", v.arch, ARCHS);
-  const names = v.attack!.split(",").map((s) => parseAttackName(s.trim()));
   const norm = enumFlag("--norm", v.norm?.toLowerCase(), ["linf", "l2"] as const) ?? "linf";
   const input = {
     norm,
@@ -107,8 +116,16 @@ export async function main(args: string[]): Promise<number> {
     eot: intFlag("--eot", v.eot, { min: 1 }),
     seed: intFlag("--seed", v.seed, { min: 0 }),
     queries: intFlag("--queries", v.queries, { min: 1 }),
+    bound: fractionFlag("--flow-bound", v["flow-bound"], { min: 0, minExclusive: true }),
+    tau: fractionFlag("--tau", v.tau, { min: 0 }),
+    kappa: fractionFlag("--kappa", v.kappa, { min: 0 }),
   };
-  const attacks = names.map((name) => ({ name, params: resolveParams(name, input) }));
+  // Each attack of the list: the flags above, then its own `name:key=value` settings.
+  const attacks = parseAttackList(v.attack!, input).map(({ name, input: own }) => ({
+    name,
+    params: resolveParams(name, own),
+  }));
+  const names = attacks.map((a) => a.name);
   const limit = intFlag("--limit", v.limit, { min: 1 }) ?? null;
   const shard = v.shard ? parseShard(v.shard) : null;
   const threat = parseThreatModel(v.threat ?? "full-pipeline");
@@ -190,6 +207,7 @@ export async function main(args: string[]): Promise<number> {
     step_size: p0.stepSize,
     restarts: p0.restarts,
     eot: p0.eot,
+    attack_params: Object.fromEntries(attacks.map((a) => [a.name, a.params])),
     votes,
     seed: p0.seed,
     threat_model: defense ? threat : "full-pipeline",

@@ -38,6 +38,8 @@ export interface AttackParams {
   eot: number;
   seed: number;
   queries: number | null;
+  /** StAdv only: flow bound and loss weights as run (kappa null = unclipped margin). */
+  stadv?: { lr: number; bound: number; tau: number; kappa: number | null };
 }
 
 /** Settings given on the command line (undefined = the attack's default). */
@@ -50,6 +52,10 @@ export interface AttackParamsInput {
   eot?: number;
   seed?: number;
   queries?: number;
+  /** StAdv's flow bound, smoothness weight and margin clip. */
+  bound?: number;
+  tau?: number;
+  kappa?: number;
 }
 
 /** Fills in defaults: eps 8/255 (linf) / 0.5 (l2); steps 10 (pgd), 1 (fgsm), 100 (APGD, FAB,
@@ -67,6 +73,18 @@ export function resolveParams(name: AttackName, p: AttackParamsInput): AttackPar
     eot: p.eot ?? (name === "autoattack-rand" ? 20 : 1),
     seed: p.seed ?? 0,
     queries: usesQueries ? (p.queries ?? 5000) : null,
+    // The AToP/DiffPure StAdv evaluation: Adam lr 0.01, Linf flow bound 0.05 (normalised grid
+    // units), tau 0.05, margin unclipped.
+    ...(name === "stadv"
+      ? {
+        stadv: {
+          lr: p.stepSize ?? 0.01,
+          bound: p.bound ?? 0.05,
+          tau: p.tau ?? 0.05,
+          kappa: p.kappa ?? null,
+        },
+      }
+      : {}),
   };
 }
 
@@ -114,7 +132,15 @@ export async function runAttack(
     case "square":
       return await square(input, { ...common, queries: p.queries ?? 5000, restarts: p.restarts });
     case "stadv":
-      return await stadv(input, { steps: p.steps, seed: p.seed, eot: p.eot, lr: step });
+      return await stadv(input, {
+        steps: p.steps,
+        seed: p.seed,
+        eot: p.eot,
+        lr: p.stadv?.lr ?? step,
+        bound: p.stadv?.bound,
+        tau: p.stadv?.tau,
+        kappa: p.stadv?.kappa ?? undefined,
+      });
     case "autoattack":
     case "autoattack-rand": {
       const r: AutoAttackResult = await autoAttack(input, {

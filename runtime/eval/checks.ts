@@ -25,30 +25,36 @@ async function logitsOf(
   return v;
 }
 
-/** Runs the target `draws` times on the same input; any change means it is randomized. */
+/** Runs the target `draws` times on the same input and compares every pair of outputs (the
+ * reference's checks.py: 5 draws, pairwise); any change means it is randomized. `eot` is the
+ * smallest EOT of the attacks, or the names of the attacks that run without EOT. */
 export async function checkRandomized(
   target: Target,
   x: Tensor,
-  eot: number,
-  draws = 3,
+  eot: number | string[],
+  draws = 5,
   rows?: readonly number[],
 ): Promise<CheckResult> {
   const outs: Float32Array[] = [];
   for (let i = 0; i < draws; i++) outs.push(await logitsOf(target, x, rows));
   const k = target.numClasses, n = x.shape[0];
   let maxDiff = 0;
-  for (let d = 1; d < draws; d++) {
-    for (let i = 0; i < n; i++) {
-      // Compare L2-normalized outputs, as the reference does.
-      let na = 0, nb = 0, diff = 0;
-      for (let j = 0; j < k; j++) {
-        na += outs[0][i * k + j] ** 2;
-        nb += outs[d][i * k + j] ** 2;
+  for (let a = 0; a < draws; a++) {
+    for (let b = a + 1; b < draws; b++) {
+      for (let i = 0; i < n; i++) {
+        // Compare L2-normalized outputs, as the reference does.
+        let na = 0, nb = 0, diff = 0;
+        for (let j = 0; j < k; j++) {
+          na += outs[a][i * k + j] ** 2;
+          nb += outs[b][i * k + j] ** 2;
+        }
+        na = Math.sqrt(na) + 1e-10;
+        nb = Math.sqrt(nb) + 1e-10;
+        for (let j = 0; j < k; j++) {
+          diff += (outs[a][i * k + j] / na - outs[b][i * k + j] / nb) ** 2;
+        }
+        maxDiff = Math.max(maxDiff, Math.sqrt(diff));
       }
-      na = Math.sqrt(na) + 1e-10;
-      nb = Math.sqrt(nb) + 1e-10;
-      for (let j = 0; j < k; j++) diff += (outs[0][i * k + j] / na - outs[d][i * k + j] / nb) ** 2;
-      maxDiff = Math.max(maxDiff, Math.sqrt(diff));
     }
   }
   const randomized = target.randomized || maxDiff > 1e-4;
@@ -56,15 +62,22 @@ export async function checkRandomized(
   const how = target.randomized
     ? "declared randomized"
     : `outputs changed between identical calls (max normalized diff ${maxDiff.toExponential(2)})`;
-  if (eot <= 1) {
+  const without = typeof eot === "number" ? (eot <= 1 ? ["the attack"] : []) : eot;
+  if (without.length) {
     return {
       id: "randomized",
       level: "warning",
-      message: `randomized defense (${how}) attacked without EOT: use --eot 20 or ` +
-        `autoattack-rand, otherwise the robust accuracy is overestimated`,
+      message: `randomized defense (${how}) attacked without EOT by ${without.join(", ")}: use ` +
+        `--eot 20 (or NAME:eot=20) or autoattack-rand, otherwise the robust accuracy is ` +
+        `overestimated`,
     };
   }
-  return { id: "randomized", level: "ok", message: `randomized (${how}); EOT over ${eot} draws` };
+  return {
+    id: "randomized",
+    level: "ok",
+    message: `randomized (${how}); every gradient attack uses EOT` +
+      (typeof eot === "number" ? ` over ${eot} draws` : ""),
+  };
 }
 
 /** Input gradients of the cross-entropy: zero or non-finite ones break gradient attacks. */

@@ -21,6 +21,9 @@ export interface EvalConfig {
   restarts: number;
   /** EOT draws per gradient. */
   eot: number;
+  /** Every attack's own resolved settings (steps, EOT, step size, StAdv's bound, ...); the
+   * flat fields above are the first attack's. Absent in older reports. */
+  attack_params?: Record<string, unknown>;
   /** Draws in the majority vote that decides a randomized defense's prediction (clean and
    * adversarial verdicts); 1 = a single draw. Absent in reports older than the protocol. */
   votes?: number;
@@ -202,6 +205,27 @@ export function buildReport(
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
+/** One line per attack with its own settings (what each attack of a list really ran). */
+function attackSettings(c: EvalConfig): string[] {
+  if (!c.attack_params) return [];
+  const fmt = (v: unknown): string =>
+    v === null
+      ? "default"
+      : typeof v === "object" && v
+      ? Object.entries(v).map(([k, x]) => `${k} ${x === null ? "none" : x}`).join(", ")
+      : String(v);
+  return [
+    `| attack | settings as run |`,
+    `| --- | --- |`,
+    ...Object.entries(c.attack_params).map(([name, p]) =>
+      `| ${name} | ${
+        Object.entries(p as Record<string, unknown>).map(([k, v]) => `${k} ${fmt(v)}`).join("; ")
+      } |`
+    ),
+    "",
+  ];
+}
+
 export function reportMarkdown(r: EvalReport): string {
   const c = r.config;
   const lines = [
@@ -222,6 +246,7 @@ export function reportMarkdown(r: EvalReport): string {
     ...(c.arch ? [`| model | ${c.arch}${c.weights ? ` (${c.weights})` : ""} |`] : []),
     ...(c.pipeline ? [`| pipeline | ${c.pipeline} |`] : []),
     "",
+    ...attackSettings(c),
     `Protocol: ${r.protocol}.`,
     "",
     `| attack | robust accuracy [95% CI] |`,
