@@ -171,6 +171,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           queries: a.queries,
           stepSize: a.stepSize,
           bound: a.bound,
+          components: a.attacks,
           tau: a.tau,
           kappa: a.kappa,
         });

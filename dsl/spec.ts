@@ -136,8 +136,12 @@ export const EvalAttack = z.strictObject({
     "stadv",
     "autoattack",
     "autoattack-rand",
+    "autoattack-plus",
     "fgsm",
   ]),
+  /** AutoAttack only: run this list of its components (a custom version). */
+  attacks: z.array(z.enum(["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"])).min(1)
+    .optional(),
   norm: z.enum(["linf", "l2"]).default("linf"),
   eps: nonNegative().default(8 / 255),
   steps: positiveInt().default(20),

@@ -14,6 +14,7 @@ import {
   composeTarget,
   eotGradient,
   fabTargeted,
+  fabUntargeted,
   fgsm,
   perturbationNorms,
   pgd,
@@ -263,6 +264,44 @@ Deno.test("FAB-T finds the minimal adversarial distance of a linear binary model
   }
 });
 
+Deno.test("untargeted FAB finds the closest boundary of a linear 4-class model", async () => {
+  // Logits z = W x + b: the distance to the boundary with class k is |f_k| / ||w_k - w_y||_dual,
+  // f_k = z_k - z_y, and the minimal adversarial is the smallest of them (boxes aside).
+  const r = rng(45);
+  const k = 4;
+  const w = Array.from({ length: k * D }, () => (r() - 0.5) * 0.4);
+  const b = Array.from({ length: k }, () => (r() - 0.5) * 0.2);
+  const target = linearTarget(w, b, k);
+  const n = 6;
+  const x = images(n, r, 0.45, 0.55);
+  const xs = await x.data();
+  const labels = await predict(target, x);
+  for (const norm of ["linf", "l2"] as const) {
+    const res = await fabUntargeted({ target, x, labels }, { norm, eps: 10, steps: 20 });
+    const nr = await perturbationNorms(res.xAdv, x);
+    for (let i = 0; i < n; i++) {
+      const y = labels[i];
+      let best = Infinity;
+      for (let c = 0; c < k; c++) {
+        if (c === y) continue;
+        let f = b[c] - b[y], dual = 0;
+        for (let j = 0; j < D; j++) {
+          const wd = w[c * D + j] - w[y * D + j];
+          f += wd * xs[i * D + j];
+          dual = norm === "linf" ? dual + Math.abs(wd) : dual + wd * wd;
+        }
+        best = Math.min(best, Math.abs(f) / (norm === "linf" ? dual : Math.sqrt(dual)));
+      }
+      const got = norm === "linf" ? nr.linf[i] : nr.l2[i];
+      assert.ok(res.fooled[i], `${norm} example ${i} not fooled`);
+      assert.ok(got >= best * (1 - 1e-4), `${norm} ${i}: ${got} below the minimum ${best}`);
+      assert.ok(got <= best * 1.06, `${norm} ${i}: ${got} far above the minimum ${best}`);
+    }
+    res.xAdv.dispose();
+  }
+  x.dispose();
+});
+
 Deno.test("FAB hyperplane projections match a bisection reference", () => {
   const r = rng(51);
   for (let trial = 0; trial < 40; trial++) {
@@ -490,6 +529,36 @@ Deno.test("AutoAttack cascade runs only on robust points and is never weaker tha
   aa.fooled.forEach((f, i) => assert.equal(f, p[i] !== labels[i], `example ${i}`));
   const nr = await perturbationNorms(aa.xAdv, x);
   assert.ok(Math.max(...nr.linf) <= eps + 1e-6);
+});
+
+Deno.test("AutoAttack plus and custom lists run the reference's components in order", async () => {
+  const target = mlpTarget(103);
+  const r = rng(104);
+  const x = images(6, r);
+  const labels = await predict(target, x);
+  const eps = 0.02;
+  const opts = { eps, steps: 4, queries: 20, targets: 2 };
+  const plus = await autoAttack({ target, x, labels }, { ...opts, version: "plus" });
+  assert.deepEqual(
+    plus.perAttack.map((a) => a.name),
+    ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"],
+  );
+  // Five APGD-CE restarts start where one does, so plus is never weaker than standard's first.
+  const ce = await apgd({ target, x, labels }, { eps, steps: 4 });
+  ce.fooled.forEach((f, i) => assert.ok(!f || plus.fooled[i], `example ${i}`));
+  const custom = await autoAttack({ target, x, labels }, {
+    ...opts,
+    version: "custom",
+    attacks: ["square", "fab"],
+  });
+  assert.deepEqual(custom.perAttack.map((a) => a.name), ["square", "fab"]);
+  const p = await predict(target, custom.xAdv);
+  custom.fooled.forEach((f, i) => assert.equal(f, p[i] !== labels[i], `example ${i}`));
+  await assert.rejects(
+    () => autoAttack({ target, x, labels }, { ...opts, version: "custom" }),
+    /custom version needs its `attacks` list/,
+  );
+  for (const t of [plus.xAdv, ce.xAdv, custom.xAdv, x]) t.dispose();
 });
 
 Deno.test("StAdv flow smoothness loss matches a float64 reference, value and gradient", async () => {

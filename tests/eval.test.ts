@@ -514,3 +514,60 @@ Deno.test("reports: 95% Wilson intervals beside every accuracy, per-class accura
   assert.match(md, /Protocol: one clean verdict per example/);
   assert.match(md, /verdict draws \(majority vote, K\) \| 1 \|/);
 });
+
+Deno.test("adversarials outside eps, outside [0,1] or with NaN fail the evaluation loudly", async () => {
+  const { assertValidAdversarials } = await import("../runtime/eval/adversarial.ts");
+  const x = Float32Array.from([0.5, 0.5, 0.2, 0.9]);
+  const ok = Float32Array.from([0.53, 0.47, 0.23, 0.87]);
+  assertValidAdversarials("pgd", ok, x, 2, { norm: "linf", eps: 0.03 }, [4, 7]);
+  assertValidAdversarials("stadv", ok, x, 2, null, [4, 7]);
+  const far = Float32Array.from([0.5, 0.5, 0.3, 0.9]);
+  assert.throws(
+    () => assertValidAdversarials("pgd", far, x, 2, { norm: "linf", eps: 0.03 }, [4, 7]),
+    /^Error: pgd: the adversarial of example 7 is at linf distance 0\.1\d* > eps 0\.03/,
+  );
+  assert.throws(
+    () => assertValidAdversarials("pgd", far, x, 2, { norm: "l2", eps: 0.05 }, [4, 7]),
+    /example 7 is at l2 distance/,
+  );
+  const box = Float32Array.from([0.5, 1.01, 0.2, 0.9]);
+  assert.throws(
+    () => assertValidAdversarials("stadv", box, x, 2, null, [4, 7]),
+    /example 4 leaves the image box/,
+  );
+  const nan = Float32Array.from([0.5, 0.5, NaN, 0.9]);
+  assert.throws(
+    () => assertValidAdversarials("square", nan, x, 2, { norm: "linf", eps: 1 }, [4, 7]),
+    /example 7 has a non-finite pixel/,
+  );
+});
+
+Deno.test("sanity checks: a DLR loss with zero gradients is flagged for the attacks that use it", async () => {
+  // z = [u(x), 0, 0, 0] with u > 0 and label 1: DLR = -(0 - u) / (u - 0) = 1 whatever x is,
+  // while the cross-entropy still has a gradient.
+  const w = Tensor.fromData(Array.from({ length: D }, (_, j) => (j % 7) / 70), [1, D]);
+  const target: Target = {
+    name: "flat-dlr",
+    numClasses: 4,
+    randomized: false,
+    logits: (x) => {
+      const u = ops.add(ops.linear(ops.flatten(x), w), 1);
+      return ops.concat([u, ops.zeros([x.shape[0], 3])], 1);
+    },
+  };
+  const data = await dataset(4, 31);
+  const labeled = { ...data, labels: [1, 1, 1, 1] };
+  const names: AttackName[] = ["apgd-dlr"];
+  const r = await runEvaluation({
+    config: config(names, { n_total: 4, batch_size: 4 }),
+    attacks: attackList(names),
+    data: labeled,
+    indices: [0, 1, 2, 3],
+    shard: null,
+    targets: threatTargets("full-pipeline", target),
+  });
+  const byId = Object.fromEntries(r!.checks.map((c) => [c.id, c]));
+  assert.equal(byId["gradients"].level, "ok");
+  assert.equal(byId["gradients-dlr"].level, "warning");
+  assert.match(byId["gradients-dlr"].message, /DLR loss \(used by apgd-dlr\)/);
+});

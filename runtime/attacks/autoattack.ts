@@ -2,7 +2,10 @@
 // only on the points still robust, each success verified by a fresh forward pass.
 //   standard: APGD-CE (1 run), APGD-T (9 target classes), FAB-T (9 target classes),
 //             Square (5000 queries, p_init 0.8, schedule not rescaled) — 100 iterations each.
+//   plus:     APGD-CE and APGD-DLR (5 restarts each), untargeted FAB (5 restarts), Square,
+//             APGD-T and FAB-T (9 target classes each), as the reference's "plus" version.
 //   rand:     APGD-CE and APGD-DLR with EOT over 20 draws (randomized defenses).
+//   custom:   any list of the components above (`attacks`), standard settings.
 
 import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
@@ -16,11 +19,19 @@ import {
   selectRows,
 } from "./common.ts";
 import { apgd, apgdTargeted } from "./apgd.ts";
-import { fabTargeted } from "./fab.ts";
+import { fabTargeted, fabUntargeted } from "./fab.ts";
 import { square } from "./square.ts";
 
-export type AutoAttackVersion = "standard" | "rand";
-export type AutoAttackName = "apgd-ce" | "apgd-dlr" | "apgd-t" | "fab-t" | "square";
+export type AutoAttackVersion = "standard" | "plus" | "rand" | "custom";
+export const AUTOATTACK_COMPONENTS = [
+  "apgd-ce",
+  "apgd-dlr",
+  "fab",
+  "square",
+  "apgd-t",
+  "fab-t",
+] as const;
+export type AutoAttackName = typeof AUTOATTACK_COMPONENTS[number];
 
 export interface AutoAttackOptions {
   /** Default "linf". */
@@ -51,9 +62,16 @@ export interface AutoAttackResult extends AttackResult {
 }
 
 export function autoAttackList(version: AutoAttackVersion): AutoAttackName[] {
-  return version === "standard"
-    ? ["apgd-ce", "apgd-t", "fab-t", "square"]
-    : ["apgd-ce", "apgd-dlr"];
+  switch (version) {
+    case "standard":
+      return ["apgd-ce", "apgd-t", "fab-t", "square"];
+    case "plus":
+      return ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"];
+    case "rand":
+      return ["apgd-ce", "apgd-dlr"];
+    case "custom":
+      throw new Error("autoAttack: the custom version needs its `attacks` list");
+  }
 }
 
 export async function autoAttack(
@@ -64,6 +82,15 @@ export async function autoAttack(
   const eps = opts.eps ?? (norm === "linf" ? 8 / 255 : 0.5);
   const version = opts.version ?? "standard";
   const attacks = opts.attacks ?? autoAttackList(version);
+  for (const a of attacks) {
+    if (!(AUTOATTACK_COMPONENTS as readonly string[]).includes(a)) {
+      throw new Error(
+        `autoAttack: unknown attack "${a}" (one of ${AUTOATTACK_COMPONENTS.join(", ")})`,
+      );
+    }
+  }
+  // The plus version restarts the untargeted APGD and FAB 5 times, as the reference.
+  const restarts = version === "plus" ? 5 : 1;
   const steps = opts.steps ?? 100;
   const eot = opts.eot ?? (version === "rand" ? 20 : 1);
   const seed = opts.seed ?? 0;
@@ -105,10 +132,13 @@ export async function autoAttack(
     let res: AttackResult;
     switch (name) {
       case "apgd-ce":
-        res = await apgd(sub, { norm, eps, steps, restarts: 1, loss: "ce", eot, seed });
+        res = await apgd(sub, { norm, eps, steps, restarts, loss: "ce", eot, seed });
         break;
       case "apgd-dlr":
-        res = await apgd(sub, { norm, eps, steps, restarts: 1, loss: "dlr", eot, seed });
+        res = await apgd(sub, { norm, eps, steps, restarts, loss: "dlr", eot, seed });
+        break;
+      case "fab":
+        res = await fabUntargeted(sub, { norm, eps, steps, restarts, seed });
         break;
       case "apgd-t":
         res = await apgdTargeted(sub, { norm, eps, steps, restarts: 1, targets, eot, seed });

@@ -1,5 +1,5 @@
-// FAB-T (Croce & Hein, ICML 2020), the targeted Fast Adaptive Boundary attack as run by
-// AutoAttack: for each of the top `targets` other classes, iterate linearized projections onto
+// FAB (Croce & Hein, ICML 2020). FAB-T, the targeted Fast Adaptive Boundary attack as run by
+// AutoAttack standard: for each of the top `targets` other classes, iterate linearized projections onto
 // the decision boundary between the true and the target class, biased toward the clean image
 // (alpha <= alpha_max), with overshoot eta and a backward step beta after each success. It
 // finds minimal-norm adversarials; a point counts only if its norm is <= eps.
@@ -81,14 +81,16 @@ async function logitsOf(
   return r;
 }
 
-/** One targeted FAB run on a batch (all rows correctly classified at the start). Returns the
+/** One FAB run on a batch (all rows correctly classified at the start): targeted at yTarget,
+ * or untargeted (yTarget null: each iteration linearizes every class k != y and projects onto
+ * the closest boundary, |f_k| / ||w_k||_dual smallest, as the reference's FAB). Returns the
  * smallest-norm adversarial found per row (res = Infinity where none). */
 async function singleRun(
   target: Target,
   im: Float32Array,
   shape: readonly number[],
   labels: number[],
-  yTarget: number[],
+  yTarget: number[] | null,
   o: ReturnType<typeof fabDefaults>,
   indices: number[],
   stream: number[],
@@ -110,15 +112,13 @@ async function singleRun(
   const adv = Float32Array.from(im);
   const res = new Array<number>(n).fill(Infinity);
   const y = Tensor.fromData(labels, [n]);
-  const yt = Tensor.fromData(yTarget, [n]);
-  // f = z_t - z_y: the target wins where f > 0.
-  const diff = (z: Tensor) => ops.sub(pick(z, yt), pick(z, y));
+  const yt = yTarget ? Tensor.fromData(yTarget, [n]) : null;
   for (let it = 0; it < o.steps; it++) {
     const xt = Tensor.fromData(Float32Array.from(x1), shape);
-    const e = eotGradient(target, xt, diff, 1, indices);
-    const g = await e.grad.data();
-    const f = await e.lastLoss.data();
-    for (const t of [xt, e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
+    const { g, f } = yt
+      ? await linearizeTargeted(target, xt, y, yt, indices)
+      : await linearizeClosest(target, xt, labels, o.norm, indices);
+    xt.dispose();
     for (let i = 0; i < n; i++) {
       const off = i * d;
       const w = g.subarray(off, off + d);
@@ -154,8 +154,67 @@ async function singleRun(
     }
   }
   y.dispose();
-  yt.dispose();
+  yt?.dispose();
   return { adv, res };
+}
+
+/** f = z_t - z_y (the target wins where f > 0) and its input gradient, per row. */
+async function linearizeTargeted(
+  target: Target,
+  xt: Tensor,
+  y: Tensor,
+  yt: Tensor,
+  indices: number[],
+): Promise<{ g: Float32Array; f: Float32Array }> {
+  const e = eotGradient(target, xt, (z) => ops.sub(pick(z, yt), pick(z, y)), 1, indices);
+  const g = await e.grad.data();
+  const f = await e.lastLoss.data();
+  for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
+  return { g, f };
+}
+
+/** Untargeted: per row the class k != y whose linearized boundary z_k - z_y = 0 is closest in
+ * the dual norm of the attack's norm; returns that class's f and gradient. One backward per
+ * class (the Jacobian of the logits). */
+async function linearizeClosest(
+  target: Target,
+  xt: Tensor,
+  labels: number[],
+  p: Norm,
+  indices: number[],
+): Promise<{ g: Float32Array; f: Float32Array }> {
+  const n = labels.length, k = target.numClasses, d = xt.size / n;
+  const grads: Float32Array[] = [];
+  let z: Float32Array | null = null;
+  for (let c = 0; c < k; c++) {
+    const ct = Tensor.fromData(new Array<number>(n).fill(c), [n]);
+    const e = eotGradient(target, xt, (l) => pick(l, ct), 1, indices);
+    grads.push(await e.grad.data());
+    if (c === 0) z = await e.lastLogits.data();
+    for (const t of [ct, e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
+  }
+  const g = new Float32Array(n * d), f = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const yi = labels[i], off = i * d;
+    let best = -1, bestDist = Infinity;
+    for (let c = 0; c < k; c++) {
+      if (c === yi) continue;
+      let dual = 0;
+      for (let j = off; j < off + d; j++) {
+        const w = grads[c][j] - grads[yi][j];
+        dual = p === "linf" ? dual + Math.abs(w) : dual + w * w; // L1 for linf, L2 for l2
+      }
+      if (p === "l2") dual = Math.sqrt(dual);
+      const dist = Math.abs(z![i * k + c] - z![i * k + yi]) / (1e-12 + dual);
+      if (dist < bestDist) {
+        bestDist = dist;
+        best = c;
+      }
+    }
+    f[i] = z![i * k + best] - z![i * k + yi];
+    for (let j = off; j < off + d; j++) g[j] = grads[best][j] - grads[yi][j];
+  }
+  return { g, f };
 }
 
 /** FAB-T: per example the smallest adversarial within eps found over the target classes. */
@@ -211,6 +270,51 @@ export async function fabTargeted(
         }
       });
     }
+  }
+  const xAdv = tidy(() => Tensor.fromData(out, x.shape));
+  return { xAdv, fooled: acc.map((a) => !a) };
+}
+
+/** Untargeted FAB (AutoAttack's "fab" in the plus version): each run projects onto the closest
+ * decision boundary; runs after the first start from a random point. */
+export async function fabUntargeted(
+  input: AttackInput,
+  opts: FabOptions = {},
+): Promise<AttackResult> {
+  const o = fabDefaults(opts);
+  checkEps("fab", o.eps);
+  const indices = defaultIndices(input);
+  const { target, x, labels } = input;
+  const n = x.shape[0], d = x.size / n;
+  const shape = x.shape.slice(1);
+  const xc = await x.data();
+  const { pred } = await logitsOf(target, xc, x.shape, indices);
+  const acc = pred.map((p, i) => input.attackAll === true || p === labels[i]);
+  const out = Float32Array.from(xc);
+  for (let r = 0; r < o.restarts; r++) {
+    const rows = acc.flatMap((a, i) => (a ? [i] : []));
+    if (rows.length === 0) break;
+    const im = new Float32Array(rows.length * d);
+    rows.forEach((i, j) => im.set(xc.subarray(i * d, (i + 1) * d), j * d));
+    const sub = rows.map((i) => indices[i]);
+    const { adv, res } = await singleRun(
+      target,
+      im,
+      [rows.length, ...shape],
+      rows.map((i) => labels[i]),
+      null,
+      o,
+      sub,
+      [STREAM.fab, 0, r],
+      r > 0,
+    );
+    const { pred: p2 } = await logitsOf(target, adv, [rows.length, ...shape], sub);
+    rows.forEach((i, j) => {
+      if (p2[j] !== labels[i] && res[j] <= o.eps) {
+        acc[i] = false;
+        out.set(adv.subarray(j * d, (j + 1) * d), i * d);
+      }
+    });
   }
   const xAdv = tidy(() => Tensor.fromData(out, x.shape));
   return { xAdv, fooled: acc.map((a) => !a) };

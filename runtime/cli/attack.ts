@@ -35,7 +35,8 @@ const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.j
 
   --attack     ${ATTACK_NAMES.join("|")} (comma-separate to run several; worst case reported).
                Settings of one attack follow its name: pgd:steps=20:eot=4,autoattack:steps=100
-               (keys norm, eps, steps, step-size, restarts, eot, queries, bound, tau, kappa);
+               (keys norm, eps, steps, step-size, restarts, eot, queries, bound, tau, kappa,
+               and for AutoAttack attacks=apgd-ce+apgd-t+fab+fab-t+square+apgd-dlr);
                the plain flags below are the defaults of every attack in the list
   --norm       linf|l2 (default linf)
   --eps        radius, a number or a fraction like 8/255 (default 8/255 linf, 0.5 l2)

@@ -1,4 +1,5 @@
-// `--attack` lists with per-attack settings: "pgd:steps=20:eot=4,autoattack:steps=100,stadv".
+// `--attack` lists with per-attack settings: "pgd:steps=20:eot=4,autoattack:steps=100,stadv",
+// and AutoAttack's own component list: "autoattack:attacks=apgd-ce+square".
 // The plain flags (--steps, --eot, ...) are the defaults of every attack in the list; a setting
 // after an attack's name overrides them for that attack alone, so one list can run PGD-20 and
 // a full 100-iteration AutoAttack side by side, each recorded with its own settings.
@@ -17,6 +18,7 @@ const KEYS = [
   "bound",
   "tau",
   "kappa",
+  "attacks",
 ] as const;
 
 /** Parses one --attack list against the defaults given by the plain flags. */
@@ -80,6 +82,10 @@ export function parseAttackList(
           break;
         case "kappa":
           input.kappa = fractionFlag(flag, value, { min: 0 });
+          break;
+        case "attacks":
+          // AutoAttack components joined by "+": autoattack:attacks=apgd-ce+square
+          input.components = value.split("+").map((c) => c.trim());
           break;
       }
     }

@@ -7,7 +7,12 @@ import { pgd } from "../attacks/pgd.ts";
 import { apgd, apgdTargeted } from "../attacks/apgd.ts";
 import { fabTargeted } from "../attacks/fab.ts";
 import { square } from "../attacks/square.ts";
-import { autoAttack, type AutoAttackResult } from "../attacks/autoattack.ts";
+import {
+  autoAttack,
+  AUTOATTACK_COMPONENTS,
+  type AutoAttackName,
+  type AutoAttackResult,
+} from "../attacks/autoattack.ts";
 import { stadv } from "../attacks/stadv.ts";
 
 export const ATTACK_NAMES = [
@@ -21,6 +26,7 @@ export const ATTACK_NAMES = [
   "stadv",
   "autoattack",
   "autoattack-rand",
+  "autoattack-plus",
 ] as const;
 export type AttackName = typeof ATTACK_NAMES[number];
 
@@ -38,6 +44,8 @@ export interface AttackParams {
   eot: number;
   seed: number;
   queries: number | null;
+  /** AutoAttack only: a custom list of its components (absent: the version's own list). */
+  components?: string[];
   /** StAdv only: flow bound and loss weights as run (kappa null = unclipped margin). */
   stadv?: { lr: number; bound: number; tau: number; kappa: number | null };
 }
@@ -52,6 +60,8 @@ export interface AttackParamsInput {
   eot?: number;
   seed?: number;
   queries?: number;
+  /** AutoAttack: run these components (a custom version) instead of the version's list. */
+  components?: string[];
   /** StAdv's flow bound, smoothness weight and margin clip. */
   bound?: number;
   tau?: number;
@@ -63,7 +73,22 @@ export interface AttackParamsInput {
 export function resolveParams(name: AttackName, p: AttackParamsInput): AttackParams {
   const norm = p.norm ?? "linf";
   const steps = p.steps ?? (name === "pgd" ? 10 : name === "fgsm" ? 1 : 100);
-  const usesQueries = name === "square" || name === "autoattack";
+  const isAA = name === "autoattack" || name === "autoattack-plus" || name === "autoattack-rand";
+  if (p.components !== undefined) {
+    if (!isAA) {
+      throw new Error(`${name}: a list of AutoAttack components only applies to AutoAttack`);
+    }
+    if (p.components.length === 0) throw new Error(`${name}: the component list is empty`);
+    for (const c of p.components) {
+      if (!(AUTOATTACK_COMPONENTS as readonly string[]).includes(c)) {
+        throw new Error(
+          `${name}: unknown component "${c}" (one of ${AUTOATTACK_COMPONENTS.join(", ")})`,
+        );
+      }
+    }
+  }
+  const usesQueries = name === "square" || name === "autoattack" || name === "autoattack-plus" ||
+    (p.components?.includes("square") ?? false);
   return {
     norm,
     eps: p.eps ?? (norm === "linf" ? 8 / 255 : 0.5),
@@ -75,6 +100,7 @@ export function resolveParams(name: AttackName, p: AttackParamsInput): AttackPar
     queries: usesQueries ? (p.queries ?? 5000) : null,
     // The AToP/DiffPure StAdv evaluation: Adam lr 0.01, Linf flow bound 0.05 (normalised grid
     // units), tau 0.05, margin unclipped.
+    ...(p.components !== undefined ? { components: [...p.components] } : {}),
     ...(name === "stadv"
       ? {
         stadv: {
@@ -142,10 +168,18 @@ export async function runAttack(
         kappa: p.stadv?.kappa ?? undefined,
       });
     case "autoattack":
+    case "autoattack-plus":
     case "autoattack-rand": {
       const r: AutoAttackResult = await autoAttack(input, {
         ...common,
-        version: name === "autoattack" ? "standard" : "rand",
+        version: p.components
+          ? "custom"
+          : name === "autoattack"
+          ? "standard"
+          : name === "autoattack-plus"
+          ? "plus"
+          : "rand",
+        attacks: p.components as AutoAttackName[] | undefined,
         steps: p.steps,
         queries: p.queries ?? 5000,
         eot: p.eot,

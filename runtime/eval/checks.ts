@@ -10,7 +10,7 @@
 
 import { noGrad } from "../autograd.ts";
 import { Tensor, tidy } from "../tensor.ts";
-import { ceLoss } from "../attacks/losses.ts";
+import { ceLoss, dlrLoss } from "../attacks/losses.ts";
 import { eotGradient, type Target } from "../attacks/target.ts";
 import type { CheckResult, EvalConfig, ExampleResult } from "./report.ts";
 
@@ -80,15 +80,18 @@ export async function checkRandomized(
   };
 }
 
-/** Input gradients of the cross-entropy: zero or non-finite ones break gradient attacks. */
+/** Input gradients of an attack loss (cross-entropy, or DLR for the attacks that use it, as
+ * the reference checks inside APGD): zero or non-finite ones break gradient attacks. */
 export async function checkGradients(
   target: Target,
   x: Tensor,
   labels: number[],
   rows?: readonly number[],
+  loss: { name: "ce" | "dlr"; attacks?: string[] } = { name: "ce" },
 ): Promise<CheckResult> {
   const y = Tensor.fromData(labels, [labels.length]);
-  const g = tidy(() => eotGradient(target, x, (z) => ceLoss(z, y), 1, rows).grad);
+  const lossFn = loss.name === "ce" ? (z: Tensor) => ceLoss(z, y) : (z: Tensor) => dlrLoss(z, y);
+  const g = tidy(() => eotGradient(target, x, lossFn, 1, rows).grad);
   const v = await g.data();
   g.dispose();
   y.dispose();
@@ -103,13 +106,15 @@ export async function checkGradients(
     if (!finite) bad++;
     else if (s === 0) zero++;
   }
+  const id = loss.name === "ce" ? "gradients" : "gradients-dlr";
+  const of = loss.name === "ce" ? "" : ` of the DLR loss (used by ${loss.attacks?.join(", ")})`;
   if (zero === 0 && bad === 0) {
-    return { id: "gradients", level: "ok", message: "input gradients are finite and non-zero" };
+    return { id, level: "ok", message: `input gradients${of} are finite and non-zero` };
   }
   return {
-    id: "gradients",
+    id,
     level: "warning",
-    message: `${zero} of ${n} examples have an all-zero input gradient and ${bad} a NaN/inf ` +
+    message: `${zero} of ${n} examples have an all-zero input gradient${of} and ${bad} a NaN/inf ` +
       `one: a stage is non-differentiable or saturated (gradient masking); wrap it with ` +
       `bpda(fn, surrogate?) so the attack sees a useful gradient`,
   };

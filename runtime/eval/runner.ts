@@ -8,6 +8,7 @@ import { Tensor, tidyAsync } from "../tensor.ts";
 import { perturbationNorms, predictions, scatterRows, selectRows } from "../attacks/common.ts";
 import * as ops from "../ops/mod.ts";
 import { protocolPredict } from "./verdict.ts";
+import { assertValidAdversarials } from "./adversarial.ts";
 import { type AttackName, type AttackParams, runAttack } from "./attacks.ts";
 import { checkGradients, checkLogitsRange, checkRandomized } from "./checks.ts";
 import { checkFiniteLogits } from "./finite.ts";
@@ -101,12 +102,21 @@ async function runBatch(
     const attackClean = attack === evaluate && !evaluate.randomized
       ? clean
       : await predict(attack, x, `batch ${batch}, clean images (attacked target)`, idx);
+    // The DLR loss (APGD-DLR, APGD-T and the AutoAttack versions that run them) gets its own
+    // zero-gradient check, as the reference runs inside APGD.
+    const usesDlr = o.attacks.filter((a) =>
+      a.name === "apgd-dlr" || a.name === "apgd-t" || a.name === "autoattack" ||
+      a.name === "autoattack-rand" || a.name === "autoattack-plus"
+    ).map((a) => a.name);
     // Per attack: each gradient attack without EOT is named (Square needs none).
     const withoutEot = o.attacks.filter((a) => a.name !== "square" && a.params.eot <= 1)
       .map((a) => a.name);
     const checks: CheckResult[] = [
       await checkRandomized(attack, x, withoutEot, 5, idx),
       await checkGradients(attack, x, labels, idx),
+      ...(usesDlr.length && attack.numClasses >= 3
+        ? [await checkGradients(attack, x, labels, idx, { name: "dlr", attacks: usesDlr })]
+        : []),
       await checkLogitsRange(attack, x, idx),
     ];
     const entries: Record<string, AttackEntry>[] = idx.map(() => ({}));
@@ -148,6 +158,15 @@ async function runBatch(
       if (res !== null && !whole) res.xAdv.dispose();
       const pred = clean.slice();
       correct.forEach((j, r) => (pred[j] = subPred[r]));
+      // Inside eps, inside [0,1], no NaN: else the batch fails (StAdv has no norm ball).
+      assertValidAdversarials(
+        a.name,
+        await xAdv.data(),
+        await x.data(),
+        m,
+        a.name === "stadv" ? null : { norm: a.params.norm, eps: a.params.eps },
+        idx,
+      );
       const norms = await perturbationNorms(xAdv, x);
       const at = new Map(correct.map((j, r) => [j, r]));
       for (let j = 0; j < m; j++) {
