@@ -127,6 +127,18 @@ export async function main(args: string[]): Promise<number> {
     params: resolveParams(name, own),
   }));
   const names = attacks.map((a) => a.name);
+  // A plain --steps meant for PGD also shortens AutoAttack: say so, with the per-attack form.
+  if (input.steps !== undefined && input.steps < 100 && names.length > 1) {
+    for (const a of attacks) {
+      if (a.name.startsWith("autoattack") && a.params.steps < 100) {
+        console.error(
+          `note: --steps ${input.steps} applies to every attack of the list, so ${a.name} runs ` +
+            `${a.params.steps} iterations (the reference runs 100); give ${a.name}:steps=100 to ` +
+            `keep its own`,
+        );
+      }
+    }
+  }
   const limit = intFlag("--limit", v.limit, { min: 1 }) ?? null;
   const shard = v.shard ? parseShard(v.shard) : null;
   const threat = parseThreatModel(v.threat ?? "full-pipeline");
