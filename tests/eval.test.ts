@@ -571,3 +571,25 @@ Deno.test("sanity checks: a DLR loss with zero gradients is flagged for the atta
   assert.equal(byId["gradients-dlr"].level, "warning");
   assert.match(byId["gradients-dlr"].message, /DLR loss \(used by apgd-dlr\)/);
 });
+
+Deno.test("sanity checks: the randomized check names each attack that runs without EOT", async () => {
+  const data = await notNine(6, 24);
+  const attacks = [
+    { name: "pgd" as AttackName, params: resolveParams("pgd", { eps: 0.03, steps: 1, eot: 2 }) },
+    { name: "apgd-ce" as AttackName, params: resolveParams("apgd-ce", { eps: 0.03, steps: 1 }) },
+    { name: "square" as AttackName, params: resolveParams("square", { eps: 0.03, queries: 2 }) },
+  ];
+  const r = await runEvaluation({
+    config: config(attacks.map((a) => a.name), { n_total: 6, batch_size: 6 }),
+    attacks,
+    data,
+    indices: Array.from({ length: 6 }, (_, i) => i),
+    shard: null,
+    targets: threatTargets("full-pipeline", mlp(11), flakyTarget(9, 0.3)),
+  });
+  const c = r!.checks.find((c) => c.id === "randomized")!;
+  // One attack with EOT no longer hides the one without it; Square needs none.
+  assert.equal(c.level, "warning");
+  assert.match(c.message, /without EOT by apgd-ce:/);
+  assert.doesNotMatch(c.message, /pgd,|square/);
+});
