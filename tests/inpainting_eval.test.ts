@@ -2,7 +2,8 @@
 // images with a tiny, freshly initialised purifier.
 
 import { assert, gpu } from "./helpers/check.ts";
-import { Purifier } from "../runtime/models/mod.ts";
+import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
+import { engine } from "../runtime/engine.ts";
 import { gatherBatch, readCifar } from "../runtime/data/mod.ts";
 import { imageQualityBatch } from "../runtime/metrics/image.ts";
 import { purifierImages } from "../runtime/eval/inpainting.ts";
@@ -13,6 +14,7 @@ import {
   inpaintingSettings,
 } from "../dsl/inpainting_eval.ts";
 import { parseSpec } from "../dsl/spec.ts";
+import { evaluateDefenses } from "../dsl/evaluate.ts";
 
 await gpu();
 const DATA = new URL("../data/cifar10/", import.meta.url).pathname;
@@ -104,4 +106,75 @@ Deno.test("inpainting tables: baselines and purifier rows on fixed RT1/RT2 draws
   assert.match(md, /## Inpainting quality \(RT1 \/ RT2\)/);
   assert.match(md, /\| RT2 \| blur \+ diffusion \| \d+\.\d\d \| \d\.\d{3} \|/);
   purifier.dispose();
+});
+
+Deno.test("pipeline report: report.json and report.md carry both purifiers' inpainting tables", async () => {
+  const pretrained = new Purifier({ width: 4, dilations: [2], seed: 1 });
+  const atop = new Purifier({ width: 4, dilations: [2], seed: 2 });
+  const spec = parseSpec({
+    name: "inpainting_report",
+    classifier: { arch: "smallcnn" },
+    transform: [{ kind: "rt2" }],
+    evaluation: {
+      limit: 4,
+      eotDraws: 1,
+      attacks: [{ attack: "pgd", norm: "linf", eps: 8 / 255, steps: 1 }],
+    },
+  });
+  const inpainting = await evaluateInpainting({
+    settings: inpaintingSettings(spec),
+    test,
+    purifiers: [{ label: "purifier", purifier: pretrained }, { label: "atop", purifier: atop }],
+    seed: 0,
+    n: 4,
+  });
+  assert.deepEqual(inpainting.tables[0].rows.map((r) => r.method).slice(3), [
+    "purifier coarse",
+    "purifier refined",
+    "atop coarse",
+    "atop refined",
+  ]);
+  const dir = await Deno.makeTempDir();
+  const classifier = createModel(
+    "smallcnn",
+    { seed: 1, widths: [4, 8, 8, 8] } as never,
+  ) as Classifier;
+  // One cheap attack on the bare classifier and the transform alone; the inpainting figures
+  // are passed in.
+  const report = await evaluateDefenses({
+    spec,
+    classifier,
+    pretrained: null,
+    atop: null,
+    test,
+    threat: "classifier-only",
+    dir: `${dir}/a`,
+    log: () => {},
+    adapter: engine().adapter,
+    quiet: true,
+    inpainting,
+  });
+  assert.deepEqual(report.inpainting, inpainting);
+  const json = JSON.parse(await Deno.readTextFile(`${dir}/a/report.json`));
+  assert.deepEqual(json.inpainting, JSON.parse(JSON.stringify(inpainting)));
+  const md = await Deno.readTextFile(`${dir}/a/report.md`);
+  assert.match(md, /## Inpainting quality \(RT1 \/ RT2\)/);
+  assert.match(md, /\| RT1 \| atop refined \| [0-9.]+ \|/);
+  assert.match(md, /\| RT2 \| purifier coarse \| [0-9.]+ \|/);
+  const none = await evaluateDefenses({
+    spec,
+    classifier,
+    pretrained: null,
+    atop: null,
+    test,
+    threat: "classifier-only",
+    dir: `${dir}/b`,
+    log: () => {},
+    adapter: engine().adapter,
+    quiet: true,
+  });
+  assert.equal(none.inpainting, null);
+  assert.doesNotMatch(await Deno.readTextFile(`${dir}/b/report.md`), /Inpainting quality/);
+  for (const m of [pretrained, atop, classifier]) m.dispose();
+  await Deno.remove(dir, { recursive: true });
 });
