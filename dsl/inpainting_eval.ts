@@ -121,12 +121,11 @@ export function inpaintingSummary(r: InpaintingReport): string {
 
 /** The "Inpainting quality (RT1 / RT2)" section of report.md. */
 export function inpaintingMarkdown(r: InpaintingReport): string[] {
-  const settings = r.tables.map((t) =>
-    `${t.transform.toUpperCase()}: ${
-      t.settings.missingRate * 100
-    }% of ${t.settings.blockSize}x${t.settings.blockSize} blocks` +
-    (t.settings.sigma !== undefined ? `, noise sigma ${t.settings.sigma}` : "")
-  ).join("; ");
+  const settings = r.tables.map(({ transform, settings: s }) => {
+    const pct = +(s.missingRate * 100).toFixed(2);
+    const noise = s.sigma !== undefined ? `, noise sigma ${s.sigma}` : "";
+    return `${transform.toUpperCase()}: ${pct}% of ${s.blockSize}x${s.blockSize} blocks${noise}`;
+  }).join("; ");
   const lines = [
     "## Inpainting quality (RT1 / RT2)",
     "",
