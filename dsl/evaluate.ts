@@ -20,6 +20,7 @@ import { pctWithInterval } from "../runtime/eval/stats.ts";
 import { protocolText } from "../runtime/eval/verdict.ts";
 import { type DefenseParts, defenseTarget, preprocess, type Variant } from "./compile.ts";
 import type { PipelineSpecT } from "./spec.ts";
+import { inpaintingMarkdown, type InpaintingReport } from "./inpainting_eval.ts";
 
 export type DefenseName = "none" | "rt-only" | "purifier" | "atop";
 export type Threat = "classifier-only" | "full-pipeline";
@@ -75,6 +76,9 @@ export interface PipelineReport {
   votes: number;
   rows: DefenseRow[];
   summary: DefenseSummary[];
+  /** Inpainting quality of the pretrained and the AToP purifier beside classical baselines
+   * (RT1 and RT2 tables); null without a purifier. */
+  inpainting: InpaintingReport | null;
 }
 
 export interface EvaluateOptions {
@@ -90,6 +94,8 @@ export interface EvaluateOptions {
   adapter: AdapterReport;
   /** No progress line (tests). */
   quiet?: boolean;
+  /** Final inpainting figures of the purifiers, carried into the report. */
+  inpainting?: InpaintingReport | null;
 }
 
 function variants(
@@ -259,6 +265,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
     votes: spec.evaluation.votes ?? 1,
     rows,
     summary,
+    inpainting: o.inpainting ?? null,
   };
   await writeJsonAtomic(join(o.dir, "report.json"), report);
   await writeFileAtomic(join(o.dir, "report.md"), pipelineMarkdown(report));
@@ -321,6 +328,7 @@ export function pipelineMarkdown(r: PipelineReport): string {
       } | ${ci(s.worst_case_robust_accuracy)} |`
     ),
   );
+  if (r.inpainting) lines.push("", ...inpaintingMarkdown(r.inpainting));
   const warn = r.rows.flatMap((x) => x.warnings.map((w) => `- ${x.defense}/${x.threat}: ${w}`));
   if (warn.length) lines.push("", "## Sanity-check warnings", "", ...warn);
   return lines.join("\n") + "\n";

@@ -14,7 +14,7 @@ import {
   Purifier,
   PURIFIER_ARCH_VERSION,
 } from "../runtime/models/mod.ts";
-import { cifarFiles, readCifar } from "../runtime/data/mod.ts";
+import { type CifarDataset, cifarFiles, readCifar } from "../runtime/data/mod.ts";
 import { type PathArg, refuseOutputDir } from "../runtime/io/guard.ts";
 import { readSafetensors, writeSafetensors } from "../runtime/io/safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
@@ -24,6 +24,12 @@ import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/tra
 import type { PipelineSpecT } from "./spec.ts";
 import { rt1, rt2 } from "./transforms.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
+import {
+  evaluateInpainting,
+  type InpaintingReport,
+  inpaintingSettings,
+  inpaintingSummary,
+} from "./inpainting_eval.ts";
 
 /** 2: one clean verdict per example, every clean-correct example attacked by every attack,
  * defense draws keyed by (example, call). */
@@ -98,6 +104,21 @@ function trainingTransform(spec: PipelineSpecT) {
       mask: out.mask ?? Tensor.fromData(new Float32Array(n * h * w), [n, 1, h, w]),
     };
   };
+}
+
+/** Inpainting quality of purifiers under the spec's RT1/RT2 settings (fixed draws keyed by the
+ * seed, the first test images). */
+function measureInpainting(
+  spec: PipelineSpecT,
+  test: CifarDataset,
+  purifiers: { label: string; purifier: Purifier }[],
+): Promise<InpaintingReport> {
+  return evaluateInpainting({
+    settings: inpaintingSettings(spec),
+    test,
+    purifiers,
+    seed: spec.seed,
+  });
 }
 
 /** What a run reads, which its --out (where every stage writes) must not contain. */
@@ -177,12 +198,19 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
 
   // 2. Purifier pre-training (inpainting of transformed clean images) and 3. AToP fine-tuning.
   let pretrained: Purifier | null = null, atop: Purifier | null = null;
+  let inpainting: InpaintingReport | null = null;
   if (spec.purifier.kind === "deepfill") {
     const p = spec.purifier;
     const make = () => new Purifier({ width: p.width, dilations: p.dilations, seed: spec.seed });
     const makeD = () =>
       new PatchDiscriminator({ width: p.discWidth, layers: p.discLayers, seed: spec.seed });
     const transform = trainingTransform(spec);
+    // Inpainting quality on fixed RT1/RT2 draws of a few test images, logged after every epoch.
+    const onEpoch = (stage: string, label: string, purifier: Purifier) => async (epoch: number) => {
+      const r = await measureInpainting(spec, test, [{ label, purifier }]);
+      log(`[${stage}] epoch ${epoch + 1}: ${inpaintingSummary(r)}`);
+      return { inpainting: r };
+    };
     const noCe: WeightedTerm[] = spec.loss.filter((t) => t.term !== "ce");
     const preDeps = {
       arch: PURIFIER_ARCH_VERSION,
@@ -222,9 +250,11 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         checkpointEvery: 25,
         logPath: join(preStage.dir, "log.json"),
         label: "pretrain",
+        onEpoch: onEpoch("pretrain", "purifier", pretrained),
       });
       await writeSafetensors(preWeights, pretrained.stateDict(), {});
-      // Rows: original, transformed, coarse, refined (test images, fixed draw).
+      // Rows: original, transformed, diffusion fill, blur + diffusion, coarse, refined (test
+      // images, fixed draw).
       await writeFileAtomic(
         join(preStage.dir, "inpainting.png"),
         await inpaintingGrid(pretrained, test, transform, 8, spec.seed),
@@ -275,6 +305,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         checkpointEvery: 25,
         logPath: join(ftStage.dir, "log.json"),
         label: "atop",
+        onEpoch: onEpoch("atop", "atop", atop),
       });
       await writeSafetensors(ftWeights, atop.stateDict(), {});
       await writeFileAtomic(
@@ -286,6 +317,12 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       stages.atop = { dir: ftStage.dir, cached: false };
     }
     atop.eval();
+    // The final figures of both purifiers for the report (recomputed: a stage may be cached).
+    inpainting = await measureInpainting(spec, test, [
+      { label: "purifier", purifier: pretrained },
+      { label: "atop", purifier: atop },
+    ]);
+    log(`[inpainting] ${inpaintingSummary(inpainting)}`);
   }
 
   // 4. Evaluation of the four defenses under the chosen threat models.
@@ -311,6 +348,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     dir: evStage.dir,
     log,
     adapter: engine().adapter,
+    inpainting,
   });
   await markDone(evStage, {});
   stages.eval = { dir: evStage.dir, cached: evStage.done };

@@ -6,12 +6,14 @@
 
 import { type Tensor, tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
-import { backward, noGrad } from "../autograd.ts";
+import { backward } from "../autograd.ts";
 import { Adam } from "../optim.ts";
 import { Rng } from "../rng.ts";
 import type { Classifier, PatchDiscriminator, Purifier } from "../models/mod.ts";
 import { type CifarDataset, DataLoader, toTensorBatch } from "../data/mod.ts";
 import { imageGrid } from "../io/png.ts";
+import { blurDiffusionFill, diffusionFill } from "../metrics/fill.ts";
+import { purifierImages } from "../eval/inpainting.ts";
 import { Progress } from "../io/progress.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { classifierTarget } from "../attacks/target.ts";
@@ -63,6 +65,10 @@ export interface TrainPurifierOptions {
   label?: string;
   /** More settings to record in the checkpoint and compare on resume (e.g. the width). */
   settings?: TrainSettings;
+  /** Runs after each epoch with the purifier in eval mode (e.g. inpainting metrics on test
+   * images); what it returns is kept with the epoch in the checkpoint, so a resumed run still
+   * has it, and written to log.json's "epochs". It must not draw from the training Rng. */
+  onEpoch?: (epoch: number, step: number) => Promise<Record<string, unknown>>;
 }
 
 export interface PurifierStepLog {
@@ -72,12 +78,17 @@ export interface PurifierStepLog {
   terms: Partial<Record<LossTermName, number>>;
 }
 
+/** What `onEpoch` returned for an epoch (0-based) that ended at `step`. */
+export type PurifierEpochLog = { epoch: number; step: number } & Record<string, unknown>;
+
 interface LoopState {
   epoch: number;
   batch: number;
   step: number;
   rng: ReturnType<Rng["getState"]>;
   log: PurifierStepLog[];
+  /** Absent in checkpoints written before the hook existed. */
+  epochs?: PurifierEpochLog[];
 }
 
 /** The generator's loss: sum of weight * term over the active terms. L1/MSE targets are the
@@ -250,9 +261,14 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           return st.log;
         }
       }
+      if (o.onEpoch) {
+        G.eval();
+        const extra = await o.onEpoch(st.epoch, st.step);
+        st.epochs = [...(st.epochs ?? []), { ...extra, epoch: st.epoch, step: st.step }];
+      }
       st = { ...st, epoch: st.epoch + 1, batch: 0 };
       await save();
-      if (o.logPath) await writeJsonAtomic(o.logPath, { log: st.log });
+      if (o.logPath) await writeJsonAtomic(o.logPath, { log: st.log, epochs: st.epochs ?? [] });
     }
   } finally {
     progress?.done();
@@ -267,7 +283,9 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
   return st.log;
 }
 
-/** PNG grid of inpainting on `n` images: rows original, transformed (masked), coarse, refined. */
+/** PNG grid of inpainting on `n` images, one row each: original, transformed (masked),
+ * diffusion fill, blur + diffusion fill (the classical baselines of runtime/metrics/fill.ts on
+ * the same draw; the blur only matters under noise), purifier coarse, purifier refined. */
 export async function inpaintingGrid(
   purifier: Purifier,
   ds: CifarDataset,
@@ -275,16 +293,25 @@ export async function inpaintingGrid(
   n = 8,
   seed = 0,
 ): Promise<Uint8Array> {
-  return await tidyAsync(async () => {
-    purifier.eval();
-    const idx = Array.from({ length: Math.min(n, ds.n) }, (_, i) => i);
+  const idx = Array.from({ length: Math.min(n, ds.n) }, (_, i) => i);
+  const shape = [idx.length, ...ds.shape] as [number, number, number, number];
+  const { x, image, mask } = await tidyAsync(async () => {
     const { x } = toTensorBatch(ds, idx);
     const t = transform(new Rng(seed, 0x9a1d), x);
-    const out = noGrad(() => purifier.run(t.image, t.mask));
-    return await imageGrid(
-      [await x.data(), await t.image.data(), await out.coarse.data(), await out.fine.data()],
-      [3, 32, 32],
-      { scale: 3 },
-    );
+    return { x: await x.data(), image: await t.image.data(), mask: await t.mask.data() };
   });
+  const out = await purifierImages(purifier, image, mask, shape);
+  purifier.eval();
+  return await imageGrid(
+    [
+      x,
+      image,
+      diffusionFill(image, mask, shape),
+      blurDiffusionFill(image, mask, shape),
+      out.coarse,
+      out.fine,
+    ],
+    ds.shape,
+    { scale: 3 },
+  );
 }

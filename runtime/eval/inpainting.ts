@@ -1,0 +1,96 @@
+// Inpainting quality as a table: the purifier's coarse and refined outputs beside classical
+// baselines on the same transformed images, every row scored against the clean images with
+// runtime/metrics/image.ts. The caller draws the masks and noise (the transforms live in dsl/).
+
+import { Tensor, tidyAsync } from "../tensor.ts";
+import { noGrad } from "../autograd.ts";
+import type { Purifier } from "../models/purifier.ts";
+import { type ImageQuality, imageQualityBatch, type Nchw } from "../metrics/image.ts";
+import { blurDiffusionFill, diffusionFill, meanFill } from "../metrics/fill.ts";
+
+/** Transformed images with their masks and the clean images they came from (NCHW, [0,1]). */
+export interface InpaintingCase {
+  clean: Float32Array;
+  image: Float32Array;
+  /** [N,1,H,W], 1 = hole. */
+  mask: Float32Array;
+  shape: Nchw;
+  /** The known pixels carry noise (RT2): add the blur + diffusion baseline. */
+  noisy: boolean;
+}
+
+export interface InpaintingRow extends ImageQuality {
+  method: string;
+}
+
+/** The baselines' images, in table order: the transformed image itself, mean fill, diffusion
+ * fill, and for noisy inputs blur + diffusion. */
+export function baselineImages(c: InpaintingCase): { method: string; images: Float32Array }[] {
+  const out = [
+    { method: "transformed", images: c.image },
+    { method: "mean fill", images: meanFill(c.image, c.mask, c.shape) },
+    { method: "diffusion fill", images: diffusionFill(c.image, c.mask, c.shape) },
+  ];
+  if (c.noisy) {
+    out.push({ method: "blur + diffusion", images: blurDiffusionFill(c.image, c.mask, c.shape) });
+  }
+  return out;
+}
+
+/** The purifier's coarse and refined images (eval mode, no gradients, in batches). */
+export async function purifierImages(
+  purifier: Purifier,
+  image: Float32Array,
+  mask: Float32Array,
+  shape: Nchw,
+  batchSize = 32,
+): Promise<{ coarse: Float32Array; fine: Float32Array }> {
+  const [n, c, h, w] = shape, d = c * h * w;
+  const coarse = new Float32Array(n * d), fine = new Float32Array(n * d);
+  const wasTraining = purifier.training;
+  purifier.eval();
+  try {
+    for (let s = 0; s < n; s += batchSize) {
+      const b = Math.min(batchSize, n - s);
+      await tidyAsync(async () => {
+        const x = Tensor.fromData(image.subarray(s * d, (s + b) * d), [b, c, h, w]);
+        const m = Tensor.fromData(mask.subarray(s * h * w, (s + b) * h * w), [b, 1, h, w]);
+        const out = noGrad(() => purifier.run(x, m));
+        coarse.set(await out.coarse.data(), s * d);
+        fine.set(await out.fine.data(), s * d);
+      });
+    }
+  } finally {
+    purifier.train(wasTraining);
+  }
+  return { coarse, fine };
+}
+
+const row = (method: string, images: Float32Array, c: InpaintingCase): InpaintingRow => ({
+  method,
+  ...imageQualityBatch(images, c.clean, c.mask, c.shape).mean,
+});
+
+export function baselineRows(c: InpaintingCase): InpaintingRow[] {
+  return baselineImages(c).map((b) => row(b.method, b.images, c));
+}
+
+/** Rows "<label> coarse" and "<label> refined". */
+export async function purifierRows(
+  label: string,
+  purifier: Purifier,
+  c: InpaintingCase,
+): Promise<InpaintingRow[]> {
+  const out = await purifierImages(purifier, c.image, c.mask, c.shape);
+  return [row(`${label} coarse`, out.coarse, c), row(`${label} refined`, out.fine, c)];
+}
+
+/** Baselines, then each purifier's coarse and refined rows. */
+export async function inpaintingRows(
+  c: InpaintingCase,
+  purifiers: readonly { label: string; purifier: Purifier }[],
+): Promise<InpaintingRow[]> {
+  const rows = baselineRows(c);
+  for (const p of purifiers) rows.push(...await purifierRows(p.label, p.purifier, c));
+  return rows;
+}
