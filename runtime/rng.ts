@@ -126,6 +126,32 @@ export function normalCpu(state: RngState, n: number, mean = 0, std = 1): Float6
 
 const OP = { uniform: 0, normal: 1, bernoulli: 2 } as const;
 
+/** The (a, b) kernel words of a draw, after checking its parameters (shared by Rng and
+ * RowRng so both refuse the same bad input with the same message). */
+function drawWords(
+  who: string,
+  op: keyof typeof OP,
+  p: { lo?: number; hi?: number; mean?: number; std?: number; p?: number },
+): [number, number] {
+  if (op === "uniform") {
+    const lo = p.lo ?? 0, hi = p.hi ?? 1;
+    if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) {
+      throw new Error(`${who}.uniform: need finite lo <= hi, got lo=${lo}, hi=${hi}`);
+    }
+    return [Math.fround(lo), Math.fround(hi - lo)];
+  }
+  if (op === "normal") {
+    const mean = p.mean ?? 0, std = p.std ?? 1;
+    if (!(Number.isFinite(mean) && Number.isFinite(std) && std >= 0)) {
+      throw new Error(`${who}.normal: need finite mean and std >= 0, got mean=${mean}, std=${std}`);
+    }
+    return [mean, std];
+  }
+  const q = p.p!;
+  if (!(q >= 0 && q <= 1)) throw new Error(`${who}.bernoulli: p must be in [0, 1], got ${q}`);
+  return [q, 0];
+}
+
 export class Rng {
   #seed: number;
   #stream: number;
@@ -141,24 +167,17 @@ export class Rng {
 
   /** Uniform floats in [lo, hi): top 24 bits of each word times 2^-24, then lo + (hi-lo) u. */
   uniform(shape: Shape, lo = 0, hi = 1): Tensor {
-    if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) {
-      throw new Error(`Rng.uniform: need finite lo <= hi, got lo=${lo}, hi=${hi}`);
-    }
-    return this.#draw("uniform", shape, Math.fround(lo), Math.fround(hi - lo));
+    return this.#draw("uniform", shape, ...drawWords("Rng", "uniform", { lo, hi }));
   }
 
   /** Normal floats (Box-Muller on pairs of words). */
   normal(shape: Shape, mean = 0, std = 1): Tensor {
-    if (!(Number.isFinite(mean) && Number.isFinite(std) && std >= 0)) {
-      throw new Error(`Rng.normal: need finite mean and std >= 0, got mean=${mean}, std=${std}`);
-    }
-    return this.#draw("normal", shape, mean, std);
+    return this.#draw("normal", shape, ...drawWords("Rng", "normal", { mean, std }));
   }
 
   /** 1 with probability p (where the uniform draw is below p), else 0. */
   bernoulli(shape: Shape, p: number): Tensor {
-    if (!(p >= 0 && p <= 1)) throw new Error(`Rng.bernoulli: p must be in [0, 1], got ${p}`);
-    return this.#draw("bernoulli", shape, p, 0);
+    return this.#draw("bernoulli", shape, ...drawWords("Rng", "bernoulli", { p }));
   }
 
   #draw(op: keyof typeof OP, shape: Shape, a: number, b: number): Tensor {
@@ -274,22 +293,15 @@ export class RowRng implements RandomSource {
   }
 
   uniform(shape: Shape, lo = 0, hi = 1): Tensor {
-    if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) {
-      throw new Error(`RowRng.uniform: need finite lo <= hi, got lo=${lo}, hi=${hi}`);
-    }
-    return this.#draw("uniform", shape, Math.fround(lo), Math.fround(hi - lo));
+    return this.#draw("uniform", shape, ...drawWords("RowRng", "uniform", { lo, hi }));
   }
 
   normal(shape: Shape, mean = 0, std = 1): Tensor {
-    if (!(Number.isFinite(mean) && Number.isFinite(std) && std >= 0)) {
-      throw new Error(`RowRng.normal: need finite mean and std >= 0, got mean=${mean}, std=${std}`);
-    }
-    return this.#draw("normal", shape, mean, std);
+    return this.#draw("normal", shape, ...drawWords("RowRng", "normal", { mean, std }));
   }
 
   bernoulli(shape: Shape, p: number): Tensor {
-    if (!(p >= 0 && p <= 1)) throw new Error(`RowRng.bernoulli: p must be in [0, 1], got ${p}`);
-    return this.#draw("bernoulli", shape, p, 0);
+    return this.#draw("bernoulli", shape, ...drawWords("RowRng", "bernoulli", { p }));
   }
 
   #draw(op: keyof typeof OP, shape: Shape, a: number, b: number): Tensor {

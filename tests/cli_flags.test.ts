@@ -4,6 +4,7 @@ import { assert } from "./helpers/check.ts";
 import { DATA_DIR, errorLine, FIXTURE, runCli } from "./helpers/cli.ts";
 import { enumFlag, epsFlag, fractionFlag, intFlag, numberFlag } from "../runtime/cli/flags.ts";
 import { parseSpec } from "../dsl/spec.ts";
+import { writeStubManifest } from "./helpers/tmp.ts";
 
 const DATA = `${DATA_DIR}test_subset.bin`;
 
@@ -125,16 +126,7 @@ Deno.test("repro: a bad --tolerance is refused before the (long) rerun starts", 
   const dir = await Deno.makeTempDir();
   try {
     const manifest = `${dir}/manifest.json`;
-    await Deno.writeTextFile(
-      manifest,
-      JSON.stringify({
-        format: "atop-manifest/1",
-        pipeline_file: "pipelines/does_not_exist.ts",
-        args: [],
-        adapter: null,
-        metrics: {},
-      }),
-    );
+    await writeStubManifest(manifest);
     const r = await runCli("runtime/cli/repro.ts", [
       ...[manifest, "--tolerance", "abc", "--out", `${dir}/rerun`],
     ]);

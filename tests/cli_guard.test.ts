@@ -5,15 +5,9 @@ import { assert } from "./helpers/check.ts";
 import { DATA_DIR, errorLine, FIXTURE, runCli } from "./helpers/cli.ts";
 import { isSameFile, refuseOutputDir, refuseOverwrite } from "../runtime/io/guard.ts";
 import { sha256Hex } from "../runtime/io/hash.ts";
+import { withTmp as withTmpDir, writeStubManifest } from "./helpers/tmp.ts";
 
-async function withTmp(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "atop-guard-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>) => withTmpDir("atop-guard-", fn);
 
 const digest = async (p: string) => await sha256Hex(await Deno.readFile(p));
 
@@ -160,16 +154,7 @@ Deno.test("merge and repro: --out may not replace a shard or contain the manifes
     assert.match(errorLine(r), /^merge: --out .*a\.json is the same file as SHARD .*a\.json/);
     assert.equal(await Deno.readTextFile(shard), "{}");
     const manifest = `${dir}/manifest.json`;
-    await Deno.writeTextFile(
-      manifest,
-      JSON.stringify({
-        format: "atop-manifest/1",
-        pipeline_file: "pipelines/does_not_exist.ts",
-        args: [],
-        adapter: null,
-        metrics: {},
-      }),
-    );
+    await writeStubManifest(manifest);
     r = await runCli("runtime/cli/repro.ts", [manifest, "--out", dir]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(errorLine(r), /^repro: --out .* contains MANIFEST .*manifest\.json/);

@@ -4,6 +4,7 @@
 import { assert } from "./helpers/check.ts";
 import { DATA_DIR, errorLine, FIXTURE, runCli } from "./helpers/cli.ts";
 import { encodeSafetensors, readSafetensorsRaw } from "../runtime/io/safetensors.ts";
+import { withTmp as withTmpDir } from "./helpers/tmp.ts";
 
 const DATA = `${DATA_DIR}test_subset.bin`;
 
@@ -14,14 +15,7 @@ async function edited(path: string, edit: (t: Map<string, Float32Array>) => void
   await Deno.writeFile(path, encodeSafetensors(tensors, metadata ?? undefined));
 }
 
-async function withTmp(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "atop-nan-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>) => withTmpDir("atop-nan-", fn);
 
 Deno.test("safetensors: a file with NaN or Inf values is refused, naming the tensor", async () => {
   await withTmp(async (dir) => {

@@ -21,6 +21,7 @@ import {
 } from "../runtime/data/mod.ts";
 import { gatherImages, parseCifarBin, readCifarBin } from "../runtime/eval/data.ts";
 import { md5Hex, sha256Hex } from "../runtime/io/hash.ts";
+import { withTmp as withTmpDir } from "./helpers/tmp.ts";
 
 const DATA = new URL("../data/cifar10/", import.meta.url).pathname;
 const te = new TextEncoder();
@@ -38,14 +39,7 @@ function synthetic(n: number, seed: number, classes = 10) {
   };
 }
 
-async function withTmp(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "atop-data-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>) => withTmpDir("atop-data-test-", fn);
 
 async function rejectsWith(p: Promise<unknown>, ...parts: (string | RegExp)[]) {
   await assert.rejects(p, (e: Error) => {

@@ -141,19 +141,21 @@ Deno.test("pipeline report: report.json and report.md carry both purifiers' inpa
   ) as Classifier;
   // One cheap attack on the bare classifier and the transform alone; the inpainting figures
   // are passed in.
-  const report = await evaluateDefenses({
-    spec,
-    classifier,
-    pretrained: null,
-    atop: null,
-    test,
-    threat: "classifier-only",
-    dir: `${dir}/a`,
-    log: () => {},
-    adapter: engine().adapter,
-    quiet: true,
-    inpainting,
-  });
+  const evaluate = (sub: string, figures?: typeof inpainting) =>
+    evaluateDefenses({
+      spec,
+      classifier,
+      pretrained: null,
+      atop: null,
+      test,
+      threat: "classifier-only",
+      dir: `${dir}/${sub}`,
+      log: () => {},
+      adapter: engine().adapter,
+      quiet: true,
+      ...(figures ? { inpainting: figures } : {}),
+    });
+  const report = await evaluate("a", inpainting);
   assert.deepEqual(report.inpainting, inpainting);
   const json = JSON.parse(await Deno.readTextFile(`${dir}/a/report.json`));
   assert.deepEqual(json.inpainting, JSON.parse(JSON.stringify(inpainting)));
@@ -161,18 +163,7 @@ Deno.test("pipeline report: report.json and report.md carry both purifiers' inpa
   assert.match(md, /## Inpainting quality \(RT1 \/ RT2\)/);
   assert.match(md, /\| RT1 \| atop refined \| [0-9.]+ \|/);
   assert.match(md, /\| RT2 \| purifier coarse \| [0-9.]+ \|/);
-  const none = await evaluateDefenses({
-    spec,
-    classifier,
-    pretrained: null,
-    atop: null,
-    test,
-    threat: "classifier-only",
-    dir: `${dir}/b`,
-    log: () => {},
-    adapter: engine().adapter,
-    quiet: true,
-  });
+  const none = await evaluate("b");
   assert.equal(none.inpainting, null);
   assert.doesNotMatch(await Deno.readTextFile(`${dir}/b/report.md`), /Inpainting quality/);
   for (const m of [pretrained, atop, classifier]) m.dispose();

@@ -10,6 +10,7 @@ import { saveCheckpoint } from "../runtime/train/checkpoint.ts";
 import { readCifar } from "../runtime/data/mod.ts";
 import { rt2 } from "../dsl/transforms.ts";
 import { atopLoss } from "../dsl/spec.ts";
+import { withTmp as withTmpDir } from "./helpers/tmp.ts";
 
 await gpu();
 const train = await readCifar(`${DATA_DIR}test_subset.bin`, { split: "train" });
@@ -18,14 +19,7 @@ function tiny(): SmallCnn {
   return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] } as never) as SmallCnn;
 }
 
-async function withTmp(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "atop-resume-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>) => withTmpDir("atop-resume-", fn);
 
 const common = { train, epochs: 2, batchSize: 16, lr: 0.05, seed: 3, trainLimit: 32, quiet: true };
 

@@ -217,81 +217,32 @@ async function linearizeClosest(
   return { g, f };
 }
 
-/** FAB-T: per example the smallest adversarial within eps found over the target classes. */
-export async function fabTargeted(
-  input: AttackInput,
-  opts: FabOptions = {},
-): Promise<AttackResult> {
-  const o = fabDefaults(opts);
-  checkEps("fab", o.eps);
-  const indices = defaultIndices(input);
-  const { target, x, labels } = input;
-  const n = x.shape[0], k = target.numClasses, d = x.size / n;
-  const shape = x.shape.slice(1);
-  const xc = await x.data();
-  const { pred, z: zClean } = await logitsOf(target, xc, x.shape, indices);
-  const acc = pred.map((p, i) => input.attackAll === true || p === labels[i]);
-  const out = Float32Array.from(xc);
-  const nT = Math.min(o.targets, k - 1);
-  for (let tc = 2; tc < nT + 2; tc++) {
-    for (let r = 0; r < o.restarts; r++) {
-      const rows = acc.flatMap((a, i) => (a ? [i] : []));
-      if (rows.length === 0) break;
-      const im = new Float32Array(rows.length * d);
-      rows.forEach((i, j) => im.set(xc.subarray(i * d, (i + 1) * d), j * d));
-      const yT = rows.map((i) => {
-        const order = Array.from({ length: k }, (_, c) => c).sort((a, b) =>
-          zClean[i * k + b] - zClean[i * k + a] || a - b
-        );
-        return order[tc - 1];
-      });
-      const { adv, res } = await singleRun(
-        target,
-        im,
-        [rows.length, ...shape],
-        rows.map((i) => labels[i]),
-        yT,
-        o,
-        rows.map((i) => indices[i]),
-        [STREAM.fab, tc, r],
-        r > 0,
-      );
-      // Verify like the reference: still misclassified and within eps.
-      const { pred: p2 } = await logitsOf(
-        target,
-        adv,
-        [rows.length, ...shape],
-        rows.map((i) => indices[i]),
-      );
-      rows.forEach((i, j) => {
-        if (p2[j] !== labels[i] && res[j] <= o.eps) {
-          acc[i] = false;
-          out.set(adv.subarray(j * d, (j + 1) * d), i * d);
-        }
-      });
-    }
-  }
-  const xAdv = tidy(() => Tensor.fromData(out, x.shape));
-  return { xAdv, fooled: acc.map((a) => !a) };
+/** One run of FAB over the batch: its targets (a class per batch row, or null: untargeted),
+ * its random stream and whether it starts from a random point. */
+interface FabRun {
+  target: ((row: number) => number) | null;
+  stream: number[];
+  randStart: boolean;
 }
 
-/** Untargeted FAB (AutoAttack's "fab" in the plus version): each run projects onto the closest
- * decision boundary; runs after the first start from a random point. */
-export async function fabUntargeted(
+/** Runs FAB's runs in order, each on the rows still robust; a run's successes (misclassified
+ * at a point within eps, verified by a fresh forward pass as the reference does) replace the
+ * clean image. `runs` sees the clean logits for choosing targets. */
+async function fabRuns(
   input: AttackInput,
-  opts: FabOptions = {},
+  o: ReturnType<typeof fabDefaults>,
+  runs: (zClean: Float32Array) => FabRun[],
 ): Promise<AttackResult> {
-  const o = fabDefaults(opts);
   checkEps("fab", o.eps);
   const indices = defaultIndices(input);
   const { target, x, labels } = input;
   const n = x.shape[0], d = x.size / n;
   const shape = x.shape.slice(1);
   const xc = await x.data();
-  const { pred } = await logitsOf(target, xc, x.shape, indices);
+  const { pred, z: zClean } = await logitsOf(target, xc, x.shape, indices);
   const acc = pred.map((p, i) => input.attackAll === true || p === labels[i]);
   const out = Float32Array.from(xc);
-  for (let r = 0; r < o.restarts; r++) {
+  for (const run of runs(zClean)) {
     const rows = acc.flatMap((a, i) => (a ? [i] : []));
     if (rows.length === 0) break;
     const im = new Float32Array(rows.length * d);
@@ -302,11 +253,11 @@ export async function fabUntargeted(
       im,
       [rows.length, ...shape],
       rows.map((i) => labels[i]),
-      null,
+      run.target ? rows.map(run.target) : null,
       o,
       sub,
-      [STREAM.fab, 0, r],
-      r > 0,
+      run.stream,
+      run.randStart,
     );
     const { pred: p2 } = await logitsOf(target, adv, [rows.length, ...shape], sub);
     rows.forEach((i, j) => {
@@ -318,4 +269,47 @@ export async function fabUntargeted(
   }
   const xAdv = tidy(() => Tensor.fromData(out, x.shape));
   return { xAdv, fooled: acc.map((a) => !a) };
+}
+
+/** FAB-T: per example the smallest adversarial within eps found over the target classes (the
+ * 2nd..(targets+1)-th most likely at the clean point), `restarts` runs each. */
+export async function fabTargeted(
+  input: AttackInput,
+  opts: FabOptions = {},
+): Promise<AttackResult> {
+  const o = fabDefaults(opts);
+  const k = input.target.numClasses;
+  const nT = Math.min(o.targets, k - 1);
+  return await fabRuns(input, o, (zClean) => {
+    const ranked = (row: number, rank: number) =>
+      Array.from({ length: k }, (_, c) => c).sort((a, b) =>
+        zClean[row * k + b] - zClean[row * k + a] || a - b
+      )[rank - 1];
+    const runs: FabRun[] = [];
+    for (let tc = 2; tc < nT + 2; tc++) {
+      for (let r = 0; r < o.restarts; r++) {
+        runs.push({
+          target: (row) => ranked(row, tc),
+          stream: [STREAM.fab, tc, r],
+          randStart: r > 0,
+        });
+      }
+    }
+    return runs;
+  });
+}
+
+/** Untargeted FAB (AutoAttack's "fab" in the plus version): each run projects onto the closest
+ * decision boundary; runs after the first start from a random point. */
+export async function fabUntargeted(
+  input: AttackInput,
+  opts: FabOptions = {},
+): Promise<AttackResult> {
+  const o = fabDefaults(opts);
+  return await fabRuns(input, o, () =>
+    Array.from({ length: o.restarts }, (_, r) => ({
+      target: null,
+      stream: [STREAM.fab, 0, r],
+      randStart: r > 0,
+    })));
 }
