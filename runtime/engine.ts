@@ -239,6 +239,7 @@ export class Engine {
     const names = [...new Set(kernels)].join(", ") || "copy";
     this.#scoped(`submit of [${names}]`, () => this.device.queue.submit([enc.finish()]));
     this.counters.submits++;
+    this.pool.afterSubmit();
   }
 
   /** Waits for all submitted work and turns any recorded validation error into an exception. */

@@ -1,5 +1,9 @@
 // A size-bucketed pool of storage buffers. Training allocates the same shapes every step, so
 // recycling buffers keeps GPU memory flat and avoids createBuffer calls on the hot path.
+// Attacks do not: the rows still robust shrink as examples are fooled, so every run of a
+// cascade asks for new sizes, and an unbounded free list kept a buffer of each (13 GB resident
+// after 11 minutes of AutoAttack on 64 images). The free list is therefore capped: past
+// 1.5x the largest working set seen (at least 256 MiB), the longest-unused buffers go.
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -21,6 +25,23 @@ export interface PoolStats {
   freeBytes: number;
   /** createBuffer calls so far: flat over steps means the pool is doing its job. */
   allocations: number;
+  /** Free buffers destroyed to keep the free list under its cap. */
+  evictions: number;
+  /** The cap on free bytes now. */
+  freeCapBytes: number;
+}
+
+const MIB = 1024 * 1024;
+
+/** The smallest free-list cap; ATOP_POOL_FREE_MB overrides it. */
+function minFreeCap(): number {
+  try {
+    const mb = Number(Deno.env.get("ATOP_POOL_FREE_MB"));
+    if (Number.isFinite(mb) && mb >= 0) return mb * MIB;
+  } catch {
+    // no --allow-env
+  }
+  return 256 * MIB;
 }
 
 export class BufferPool {
@@ -30,8 +51,25 @@ export class BufferPool {
   #freeBytes = 0;
   #freeCount = 0;
   #allocations = 0;
+  #evictions = 0;
+  #peakLive = 0;
+  /** Free buffers in release order (a Map iterates oldest first). */
+  #freeOrder = new Map<GPUBuffer, number>();
+  #toDestroy: GPUBuffer[] = [];
+  readonly #minCap: number;
 
-  constructor(private device: GPUDevice, private maxBufferSize: number) {}
+  constructor(
+    private device: GPUDevice,
+    private maxBufferSize: number,
+    opts: { minFreeCapBytes?: number } = {},
+  ) {
+    this.#minCap = opts.minFreeCapBytes ?? minFreeCap();
+  }
+
+  /** Free bytes kept at most: 1.5x the peak of live bytes, and at least the minimum. */
+  get freeCap(): number {
+    return Math.max(this.#minCap, 1.5 * this.#peakLive);
+  }
 
   acquire(bytes: number): GPUBuffer {
     const size = bucketBytes(bytes);
@@ -46,12 +84,14 @@ export class BufferPool {
     if (buf) {
       this.#freeBytes -= size;
       this.#freeCount--;
+      this.#freeOrder.delete(buf);
     } else {
       buf = this.device.createBuffer({ size, usage: USAGE });
       this.#allocations++;
     }
     this.#live.add(buf);
     this.#liveBytes += size;
+    this.#peakLive = Math.max(this.#peakLive, this.#liveBytes);
     return buf;
   }
 
@@ -65,12 +105,38 @@ export class BufferPool {
     list.push(buf);
     this.#freeBytes += buf.size;
     this.#freeCount++;
+    this.#freeOrder.set(buf, buf.size);
+    if (this.#freeBytes > this.freeCap) this.#evict(this.freeCap);
+  }
+
+  /** Drops the longest-unused free buffers until at most `cap` free bytes remain. A dropped
+   * buffer may still be named by commands recorded but not yet submitted, so it is destroyed
+   * only after the next submit (WebGPU lets submitted work finish on a destroyed buffer). */
+  #evict(cap: number): void {
+    for (const [buf, size] of this.#freeOrder) {
+      if (this.#freeBytes <= cap) break;
+      const list = this.#free.get(size)!;
+      list.splice(list.indexOf(buf), 1);
+      if (list.length === 0) this.#free.delete(size);
+      this.#freeOrder.delete(buf);
+      this.#freeBytes -= size;
+      this.#freeCount--;
+      this.#evictions++;
+      this.#toDestroy.push(buf);
+    }
+  }
+
+  /** Destroys the buffers evicted before a submit; the engine calls it after each submit. */
+  afterSubmit(): void {
+    for (const b of this.#toDestroy) b.destroy();
+    this.#toDestroy = [];
   }
 
   /** Destroys all free buffers (e.g. between benchmark phases). */
   trim(): void {
     for (const list of this.#free.values()) for (const b of list) b.destroy();
     this.#free.clear();
+    this.#freeOrder.clear();
     this.#freeBytes = 0;
     this.#freeCount = 0;
   }
@@ -82,6 +148,8 @@ export class BufferPool {
       freeBuffers: this.#freeCount,
       freeBytes: this.#freeBytes,
       allocations: this.#allocations,
+      evictions: this.#evictions,
+      freeCapBytes: this.freeCap,
     };
   }
 }

@@ -82,3 +82,103 @@ Deno.test("same seed, same adapter: bit-identical outputs and gradients (ResNet-
     assert.deepEqual(b[k], a[k], `${k} differs between two runs`);
   }
 });
+
+const MB = 1024 * 1024;
+
+Deno.test("1,000 attack iterations keep memory flat: pool bounded, RSS flat (Square, shrinking rows)", async () => {
+  const { square } = await import("../runtime/attacks/square.ts");
+  const { classifierTarget } = await import("../runtime/attacks/target.ts");
+  const m = createModel("smallcnn", { seed: 2, widths: [4, 4, 8, 8] } as never);
+  const target = classifierTarget(m, { name: "smallcnn" });
+  const x = new Rng(21).uniform([8, 3, 32, 32]);
+  // Labels the model mostly gets right, so examples are fooled one by one and the rows that
+  // are still attacked shrink (each count a new buffer size).
+  const p = await ops.argmax(m.forward(x), 1).data();
+  const labels = Array.from(p, (v) => v);
+  const run = async () => {
+    const r = await square({ target, x, labels }, { eps: 0.05, queries: 500, seed: 3 });
+    r.xAdv.dispose();
+    await engine().sync();
+    return { ...engine().pool.stats(), rss: Deno.memoryUsage().rss };
+  };
+  const first = await run(); // 500 iterations: the pool reaches its working set
+  const second = await run(); // 500 more
+  assert.equal(second.liveBytes, first.liveBytes, "live GPU bytes grew");
+  assert.ok(second.freeBytes <= second.freeCapBytes, "free list above its cap");
+  assert.ok(
+    second.rss - first.rss < 64 * MB,
+    `RSS grew ${((second.rss - first.rss) / MB).toFixed(1)} MB over 500 attack iterations`,
+  );
+  x.dispose();
+  m.dispose();
+});
+
+Deno.test("the whole classifier trainer, evaluation included, keeps memory flat run to run", async () => {
+  const { trainClassifier } = await import("../runtime/train/classifier.ts");
+  const { readCifar } = await import("../runtime/data/mod.ts");
+  const data = new URL("../data/cifar10/", import.meta.url).pathname;
+  const train = await readCifar(data, { split: "train" });
+  const test = await readCifar(data, { split: "test" });
+  const run = async () => {
+    const model = createModel("smallcnn", { seed: 4, widths: [4, 4, 8, 8] } as never);
+    const log = await trainClassifier({
+      model: model as never,
+      train,
+      test,
+      epochs: 3,
+      batchSize: 32,
+      lr: 0.05,
+      trainLimit: 128,
+      testLimit: 128,
+      quiet: true,
+    });
+    model.dispose();
+    await engine().sync();
+    return { log, ...engine().pool.stats(), tensors: liveTensors(), rss: Deno.memoryUsage().rss };
+  };
+  const first = await run();
+  const second = await run();
+  assert.equal(first.log.length, 3);
+  assert.ok(first.log.every((e) => e.testAccuracy !== null), "each epoch evaluates");
+  assert.equal(second.liveBytes, first.liveBytes, "live GPU bytes grew");
+  assert.equal(second.tensors, first.tensors, "live tensors grew");
+  assert.ok(
+    second.rss - first.rss < 64 * MB,
+    `RSS grew ${((second.rss - first.rss) / MB).toFixed(1)} MB over a second training run`,
+  );
+});
+
+Deno.test("no attack leaks tensors: every attack twice on a small CNN leaves the count unchanged", async () => {
+  const { runAttack, resolveParams } = await import("../runtime/eval/attacks.ts");
+  const { classifierTarget } = await import("../runtime/attacks/target.ts");
+  const m = createModel("smallcnn", { seed: 5, widths: [4, 4, 8, 8] } as never);
+  const target = classifierTarget(m, { name: "smallcnn" });
+  const x = new Rng(22).uniform([3, 3, 32, 32]);
+  const p = await ops.argmax(m.forward(x), 1).data();
+  const labels = Array.from(p, (v) => v);
+  const names = [
+    "fgsm",
+    "pgd",
+    "apgd-ce",
+    "apgd-t",
+    "fab-t",
+    "square",
+    "stadv",
+    "autoattack",
+    "autoattack-plus",
+  ] as const;
+  for (const name of names) {
+    const params = resolveParams(name, { eps: 0.03, steps: 2, queries: 4, seed: 1 });
+    const once = async () => {
+      const r = await runAttack(name, params, { target, x, labels });
+      r.xAdv.dispose();
+      await engine().sync();
+      return liveTensors();
+    };
+    const a = await once();
+    const b = await once();
+    assert.equal(b, a, `${name} leaks ${b - a} tensors per call`);
+  }
+  x.dispose();
+  m.dispose();
+});

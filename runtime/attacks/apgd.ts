@@ -244,7 +244,7 @@ async function drive(
   const indices = defaultIndices(input);
   const { target, x, labels } = input;
   const n = x.shape[0], k = target.numClasses;
-  const clean = target.logits(x, indices);
+  const clean = tidy(() => target.logits(x, indices));
   const { pred, z: zClean } = await predictions(clean);
   clean.dispose();
   const acc = pred.map((p, i) => input.attackAll === true || p === labels[i]);

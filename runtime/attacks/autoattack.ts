@@ -7,7 +7,7 @@
 //   rand:     APGD-CE and APGD-DLR with EOT over 20 draws (randomized defenses).
 //   custom:   any list of the components above (`attacks`), standard settings.
 
-import type { Tensor } from "../tensor.ts";
+import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import {
   type AttackInput,
@@ -100,7 +100,7 @@ export async function autoAttack(
 
   // One prediction rule for the clean pass and every stage's verification.
   const verify = input.verify ?? (async (t: Tensor, rows: readonly number[]) => {
-    const z = target.logits(t, rows);
+    const z = tidy(() => target.logits(t, rows));
     const { pred } = await predictions(z);
     z.dispose();
     return pred;

@@ -74,7 +74,7 @@ async function logitsOf(
   rows: readonly number[],
 ) {
   const t = Tensor.fromData(x, shape);
-  const z = target.logits(t, rows);
+  const z = tidy(() => target.logits(t, rows)); // free the forward's intermediates now
   const r = await predictions(z);
   z.dispose();
   t.dispose();

@@ -141,7 +141,7 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
     for (let s = 0; s <= o.steps; s++) {
       if (s === o.steps) {
         // The last iterate only needs a forward pass.
-        const z = target.logits(xa, indices);
+        const z = tidy(() => target.logits(xa, indices));
         const { pred, z: zc } = await predictions(z);
         z.dispose();
         consider(xa, zc, pred, s === 0 && r === 0);

@@ -10,7 +10,7 @@
 // robust.
 
 import { noGrad } from "../autograd.ts";
-import { Tensor } from "../tensor.ts";
+import { Tensor, tidy } from "../tensor.ts";
 import {
   type AttackInput,
   type AttackResult,
@@ -151,7 +151,9 @@ async function marginAndLoss(
   examples: readonly number[],
 ): Promise<{ margin: number[]; loss: number[] }> {
   const t = Tensor.fromData(rows, [m, g.c, g.h, g.w]);
-  const z = noGrad(() => target.logits(t, examples));
+  // tidy: a forward's intermediates go now, not at the end of the caller's scope (Square
+  // runs thousands of forwards in one evaluation batch).
+  const z = tidy(() => noGrad(() => target.logits(t, examples)));
   const { z: zc } = await predictions(z);
   z.dispose();
   t.dispose();

@@ -180,7 +180,7 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
     const e = eotGradient(flowTarget, flow, (z) => ops.reshape(z, [n]), eot);
     // Bookkeeping at the current flow: prediction, flow loss, objective.
     const xa = tidy(() => ops.clamp(warp(x, ops.mul(flow, toPixels)), 0, 1));
-    const z = target.logits(xa, indices);
+    const z = tidy(() => target.logits(xa, indices));
     const { pred } = await predictions(z);
     const mt = tidy(() => marginLoss(z, y));
     const margin = await mt.data();

@@ -19,7 +19,7 @@ async function logitsOf(
   x: Tensor,
   rows?: readonly number[],
 ): Promise<Float32Array> {
-  const z = noGrad(() => target.logits(x, rows));
+  const z = tidy(() => noGrad(() => target.logits(x, rows)));
   const v = await z.data();
   z.dispose();
   return v;

@@ -4,7 +4,7 @@
 // resumes where it stopped and gives the same report as a straight run.
 
 import { noGrad } from "../autograd.ts";
-import { Tensor, tidyAsync } from "../tensor.ts";
+import { Tensor, tidy, tidyAsync } from "../tensor.ts";
 import { perturbationNorms, predictions, scatterRows, selectRows } from "../attacks/common.ts";
 import * as ops from "../ops/mod.ts";
 import { protocolPredict } from "./verdict.ts";
@@ -63,7 +63,7 @@ type StateLine = StateHeader | StateBatch;
 
 /** Predicted classes; NaN or Inf logits fail the batch (`what` and `idx` name it). */
 async function predict(t: Target, x: Tensor, what: string, idx: number[]): Promise<number[]> {
-  const z = noGrad(() => t.logits(x, idx));
+  const z = tidy(() => noGrad(() => t.logits(x, idx)));
   const { pred, z: zs } = await predictions(z);
   z.dispose();
   checkFiniteLogits(zs, t.numClasses, `${t.name}, ${what}`, idx);

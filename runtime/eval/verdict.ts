@@ -3,7 +3,7 @@
 // (as BPDA+EOT evaluations of purification defenses report it). K = 1 is a single draw.
 
 import { noGrad } from "../autograd.ts";
-import type { Tensor } from "../tensor.ts";
+import { type Tensor, tidy } from "../tensor.ts";
 import { predictions } from "../attacks/common.ts";
 import type { Target } from "../attacks/target.ts";
 import { checkFiniteLogits } from "./finite.ts";
@@ -56,7 +56,7 @@ export async function protocolPredict(
   const draws: Float32Array[] = [];
   let single: number[] = [];
   for (let d = 0; d < k; d++) {
-    const z = noGrad(() => t.logits(x, rows));
+    const z = tidy(() => noGrad(() => t.logits(x, rows)));
     const r = await predictions(z);
     z.dispose();
     checkFiniteLogits(r.z, t.numClasses, `${t.name}, ${what}`, rows);
