@@ -145,7 +145,7 @@ export function defenseTarget(p: DefenseParts): Target {
     numClasses: clf.numClasses,
     randomized,
     logits: (x, rows) => clf.logits(preprocess(p, x, undefined, rows)),
-    resetDraws: (rows) => p.draws?.reset(rows),
+    resetDraws: (rows, scope) => p.draws?.reset(rows, scope),
   };
 }
 

@@ -16,7 +16,7 @@ import { threatTargets } from "../runtime/eval/threat.ts";
 import type { Dataset } from "../runtime/eval/data.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { Progress } from "../runtime/io/progress.ts";
-import { pctWithInterval } from "../runtime/eval/stats.ts";
+import { accuracyInterval, pctWithInterval, wilson } from "../runtime/eval/stats.ts";
 import { protocolText } from "../runtime/eval/verdict.ts";
 import { type DefenseParts, defenseTarget, preprocess, type Variant } from "./compile.ts";
 import type { PipelineSpecT } from "./spec.ts";
@@ -33,6 +33,8 @@ export interface AttackRow {
   restarts: number;
   eot: number;
   robust_accuracy: number;
+  /** 95% Wilson interval of robust_accuracy over the n test images. */
+  interval: [number, number];
   report: string;
 }
 
@@ -44,6 +46,8 @@ export interface DefenseRow {
   attacks: AttackRow[];
   /** Per example worst case over all attacks of this row. */
   worst_case_robust_accuracy: number;
+  /** 95% Wilson intervals of clean_accuracy and worst_case_robust_accuracy. */
+  intervals: { clean: [number, number]; worst_case: [number, number] };
   warnings: string[];
 }
 
@@ -55,6 +59,7 @@ export interface DefenseSummary {
   clean_accuracy: number;
   /** Share of examples robust to every attack under every threat model. */
   worst_case_robust_accuracy: number;
+  intervals: { clean: [number, number]; worst_case: [number, number] };
 }
 
 /** Per example AND: an example stays robust only if it is robust in `robust` too. */
@@ -120,6 +125,17 @@ function variants(
   return out;
 }
 
+/** EOT draws of an evaluation attack: every attack on a randomized defense gets at least
+ * evaluation.eotDraws (AutoAttack's rand version included: the spec's default eot of 1 must
+ * not override its 20); a deterministic target needs one. */
+export function attackEot(
+  spec: PipelineSpecT,
+  a: { eot: number },
+  randomized: boolean,
+): number {
+  return randomized ? Math.max(a.eot, spec.evaluation.eotDraws) : 1;
+}
+
 export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineReport> {
   const { spec } = o;
   const data = o.test;
@@ -164,9 +180,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
         // Randomized defenses attacked adaptively get EOT and AutoAttack's rand version.
         let name = a.attack as AttackName;
         if (randomized && name === "autoattack") name = "autoattack-rand";
-        const eot = randomized
-          ? Math.max(a.eot, name === "autoattack-rand" ? a.eot : spec.evaluation.eotDraws)
-          : 1;
+        const eot = attackEot(spec, a, randomized);
         const params = resolveParams(name, {
           norm: a.norm,
           eps: a.eps,
@@ -232,6 +246,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           restarts: params.restarts,
           eot: params.eot,
           robust_accuracy: report.robust_accuracy,
+          interval: report.intervals.robust,
           report: path,
         });
       }
@@ -245,6 +260,10 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
         clean_accuracy: mean(rowCleans),
         attacks: attackRows,
         worst_case_robust_accuracy: robust.filter(Boolean).length / n,
+        intervals: {
+          clean: accuracyInterval(mean(rowCleans), n),
+          worst_case: wilson(robust.filter(Boolean).length, n),
+        },
         warnings,
       });
     }
@@ -253,6 +272,10 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
       threats: rows.filter((r) => r.defense === v.name).map((r) => r.threat),
       clean_accuracy: mean(cleans),
       worst_case_robust_accuracy: (robustAll ?? []).filter(Boolean).length / n,
+      intervals: {
+        clean: accuracyInterval(mean(cleans), n),
+        worst_case: wilson((robustAll ?? []).filter(Boolean).length, n),
+      },
     });
   }
   const report: PipelineReport = {

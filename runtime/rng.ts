@@ -330,26 +330,47 @@ export class RowRng implements RandomSource {
 }
 
 /** Per-example call counters of a randomized defense: the k-th call that includes example i
- * draws from RowRng(seed, stream, {index: i, call: k}). An example's randomness is then a
- * function of its own history only; `reset` starts an example's count again at 0. */
+ * draws from RowRng(seed, stream of the scope, {index: i, call: k}). An example's randomness
+ * is then a function of its own history only. Rows repeating an example within one call (a
+ * Jacobian batch, EOT copies) share its draw. `reset` starts the examples' counts again at 0
+ * in a scope: the evaluation gives each attack its own, so adding, removing or reordering
+ * attacks leaves every other attack's draws as they were. */
 export class ExampleDraws {
   #calls = new Map<number, number>();
+  #stream: number;
 
   constructor(readonly seed: number, readonly stream: number) {
     checkState("ExampleDraws", { seed, stream, offset: 0 });
+    this.#stream = stream;
   }
 
   /** The generator for one call on a batch whose rows hold examples `rows`. */
   next(rows: readonly number[]): RowRng {
+    const thisCall = new Map<number, number>();
     const keys = rows.map((index) => {
-      const call = this.#calls.get(index) ?? 0;
-      this.#calls.set(index, call + 1);
+      let call = thisCall.get(index);
+      if (call === undefined) {
+        call = this.#calls.get(index) ?? 0;
+        thisCall.set(index, call);
+        this.#calls.set(index, call + 1);
+      }
       return { index, call };
     });
-    return new RowRng(this.seed, this.stream, keys);
+    return new RowRng(this.seed, this.#stream, keys);
   }
 
-  reset(rows: readonly number[]): void {
+  /** Restarts these examples at call 0 in `scope` (0: the clean verdict and the checks). */
+  reset(rows: readonly number[], scope = 0): void {
     for (const i of rows) this.#calls.delete(i);
+    this.#stream = scope === 0
+      ? this.stream
+      : fmix((fmix(this.stream ^ 0x3c6ef372) + (scope >>> 0)) >>> 0);
   }
+}
+
+/** A 32-bit scope id for an evaluation's attack, from its name and settings. */
+export function drawScope(what: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < what.length; i++) h = Math.imul(h ^ what.charCodeAt(i), 0x01000193) >>> 0;
+  return h === 0 ? 1 : h;
 }

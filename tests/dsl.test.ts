@@ -2,7 +2,8 @@ import { assert, gpu } from "./helpers/check.ts";
 import { parseSpec, SpecError } from "../dsl/spec.ts";
 import { defenseTarget, explainDefense, explainText } from "../dsl/compile.ts";
 import { blockMask, rt2 } from "../dsl/transforms.ts";
-import { andRobust } from "../dsl/evaluate.ts";
+import { andRobust, attackEot } from "../dsl/evaluate.ts";
+import { PRESETS } from "../dsl/presets.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
@@ -212,4 +213,15 @@ Deno.test("report: the per-defense worst case ANDs examples across attacks and t
   acc = andRobust(acc, [true, false, true, true]);
   assert.deepEqual(acc, [true, false, false, true]);
   assert.throws(() => andRobust(acc, [true]), /4 vs 1 examples/);
+});
+
+Deno.test("evaluation EOT: every attack on a randomized defense gets the spec's eotDraws", () => {
+  const spec = parseSpec({ name: "eot", ...PRESETS.paper });
+  // The paper preset's AutoAttack has no eot of its own (the default 1): under a randomized
+  // defense it runs as autoattack-rand with evaluation.eotDraws = 20 draws, not 1.
+  const aa = spec.evaluation.attacks.find((a) => a.attack === "autoattack")!;
+  assert.equal(aa.eot, 1);
+  assert.equal(attackEot(spec, aa, true), 20);
+  assert.equal(attackEot(spec, { eot: 40 }, true), 40);
+  assert.equal(attackEot(spec, aa, false), 1);
 });

@@ -178,7 +178,7 @@ function rt2Defense(seed: number): Target {
       name: "rt2",
       randomized: true,
       apply: (x, rows) => rt2(rows ? draws.next(rows) : fallback, x, o).image,
-      resetDraws: (rows) => draws.reset(rows),
+      resetDraws: (rows, scope) => draws.reset(rows, scope),
     },
     mlp(11),
   );
@@ -187,9 +187,10 @@ function rt2Defense(seed: number): Target {
 Deno.test("randomized RT2 defense: shards, batch size and resume give bit-identical reports", async () => {
   const data = await dataset(16, 12, mlp(11));
   const names: AttackName[] = ["pgd", "apgd-ce"];
+  // Restarts too: a later PGD restart runs only on the rows still robust.
   const attacks = names.map((name) => ({
     name,
-    params: resolveParams(name, { eps: 0.03, steps: 3, eot: 2, seed: 7 }),
+    params: resolveParams(name, { eps: 0.03, steps: 3, eot: 2, seed: 7, restarts: 2 }),
   }));
   const all16 = Array.from({ length: 16 }, (_, i) => i);
   const run = (o: {
@@ -252,6 +253,20 @@ Deno.test("randomized RT2 defense: shards, batch size and resume give bit-identi
     const inner = rt2Defense(5);
     return { ...inner, logits: (x) => inner.logits(x), resetDraws: undefined };
   };
+  // An attack's numbers do not depend on the other attacks of the list: each draws the
+  // defense's randomness in a scope of its own.
+  const alone = await runEvaluation({
+    config: config(["apgd-ce"], { batch_size: 8, eot: 2, n_total: 16, target_randomized: true }),
+    attacks: attacks.filter((a) => a.name === "apgd-ce"),
+    data,
+    indices: all16,
+    shard: null,
+    targets: threatTargets("full-pipeline", mlp(11), rt2Defense(5)),
+  });
+  assert.deepEqual(
+    alone!.examples.map((e) => e.attacks["apgd-ce"]),
+    straight.examples.map((e) => e.attacks["apgd-ce"]),
+  );
   const seq8 = await run({ batch: 8, target: seqDefense() });
   const seq16 = await run({ batch: 16, target: seqDefense() });
   assert.notEqual(perExample(seq8), perExample(seq16));
@@ -273,7 +288,7 @@ function flakyTarget(seed: number, p: number): Target {
       const flip = ops.sub(1, ops.clamp(ops.scale(ops.sub(u, p), 1e9), 0, 1)); // 1 where u < p
       return ops.add(inner.logits(x), ops.mul(flip, bump));
     },
-    resetDraws: (rows) => draws.reset(rows),
+    resetDraws: (rows, scope) => draws.reset(rows, scope),
   };
 }
 
@@ -319,37 +334,60 @@ Deno.test("protocol: every example correct under the clean verdict is attacked b
 
 Deno.test("protocol: AutoAttack's verdict is its cascade's own verification, never a re-draw", async () => {
   const data = await notNine(12, 23);
-  const names: AttackName[] = ["autoattack-rand"];
-  const r = await runEvaluation({
-    config: config(names, { n_total: 12, batch_size: 12, eot: 2, target_randomized: true }),
-    attacks: names.map((name) => ({
-      name,
-      params: resolveParams(name, { eps: 0.03, steps: 3, eot: 2, seed: 7 }),
-    })),
-    data,
-    indices: Array.from({ length: 12 }, (_, i) => i),
-    shard: null,
-    targets: threatTargets("full-pipeline", mlp(11), flakyTarget(8, 0.4)),
-  });
-  let fooled = 0;
-  for (const e of r!.examples.filter((e) => e.clean_pred === e.label)) {
-    const a = e.attacks["autoattack-rand"];
-    const stages = Object.values(a.stages!);
-    // Robust in the report exactly when the cascade's last stage kept it robust.
-    assert.equal(a.robust, stages[stages.length - 1], `example ${e.index}`);
-    assert.equal(a.robust, a.adv_pred === e.label);
-    if (!a.robust) fooled++;
+  for (
+    const [name, extra] of [
+      ["autoattack-rand", {}],
+      ["autoattack-plus", {}],
+      ["autoattack", { components: ["apgd-ce", "square"] }],
+    ] as const
+  ) {
+    const r = await runEvaluation({
+      config: config([name], { n_total: 12, batch_size: 12, eot: 2, target_randomized: true }),
+      attacks: [{
+        name,
+        params: resolveParams(name, {
+          eps: 0.03,
+          steps: 2,
+          eot: 2,
+          seed: 7,
+          queries: 3,
+          ...extra,
+          components: "components" in extra ? [...extra.components] : undefined,
+        }),
+      }],
+      data,
+      indices: Array.from({ length: 12 }, (_, i) => i),
+      shard: null,
+      targets: threatTargets("full-pipeline", mlp(11), flakyTarget(8, 0.4)),
+    });
+    let fooled = 0;
+    for (const e of r!.examples.filter((e) => e.clean_pred === e.label)) {
+      const a = e.attacks[name];
+      const stages = Object.values(a.stages!);
+      // Robust in the report exactly when the cascade's last stage kept it robust.
+      assert.equal(a.robust, stages[stages.length - 1], `${name} example ${e.index}`);
+      assert.equal(a.robust, a.adv_pred === e.label);
+      if (!a.robust) fooled++;
+    }
+    assert.ok(fooled > 0, `${name}: the flaky defense should be fooled somewhere`);
+    // Every example lists the same stages, attacked or not.
+    const stageSets = new Set(r!.examples.map((e) => Object.keys(e.attacks[name].stages!).join()));
+    assert.equal(stageSets.size, 1, [...stageSets].join(" / "));
   }
-  assert.ok(fooled > 0, "the flaky defense should be fooled somewhere");
+  // The restarts the versions run are the ones recorded.
+  assert.equal(resolveParams("autoattack-plus", {}).restarts, 5);
+  assert.equal(resolveParams("autoattack", {}).restarts, 1);
+  assert.equal(resolveParams("autoattack", { components: ["apgd-ce"] }).restarts, 5);
+  assert.equal(resolveParams("autoattack-rand", { restarts: 3 }).restarts, 1);
 });
 
 Deno.test("protocol: a majority vote over K draws keeps a no-op attack from lowering accuracy", async () => {
-  const n = 40;
+  const n = 80;
   const data = await notNine(n, 22);
   const noop = [{ name: "pgd" as AttackName, params: resolveParams("pgd", { eps: 0, steps: 0 }) }];
   const run = (votes: number) =>
     runEvaluation({
-      config: config(["pgd"], { n_total: n, batch_size: 20, eps: 0, steps: 0, votes }),
+      config: config(["pgd"], { n_total: n, batch_size: 40, eps: 0, steps: 0, votes }),
       attacks: noop,
       data,
       indices: Array.from({ length: n }, (_, i) => i),

@@ -260,12 +260,13 @@ async function drive(
     const ls = rows.map((i) => labels[i]);
     let yTarget: number[] | undefined;
     if (run.targetRank !== undefined) {
-      // The rank-th most likely class at the clean point (rank 2 = runner-up).
+      // The rank-th most likely class at the clean point (rank 2 = runner-up), among the
+      // classes other than the label: a row that its own clean pass got wrong (attackAll on a
+      // randomized defense) must not be "targeted" at its true class.
       yTarget = rows.map((i) => {
-        const order = Array.from({ length: k }, (_, c) => c).sort((a, b) =>
-          zClean[i * k + b] - zClean[i * k + a] || a - b
-        );
-        return order[run.targetRank! - 1];
+        const order = Array.from({ length: k }, (_, c) => c).filter((c) => c !== labels[i])
+          .sort((a, b) => zClean[i * k + b] - zClean[i * k + a] || a - b);
+        return order[run.targetRank! - 2];
       });
     }
     const res = await singleRun(

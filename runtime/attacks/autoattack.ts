@@ -61,6 +61,11 @@ export interface AutoAttackResult extends AttackResult {
   perAttack: { name: AutoAttackName; robust: boolean[] }[];
 }
 
+/** Restarts of the untargeted APGD and FAB in a version (APGD-T and FAB-T always run once). */
+export function autoAttackRestarts(version: AutoAttackVersion): number {
+  return version === "plus" || version === "custom" ? 5 : 1;
+}
+
 export function autoAttackList(version: AutoAttackVersion): AutoAttackName[] {
   switch (version) {
     case "standard":
@@ -89,8 +94,9 @@ export async function autoAttack(
       );
     }
   }
-  // The plus version restarts the untargeted APGD and FAB 5 times, as the reference.
-  const restarts = version === "plus" ? 5 : 1;
+  // The untargeted APGD and FAB restart 5 times in the plus and custom versions (the
+  // reference's constructor defaults, which its custom version keeps), once otherwise.
+  const restarts = autoAttackRestarts(version);
   const steps = opts.steps ?? 100;
   const eot = opts.eot ?? (version === "rand" ? 20 : 1);
   const seed = opts.seed ?? 0;

@@ -174,8 +174,10 @@ async function linearizeTargeted(
 }
 
 /** Untargeted: per row the class k != y whose linearized boundary z_k - z_y = 0 is closest in
- * the dual norm of the attack's norm; returns that class's f and gradient. One backward per
- * class (the Jacobian of the logits). */
+ * the dual norm of the attack's norm; returns that class's f and gradient. The Jacobian of the
+ * logits comes from one pass over a batch repeating each row once per class: the copies share
+ * the example's index, so a randomized defense gives all of them the same draw, and every
+ * class gradient and the logits belong to one forward, as in the reference. */
 async function linearizeClosest(
   target: Target,
   xt: Tensor,
@@ -184,35 +186,39 @@ async function linearizeClosest(
   indices: number[],
 ): Promise<{ g: Float32Array; f: Float32Array }> {
   const n = labels.length, k = target.numClasses, d = xt.size / n;
-  const grads: Float32Array[] = [];
-  let z: Float32Array | null = null;
-  for (let c = 0; c < k; c++) {
-    const ct = Tensor.fromData(new Array<number>(n).fill(c), [n]);
-    const e = eotGradient(target, xt, (l) => pick(l, ct), 1, indices);
-    grads.push(await e.grad.data());
-    if (c === 0) z = await e.lastLogits.data();
-    for (const t of [ct, e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
+  const src = await xt.data();
+  const rep = new Float32Array(n * k * d);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < k; c++) rep.set(src.subarray(i * d, (i + 1) * d), (i * k + c) * d);
   }
+  const xk = Tensor.fromData(rep, [n * k, ...xt.shape.slice(1)]);
+  const cls = Tensor.fromData(Array.from({ length: n * k }, (_, r) => r % k), [n * k]);
+  const rows = indices.flatMap((ix) => new Array<number>(k).fill(ix));
+  const e = eotGradient(target, xk, (l) => pick(l, cls), 1, rows);
+  const grads = await e.grad.data(); // row i*k+c: the gradient of z_c at row i
+  const zs = await e.lastLogits.data();
+  for (const t of [xk, cls, e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
+  const gr = (i: number, c: number, j: number) => grads[(i * k + c) * d + j];
   const g = new Float32Array(n * d), f = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    const yi = labels[i], off = i * d;
+    const yi = labels[i], z = zs.subarray(i * k * k, i * k * k + k); // copy 0's logits
     let best = -1, bestDist = Infinity;
     for (let c = 0; c < k; c++) {
       if (c === yi) continue;
       let dual = 0;
-      for (let j = off; j < off + d; j++) {
-        const w = grads[c][j] - grads[yi][j];
+      for (let j = 0; j < d; j++) {
+        const w = gr(i, c, j) - gr(i, yi, j);
         dual = p === "linf" ? dual + Math.abs(w) : dual + w * w; // L1 for linf, L2 for l2
       }
       if (p === "l2") dual = Math.sqrt(dual);
-      const dist = Math.abs(z![i * k + c] - z![i * k + yi]) / (1e-12 + dual);
+      const dist = Math.abs(z[c] - z[yi]) / (1e-12 + dual);
       if (dist < bestDist) {
         bestDist = dist;
         best = c;
       }
     }
-    f[i] = z![i * k + best] - z![i * k + yi];
-    for (let j = off; j < off + d; j++) g[j] = grads[best][j] - grads[yi][j];
+    f[i] = z[best] - z[yi];
+    for (let j = 0; j < d; j++) g[i * d + j] = gr(i, best, j) - gr(i, yi, j);
   }
   return { g, f };
 }
@@ -281,10 +287,11 @@ export async function fabTargeted(
   const k = input.target.numClasses;
   const nT = Math.min(o.targets, k - 1);
   return await fabRuns(input, o, (zClean) => {
+    // The rank-th most likely class among those other than the label (rank 2 = runner-up).
+    const y = input.labels;
     const ranked = (row: number, rank: number) =>
-      Array.from({ length: k }, (_, c) => c).sort((a, b) =>
-        zClean[row * k + b] - zClean[row * k + a] || a - b
-      )[rank - 1];
+      Array.from({ length: k }, (_, c) => c).filter((c) => c !== y[row])
+        .sort((a, b) => zClean[row * k + b] - zClean[row * k + a] || a - b)[rank - 2];
     const runs: FabRun[] = [];
     for (let tc = 2; tc < nT + 2; tc++) {
       for (let r = 0; r < o.restarts; r++) {

@@ -13,6 +13,8 @@ import {
   perExample,
   predictions,
   project,
+  scatterRows,
+  selectRows,
 } from "./common.ts";
 import { type AttackLoss, objective, objectiveCpu } from "./objective.ts";
 import { eotGradient } from "./target.ts";
@@ -105,20 +107,69 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
     throw new Error(`pgd: restarts must be a positive integer, got ${o.restarts}`);
   }
   const indices = defaultIndices(input);
-  const { target, x, labels } = input;
+  const { x, labels } = input;
+  // Restart 0 runs on every row; each later restart only on the rows no restart has fooled
+  // yet, so a row's adversarial (and, on a randomized defense, its draws) never depend on
+  // the other rows of its batch.
+  const first = await pgdRestart(input, o, x, labels, indices, 0);
+  let best = first.best;
+  const { fooled, bestLoss, lossStart } = first;
+  for (let r = 1; r < o.restarts; r++) {
+    const rows = fooled.flatMap((f, i) => (f ? [] : [i]));
+    if (rows.length === 0) break;
+    const xs = await selectRows(x, rows);
+    const run = await pgdRestart(
+      input,
+      o,
+      xs,
+      rows.map((i) => labels[i]),
+      rows.map((i) => indices[i]),
+      r,
+    );
+    xs.dispose();
+    const take = rows.filter((i, j) => run.fooled[j] || run.bestLoss[j] > bestLoss[i]);
+    rows.forEach((i, j) => {
+      if (run.fooled[j]) fooled[i] = true;
+      bestLoss[i] = Math.max(bestLoss[i], run.bestLoss[j]);
+    });
+    if (take.length) {
+      const src = await selectRows(
+        run.best,
+        take.map((i) => rows.indexOf(i)),
+      );
+      const merged = await scatterRows(best, take, src);
+      src.dispose();
+      best.dispose();
+      best = merged;
+    }
+    run.best.dispose();
+  }
+  return { xAdv: best, fooled, lossStart, lossBest: bestLoss };
+}
+
+/** One PGD restart on a batch: per row the last fooling iterate if any, else the
+ * highest-loss iterate, with its loss at the start and its best loss. */
+async function pgdRestart(
+  input: AttackInput,
+  o: Required<PgdOptions>,
+  x: Tensor,
+  labels: number[],
+  indices: number[],
+  restart: number,
+): Promise<{ best: Tensor; fooled: boolean[]; bestLoss: number[]; lossStart: number[] }> {
+  const { target } = input;
   const n = x.shape[0], k = target.numClasses;
   const y = Tensor.fromData(labels, [n]);
   const lossFn = objective(o.loss, y);
-
-  let best = ops.clone(x); // per example: fooling iterate, else highest-loss iterate
+  let best = ops.clone(x);
   const fooled = new Array<boolean>(n).fill(false);
   const bestLoss = new Array<number>(n).fill(-Infinity);
   let lossStart: number[] = [];
 
   /** Records the iterate xa with its logits z into `best`. */
-  const consider = (xa: Tensor, z: Float32Array, pred: number[], first: boolean) => {
+  const consider = (xa: Tensor, z: Float32Array, pred: number[], firstStep: boolean) => {
     const l = objectiveCpu(o.loss, z, k, labels);
-    if (first) lossStart = l.slice();
+    if (firstStep) lossStart = l.slice();
     const take: number[] = [];
     for (let i = 0; i < n; i++) {
       const isAdv = pred[i] !== labels[i];
@@ -136,27 +187,24 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
     }
   };
 
-  for (let r = 0; r < o.restarts; r++) {
-    let xa = o.randomStart && o.eps > 0 ? randomStart(o, x, indices, r) : ops.clone(x);
-    for (let s = 0; s <= o.steps; s++) {
-      if (s === o.steps) {
-        // The last iterate only needs a forward pass.
-        const z = tidy(() => target.logits(xa, indices));
-        const { pred, z: zc } = await predictions(z);
-        z.dispose();
-        consider(xa, zc, pred, s === 0 && r === 0);
-        break;
-      }
-      const e = eotGradient(target, xa, lossFn, o.eot, indices);
-      const { pred, z: zc } = await predictions(e.lastLogits);
-      consider(xa, zc, pred, s === 0 && r === 0);
-      const next = tidy(() => pgdStep(o.norm, xa, x, e.grad, o.stepSize, o.eps));
-      for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, xa]) t.dispose();
-      xa = next;
+  let xa = o.randomStart && o.eps > 0 ? randomStart(o, x, indices, restart) : ops.clone(x);
+  for (let s = 0; s <= o.steps; s++) {
+    if (s === o.steps) {
+      // The last iterate only needs a forward pass.
+      const z = tidy(() => target.logits(xa, indices));
+      const { pred, z: zc } = await predictions(z);
+      z.dispose();
+      consider(xa, zc, pred, s === 0);
+      break;
     }
-    xa.dispose();
-    if (fooled.every((f) => f)) break;
+    const e = eotGradient(target, xa, lossFn, o.eot, indices);
+    const { pred, z: zc } = await predictions(e.lastLogits);
+    consider(xa, zc, pred, s === 0);
+    const next = tidy(() => pgdStep(o.norm, xa, x, e.grad, o.stepSize, o.eps));
+    for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, xa]) t.dispose();
+    xa = next;
   }
+  xa.dispose();
   y.dispose();
-  return { xAdv: best, fooled, lossStart, lossBest: bestLoss };
+  return { best, fooled, bestLoss, lossStart };
 }

@@ -15,9 +15,10 @@ export interface Target {
    * `rows`: the global example index of each row of x. A randomized defense keys its draws by
    * (example, that example's call count), so its randomness does not depend on the batch. */
   logits(x: Tensor, rows?: readonly number[]): Tensor;
-  /** Restarts the per-example call counts of these examples (the evaluation runner calls it
-   * when it starts on a batch, so every evaluation sees the same draws for an example). */
-  resetDraws?(rows: readonly number[]): void;
+  /** Restarts the per-example call counts of these examples in a scope (the evaluation runner
+   * calls it when it starts a batch, scope 0, and before each attack, that attack's scope, so
+   * every evaluation sees the same draws for an example). */
+  resetDraws?(rows: readonly number[], scope?: number): void;
 }
 
 /** One preprocessing step of a defense (random transform, purifier, quantizer, ...). */
@@ -26,7 +27,7 @@ export interface Stage {
   randomized?: boolean;
   /** `rows` as in Target.logits. */
   apply(x: Tensor, rows?: readonly number[]): Tensor;
-  resetDraws?(rows: readonly number[]): void;
+  resetDraws?(rows: readonly number[], scope?: number): void;
 }
 
 /** What `classifierTarget` needs from a model (runtime/nn Module satisfies it). */
@@ -82,9 +83,9 @@ export function composeTarget(...stages: (Stage | Target)[]): Target {
       for (const s of pre) h = s.apply(h, rows);
       return last.logits(h, rows);
     },
-    resetDraws(rows: readonly number[]): void {
-      for (const s of pre) s.resetDraws?.(rows);
-      last.resetDraws?.(rows);
+    resetDraws(rows: readonly number[], scope?: number): void {
+      for (const s of pre) s.resetDraws?.(rows, scope);
+      last.resetDraws?.(rows, scope);
     },
   };
 }

@@ -42,7 +42,7 @@ const USAGE = `usage: deno task attack --data FILE.bin --attack NAME --out OUT.j
   --eps        radius, a number or a fraction like 8/255 (default 8/255 linf, 0.5 l2)
   --steps      iterations (default: pgd 10, apgd/fab/stadv/autoattack 100)
   --step-size  step size (pgd: 2/255 linf, eps/4 l2; stadv: Adam learning rate)
-  --restarts   restarts (default 1)
+  --restarts   restarts (default 1; AutoAttack's are set by its version: 1, plus 5)
   --eot        EOT draws per gradient (default 1; autoattack-rand 20)
   --flow-bound StAdv: Linf bound on the flow, normalised grid units (default 0.05)
   --tau        StAdv: weight of the flow smoothness loss (default 0.05)

@@ -10,8 +10,11 @@ import { square } from "../attacks/square.ts";
 import {
   autoAttack,
   AUTOATTACK_COMPONENTS,
+  autoAttackList,
   type AutoAttackName,
+  autoAttackRestarts,
   type AutoAttackResult,
+  type AutoAttackVersion,
 } from "../attacks/autoattack.ts";
 import { stadv } from "../attacks/stadv.ts";
 
@@ -94,7 +97,16 @@ export function resolveParams(name: AttackName, p: AttackParamsInput): AttackPar
     eps: p.eps ?? (norm === "linf" ? 8 / 255 : 0.5),
     steps,
     stepSize: p.stepSize ?? null,
-    restarts: p.restarts ?? 1,
+    // AutoAttack's restarts are fixed by its version (as the reference): recorded as run.
+    restarts: isAA
+      ? autoAttackRestarts(
+        name === "autoattack-plus"
+          ? "plus"
+          : p.components && name === "autoattack"
+          ? "custom"
+          : "standard",
+      )
+      : p.restarts ?? 1,
     eot: p.eot ?? (name === "autoattack-rand" ? 20 : 1),
     seed: p.seed ?? 0,
     queries: usesQueries ? (p.queries ?? 5000) : null,
@@ -172,13 +184,7 @@ export async function runAttack(
     case "autoattack-rand": {
       const r: AutoAttackResult = await autoAttack(input, {
         ...common,
-        version: p.components
-          ? "custom"
-          : name === "autoattack"
-          ? "standard"
-          : name === "autoattack-plus"
-          ? "plus"
-          : "rand",
+        version: autoAttackVersion(name, p)!,
         attacks: p.components as AutoAttackName[] | undefined,
         steps: p.steps,
         queries: p.queries ?? 5000,
@@ -187,4 +193,34 @@ export async function runAttack(
       return { ...r, stages: r.perAttack };
     }
   }
+}
+
+/** The AutoAttack version an evaluation attack runs (null: not AutoAttack). A component list
+ * keeps its version's settings ("custom" only for the standard name, as the reference). */
+export function autoAttackVersion(name: AttackName, p: AttackParams): AutoAttackVersion | null {
+  if (name === "autoattack") return p.components ? "custom" : "standard";
+  if (name === "autoattack-plus") return "plus";
+  if (name === "autoattack-rand") return "rand";
+  return null;
+}
+
+/** The cascade's components in order (null: not AutoAttack). */
+export function autoAttackComponents(name: AttackName, p: AttackParams): AutoAttackName[] | null {
+  const v = autoAttackVersion(name, p);
+  if (!v) return null;
+  return (p.components as AutoAttackName[] | undefined) ?? autoAttackList(v);
+}
+
+/** Whether the attack optimizes a DLR loss (APGD-DLR, APGD-T, and cascades that run them). */
+export function usesDlrLoss(name: AttackName, p: AttackParams): boolean {
+  const parts = autoAttackComponents(name, p) ?? [name];
+  return parts.some((c) => c === "apgd-dlr" || c === "apgd-t");
+}
+
+/** Whether a gradient of the attack is taken without EOT: its eot is 1, or it runs FAB (which
+ * has no EOT). Square is gradient-free and needs none. */
+export function runsWithoutEot(name: AttackName, p: AttackParams): boolean {
+  const parts = autoAttackComponents(name, p) ?? [name];
+  if (parts.some((c) => c === "fab" || c === "fab-t")) return true;
+  return parts.some((c) => c !== "square") && p.eot <= 1;
 }

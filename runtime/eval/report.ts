@@ -203,8 +203,6 @@ export function buildReport(
   };
 }
 
-const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-
 /** One line per attack with its own settings (what each attack of a list really ran). */
 function attackSettings(c: EvalConfig): string[] {
   if (!c.attack_params) return [];
@@ -254,7 +252,9 @@ export function reportMarkdown(r: EvalReport): string {
     `| clean | ${pctWithInterval(r.clean_accuracy, r.n, 2)} |`,
     ...Object.entries(r.per_attack).map(([a, v]) => `| ${a} | ${pctWithInterval(v, r.n, 2)} |`),
     ...Object.entries(r.stages).flatMap(([a, s]) =>
-      Object.entries(s).map(([k, v]) => `| ${a} after ${k} (attack target) | ${pct(v)} |`)
+      Object.entries(s).map(([k, v]) =>
+        `| ${a} after ${k} (attack target) | ${pctWithInterval(v, r.n, 2)} |`
+      )
     ),
     `| **worst case** | **${pctWithInterval(r.robust_accuracy, r.n, 2)}** |`,
     "",

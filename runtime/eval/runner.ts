@@ -8,8 +8,16 @@ import { Tensor, tidy, tidyAsync } from "../tensor.ts";
 import { perturbationNorms, predictions, scatterRows, selectRows } from "../attacks/common.ts";
 import * as ops from "../ops/mod.ts";
 import { protocolPredict } from "./verdict.ts";
+import { drawScope } from "../rng.ts";
 import { assertValidAdversarials } from "./adversarial.ts";
-import { type AttackName, type AttackParams, runAttack } from "./attacks.ts";
+import {
+  type AttackName,
+  type AttackParams,
+  autoAttackComponents,
+  runAttack,
+  runsWithoutEot,
+  usesDlrLoss,
+} from "./attacks.ts";
 import { checkGradients, checkLogitsRange, checkRandomized } from "./checks.ts";
 import { checkFiniteLogits } from "./finite.ts";
 import { type Dataset, gatherImages } from "./data.ts";
@@ -104,12 +112,9 @@ async function runBatch(
       : await predict(attack, x, `batch ${batch}, clean images (attacked target)`, idx);
     // The DLR loss (APGD-DLR, APGD-T and the AutoAttack versions that run them) gets its own
     // zero-gradient check, as the reference runs inside APGD.
-    const usesDlr = o.attacks.filter((a) =>
-      a.name === "apgd-dlr" || a.name === "apgd-t" || a.name === "autoattack" ||
-      a.name === "autoattack-rand" || a.name === "autoattack-plus"
-    ).map((a) => a.name);
-    // Per attack: each gradient attack without EOT is named (Square needs none).
-    const withoutEot = o.attacks.filter((a) => a.name !== "square" && a.params.eot <= 1)
+    const usesDlr = o.attacks.filter((a) => usesDlrLoss(a.name, a.params)).map((a) => a.name);
+    // Per attack: each one that takes a gradient without EOT is named (FAB never has EOT).
+    const withoutEot = o.attacks.filter((a) => runsWithoutEot(a.name, a.params))
       .map((a) => a.name);
     const checks: CheckResult[] = [
       await checkRandomized(attack, x, withoutEot, 5, idx),
@@ -132,6 +137,11 @@ async function runBatch(
       protocolPredict(evaluate, t, r, votes, `batch ${batch}, ${what}`);
     for (const a of o.attacks) {
       o.log?.(`batch ${batch}: ${a.name} on ${correct.length} of ${m} examples`);
+      // Each attack draws the defense's randomness in a scope of its own (from its name and
+      // settings), so the other attacks of the list cannot change its numbers.
+      const scope = drawScope(JSON.stringify([a.name, a.params]));
+      attack.resetDraws?.(idx, scope);
+      if (evaluate !== attack) evaluate.resetDraws?.(idx, scope);
       const res = correct.length === 0 ? null : await runAttack(a.name, a.params, {
         target: attack,
         x: xs,
@@ -143,8 +153,7 @@ async function runBatch(
       });
       // AutoAttack verified each stage itself (on the evaluated target, by the protocol);
       // every other attack's final adversarial is verified here.
-      const cascadeVerdict = res !== null && attack === evaluate &&
-        (a.name === "autoattack" || a.name === "autoattack-rand");
+      const cascadeVerdict = res !== null && attack === evaluate && res.verdictPred !== undefined;
       const subPred = res === null
         ? []
         : cascadeVerdict && res.verdictPred
@@ -169,6 +178,7 @@ async function runBatch(
       );
       const norms = await perturbationNorms(xAdv, x);
       const at = new Map(correct.map((j, r) => [j, r]));
+      const stageNames = autoAttackComponents(a.name, a.params);
       for (let j = 0; j < m; j++) {
         const e: AttackEntry = {
           adv_pred: pred[j],
@@ -187,8 +197,10 @@ async function runBatch(
           if (res.stages) {
             e.stages = Object.fromEntries(res.stages.map((s) => [s.name, s.robust[r]]));
           }
-        } else if (res?.stages) {
-          e.stages = Object.fromEntries(res.stages.map((s) => [s.name, false]));
+        } else if (stageNames) {
+          // Not attacked (wrong under the clean verdict): not robust after any stage. Named
+          // from the attack's own list, so a batch with no attacked row looks the same.
+          e.stages = Object.fromEntries(stageNames.map((s) => [s, false]));
         }
         entries[j][a.name] = e;
       }
