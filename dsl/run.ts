@@ -32,8 +32,9 @@ import {
 } from "./inpainting_eval.ts";
 
 /** 2: one clean verdict per example, every clean-correct example attacked by every attack,
- * defense draws keyed by (example, call). */
-export const EVAL_PROTOCOL_VERSION = 2;
+ * defense draws keyed by (example, call). 3: each attack draws in a scope of its own; PGD
+ * restarts only on rows still robust; targets exclude the label. */
+export const EVAL_PROTOCOL_VERSION = 3;
 
 export interface RunOptions {
   spec: PipelineSpecT;
