@@ -24,6 +24,7 @@ import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/tra
 import type { PipelineSpecT } from "./spec.ts";
 import { rt1, rt2 } from "./transforms.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
+import { EVAL_PROTOCOL_VERSION } from "../runtime/eval/verdict.ts";
 import {
   evaluateInpainting,
   type InpaintingReport,
@@ -31,10 +32,7 @@ import {
   inpaintingSummary,
 } from "./inpainting_eval.ts";
 
-/** 2: one clean verdict per example, every clean-correct example attacked by every attack,
- * defense draws keyed by (example, call). 3: each attack draws in a scope of its own; PGD
- * restarts only on rows still robust; targets exclude the label. */
-export const EVAL_PROTOCOL_VERSION = 3;
+export { EVAL_PROTOCOL_VERSION };
 
 export interface RunOptions {
   spec: PipelineSpecT;

@@ -7,7 +7,7 @@ import { noGrad } from "../autograd.ts";
 import { Tensor, tidy, tidyAsync } from "../tensor.ts";
 import { perturbationNorms, predictions, scatterRows, selectRows } from "../attacks/common.ts";
 import * as ops from "../ops/mod.ts";
-import { protocolPredict } from "./verdict.ts";
+import { EVAL_PROTOCOL_VERSION, protocolPredict } from "./verdict.ts";
 import { drawScope } from "../rng.ts";
 import { assertValidAdversarials } from "./adversarial.ts";
 import {
@@ -81,6 +81,7 @@ async function predict(t: Target, x: Tensor, what: string, idx: number[]): Promi
 /** Identifies the evaluation a state file belongs to. */
 function stateKey(o: RunnerOptions): string {
   return JSON.stringify({
+    protocol: EVAL_PROTOCOL_VERSION,
     config: o.config,
     attacks: o.attacks,
     shard: o.shard,

@@ -8,6 +8,13 @@ import { predictions } from "../attacks/common.ts";
 import type { Target } from "../attacks/target.ts";
 import { checkFiniteLogits } from "./finite.ts";
 
+/** Version of the verdict protocol and of the defense's draws, in every state-file key and
+ * eval stage key, so results of an older one are never resumed into a newer report.
+ * 2: one clean verdict per example, every clean-correct example attacked by every attack,
+ * defense draws keyed by (example, call). 3: each attack draws in a scope of its own; PGD
+ * restarts only on rows still robust; targets exclude the label. */
+export const EVAL_PROTOCOL_VERSION = 3;
+
 /** The protocol sentence every report carries. */
 export function protocolText(votes: number): string {
   return `one clean verdict per example; every example correct under it is attacked by every ` +
