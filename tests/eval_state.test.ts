@@ -93,3 +93,38 @@ Deno.test("runner: NaN logits fail the batch, naming the target, the batch and t
     /^Error: broken, batch 0, clean images: the logits of example 0 are NaN \(class 0; 20 non-finite logits in the batch\)/,
   );
 });
+
+Deno.test("runner: a state line that is valid JSON but lacks a field is refused, naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const statePath = `${dir}/s.jsonl`;
+    const base = { ...options(linear(5)), statePath };
+    assert.equal(await runEvaluation({ ...base, stopAfterBatches: 1 }), null);
+    const lines = (await Deno.readTextFile(statePath)).trim().split("\n");
+    const batch = JSON.parse(lines[1]);
+    const edit = async (mutate: (b: Record<string, unknown>) => void) => {
+      const b = structuredClone(batch);
+      mutate(b);
+      await Deno.writeTextFile(statePath, `${lines[0]}\n${JSON.stringify(b)}\n`);
+    };
+    await edit((b) => delete b.examples);
+    await assert.rejects(
+      () => runEvaluation(base),
+      /^Error: state file .*s\.jsonl line 2: examples: .*delete it/,
+    );
+    await edit((b) => delete (b.examples as { robust?: boolean }[])[0].robust);
+    await assert.rejects(() => runEvaluation(base), /line 2: examples\.0\.robust: /);
+    await edit((b) => (b.examples as { index: number }[])[0].index = 3);
+    await assert.rejects(() => runEvaluation(base), /line 2: batch 0 holds examples \[3,/);
+    await edit((b) => delete (b.examples as { attacks: Record<string, unknown> }[])[1].attacks.pgd);
+    await assert.rejects(() => runEvaluation(base), /example 1 has no result for attack pgd/);
+    await edit((b) => (b.batch = 9));
+    await assert.rejects(() => runEvaluation(base), /line 2: no batch number in \[0, 2\)/);
+    // The untouched line resumes.
+    await edit(() => {});
+    const r = await runEvaluation(base);
+    assert.equal(r!.examples.length, 4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

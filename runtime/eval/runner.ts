@@ -8,6 +8,7 @@ import { Tensor, tidy, tidyAsync } from "../tensor.ts";
 import { perturbationNorms, predictions, scatterRows, selectRows } from "../attacks/common.ts";
 import * as ops from "../ops/mod.ts";
 import { EVAL_PROTOCOL_VERSION, protocolPredict } from "./verdict.ts";
+import { checkStateBatch } from "./state_schema.ts";
 import { drawScope } from "../rng.ts";
 import { assertValidAdversarials } from "./adversarial.ts";
 import {
@@ -284,7 +285,21 @@ export async function runEvaluation(o: RunnerOptions): Promise<EvalReport | null
           `data changed); delete it or choose another --out`,
       );
     }
-    for (const l of lines.slice(1)) if (l.kind === "batch") done.set(l.batch, l);
+    const nb = Math.ceil(o.indices.length / bs);
+    lines.slice(1).forEach((l, i) => {
+      const b = (l as { batch?: unknown }).batch;
+      if (!(Number.isInteger(b) && (b as number) >= 0 && (b as number) < nb)) {
+        throw new Error(
+          `state file ${o.statePath} line ${i + 2}: no batch number in [0, ${nb}); the file is ` +
+            `damaged or from another version: delete it or choose another --out`,
+        );
+      }
+      const checked = checkStateBatch(l, o.statePath!, i + 2, {
+        indices: o.indices.slice((b as number) * bs, ((b as number) + 1) * bs),
+        attacks: o.attacks.map((a) => a.name),
+      });
+      done.set(checked.batch, checked as StateBatch);
+    });
     o.log?.(`resuming: ${done.size} batch(es) already done`);
     for (const b of done.values()) o.onBatch?.(b.examples.length, true);
   } else if (o.statePath) {
