@@ -16,6 +16,7 @@ import {
 } from "../runtime/models/mod.ts";
 import { type CifarDataset, cifarFiles, readCifar } from "../runtime/data/mod.ts";
 import { type PathArg, refuseOutputDir } from "../runtime/io/guard.ts";
+import { acquireRunLock, cleanStaleTemps } from "../runtime/io/runlock.ts";
 import { readSafetensors, writeSafetensors } from "../runtime/io/safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { hashFile, hashJson } from "../runtime/io/hash.ts";
@@ -141,10 +142,21 @@ export interface RunResult {
 }
 
 export async function runPipeline(o: RunOptions): Promise<RunResult> {
-  const { spec } = o;
-  const log = o.log ?? ((m: string) => console.error(m));
   await refuseOutputDir({ flag: "--out", path: o.out }, await runInputs(o));
   await Deno.mkdir(o.out, { recursive: true });
+  // One run per --out at a time; temp files of killed runs go.
+  const lock = await acquireRunLock(join(o.out, ".lock"), `--out ${o.out}`);
+  try {
+    await cleanStaleTemps(o.out, 2);
+    return await runStages(o);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runStages(o: RunOptions): Promise<RunResult> {
+  const { spec } = o;
+  const log = o.log ?? ((m: string) => console.error(m));
   const train = await readCifar(o.data, { dataset: spec.dataset, split: "train" });
   const test = o.testFile
     ? await readCifar(o.testFile, { dataset: spec.dataset, split: "test" })

@@ -3,6 +3,7 @@
 // saved per batch in OUT.state.jsonl; rerunning the same command resumes. `--shard i/n`
 // evaluates a deterministic slice; merge the shard reports with `deno task merge`.
 
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { initEngine } from "../engine.ts";
 import { ATTACK_NAMES, resolveParams } from "../eval/attacks.ts";
@@ -20,6 +21,7 @@ import { CIFAR_NAMES, cifarFiles } from "../data/cifar.ts";
 import { readSafetensorsRaw } from "../io/safetensors.ts";
 import { refuseClassMismatch } from "./classes.ts";
 import { refuseOverwrite } from "../io/guard.ts";
+import { acquireRunLock, cleanStaleTemps } from "../io/runlock.ts";
 import {
   adapterFlag,
   enumFlag,
@@ -183,6 +185,10 @@ export async function main(args: string[]): Promise<number> {
   const [lo, hi] = shard ? shardRange(nTotal, shard.index, shard.count) : [0, nTotal];
   const indices = Array.from({ length: hi - lo }, (_, i) => lo + i);
 
+  // One evaluation per --out at a time (its state file must have one writer); temp files of
+  // killed runs go.
+  await acquireRunLock(`${stem}.lock`, `--out ${out}`);
+  await cleanStaleTemps(dirname(out), 0);
   await initEngine(adapter);
   let classifier: Target | null = arch
     ? await loadClassifier(arch, weights, weightClasses ?? data.numClasses)

@@ -24,6 +24,7 @@ import { rt2 } from "../../dsl/transforms.ts";
 import { atopLoss } from "../../dsl/spec.ts";
 import { CIFAR_NAMES, type CifarDataset, cifarFiles, ensureCifar, readCifar } from "../data/mod.ts";
 import { refuseOutputDir } from "../io/guard.ts";
+import { acquireRunLock, cleanStaleTemps } from "../io/runlock.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { accuracy, trainClassifier } from "../train/classifier.ts";
 import { adapterFlag, enumFlag, intFlag, numberFlag, refuseUnused, requireFlags } from "./flags.ts";
@@ -87,6 +88,9 @@ export async function main(args: string[]): Promise<number> {
     ...(v.test ? await cifarFiles(v.test, ["test"], dataset) : []).map(arg("--test")),
   ];
   await refuseOutputDir({ flag: "--out", path: v.out! }, inputs);
+  // One run per --out at a time (the lock names the pid); temp files of killed runs go.
+  await acquireRunLock(join(v.out!, ".lock"), `--out ${v.out}`);
+  await cleanStaleTemps(v.out!, 1);
   await initEngine(adapter);
   const train = await readCifar(dataPath, { dataset, split: "train" });
   const test = await readCifar(v.test ?? dataPath, { dataset: train.dataset, split: "test" });
