@@ -81,7 +81,11 @@ export async function pipelineMain(
       numClasses: spec.classifier.numClasses,
     }) as Classifier;
     const purifier = spec.purifier.kind === "deepfill"
-      ? new Purifier({ width: spec.purifier.width, dilations: spec.purifier.dilations })
+      ? new Purifier({
+        width: spec.purifier.width,
+        dilations: spec.purifier.dilations,
+        prefill: spec.purifier.prefill,
+      })
       : null;
     classifier.eval();
     purifier?.eval();

@@ -121,7 +121,11 @@ export async function loadPipelineRun(
     if (spec.purifier.kind !== "deepfill") {
       throw new Error(`--defense ${defense}: the pipeline "${spec.name}" has no purifier`);
     }
-    purifier = new Purifier({ width: spec.purifier.width, dilations: spec.purifier.dilations });
+    purifier = new Purifier({
+      width: spec.purifier.width,
+      dilations: spec.purifier.dilations,
+      prefill: spec.purifier.prefill,
+    });
     const stage = defense === "atop" ? "atop" : "pretrain";
     await loadWeights(purifier, await stagePath(run, m, stage, "purifier.safetensors"));
     purifier.eval();

@@ -212,7 +212,8 @@ async function runStages(o: RunOptions): Promise<RunResult> {
   let inpainting: InpaintingReport | null = null;
   if (spec.purifier.kind === "deepfill") {
     const p = spec.purifier;
-    const make = () => new Purifier({ width: p.width, dilations: p.dilations, seed: spec.seed });
+    const make = () =>
+      new Purifier({ width: p.width, dilations: p.dilations, seed: spec.seed, prefill: p.prefill });
     const makeD = () =>
       new PatchDiscriminator({ width: p.discWidth, layers: p.discLayers, seed: spec.seed });
     const transform = trainingTransform(spec);

@@ -75,6 +75,9 @@ export const Purifier = z.discriminatedUnion("kind", [
     discLayers: positiveInt().default(4),
     /** Pre-trained weights (safetensors); otherwise pre-trained by the pipeline. */
     weights: z.string().optional(),
+    /** The coarse stage's starting point: holes zeroed (absent, DeepFillv2) or push-pull
+     * filled, the coarse stage then predicting a correction of a classical fill. */
+    prefill: z.enum(["zeros", "pushpull"]).optional(),
   }),
   z.strictObject({ kind: z.literal("none") }),
 ]);

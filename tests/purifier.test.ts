@@ -2,7 +2,7 @@ import { assert, gpu } from "./helpers/check.ts";
 import { PatchDiscriminator, Purifier } from "../runtime/models/mod.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import { backward } from "../runtime/autograd.ts";
+import { backward, grad } from "../runtime/autograd.ts";
 import { Adam } from "../runtime/optim.ts";
 import { Rng } from "../runtime/rng.ts";
 import { rt1 } from "../dsl/transforms.ts";
@@ -79,4 +79,57 @@ Deno.test("purifier learns to inpaint a fixed batch (L1 to the clean image falls
     opt.dispose();
     g.dispose();
   }
+});
+
+Deno.test("push-pull fill: known pixels exact, constants recovered, holes between neighbours", async () => {
+  const { pushPullFill } = await import("../runtime/models/prefill.ts");
+  await tidyAsync(async () => {
+    const h = 8, w = 8;
+    const mask = new Float32Array(h * w);
+    for (const [y, x] of [[0, 0], [3, 3], [3, 4], [4, 3], [4, 4], [7, 7]]) mask[y * w + x] = 1;
+    const m = Tensor.fromData(mask, [1, 1, h, w]);
+    // A constant image stays constant in the holes, with or without the smoothing sweeps.
+    for (const sweeps of [0, 8]) {
+      const c = await pushPullFill(
+        Tensor.fromData(new Array(h * w).fill(0.3), [1, 1, h, w]),
+        m,
+        sweeps,
+      ).data();
+      assert.ok(c.every((v) => Math.abs(v - 0.3) < 1e-6), `constant: ${Math.min(...c)}`);
+    }
+    // A ramp: known pixels come back exactly, holes land within their neighbours' range.
+    const ramp = Array.from({ length: h * w }, (_, i) => (i % w) / (w - 1));
+    const f = await pushPullFill(
+      Tensor.fromData(ramp.map((v, i) => (mask[i] ? 0 : v)), [1, 1, h, w]),
+      m,
+      8,
+    ).data();
+    for (let i = 0; i < h * w; i++) {
+      if (!mask[i]) assert.ok(Math.abs(f[i] - ramp[i]) < 1e-6, `known pixel ${i} changed`);
+      else assert.ok(f[i] >= -1e-6 && f[i] <= 1 + 1e-6, `hole ${i}: ${f[i]}`);
+    }
+    // The centre holes (columns 3 and 4 of a ramp) are filled near their column values.
+    assert.ok(Math.abs(f[3 * w + 3] - ramp[3 * w + 3]) < 0.15, `${f[3 * w + 3]}`);
+  });
+});
+
+Deno.test("purifier with push-pull prefill starts as the classical fill; gradients reach x", async () => {
+  await tidyAsync(async () => {
+    const { pushPullFill } = await import("../runtime/models/prefill.ts");
+    const p = new Purifier({ width: 4, dilations: [2], seed: 3, prefill: "pushpull" });
+    const r = new Rng(8);
+    const x = r.uniform([2, 3, 16, 16]);
+    const mask = ops.floor(ops.add(r.uniform([2, 1, 16, 16]), 0.3)); // ~30% holes
+    const out = p.run(x, mask);
+    const xin = ops.mul(ops.affine(x, 2, -1), ops.sub(1, mask));
+    const { PREFILL_SWEEPS } = await import("../runtime/models/purifier.ts");
+    const want = await ops.affine(pushPullFill(xin, mask, PREFILL_SWEEPS), 0.5, 0.5).data();
+    const got = await out.fine.data();
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-5, `at ${i}`);
+    const xs = ops.detach(x);
+    xs.requiresGrad = true;
+    const [g] = grad(ops.sum(p.run(xs, mask).fine), [xs]);
+    assert.ok((await g.data()).some((v) => v !== 0), "no gradient to the input");
+    p.dispose();
+  });
 });

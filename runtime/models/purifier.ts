@@ -7,10 +7,15 @@
 import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { Conv2d, GatedConv2d, InitRng, Module } from "../nn/mod.ts";
+import { pushPullFill } from "./prefill.ts";
 
 /** Bumped whenever the purifier's layers or forward pass change, so cached pre-training
  * stages of an older architecture are never loaded into the new one. */
 export const PURIFIER_ARCH_VERSION = "deepfill/residual-refine-1";
+
+/** Jacobi sweeps after push-pull (measured on 64 test images, RT1 hole PSNR: 0 sweeps
+ * 16.9 dB, 8 sweeps 18.9, 64 sweeps 19.5; 8 costs about 130 small kernels a forward). */
+export const PREFILL_SWEEPS = 8;
 
 export interface PurifierOptions {
   /** Base width (DeepFillv2 uses 48); 8 or 16 are CPU sizes. */
@@ -18,6 +23,10 @@ export interface PurifierOptions {
   /** Dilation rates of the bottleneck (default [2, 4, 8]). */
   dilations?: number[];
   seed?: number;
+  /** What the coarse stage starts from: the holes zeroed (DeepFillv2, the default), or
+   * filled by push-pull (a classical fill; the coarse stage then predicts a correction of it,
+   * zero at initialisation). */
+  prefill?: "zeros" | "pushpull";
 }
 
 /** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. A residual
@@ -78,14 +87,19 @@ export interface PurifierOutput {
 
 export class Purifier extends Module {
   readonly width: number;
+  readonly prefill: "zeros" | "pushpull";
   readonly coarse: Stage;
   readonly refine: Stage;
   constructor(o: PurifierOptions = {}) {
     super();
     this.width = o.width ?? 16;
+    this.prefill = o.prefill ?? "zeros";
     const rng = new InitRng(o.seed ?? 0);
     const dil = o.dilations ?? [2, 4, 8];
-    this.coarse = this.child("coarse", new Stage(rng, this.width, dil));
+    this.coarse = this.child(
+      "coarse",
+      new Stage(rng, this.width, dil, this.prefill === "pushpull"),
+    );
     this.refine = this.child("refine", new Stage(rng, this.width, dil, true));
   }
 
@@ -101,7 +115,12 @@ export class Purifier extends Module {
     const keepM = ops.sub(1, mask);
     // [0,1] -> [-1,1], holes zeroed, mask as a 4th channel.
     const xin = ops.mul(ops.affine(x, 2, -1), keepM);
-    const coarse = this.coarse.forward(ops.concat([xin, mask], 1));
+    const coarse = this.prefill === "pushpull"
+      ? (() => {
+        const filled = pushPullFill(xin, mask, PREFILL_SWEEPS);
+        return this.coarse.forward(ops.concat([filled, mask], 1), filled);
+      })()
+      : this.coarse.forward(ops.concat([xin, mask], 1));
     // Known pixels from the input, holes from the coarse guess.
     const pasted = ops.add(xin, ops.mul(coarse, mask));
     // The refine stage corrects the pasted image (denoising the known pixels too, under RT2).
