@@ -581,8 +581,8 @@ Deno.test("adversarials outside eps, outside [0,1] or with NaN fail the evaluati
 });
 
 Deno.test("sanity checks: a DLR loss with zero gradients is flagged for the attacks that use it", async () => {
-  // z = [u(x), 0, 0, 0] with u > 0 and label 1: DLR = -(0 - u) / (u - 0) = 1 whatever x is,
-  // while the cross-entropy still has a gradient.
+  // z = [u(x), u(x)/2, 0, 0] with u > 0 and label 0 (correct, so attacked): DLR =
+  // -(u - u/2) / (u - 0) = -1/2 whatever x is, while the cross-entropy has a gradient.
   const w = Tensor.fromData(Array.from({ length: D }, (_, j) => (j % 7) / 70), [1, D]);
   const target: Target = {
     name: "flat-dlr",
@@ -590,11 +590,11 @@ Deno.test("sanity checks: a DLR loss with zero gradients is flagged for the atta
     randomized: false,
     logits: (x) => {
       const u = ops.add(ops.linear(ops.flatten(x), w), 1);
-      return ops.concat([u, ops.zeros([x.shape[0], 3])], 1);
+      return ops.concat([u, ops.scale(u, 0.5), ops.zeros([x.shape[0], 2])], 1);
     },
   };
   const data = await dataset(4, 31);
-  const labeled = { ...data, labels: [1, 1, 1, 1] };
+  const labeled = { ...data, labels: [0, 0, 0, 0] };
   const names: AttackName[] = ["apgd-dlr"];
   const r = await runEvaluation({
     config: config(names, { n_total: 4, batch_size: 4 }),
@@ -608,6 +608,17 @@ Deno.test("sanity checks: a DLR loss with zero gradients is flagged for the atta
   assert.equal(byId["gradients"].level, "ok");
   assert.equal(byId["gradients-dlr"].level, "warning");
   assert.match(byId["gradients-dlr"].message, /DLR loss \(used by apgd-dlr\)/);
+  // Rows the clean verdict gets wrong are not attacked, so they are not checked: a label that
+  // is the third-largest logit makes the DLR loss constant there (a false alarm before).
+  const wrong = await runEvaluation({
+    config: config(names, { n_total: 4, batch_size: 4 }),
+    attacks: attackList(names),
+    data: { ...data, labels: [2, 2, 2, 2] },
+    indices: [0, 1, 2, 3],
+    shard: null,
+    targets: threatTargets("full-pipeline", target),
+  });
+  assert.ok(!wrong!.checks.some((c) => c.id === "gradients-dlr" && c.level === "warning"));
 });
 
 Deno.test("sanity checks: the randomized check names each attack that runs without EOT", async () => {

@@ -121,9 +121,6 @@ async function runBatch(
     const checks: CheckResult[] = [
       await checkRandomized(attack, x, withoutEot, 5, idx),
       await checkGradients(attack, x, labels, idx),
-      ...(usesDlr.length && attack.numClasses >= 3
-        ? [await checkGradients(attack, x, labels, idx, { name: "dlr", attacks: usesDlr })]
-        : []),
       await checkLogitsRange(attack, x, idx),
     ];
     const entries: Record<string, AttackEntry>[] = idx.map(() => ({}));
@@ -135,6 +132,16 @@ async function runBatch(
     const whole = correct.length === m;
     const xs = whole || correct.length === 0 ? x : await selectRows(x, correct);
     const rows = correct.map((j) => idx[j]);
+    // The DLR loss is constant (zero gradient) wherever the label is the third-largest logit,
+    // so, as the reference checks it inside APGD, only on the rows the attacks run on.
+    if (usesDlr.length && attack.numClasses >= 3 && correct.length > 0) {
+      checks.push(
+        await checkGradients(attack, xs, correct.map((j) => labels[j]), rows, {
+          name: "dlr",
+          attacks: usesDlr,
+        }),
+      );
+    }
     const verify = (t: Tensor, r: readonly number[], what = "adversarials") =>
       protocolPredict(evaluate, t, r, votes, `batch ${batch}, ${what}`);
     for (const a of o.attacks) {
