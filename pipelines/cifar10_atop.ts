@@ -1,10 +1,11 @@
 // AToP on CIFAR-10 (Lin et al., ICLR 2024): RT2 (Gaussian noise 0.25 + 25% block masking)
 // -> DeepFill-style purifier -> classifier, the purifier pre-trained for inpainting and then
-// fine-tuned with L = L_gan + a (L1 coarse + L1 fine) + lambda CE on FGSM examples.
+// fine-tuned with L = L_gan + a (L1 coarse + L1 fine) + lambda CE on FGSM examples. The loss
+// weights come from the preset (dsl/presets.ts): AToP's for `paper`, a weak late GAN term for
+// `quick`.
 //   deno task run pipelines/cifar10_atop.ts --preset quick
 
 import type { PipelineDraft } from "../dsl/spec.ts";
-import { atopLoss } from "../dsl/spec.ts";
 import { runAsMain } from "../dsl/cli.ts";
 import { pipelineDefense } from "../dsl/defense.ts";
 
@@ -12,8 +13,6 @@ export const spec: PipelineDraft = {
   name: "cifar10_atop",
   dataset: "cifar10",
   transform: [{ kind: "rt2", sigma: 0.25, missingRate: 0.25, blockSize: 4 }],
-  // a = 1 for both L1 terms; lambda = 0.1 after a warm-up of 10 steps.
-  loss: atopLoss(1, 0.1, 10),
   trainAttack: { kind: "fgsm", norm: "linf", eps: 8 / 255 },
 };
 
