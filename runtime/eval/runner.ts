@@ -133,14 +133,25 @@ async function runBatch(
     const xs = whole || correct.length === 0 ? x : await selectRows(x, correct);
     const rows = correct.map((j) => idx[j]);
     // The DLR loss is constant (zero gradient) wherever the label is the third-largest logit,
-    // so, as the reference checks it inside APGD, only on the rows the attacks run on.
-    if (usesDlr.length && attack.numClasses >= 3 && correct.length > 0) {
+    // so, as the reference checks it inside APGD, only on rows the attacks run on and that the
+    // attacked target itself classifies correctly (under classifier-only that is the bare
+    // classifier, which may miss rows the defense gets right).
+    const dlrRows = correct.filter((j) => attackClean[j] === labels[j]);
+    if (usesDlr.length && attack.numClasses >= 3 && dlrRows.length > 0) {
+      const xd = dlrRows.length === m ? x : await selectRows(x, dlrRows);
       checks.push(
-        await checkGradients(attack, xs, correct.map((j) => labels[j]), rows, {
-          name: "dlr",
-          attacks: usesDlr,
-        }),
+        await checkGradients(
+          attack,
+          xd,
+          dlrRows.map((j) => labels[j]),
+          dlrRows.map((j) => idx[j]),
+          {
+            name: "dlr",
+            attacks: usesDlr,
+          },
+        ),
       );
+      if (xd !== x) xd.dispose();
     }
     const verify = (t: Tensor, r: readonly number[], what = "adversarials") =>
       protocolPredict(evaluate, t, r, votes, `batch ${batch}, ${what}`);
