@@ -33,8 +33,6 @@ import {
   inpaintingSummary,
 } from "./inpainting_eval.ts";
 
-export { EVAL_PROTOCOL_VERSION };
-
 export interface RunOptions {
   spec: PipelineSpecT;
   /** Directory with the dataset (.bin files or cifar-10-batches-bin/). */

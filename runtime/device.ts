@@ -27,9 +27,13 @@ export interface AdapterReport {
 
 export const SETUP_COMMAND = "deno task setup";
 
+/** Mesa's software Vulkan driver and the loader, as Debian packages (setup installs them). */
+export const VULKAN_APT_PACKAGES = ["mesa-vulkan-drivers", "libvulkan1"] as const;
+export const VULKAN_INSTALL = `apt-get install -y ${VULKAN_APT_PACKAGES.join(" ")}`;
+
 export const NO_ADAPTER_FIX =
   "No WebGPU adapter on the Vulkan backend. On a machine without a GPU install the software " +
-  "Vulkan driver: `apt-get install -y mesa-vulkan-drivers libvulkan1` as root (or run " +
+  `Vulkan driver: \`${VULKAN_INSTALL}\` as root (or run ` +
   `\`${SETUP_COMMAND}\`, which does it), then rerun. With a GPU, install its Vulkan driver and ` +
   "the loader (libvulkan1). wgpu's OpenGL fallback is not used: it runs out of memory in training.";
 
@@ -37,7 +41,7 @@ export const GL_REFUSED =
   "DENO_WEBGPU_BACKEND asks for wgpu's OpenGL backend, which atop-gpu does not use (it lacks " +
   "shader-f16 and float32-filterable, has half the storage buffers, and exhausts memory in " +
   "training). Unset DENO_WEBGPU_BACKEND (or set it to vulkan) and install the Vulkan driver: " +
-  "`apt-get install -y mesa-vulkan-drivers libvulkan1`.";
+  `\`${VULKAN_INSTALL}\`.`;
 
 /** The platform's native backend. */
 export function nativeBackend(os: string = Deno.build.os): Backend {

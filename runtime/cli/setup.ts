@@ -9,11 +9,18 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { type Backend, chooseBackend, GL_REFUSED, runtimeDir } from "../device.ts";
+import {
+  type Backend,
+  chooseBackend,
+  GL_REFUSED,
+  runtimeDir,
+  VULKAN_APT_PACKAGES,
+  VULKAN_INSTALL,
+} from "../device.ts";
 import { EMBEDDED_CIFAR10 } from "../data/defaults.ts";
 import { verifyChecksum } from "../data/cifar.ts";
 
-const APT_PACKAGES = ["mesa-vulkan-drivers", "libvulkan1"];
+const APT_PACKAGES = VULKAN_APT_PACKAGES;
 const PROBE_TIMEOUT_MS = 60_000;
 const DENO_WANTED = "2.9";
 
@@ -124,7 +131,7 @@ async function packagesInstalled(): Promise<boolean> {
 
 /** Installs the software Vulkan driver when possible; returns what to tell the user otherwise. */
 async function installVulkan(log: (m: string) => void): Promise<string | null> {
-  const cmd = `apt-get install -y ${APT_PACKAGES.join(" ")}`;
+  const cmd = VULKAN_INSTALL;
   if (Deno.build.os !== "linux") {
     return `no WebGPU adapter on ${chooseBackend()}: install your GPU's driver`;
   }

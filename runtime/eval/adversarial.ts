@@ -7,7 +7,8 @@ import type { Norm } from "../attacks/common.ts";
 /** Float32 rounding of x + delta and the ball projections: slack on top of eps. */
 const SLACK = 1e-5;
 
-/** Throws naming the attack, the example and what is wrong; `eps` null: no norm ball (StAdv). */
+/** Throws naming the attack, the example and what is wrong; `ball` null: no norm ball (StAdv).
+ * Returns each example's Linf and L2 distance to x (the report's perturbation norms). */
 export function assertValidAdversarials(
   attack: string,
   adv: Float32Array,
@@ -15,8 +16,9 @@ export function assertValidAdversarials(
   n: number,
   ball: { norm: Norm; eps: number } | null,
   indices: readonly number[],
-): void {
+): { linf: number[]; l2: number[] } {
   const d = x.length / n;
+  const norms = { linf: [] as number[], l2: [] as number[] };
   for (let i = 0; i < n; i++) {
     let linf = 0, l2 = 0;
     for (let j = i * d; j < (i + 1) * d; j++) {
@@ -37,6 +39,8 @@ export function assertValidAdversarials(
       if (e > linf) linf = e;
       l2 += e * e;
     }
+    norms.linf.push(linf);
+    norms.l2.push(Math.sqrt(l2));
     if (!ball) continue;
     const got = ball.norm === "linf" ? linf : Math.sqrt(l2);
     if (got > ball.eps * (1 + SLACK) + SLACK) {
@@ -47,4 +51,5 @@ export function assertValidAdversarials(
       );
     }
   }
+  return norms;
 }

@@ -76,7 +76,8 @@ export interface AttackParamsInput {
 export function resolveParams(name: AttackName, p: AttackParamsInput): AttackParams {
   const norm = p.norm ?? "linf";
   const steps = p.steps ?? (name === "pgd" ? 10 : name === "fgsm" ? 1 : 100);
-  const isAA = name === "autoattack" || name === "autoattack-plus" || name === "autoattack-rand";
+  const version = autoAttackVersion(name, p.components);
+  const isAA = version !== null;
   if (p.components !== undefined) {
     if (!isAA) {
       throw new Error(`${name}: a list of AutoAttack components only applies to AutoAttack`);
@@ -98,15 +99,7 @@ export function resolveParams(name: AttackName, p: AttackParamsInput): AttackPar
     steps,
     stepSize: p.stepSize ?? null,
     // AutoAttack's restarts are fixed by its version (as the reference): recorded as run.
-    restarts: isAA
-      ? autoAttackRestarts(
-        name === "autoattack-plus"
-          ? "plus"
-          : p.components && name === "autoattack"
-          ? "custom"
-          : "standard",
-      )
-      : p.restarts ?? 1,
+    restarts: version ? autoAttackRestarts(version) : p.restarts ?? 1,
     eot: p.eot ?? (name === "autoattack-rand" ? 20 : 1),
     seed: p.seed ?? 0,
     queries: usesQueries ? (p.queries ?? 5000) : null,
@@ -184,7 +177,7 @@ export async function runAttack(
     case "autoattack-rand": {
       const r: AutoAttackResult = await autoAttack(input, {
         ...common,
-        version: autoAttackVersion(name, p)!,
+        version: autoAttackVersion(name, p.components)!,
         attacks: p.components as AutoAttackName[] | undefined,
         steps: p.steps,
         queries: p.queries ?? 5000,
@@ -197,8 +190,11 @@ export async function runAttack(
 
 /** The AutoAttack version an evaluation attack runs (null: not AutoAttack). A component list
  * keeps its version's settings ("custom" only for the standard name, as the reference). */
-export function autoAttackVersion(name: AttackName, p: AttackParams): AutoAttackVersion | null {
-  if (name === "autoattack") return p.components ? "custom" : "standard";
+export function autoAttackVersion(
+  name: AttackName,
+  components?: readonly string[],
+): AutoAttackVersion | null {
+  if (name === "autoattack") return components ? "custom" : "standard";
   if (name === "autoattack-plus") return "plus";
   if (name === "autoattack-rand") return "rand";
   return null;
@@ -206,7 +202,7 @@ export function autoAttackVersion(name: AttackName, p: AttackParams): AutoAttack
 
 /** The cascade's components in order (null: not AutoAttack). */
 export function autoAttackComponents(name: AttackName, p: AttackParams): AutoAttackName[] | null {
-  const v = autoAttackVersion(name, p);
+  const v = autoAttackVersion(name, p.components);
   if (!v) return null;
   return (p.components as AutoAttackName[] | undefined) ?? autoAttackList(v);
 }

@@ -4,8 +4,8 @@
 // resumes where it stopped and gives the same report as a straight run.
 
 import { noGrad } from "../autograd.ts";
-import { Tensor, tidy, tidyAsync } from "../tensor.ts";
-import { perturbationNorms, predictions, scatterRows, selectRows } from "../attacks/common.ts";
+import { Tensor, tidyAsync } from "../tensor.ts";
+import { scatterRows, selectRows } from "../attacks/common.ts";
 import * as ops from "../ops/mod.ts";
 import { EVAL_PROTOCOL_VERSION, protocolPredict } from "./verdict.ts";
 import { checkStateBatch } from "./state_schema.ts";
@@ -20,7 +20,6 @@ import {
   usesDlrLoss,
 } from "./attacks.ts";
 import { checkGradients, checkLogitsRange, checkRandomized } from "./checks.ts";
-import { checkFiniteLogits } from "./finite.ts";
 import { type Dataset, gatherImages } from "./data.ts";
 import { appendJsonLine, exists, readJsonLines, writeFileAtomic } from "./files.ts";
 import { imageGridPng } from "./grid.ts";
@@ -33,7 +32,6 @@ import {
   type ExampleResult,
 } from "./report.ts";
 import type { EvalTargets } from "./threat.ts";
-import type { Target } from "../attacks/target.ts";
 
 export interface RunnerOptions {
   config: EvalConfig;
@@ -70,15 +68,6 @@ interface StateBatch {
 }
 type StateLine = StateHeader | StateBatch;
 
-/** Predicted classes; NaN or Inf logits fail the batch (`what` and `idx` name it). */
-async function predict(t: Target, x: Tensor, what: string, idx: number[]): Promise<number[]> {
-  const z = tidy(() => noGrad(() => t.logits(x, idx)));
-  const { pred, z: zs } = await predictions(z);
-  z.dispose();
-  checkFiniteLogits(zs, t.numClasses, `${t.name}, ${what}`, idx);
-  return pred;
-}
-
 /** Identifies the evaluation a state file belongs to. */
 function stateKey(o: RunnerOptions): string {
   return JSON.stringify({
@@ -101,7 +90,8 @@ async function runBatch(
   const m = idx.length;
   const labels = idx.map((i) => o.data.labels[i]);
   return await tidyAsync(async () => {
-    const x = Tensor.fromData(gatherImages(o.data, idx), [m, ...o.data.shape]);
+    const xc = gatherImages(o.data, idx);
+    const x = Tensor.fromData(xc, [m, ...o.data.shape]);
     // A randomized defense keys its draws by (example, call): restarting the examples' call
     // counts here makes their randomness independent of batch, shard and resume point.
     attack.resetDraws?.(idx);
@@ -111,7 +101,7 @@ async function runBatch(
     const clean = await protocolPredict(evaluate, x, idx, votes, `batch ${batch}, clean images`);
     const attackClean = attack === evaluate && !evaluate.randomized
       ? clean
-      : await predict(attack, x, `batch ${batch}, clean images (attacked target)`, idx);
+      : await protocolPredict(attack, x, idx, 1, `batch ${batch}, clean images (attacked target)`);
     // The DLR loss (APGD-DLR, APGD-T and the AutoAttack versions that run them) gets its own
     // zero-gradient check, as the reference runs inside APGD.
     const usesDlr = o.attacks.filter((a) => usesDlrLoss(a.name, a.params)).map((a) => a.name);
@@ -124,7 +114,9 @@ async function runBatch(
       await checkLogitsRange(attack, x, idx),
     ];
     const entries: Record<string, AttackEntry>[] = idx.map(() => ({}));
-    const advs: { name: string; adv: Tensor; pred: number[] }[] = [];
+    // Each attack's adversarials, read back once: pixels, predictions and per-example norms.
+    const advs: { data: Float32Array; pred: number[]; norms: { linf: number[]; l2: number[] } }[] =
+      [];
     // The protocol: every example correct under the clean verdict is attacked by every attack
     // (attackAll: no attack re-decides that with a clean pass of its own), and an attack's
     // verdict is the protocol's prediction on its final adversarial.
@@ -173,10 +165,9 @@ async function runBatch(
       });
       // AutoAttack verified each stage itself (on the evaluated target, by the protocol);
       // every other attack's final adversarial is verified here.
-      const cascadeVerdict = res !== null && attack === evaluate && res.verdictPred !== undefined;
       const subPred = res === null
         ? []
-        : cascadeVerdict && res.verdictPred
+        : attack === evaluate && res.verdictPred
         ? res.verdictPred
         : await verify(res.xAdv, rows, `${a.name} adversarials`);
       const xAdv = res === null
@@ -187,16 +178,17 @@ async function runBatch(
       if (res !== null && !whole) res.xAdv.dispose();
       const pred = clean.slice();
       correct.forEach((j, r) => (pred[j] = subPred[r]));
+      const advData = await xAdv.data();
+      xAdv.dispose();
       // Inside eps, inside [0,1], no NaN: else the batch fails (StAdv has no norm ball).
-      assertValidAdversarials(
+      const norms = assertValidAdversarials(
         a.name,
-        await xAdv.data(),
-        await x.data(),
+        advData,
+        xc,
         m,
         a.name === "stadv" ? null : { norm: a.params.norm, eps: a.params.eps },
         idx,
       );
-      const norms = await perturbationNorms(xAdv, x);
       const at = new Map(correct.map((j, r) => [j, r]));
       const stageNames = autoAttackComponents(a.name, a.params);
       for (let j = 0; j < m; j++) {
@@ -224,29 +216,20 @@ async function runBatch(
         }
         entries[j][a.name] = e;
       }
-      advs.push({ name: a.name, adv: xAdv, pred });
+      advs.push({ data: advData, pred, norms });
     }
     if (xs !== x) xs.dispose();
     // Worst case: the first attack that succeeded, else the last one.
     const d = x.size / m;
-    const xc = await x.data();
-    const advData: Float32Array[] = [];
-    for (const a of advs) advData.push(await a.adv.data());
     const worst = new Float32Array(x.size);
     const examples: ExampleResult[] = idx.map((index, j) => {
       const robust = clean[j] === labels[j] && o.attacks.every((a) => entries[j][a.name].robust);
       let k = o.attacks.findIndex((a) => !entries[j][a.name].robust);
       if (clean[j] !== labels[j] || advs.length === 0) k = -1;
       else if (k < 0) k = advs.length - 1;
-      const src = k < 0 ? xc : advData[k];
+      const src = k < 0 ? xc : advs[k].data;
       worst.set(src.subarray(j * d, (j + 1) * d), j * d);
-      let linf = 0, l2 = 0;
-      for (let t = j * d; t < (j + 1) * d; t++) {
-        const v = Math.abs(src[t] - xc[t]);
-        linf = Math.max(linf, v);
-        l2 += v * v;
-      }
-      l2 = Math.sqrt(l2);
+      const linf = k < 0 ? 0 : advs[k].norms.linf[j], l2 = k < 0 ? 0 : advs[k].norms.l2[j];
       return {
         index,
         label: labels[j],
@@ -270,7 +253,6 @@ async function runBatch(
       }
       await writeFileAtomic(o.gridPath, await imageGridPng(cols, cnt, o.data.shape));
     }
-    for (const a of advs) a.adv.dispose();
     return {
       kind: "batch" as const,
       batch,
