@@ -1,7 +1,8 @@
 // The engine owns the GPUDevice and turns kernel launches into as few queue submissions as
 // possible: dispatches are recorded into one open compute pass, their small parameter blocks
-// are packed into one arena buffer, and the batch is submitted only when a number must come
-// back to the CPU, data must be uploaded, or the batch is full.
+// are packed into arena chunks, uploads are recorded as copies from staging buffers in the same
+// command buffer (so they never force a submit), and the batch is submitted only when a number
+// must come back to the CPU, the caller asks (`flush`), or the batch is very large.
 
 import { type AdapterChoice, type AdapterReport, createDevice } from "./device.ts";
 import { BufferPool } from "./pool.ts";
@@ -31,7 +32,11 @@ export interface TracedDispatch {
 }
 
 const PARAM_ARENA_BYTES = 1 << 20;
-const MAX_DISPATCHES_PER_SUBMIT = 512;
+/** A submit bounds the work recorded but not yet started; large enough for a whole training
+ * step or attack iteration, so that the caller decides where the submits go. */
+const MAX_DISPATCHES_PER_SUBMIT = 16384;
+/** Staged upload bytes that force a submit (the staging buffers live until it). */
+const MAX_STAGED_BYTES = 256 << 20;
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -80,9 +85,12 @@ export class Engine {
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
-  #arena: GPUBuffer;
-  #arenaData = new Uint32Array(PARAM_ARENA_BYTES / 4);
+  /** Parameter arena chunks; chunk i is written once per batch, just before its submit. */
+  #arenas: { buf: GPUBuffer; data: Uint32Array<ArrayBuffer> }[] = [];
+  #arenaIndex = 0;
   #arenaUsed = 0;
+  #staging: GPUBuffer[] = [];
+  #stagedBytes = 0;
   #batchKernels: string[] = [];
   #pendingErrors: Promise<string | null>[] = [];
   #lost: string | null = null;
@@ -93,12 +101,19 @@ export class Engine {
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.#align = Math.max(device.limits.minStorageBufferOffsetAlignment, 32);
-    this.#arena = device.createBuffer({
-      size: PARAM_ARENA_BYTES,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
+    this.#newArena();
     device.lost.then((info) => {
       this.#lost = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  #newArena(): void {
+    this.#arenas.push({
+      buf: this.device.createBuffer({
+        size: PARAM_ARENA_BYTES,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      }),
+      data: new Uint32Array(PARAM_ARENA_BYTES / 4),
     });
   }
 
@@ -163,27 +178,27 @@ export class Engine {
     }
     const nParams = d.params?.length ?? 0;
     const paramBytes = Math.max(16, Math.ceil((nParams * 4) / 16) * 16);
+    if (this.#batchKernels.length >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
     let offsetWords = Math.ceil(this.#arenaUsed / this.#align) * this.#align / 4;
-    if (
-      offsetWords * 4 + paramBytes > PARAM_ARENA_BYTES ||
-      this.#batchKernels.length >= MAX_DISPATCHES_PER_SUBMIT
-    ) {
-      this.flush();
+    if (offsetWords * 4 + paramBytes > PARAM_ARENA_BYTES) {
+      // Next chunk of this batch (chunks are reused by later batches: each is rewritten on
+      // the queue only after the submit that read it).
+      this.#arenaIndex++;
+      if (this.#arenaIndex === this.#arenas.length) this.#newArena();
+      this.#arenaUsed = 0;
       offsetWords = 0;
     }
-    if (!this.#encoder) {
-      this.#encoder = this.device.createCommandEncoder();
-      this.#pass = this.#encoder.beginComputePass();
-    }
+    this.#openPass();
     const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, i) => ({
       binding: i,
       resource: { buffer },
     }));
     if (nParams > 0) {
-      this.#arenaData.set(d.params!, offsetWords);
+      const arena = this.#arenas[this.#arenaIndex];
+      arena.data.set(d.params!, offsetWords);
       entries.push({
         binding: d.buffers.length,
-        resource: { buffer: this.#arena, offset: offsetWords * 4, size: paramBytes },
+        resource: { buffer: arena.buf, offset: offsetWords * 4, size: paramBytes },
       });
       this.#arenaUsed = offsetWords * 4 + paramBytes;
     }
@@ -198,6 +213,11 @@ export class Engine {
     pass.dispatchWorkgroups(x, y, z);
     this.#batchKernels.push(d.kernel);
     this.counters.dispatches++;
+  }
+
+  #openPass(): void {
+    if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();
+    if (!this.#pass) this.#pass = this.#encoder.beginComputePass();
   }
 
   #trace: TracedDispatch[] | null = null;
@@ -231,14 +251,20 @@ export class Engine {
     const enc = this.#encoder;
     this.#encoder = null;
     this.#pass = null;
-    if (this.#arenaUsed > 0) {
-      this.device.queue.writeBuffer(this.#arena, 0, this.#arenaData, 0, this.#arenaUsed / 4);
-      this.#arenaUsed = 0;
+    for (let i = 0; i <= this.#arenaIndex; i++) {
+      const words = i < this.#arenaIndex ? PARAM_ARENA_BYTES / 4 : this.#arenaUsed / 4;
+      const a = this.#arenas[i];
+      if (words > 0) this.device.queue.writeBuffer(a.buf, 0, a.data, 0, words);
     }
+    this.#arenaIndex = 0;
+    this.#arenaUsed = 0;
     extra?.(enc);
     const names = [...new Set(kernels)].join(", ") || "copy";
     this.#scoped(`submit of [${names}]`, () => this.device.queue.submit([enc.finish()]));
     this.counters.submits++;
+    for (const b of this.#staging) b.destroy();
+    this.#staging = [];
+    this.#stagedBytes = 0;
     this.pool.afterSubmit();
   }
 
@@ -257,12 +283,36 @@ export class Engine {
     if (errors.length) throw new GpuError(`WebGPU validation error in ${errors.join("\n")}`);
   }
 
-  /** Uploads data into a buffer. The pending batch is submitted first: writeBuffer runs on
-   * the queue before unsubmitted commands, which may still read the recycled buffer. */
+  /** Uploads data into a buffer, in order with the recorded work. With nothing recorded it is
+   * a plain queue write. Otherwise queue.writeBuffer would run before the unsubmitted commands
+   * (which may still read the recycled buffer), so the data goes into a staging buffer and is
+   * copied in the command stream; no submit is forced. */
   upload(buf: GPUBuffer, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
-    this.flush();
-    this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);
     this.counters.uploads++;
+    if (!this.#encoder) {
+      this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);
+      return;
+    }
+    if (this.#stagedBytes + data.byteLength > MAX_STAGED_BYTES) {
+      this.flush();
+      this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);
+      return;
+    }
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.MAP_WRITE,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    this.#pass?.end();
+    this.#pass = null;
+    this.#encoder.copyBufferToBuffer(staging, 0, buf, byteOffset, size);
+    this.#staging.push(staging);
+    this.#stagedBytes += size;
   }
 
   async readback(buf: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {

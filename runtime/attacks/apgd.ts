@@ -5,8 +5,9 @@
 // size was not reduced at the last checkpoint and the best loss has not improved since; after
 // a reduction the iterate restarts from the best point. Momentum 0.75.
 //
-// Per-example bookkeeping (losses, step sizes, checkpoint flags) lives on the CPU; images and
-// gradients stay on the GPU and are updated with per-example masks.
+// Per-example bookkeeping (losses, step sizes, checkpoint counters, success masks) lives in GPU
+// tensors next to the images and gradients, updated with per-example masks; a run reads back
+// once, at its end.
 
 import { Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
@@ -18,13 +19,12 @@ import {
   type Norm,
   normalizeL2,
   normalizeLinf,
-  perExampleConst,
   predictions,
   project,
-  scatterRows,
   selectRows,
 } from "./common.ts";
-import { objective, objectiveCpu } from "./objective.ts";
+import { objective } from "./objective.ts";
+import { noGrad } from "../autograd.ts";
 import { eotGradient, type Target } from "./target.ts";
 import { stackedRandom, STREAM } from "./rand.ts";
 
@@ -94,22 +94,22 @@ interface RunResult {
   lossStart: number[];
 }
 
-/** Replaces rows where mask is set: returns a new tensor, or null when nothing changes. */
-function blend(mask: boolean[], a: Tensor, b: Tensor): Tensor | null {
-  if (!mask.some((m) => m)) return null;
-  const m = perExampleConst(mask.map((v) => (v ? 1 : 0)), a);
-  const r = ops.where(m, a, b);
-  m.dispose();
-  return r;
+/** Per-row float mask m [n] broadcast over images: where m, a, else b. */
+function rowsWhere(m: Tensor, a: Tensor, b: Tensor): Tensor {
+  return ops.where(ops.reshape(m, [m.shape[0], ...a.shape.slice(1).map(() => 1)]), a, b);
 }
 
-function replace(cur: Tensor, next: Tensor | null): Tensor {
-  if (next === null) return cur;
-  cur.dispose();
-  return next;
+/** Replaces each named tensor of `state` with its new value, disposing the old one. */
+function update<T extends Record<string, Tensor>>(state: T, next: Partial<T>): void {
+  for (const [k, v] of Object.entries(next) as [keyof T, Tensor][]) {
+    state[k].dispose();
+    state[k] = v as T[keyof T];
+  }
 }
 
-/** One APGD run (attack_single_run of the reference) on a batch. */
+/** One APGD run (attack_single_run of the reference) on a batch. All per-row bookkeeping
+ * (losses, step sizes, checkpoint counters, success mask) is kept in GPU tensors; the run
+ * reads back once, at its end. */
 async function singleRun(
   target: Target,
   x: Tensor,
@@ -120,7 +120,7 @@ async function singleRun(
   indices: number[],
   stream: number[],
 ): Promise<RunResult> {
-  const n = x.shape[0], k = target.numClasses;
+  const n = x.shape[0];
   const shape = x.shape.slice(1);
   const y = Tensor.fromData(labels, [n]);
   const tT = yTarget ? Tensor.fromData(yTarget, [n]) : undefined;
@@ -139,95 +139,112 @@ async function singleRun(
     t.dispose();
   }
 
-  const evalAt = async (pt: Tensor) => {
+  /** Gradient, prediction-is-correct mask and per-row loss (of the last EOT draw, as the
+   * reference bookkeeps) at a point. */
+  const evalAt = (pt: Tensor) => {
     const e = eotGradient(target, pt, lossFn, o.eot, indices);
-    const { pred, z } = await predictions(e.lastLogits);
-    const loss = objectiveCpu(lossName, z, k, labels, yTarget);
+    const correct = tidy(() => ops.eq(ops.argmax(e.lastLogits, 1), y));
     e.loss.dispose();
-    e.lastLoss.dispose();
     e.lastLogits.dispose();
-    return { grad: e.grad, pred, loss };
+    return { grad: e.grad, correct, loss: e.lastLoss };
   };
 
-  let xBest = ops.clone(xa);
-  let xBestAdv = ops.clone(xa);
-  const first = await evalAt(xa);
-  let grad = first.grad;
-  let gradBest = ops.clone(grad);
-  const acc = first.pred.map((p, i) => p === labels[i]);
-  const lossBest = first.loss.slice();
-  const lossStart = first.loss.slice();
-
-  const stepVals = new Array<number>(n).fill(2 * eps);
-  let step = perExampleConst(stepVals, x);
-  let xaOld = ops.clone(xa);
+  const first = evalAt(xa);
+  const st = {
+    xa,
+    xaOld: ops.clone(xa),
+    xBest: ops.clone(xa),
+    xBestAdv: ops.clone(xa),
+    grad: first.grad,
+    gradBest: ops.clone(first.grad),
+    acc: first.correct,
+    lossBest: ops.clone(first.loss),
+    lossStart: first.loss,
+    step: ops.full([n, ...shape.map(() => 1)], 2 * eps),
+    // loss_steps of the reference is zero until written: the first checkpoint compares
+    // iteration 0 with that zero.
+    prevLoss: ops.zeros([n]),
+    increases: ops.zeros([n]),
+    lossBestLastCheck: ops.clone(first.loss),
+    reducedLastCheck: ops.full([n], 1),
+  };
   const nIter = o.steps;
   // Iterations (1-based counts) after which the step size is checked.
   const checkpoints = apgdCheckpoints(nIter);
   let lastCheck = 0;
-  // loss_steps of the reference: rows per iteration, zero until written (the first
-  // checkpoint compares iteration 0 with the never-written last row, i.e. with 0).
-  const lossSteps: Float64Array[] = Array.from({ length: nIter }, () => new Float64Array(n));
-  let lossBestLastCheck = lossBest.slice();
-  let reducedLastCheck = new Array<boolean>(n).fill(true);
 
   for (let i = 0; i < nIter; i++) {
     const a = i > 0 ? 0.75 : 1.0;
     const next = tidy(() => {
-      const grad2 = ops.sub(xa, xaOld);
-      const dir = o.norm === "linf" ? ops.sign(grad) : normalizeL2(grad);
-      const z1 = project(o.norm, ops.add(xa, ops.mul(step, dir)), x, eps);
-      const mom = ops.add(ops.add(xa, ops.scale(ops.sub(z1, xa), a)), ops.scale(grad2, 1 - a));
+      const grad2 = ops.sub(st.xa, st.xaOld);
+      const dir = o.norm === "linf" ? ops.sign(st.grad) : normalizeL2(st.grad);
+      const z1 = project(o.norm, ops.add(st.xa, ops.mul(st.step, dir)), x, eps);
+      const mom = ops.add(
+        ops.add(st.xa, ops.scale(ops.sub(z1, st.xa), a)),
+        ops.scale(grad2, 1 - a),
+      );
       return project(o.norm, mom, x, eps);
     });
-    xaOld.dispose();
-    xaOld = xa;
-    xa = next;
+    st.xaOld.dispose();
+    st.xaOld = st.xa;
+    st.xa = next;
 
-    const r = await evalAt(xa);
-    grad.dispose();
-    grad = r.grad;
-    const fooledNow = r.pred.map((p, j) => p !== labels[j]);
-    for (let j = 0; j < n; j++) if (fooledNow[j]) acc[j] = false;
-    xBestAdv = replace(xBestAdv, blend(fooledNow, xa, xBestAdv));
-
-    const improved = r.loss.map((l, j) => l > lossBest[j]);
-    xBest = replace(xBest, blend(improved, xa, xBest));
-    gradBest = replace(gradBest, blend(improved, grad, gradBest));
-    for (let j = 0; j < n; j++) {
-      lossSteps[i][j] = r.loss[j];
-      if (improved[j]) lossBest[j] = r.loss[j];
-    }
+    const r = evalAt(st.xa);
+    update(
+      st,
+      tidy(() => {
+        const improved = ops.gt(r.loss, st.lossBest);
+        return {
+          grad: r.grad,
+          acc: ops.minimum(st.acc, r.correct),
+          xBestAdv: rowsWhere(ops.sub(1, r.correct), st.xa, st.xBestAdv),
+          xBest: rowsWhere(improved, st.xa, st.xBest),
+          gradBest: rowsWhere(improved, r.grad, st.gradBest),
+          lossBest: ops.where(improved, r.loss, st.lossBest),
+          increases: ops.add(st.increases, ops.gt(r.loss, st.prevLoss)),
+          prevLoss: ops.clone(r.loss),
+        };
+      }),
+    );
+    r.correct.dispose();
+    r.loss.dispose();
 
     if (checkpoints.includes(i + 1)) {
       const kk = i + 1 - lastCheck;
       lastCheck = i + 1;
-      const reduce: boolean[] = [];
-      for (let j = 0; j < n; j++) {
-        let t = 0;
-        for (let c = 0; c < kk; c++) {
-          const cur = lossSteps[i - c][j];
-          const prev = lossSteps[(i - c - 1 + nIter) % nIter][j];
-          if (cur > prev) t++;
-        }
-        const oscillation = t <= kk * o.rho;
-        const noImprovement = !reducedLastCheck[j] && lossBestLastCheck[j] >= lossBest[j];
-        reduce.push(oscillation || noImprovement);
-      }
-      reducedLastCheck = reduce;
-      lossBestLastCheck = lossBest.slice();
-      if (reduce.some((v) => v)) {
-        for (let j = 0; j < n; j++) if (reduce[j]) stepVals[j] /= 2;
-        step.dispose();
-        step = perExampleConst(stepVals, x);
-        xa = replace(xa, blend(reduce, xBest, xa));
-        grad = replace(grad, blend(reduce, gradBest, grad));
-      }
+      update(
+        st,
+        tidy(() => {
+          const oscillation = ops.le(st.increases, kk * o.rho);
+          const noImprovement = ops.mul(
+            ops.sub(1, st.reducedLastCheck),
+            ops.ge(st.lossBestLastCheck, st.lossBest),
+          );
+          const reduce = ops.maximum(oscillation, noImprovement);
+          return {
+            step: rowsWhere(reduce, ops.scale(st.step, 0.5), st.step),
+            xa: rowsWhere(reduce, st.xBest, st.xa),
+            grad: rowsWhere(reduce, st.gradBest, st.grad),
+            reducedLastCheck: reduce,
+            lossBestLastCheck: ops.clone(st.lossBest),
+            increases: ops.zeros([n]),
+          };
+        }),
+      );
     }
   }
-  for (const t of [xa, xaOld, grad, gradBest, step, y]) t.dispose();
+  const packed = ops.concat([st.acc, st.lossBest, st.lossStart], 0);
+  const v = await packed.data();
+  const { xBest, xBestAdv, ...rest } = st;
+  for (const t of [packed, y, ...Object.values(rest)]) t.dispose();
   tT?.dispose();
-  return { xBest, xBestAdv, acc, lossBest, lossStart };
+  return {
+    xBest,
+    xBestAdv,
+    acc: Array.from(v.subarray(0, n), (c) => c > 0),
+    lossBest: Array.from(v.subarray(n, 2 * n)),
+    lossStart: Array.from(v.subarray(2 * n, 3 * n)),
+  };
 }
 
 /** Shared driver: runs `runs` (restarts, or target classes x restarts) on the points still
@@ -244,10 +261,18 @@ async function drive(
   const indices = defaultIndices(input);
   const { target, x, labels } = input;
   const n = x.shape[0], k = target.numClasses;
-  const clean = tidy(() => target.logits(x, indices));
-  const { pred, z: zClean } = await predictions(clean);
-  clean.dispose();
-  const acc = pred.map((p, i) => input.attackAll === true || p === labels[i]);
+  // The clean pass decides the rows to attack and ranks the target classes; an untargeted
+  // attack on every row needs neither (no readback).
+  const targeted = runs.some((r) => r.targetRank !== undefined);
+  let zClean: Float32Array = new Float32Array(0);
+  let acc = new Array<boolean>(n).fill(true);
+  if (input.attackAll !== true || targeted) {
+    const clean = tidy(() => noGrad(() => target.logits(x, indices)));
+    const p = await predictions(clean);
+    clean.dispose();
+    zClean = p.z;
+    acc = p.pred.map((c, i) => input.attackAll === true || c === labels[i]);
+  }
   let adv = ops.clone(x);
   const lossStart = new Array<number>(n).fill(NaN);
   const lossBest = new Array<number>(n).fill(-Infinity);
@@ -256,7 +281,7 @@ async function drive(
   for (const run of runs) {
     const rows = acc.flatMap((a, i) => (a ? [i] : []));
     if (rows.length === 0) break;
-    const xs = await selectRows(x, rows);
+    const xs = selectRows(x, rows);
     const ls = rows.map((i) => labels[i]);
     let yTarget: number[] | undefined;
     if (run.targetRank !== undefined) {
@@ -280,29 +305,24 @@ async function drive(
       run.stream,
     );
     // Fooled points take the adversarial iterate; the others the highest-loss point found
-    // over all runs so far.
-    const advRows = await res.xBestAdv.data();
-    const bestRows = await res.xBest.data();
-    const prev = await adv.data();
-    const d = x.size / n;
-    const out = new Float32Array(rows.length * d);
+    // over all runs so far. The images are merged by one GPU row gather from
+    // [adv; xBestAdv; xBest].
+    const m = rows.length;
+    const from = Array.from({ length: n }, (_, i) => i);
     rows.forEach((i, r) => {
-      const fooled = !res.acc[r];
       if (Number.isNaN(lossStart[i])) lossStart[i] = res.lossStart[r];
       lossBest[i] = Math.max(lossBest[i], res.lossBest[r]);
-      let src = prev.subarray(i * d, (i + 1) * d);
-      if (fooled) {
+      if (!res.acc[r]) {
         acc[i] = false;
-        src = advRows.subarray(r * d, (r + 1) * d);
+        from[i] = n + r;
       } else if (res.lossBest[r] > bestLossRun[i]) {
         bestLossRun[i] = res.lossBest[r];
-        src = bestRows.subarray(r * d, (r + 1) * d);
+        from[i] = n + m + r;
       }
-      out.set(src, r * d);
     });
-    const upd = Tensor.fromData(out, [rows.length, ...x.shape.slice(1)]);
-    const merged = await scatterRows(adv, rows, upd);
-    for (const t of [upd, xs, res.xBest, res.xBestAdv, adv]) t.dispose();
+    const found = ops.concat([res.xBestAdv, res.xBest], 0);
+    const merged = ops.takeRows(adv, from, found);
+    for (const t of [found, xs, res.xBest, res.xBestAdv, adv]) t.dispose();
     adv = merged;
   }
   return { xAdv: adv, fooled: acc.map((a) => !a), lossStart, lossBest };

@@ -126,7 +126,7 @@ export async function autoAttack(
       perAttack.push({ name, robust: robust.slice() });
       continue;
     }
-    const xs = await selectRows(x, rows);
+    const xs = selectRows(x, rows);
     const sub: AttackInput = {
       target,
       x: xs,
@@ -175,8 +175,8 @@ export async function autoAttack(
     if (take.length > 0) {
       const src = first
         ? res.xAdv
-        : await selectRows(res.xAdv, rows.flatMap((_, j) => fooled[j] ? [j] : []));
-      const merged = await scatterRows(xAdv, take, src);
+        : selectRows(res.xAdv, rows.flatMap((_, j) => fooled[j] ? [j] : []));
+      const merged = scatterRows(xAdv, take, src);
       if (src !== res.xAdv) src.dispose();
       xAdv.dispose();
       xAdv = merged;

@@ -113,23 +113,17 @@ export function normalizeLinf(g: Tensor): Tensor {
   return ops.div(g, perExample(ops.add(ops.normLinfPerExample(g), 1e-12), g));
 }
 
-/** Rows of x (first axis) in the given order, as a new tensor (CPU gather; used only at the
- * granularity of whole attack runs). */
-export async function selectRows(x: Tensor, rows: number[]): Promise<Tensor> {
-  const d = x.size / x.shape[0];
-  const src = await x.data();
-  const out = new Float32Array(rows.length * d);
-  rows.forEach((r, i) => out.set(src.subarray(r * d, (r + 1) * d), i * d));
-  return Tensor.fromData(out, [rows.length, ...x.shape.slice(1)]);
+/** Rows of x (first axis) in the given order, as a new tensor (a GPU gather: no readback). */
+export function selectRows(x: Tensor, rows: readonly number[]): Tensor {
+  return ops.takeRows(x, rows);
 }
 
-/** x with rows[i] replaced by src row i (new tensor). */
-export async function scatterRows(x: Tensor, rows: number[], src: Tensor): Promise<Tensor> {
-  const d = x.size / x.shape[0];
-  const out = await x.data();
-  const s = await src.data();
-  rows.forEach((r, i) => out.set(s.subarray(i * d, (i + 1) * d), r * d));
-  return Tensor.fromData(out, x.shape);
+/** x with rows[i] replaced by src row i (new tensor; a GPU gather, no readback). */
+export function scatterRows(x: Tensor, rows: readonly number[], src: Tensor): Tensor {
+  const n = x.shape[0];
+  const idx = Array.from({ length: n }, (_, i) => i);
+  rows.forEach((r, i) => (idx[r] = n + i));
+  return ops.takeRows(x, idx, src);
 }
 
 /** Per-example perturbation norms (float64 on CPU). */

@@ -11,12 +11,12 @@ import {
   type Norm,
   normalizeL2,
   perExample,
-  predictions,
   project,
   scatterRows,
   selectRows,
 } from "./common.ts";
-import { type AttackLoss, objective, objectiveCpu } from "./objective.ts";
+import { type AttackLoss, objective } from "./objective.ts";
+import { noGrad } from "../autograd.ts";
 import { eotGradient } from "./target.ts";
 import { stackedRandom, STREAM } from "./rand.ts";
 
@@ -117,7 +117,7 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
   for (let r = 1; r < o.restarts; r++) {
     const rows = fooled.flatMap((f, i) => (f ? [] : [i]));
     if (rows.length === 0) break;
-    const xs = await selectRows(x, rows);
+    const xs = selectRows(x, rows);
     const run = await pgdRestart(
       input,
       o,
@@ -133,11 +133,8 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
       bestLoss[i] = Math.max(bestLoss[i], run.bestLoss[j]);
     });
     if (take.length) {
-      const src = await selectRows(
-        run.best,
-        take.map((i) => rows.indexOf(i)),
-      );
-      const merged = await scatterRows(best, take, src);
+      const src = selectRows(run.best, take.map((i) => rows.indexOf(i)));
+      const merged = scatterRows(best, take, src);
       src.dispose();
       best.dispose();
       best = merged;
@@ -148,7 +145,9 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
 }
 
 /** One PGD restart on a batch: per row the last fooling iterate if any, else the
- * highest-loss iterate, with its loss at the start and its best loss. */
+ * highest-loss iterate, with its loss at the start and its best loss. The bookkeeping (best
+ * point, success mask, best loss) stays on the GPU; the three per-row vectors are read back
+ * once, at the end. */
 async function pgdRestart(
   input: AttackInput,
   o: Required<PgdOptions>,
@@ -158,53 +157,59 @@ async function pgdRestart(
   restart: number,
 ): Promise<{ best: Tensor; fooled: boolean[]; bestLoss: number[]; lossStart: number[] }> {
   const { target } = input;
-  const n = x.shape[0], k = target.numClasses;
+  const n = x.shape[0];
   const y = Tensor.fromData(labels, [n]);
   const lossFn = objective(o.loss, y);
   let best = ops.clone(x);
-  const fooled = new Array<boolean>(n).fill(false);
-  const bestLoss = new Array<number>(n).fill(-Infinity);
-  let lossStart: number[] = [];
+  let fooled = ops.zeros([n]);
+  let bestLoss = ops.full([n], -Infinity);
+  let lossStart: Tensor | null = null;
 
-  /** Records the iterate xa with its logits z into `best`. */
-  const consider = (xa: Tensor, z: Float32Array, pred: number[], firstStep: boolean) => {
-    const l = objectiveCpu(o.loss, z, k, labels);
-    if (firstStep) lossStart = l.slice();
-    const take: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const isAdv = pred[i] !== labels[i];
-      const t = isAdv || (!fooled[i] && l[i] > bestLoss[i]);
-      if (isAdv) fooled[i] = true;
-      bestLoss[i] = Math.max(bestLoss[i], l[i]);
-      take.push(t ? 1 : 0);
-    }
-    if (take.some((t) => t)) {
-      const m = Tensor.fromData(take, [n, 1, 1, 1]);
-      const nb = ops.where(m, xa, best);
-      m.dispose();
-      best.dispose();
-      best = nb;
-    }
+  /** Records the iterate xa with its logits z and per-row loss l into the state. */
+  const consider = (xa: Tensor, z: Tensor, l: Tensor) => {
+    const next = tidy(() => {
+      const isAdv = ops.sub(1, ops.eq(ops.argmax(z, 1), y));
+      const improved = ops.mul(ops.sub(1, fooled), ops.gt(l, bestLoss));
+      const take = ops.maximum(isAdv, improved);
+      return {
+        best: ops.where(ops.reshape(take, [n, 1, 1, 1]), xa, best),
+        fooled: ops.maximum(fooled, isAdv),
+        bestLoss: ops.maximum(bestLoss, l),
+      };
+    });
+    for (const t of [best, fooled, bestLoss]) t.dispose();
+    ({ best, fooled, bestLoss } = next);
+    lossStart ??= ops.clone(l);
   };
 
   let xa = o.randomStart && o.eps > 0 ? randomStart(o, x, indices, restart) : ops.clone(x);
   for (let s = 0; s <= o.steps; s++) {
     if (s === o.steps) {
       // The last iterate only needs a forward pass.
-      const z = tidy(() => target.logits(xa, indices));
-      const { pred, z: zc } = await predictions(z);
+      const { z, l } = tidy(() => {
+        const z = noGrad(() => target.logits(xa, indices));
+        return { z, l: noGrad(() => lossFn(z)) };
+      });
+      consider(xa, z, l);
       z.dispose();
-      consider(xa, zc, pred, s === 0);
+      l.dispose();
       break;
     }
     const e = eotGradient(target, xa, lossFn, o.eot, indices);
-    const { pred, z: zc } = await predictions(e.lastLogits);
-    consider(xa, zc, pred, s === 0);
+    consider(xa, e.lastLogits, e.lastLoss);
     const next = tidy(() => pgdStep(o.norm, xa, x, e.grad, o.stepSize, o.eps));
     for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, xa]) t.dispose();
     xa = next;
   }
   xa.dispose();
   y.dispose();
-  return { best, fooled, bestLoss, lossStart };
+  const packed = ops.concat([fooled, bestLoss, lossStart!], 0);
+  const v = await packed.data();
+  for (const t of [packed, fooled, bestLoss, lossStart!]) t.dispose();
+  return {
+    best,
+    fooled: Array.from(v.subarray(0, n), (f) => f > 0),
+    bestLoss: Array.from(v.subarray(n, 2 * n)),
+    lossStart: Array.from(v.subarray(2 * n, 3 * n)),
+  };
 }

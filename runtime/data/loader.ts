@@ -116,6 +116,8 @@ export interface LoaderOptions {
 export interface Batch {
   x: Tensor;
   y: Tensor;
+  /** y on the CPU (attacks take labels as numbers: no readback). */
+  labels: number[];
   indices: number[];
 }
 
@@ -238,6 +240,7 @@ export class DataLoader {
       yield {
         x: Tensor.fromData(x, [indices.length, ...this.#ds.shape]),
         y: Tensor.fromData(y, [indices.length]),
+        labels: Array.from(y),
         indices,
       };
     }

@@ -122,7 +122,7 @@ async function runBatch(
     // verdict is the protocol's prediction on its final adversarial.
     const correct = idx.flatMap((_, j) => (clean[j] === labels[j] ? [j] : []));
     const whole = correct.length === m;
-    const xs = whole || correct.length === 0 ? x : await selectRows(x, correct);
+    const xs = whole || correct.length === 0 ? x : selectRows(x, correct);
     const rows = correct.map((j) => idx[j]);
     // The DLR loss is constant (zero gradient) wherever the label is the third-largest logit,
     // so, as the reference checks it inside APGD, only on rows the attacks run on and that the
@@ -130,7 +130,7 @@ async function runBatch(
     // classifier, which may miss rows the defense gets right).
     const dlrRows = correct.filter((j) => attackClean[j] === labels[j]);
     if (usesDlr.length && attack.numClasses >= 3 && dlrRows.length > 0) {
-      const xd = dlrRows.length === m ? x : await selectRows(x, dlrRows);
+      const xd = dlrRows.length === m ? x : selectRows(x, dlrRows);
       checks.push(
         await checkGradients(
           attack,
@@ -174,7 +174,7 @@ async function runBatch(
         ? ops.clone(x)
         : whole
         ? res.xAdv
-        : await scatterRows(x, correct, res.xAdv);
+        : scatterRows(x, correct, res.xAdv);
       if (res !== null && !whole) res.xAdv.dispose();
       const pred = clean.slice();
       correct.forEach((j, r) => (pred[j] = subPred[r]));

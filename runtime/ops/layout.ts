@@ -4,6 +4,7 @@
 
 import { record } from "../autograd.ts";
 import { type Shape, Tensor } from "../tensor.ts";
+import { engine } from "../engine.ts";
 import { launch1d, MAX_DIMS, normAxis, pad6, stridesOf, words } from "./util.ts";
 
 /** One strided window copy: for every coordinate c of `index` (the iteration shape), reads
@@ -201,6 +202,37 @@ export function gather(x: Tensor, idx: Tensor): Tensor {
     gatherKernel(1, gy, idx, gx, N * K, K);
     return [gx];
   });
+}
+
+/** Rows of a (first axis) by index, and rows of b after them: row r of the result is a[idx[r]]
+ * when idx[r] < a.shape[0], else b[idx[r] - a.shape[0]]. No gradient (attack bookkeeping). */
+export function takeRows(a: Tensor, idx: readonly number[], b: Tensor = a): Tensor {
+  const nA = a.shape[0], nB = b === a ? 0 : b.shape[0];
+  const d = a.size / Math.max(1, nA);
+  if (b !== a && b.size / Math.max(1, nB) !== d) {
+    throw new Error(`takeRows: rows of [${a.shape}] and [${b.shape}] differ in size`);
+  }
+  for (const i of idx) {
+    if (!Number.isInteger(i) || i < 0 || i >= nA + nB) {
+      throw new Error(`takeRows: row index ${i} is outside 0..${nA + nB - 1}`);
+    }
+  }
+  const y = Tensor.empty([idx.length, ...a.shape.slice(1)]);
+  if (idx.length === 0 || d === 0) return y;
+  const ib = Tensor.empty([idx.length]);
+  engine().upload(ib.buffer, Uint32Array.from(idx));
+  launch1d(
+    "take_rows",
+    idx.length * d,
+    [a.buffer, b.buffer, ib.buffer, y.buffer],
+    words(
+      idx.length * d,
+      d,
+      nA,
+    ),
+  );
+  ib.dispose();
+  return y;
 }
 
 /** [N,K] float 1/0 rows with a one at column idx[n] (no gradient). Internal helper shared with

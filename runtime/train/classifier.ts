@@ -2,7 +2,7 @@
 // (or Adam), cosine schedule, evaluation each epoch, JSON log, progress with items/s and ETA,
 // and checkpoints that make an interrupted run resume to the same weights.
 
-import { tidyAsync } from "../tensor.ts";
+import { tidy, tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { backward, noGrad } from "../autograd.ts";
 import { Adam, SGD } from "../optim.ts";
@@ -13,6 +13,7 @@ import { Progress } from "../io/progress.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { checkFiniteLogits } from "../eval/finite.ts";
 import { loadCheckpoint, saveCheckpoint, type TrainSettings } from "./checkpoint.ts";
+import { READ_EVERY, ScalarLog } from "./scalars.ts";
 
 export interface TrainClassifierOptions {
   model: Classifier;
@@ -56,6 +57,8 @@ interface LoopState {
   lossSum: number;
   correct: number;
   seen: number;
+  /** Examples of this epoch whose loss has been read back (the rest are still on the GPU). */
+  read?: number;
   seconds: number;
   history: EpochLog[];
 }
@@ -142,7 +145,18 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
       if (!o.quiet) console.error(`resuming from step ${st.step} of ${total} (${o.checkpoint})`);
     }
   }
+  // Step losses and hits stay on the GPU until READ_EVERY steps are pending (or a save needs
+  // them); `read` counts the examples whose scalars have been added in.
+  const scalars = new ScalarLog<"loss" | "hits">();
+  const readScalars = async () => {
+    for (const { values } of await scalars.read()) {
+      st.lossSum += values.loss;
+      st.correct += values.hits;
+      st.read = (st.read ?? 0) + o.batchSize;
+    }
+  };
   const save = async () => {
+    await readScalars();
     if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st, settings);
   };
   const progress = o.quiet ? null : new Progress(total, `train ${model.arch}`, st.step);
@@ -153,24 +167,24 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
       let t0 = performance.now();
       for await (const { x, y } of loader.batches(st.epoch, st.batch)) {
         opt.lr = schedule(st.step);
-        const [lossSum, correct] = await tidyAsync(async () => {
+        tidy(() => {
           const logits = model.forward(x);
           const loss = ops.crossEntropy(logits, y);
           backward(loss);
           opt.step();
           opt.zeroGrad();
           const hits = ops.sum(ops.eq(ops.argmax(ops.detach(logits), 1), y));
-          return [await loss.item() * y.size, await hits.item()];
+          // Read back in groups of steps, not now.
+          scalars.push(st.step, { loss: ops.scale(loss, y.size), hits });
         });
         x.dispose();
         y.dispose();
-        st.lossSum += lossSum;
-        st.correct += correct;
         st.seen += o.batchSize;
         st.batch++;
         st.step++;
         stepsThisCall++;
-        progress?.tick(1, `loss ${(st.lossSum / st.seen).toFixed(3)}`);
+        if (scalars.pending >= READ_EVERY) await readScalars();
+        progress?.tick(1, st.read ? `loss ${(st.lossSum / st.read).toFixed(3)}` : "");
         if (o.checkpointEvery && st.step % o.checkpointEvery === 0) {
           st.seconds += (performance.now() - t0) / 1000;
           t0 = performance.now();
@@ -181,6 +195,7 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
           return st.history;
         }
       }
+      await readScalars();
       const testAccuracy = o.test ? await accuracy(model, o.test, 256, o.testLimit) : null;
       st.history.push({
         epoch: st.epoch,
@@ -199,11 +214,21 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
             (testAccuracy !== null ? ` test acc ${(100 * testAccuracy).toFixed(1)}%` : ""),
         );
       }
-      st = { ...st, epoch: st.epoch + 1, batch: 0, lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+      st = {
+        ...st,
+        epoch: st.epoch + 1,
+        batch: 0,
+        lossSum: 0,
+        correct: 0,
+        seen: 0,
+        read: 0,
+        seconds: 0,
+      };
       await save();
       if (o.logPath) await writeJsonAtomic(o.logPath, { arch: model.arch, history: st.history });
     }
   } finally {
+    scalars.dispose();
     progress?.done();
     opt.dispose();
   }

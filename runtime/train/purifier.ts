@@ -20,6 +20,7 @@ import { classifierTarget } from "../attacks/target.ts";
 import { pgd } from "../attacks/pgd.ts";
 import type { Norm } from "../attacks/common.ts";
 import { loadCheckpoint, saveCheckpoint, type TrainSettings } from "./checkpoint.ts";
+import { READ_EVERY, ScalarLog } from "./scalars.ts";
 
 export type LossTermName = "gan" | "l1-coarse" | "l1-fine" | "ce" | "mse-fine";
 export interface WeightedTerm {
@@ -137,12 +138,11 @@ function setTrainable(params: Tensor[], on: boolean) {
 async function adversarial(
   clf: Classifier,
   x: Tensor,
-  y: Tensor,
+  labels: number[],
   a: TrainAttackOptions,
   seed: number,
   step: number,
 ) {
-  const labels = Array.from(await y.data());
   const res = await pgd({ target: classifierTarget(clf, { name: clf.arch }), x, labels }, {
     norm: a.norm,
     eps: a.eps,
@@ -202,7 +202,18 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
       if (!o.quiet) console.error(`resuming from step ${st.step} of ${total} (${o.checkpoint})`);
     }
   }
+  // Step scalars stay on the GPU until READ_EVERY steps are pending (or a save needs them).
+  const scalars = new ScalarLog<LossTermName | "#d" | "#g">();
+  const lastRead: { entry: PurifierStepLog | null } = { entry: null };
+  const readScalars = async () => {
+    for (const { tag, values } of await scalars.read()) {
+      const { "#d": d, "#g": g, ...terms } = values;
+      lastRead.entry = { step: tag, d, g: g ?? 0, terms };
+      st.log.push(lastRead.entry);
+    }
+  };
   const save = async () => {
+    await readScalars();
     st.rng = rng.getState();
     if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st, settings);
   };
@@ -214,12 +225,13 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
     while (st.epoch < o.epochs) {
       G.train();
       D.train();
-      for await (const { x, y } of loader.batches(st.epoch, st.batch)) {
-        const entry = await tidyAsync(async () => {
-          const active = o.terms.filter((t) => t.weight > 0 && st.step >= t.after);
+      for await (const { x, y, labels } of loader.batches(st.epoch, st.batch)) {
+        const step = st.step;
+        await tidyAsync(async () => {
+          const active = o.terms.filter((t) => t.weight > 0 && step >= t.after);
           const useAdv = needsCe && o.attack;
           const source = useAdv
-            ? await adversarial(o.classifier!, x, y, o.attack!, seed, st.step)
+            ? await adversarial(o.classifier!, x, labels, o.attack!, seed, step)
             : x;
           const { image, mask } = o.transform(rng, source);
           // Critic step on clean (real) vs purified (fake) images.
@@ -243,24 +255,25 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
             optG.step();
             optG.zeroGrad();
           }
-          const terms: Partial<Record<LossTermName, number>> = {};
-          for (const [k, v] of Object.entries(values)) terms[k as LossTermName] = await v!.item();
-          return { step: st.step, d: await dLoss.item(), g: gLoss ? await gLoss.item() : 0, terms };
+          // Read back in groups of steps, not now.
+          scalars.push(step, { ...values, "#d": dLoss, ...(gLoss ? { "#g": gLoss } : {}) });
         });
         setTrainable(dParams, true);
         x.dispose();
         y.dispose();
-        st.log.push(entry);
         st.batch++;
         st.step++;
         stepsThisCall++;
-        progress?.tick(1, `D ${entry.d.toFixed(3)} G ${entry.g.toFixed(3)}`);
+        if (scalars.pending >= READ_EVERY) await readScalars();
+        const e = lastRead.entry;
+        progress?.tick(1, e ? `D ${e.d.toFixed(3)} G ${e.g.toFixed(3)} (step ${e.step + 1})` : "");
         if (o.checkpointEvery && st.step % o.checkpointEvery === 0) await save();
         if (o.stopAfterSteps !== undefined && stepsThisCall >= o.stopAfterSteps) {
           await save();
           return st.log;
         }
       }
+      await readScalars();
       if (o.onEpoch) {
         G.eval();
         const extra = await o.onEpoch(st.epoch, st.step);
@@ -271,6 +284,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
       if (o.logPath) await writeJsonAtomic(o.logPath, { log: st.log, epochs: st.epochs ?? [] });
     }
   } finally {
+    scalars.dispose();
     progress?.done();
     setTrainable(clfParams, true);
     setTrainable(gParams, true);

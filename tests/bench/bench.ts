@@ -14,6 +14,8 @@ import { createModel } from "../../runtime/models/mod.ts";
 import { SGD } from "../../runtime/optim.ts";
 import { classifierTarget } from "../../runtime/attacks/target.ts";
 import { pgd } from "../../runtime/attacks/pgd.ts";
+import { apgd } from "../../runtime/attacks/apgd.ts";
+import { engine } from "../../runtime/engine.ts";
 import { writeJsonAtomic } from "../../runtime/io/atomic.ts";
 
 interface Result {
@@ -33,6 +35,9 @@ interface Bench {
   setup(): { rep: () => Promise<number | void>; cleanup: () => void };
   /** Included in the default run (false: only with --only). */
   default?: boolean;
+  /** A count benchmark: `setup().rep` is one step or call; the value is the engine counter's
+   * increase over it, not a speed. */
+  count?: "dispatches" | "submits" | "readbacks";
 }
 
 /** Deterministic pseudo-random values in [lo, hi) (mulberry32), so runs see the same data. */
@@ -173,6 +178,75 @@ function pgdBench(arch: string, batch: number): Bench {
   };
 }
 
+/** Engine counters over one step or call (machine-independent). Steps are followed by a flush
+ * so that their recorded work counts as the submit it is; the bench's own readbacks (the
+ * `finish` of speed benchmarks) are not part of a count repetition. */
+function trainStep(arch: string, batch: number) {
+  const model = createModel(arch, { seed: 1 });
+  model.train();
+  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+  const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
+  const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
+  const step = () =>
+    tidyAsync(async () => {
+      const loss = ops.crossEntropy(model.forward(x), y);
+      backward(loss);
+      opt.step();
+      opt.zeroGrad();
+      engine().flush();
+    });
+  return {
+    rep: step,
+    cleanup: () => {
+      [x, y].forEach((t) => t.dispose());
+      model.dispose();
+    },
+  };
+}
+
+function attackCall(which: "pgd10" | "apgd_ce100", arch: string, batch: number) {
+  const model = createModel(arch, { seed: 1 });
+  const target = classifierTarget(model);
+  const x = randomTensor([batch, 3, 32, 32], 7, 0, 1);
+  const lab = labels(batch, 10, 8);
+  const rep = async () => {
+    const input = { target, x, labels: lab, attackAll: true };
+    const r = which === "pgd10"
+      ? await pgd(input, { steps: 10, eps: 8 / 255 })
+      : await apgd(input, { steps: 100, loss: "ce" });
+    engine().flush();
+    r.xAdv.dispose();
+  };
+  return { rep, cleanup: () => [x, model].forEach((t) => t.dispose()) };
+}
+
+function countBench(
+  name: string,
+  count: NonNullable<Bench["count"]>,
+  unit: string,
+  make: () => { rep: () => Promise<void>; cleanup: () => void },
+  isDefault = true,
+): Bench {
+  return { name, unit, work: 1, count, default: isDefault, setup: make };
+}
+
+const COUNT_BENCHES: Bench[] = [
+  ...(["dispatches", "submits", "readbacks"] as const).map((c) =>
+    countBench(`resnet18_train_step_${c}`, c, "per step", () => trainStep("resnet18", 32))
+  ),
+  ...(["dispatches", "submits", "readbacks"] as const).map((c) =>
+    countBench(`pgd10_resnet18_${c}`, c, "per call", () => attackCall("pgd10", "resnet18", 32))
+  ),
+  // 100 ResNet-18 forward+backward passes: minutes on a CPU adapter, so only with --only.
+  countBench(
+    "apgd_ce100_resnet18_readbacks",
+    "readbacks",
+    "per call",
+    () => attackCall("apgd_ce100", "resnet18", 32),
+    false,
+  ),
+];
+
 const BENCHES: Bench[] = [
   matmulBench(1024),
   convBench("fwd_bwd"),
@@ -182,6 +256,7 @@ const BENCHES: Bench[] = [
   trainBench("resnet18", 32),
   pgdBench("resnet18", 32),
   trainBench("smallcnn", 128),
+  ...COUNT_BENCHES,
 ];
 
 function median(xs: number[]): number {
@@ -190,7 +265,43 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** Counter results of one repetition, shared by the count benchmarks of the same step (they
+ * differ only in the counter reported, so the step runs once for all three). */
+const countCache = new Map<string, Record<string, number>>();
+
+async function measureCount(b: Bench): Promise<{ value: number; notes: string }> {
+  const key = b.name.replace(/_(dispatches|submits|readbacks)$/, "");
+  let delta = countCache.get(key);
+  if (!delta) {
+    const { rep, cleanup } = b.setup();
+    try {
+      // No warm-up: a count does not depend on compiled pipelines or a filled pool.
+      const eng = engine();
+      await eng.sync();
+      const before = { ...eng.counters };
+      const t0 = performance.now();
+      await rep();
+      const ms = performance.now() - t0;
+      await eng.sync();
+      const after = eng.counters as Record<string, number>;
+      delta = Object.fromEntries(
+        Object.keys(before).map((k) => [k, after[k] - (before as Record<string, number>)[k]]),
+      );
+      delta.ms = ms;
+      countCache.set(key, delta);
+    } finally {
+      cleanup();
+    }
+  }
+  return {
+    value: delta[b.count!],
+    notes: `dispatches ${delta.dispatches}, submits ${delta.submits}, readbacks ` +
+      `${delta.readbacks}, uploads ${delta.uploads} in ${delta.ms.toFixed(0)} ms`,
+  };
+}
+
 async function measure(b: Bench, reps: number): Promise<{ value: number; notes: string }> {
+  if (b.count) return await measureCount(b);
   const { rep, cleanup } = b.setup();
   try {
     const timed = async () => {
@@ -233,7 +344,8 @@ function parseCli() {
     console.log(
       "deno task bench [--json FILE] [--adapter auto|cpu|gpu] [--only name1,name2] [--quick]\n" +
         `benchmarks: ${BENCHES.map((b) => b.name).join(", ")}\n` +
-        "(the single-kernel conv benchmarks run only when named in --only)",
+        "(the single-kernel conv benchmarks and apgd_ce100_resnet18_readbacks run only when " +
+        "named in --only)",
     );
     Deno.exit(0);
   }
@@ -269,9 +381,10 @@ async function main() {
   const rows = [["name", "value", "unit", "notes"]];
   for (const b of selected) {
     const { value, notes } = await measure(b, reps);
-    results.push({ name: b.name, value: Number(value.toPrecision(4)), unit: b.unit });
-    rows.push([b.name, value.toPrecision(4), b.unit, notes]);
-    console.log(`${b.name}: ${value.toPrecision(4)} ${b.unit}  ${notes}`);
+    const shown = b.count ? String(value) : value.toPrecision(4);
+    results.push({ name: b.name, value: Number(shown), unit: b.unit });
+    rows.push([b.name, shown, b.unit, notes]);
+    console.log(`${b.name}: ${shown} ${b.unit}  ${notes}`);
   }
   await eng.sync();
   console.log("\n" + table(rows));

@@ -1,0 +1,154 @@
+// Execution without syncs: uploads recorded in the command stream (no submit, ordered with the
+// work before and after them), GPU row selection, attacks that read back once per run, and
+// training scalars read back in groups. Counts come from the engine's own counters.
+
+import { assert, gpu, rng } from "./helpers/check.ts";
+import { engine } from "../runtime/engine.ts";
+import { Tensor, tidy } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import { apgd, pgd, scatterRows, selectRows, type Target } from "../runtime/attacks/mod.ts";
+import { ScalarLog } from "../runtime/train/scalars.ts";
+
+await gpu();
+
+const C = 3, H = 4, W = 4, D = C * H * W;
+
+function mlpTarget(seed: number, k = 10, hidden = 16): Target {
+  const r = rng(seed);
+  const w1 = Tensor.fromData(Array.from({ length: hidden * D }, () => (r() - 0.5) * 0.6), [
+    hidden,
+    D,
+  ]);
+  const w2 = Tensor.fromData(Array.from({ length: k * hidden }, () => r() - 0.5), [k, hidden]);
+  return {
+    name: "mlp",
+    numClasses: k,
+    randomized: false,
+    logits: (x) => ops.linear(ops.tanh(ops.linear(ops.flatten(x), w1)), w2),
+  };
+}
+
+function images(n: number, seed: number): Tensor {
+  const r = rng(seed);
+  return Tensor.fromData(Array.from({ length: n * D }, () => r()), [n, C, H, W]);
+}
+
+/** Counter increases over fn (its work flushed and finished). */
+async function counted<T>(fn: () => Promise<T>) {
+  const eng = engine();
+  await eng.sync();
+  const before = { ...eng.counters };
+  const out = await fn();
+  eng.flush();
+  const c = eng.counters;
+  const delta = {
+    submits: c.submits - before.submits,
+    readbacks: c.readbacks - before.readbacks,
+    uploads: c.uploads - before.uploads,
+    dispatches: c.dispatches - before.dispatches,
+  };
+  await eng.sync();
+  return { out, delta };
+}
+
+Deno.test("an upload behind recorded work is ordered with it and forces no submit", async () => {
+  const a = Tensor.fromData([1, 2, 3, 4], [4]);
+  const { out, delta } = await counted(() => {
+    // Recorded, not submitted: reads a's first contents.
+    const before = ops.scale(a, 10);
+    engine().upload(a.buffer, Float32Array.from([5, 6, 7, 8]));
+    const after = ops.scale(a, 10);
+    return Promise.resolve({ before, after });
+  });
+  assert.equal(delta.submits, 1, "only the final flush submits");
+  assert.equal(delta.uploads, 1);
+  assert.deepEqual(Array.from(await out.before.data()), [10, 20, 30, 40]);
+  assert.deepEqual(Array.from(await out.after.data()), [50, 60, 70, 80]);
+  // A recycled buffer: a tensor made from data after the old owner's pending reads.
+  const { out: r2 } = await counted(() => {
+    const t = Tensor.fromData([1, 1, 1, 1], [4]);
+    const y = ops.add(t, 1);
+    t.dispose();
+    const u = Tensor.fromData([9, 9, 9, 9], [4]); // may reuse t's buffer
+    const z = ops.add(u, 1);
+    return Promise.resolve({ y, z, u });
+  });
+  assert.deepEqual(Array.from(await r2.y.data()), [2, 2, 2, 2]);
+  assert.deepEqual(Array.from(await r2.z.data()), [10, 10, 10, 10]);
+  for (const t of [a, out.before, out.after, r2.y, r2.z, r2.u]) t.dispose();
+});
+
+Deno.test("row selection and scatter run on the GPU and match a CPU gather", async () => {
+  const x = images(5, 3);
+  const src = images(2, 4);
+  const xs = await x.data(), ss = await src.data();
+  const { out, delta } = await counted(() =>
+    Promise.resolve(tidy(() => {
+      const sel = selectRows(x, [4, 0, 4]);
+      const sc = scatterRows(x, [1, 3], src);
+      return { sel, sc };
+    }))
+  );
+  assert.equal(delta.readbacks, 0);
+  const sel = await out.sel.data(), sc = await out.sc.data();
+  [4, 0, 4].forEach((r, i) =>
+    assert.deepEqual(sel.subarray(i * D, (i + 1) * D), xs.subarray(r * D, (r + 1) * D))
+  );
+  for (let r = 0; r < 5; r++) {
+    const want = r === 1
+      ? ss.subarray(0, D)
+      : r === 3
+      ? ss.subarray(D, 2 * D)
+      : xs.subarray(r * D, (r + 1) * D);
+    assert.deepEqual(sc.subarray(r * D, (r + 1) * D), want, `row ${r}`);
+  }
+  assert.throws(() => selectRows(x, [5]), /row index 5 is outside 0\.\.4/);
+  for (const t of [x, src, out.sel, out.sc]) t.dispose();
+});
+
+Deno.test("PGD reads back once and submits once per run; APGD once per run", async () => {
+  const target = mlpTarget(7);
+  const x = images(6, 8);
+  const labels = [0, 1, 2, 3, 4, 5];
+  const p = await counted(() => pgd({ target, x, labels }, { steps: 10, eps: 0.05 }));
+  assert.equal(p.delta.readbacks, 1, `pgd readbacks ${p.delta.readbacks}`);
+  assert.ok(p.delta.submits <= 2, `pgd submits ${p.delta.submits}`);
+  // Restarts run only on the rows still robust: one readback per restart at most.
+  const p3 = await counted(() => pgd({ target, x, labels }, { steps: 5, restarts: 3, eps: 0.01 }));
+  assert.ok(p3.delta.readbacks <= 3, `pgd 3 restarts: readbacks ${p3.delta.readbacks}`);
+  const a = await counted(() =>
+    apgd({ target, x, labels, attackAll: true }, { steps: 30, eps: 0.05 })
+  );
+  assert.equal(a.delta.readbacks, 1, `apgd readbacks ${a.delta.readbacks}`);
+  assert.ok(a.delta.submits <= 2, `apgd submits ${a.delta.submits}`);
+  // Without attackAll the clean pass decides the rows: one more readback.
+  const a2 = await counted(() => apgd({ target, x, labels }, { steps: 30, eps: 0.05 }));
+  assert.ok(a2.delta.readbacks <= 2, `apgd with clean pass: readbacks ${a2.delta.readbacks}`);
+  // The GPU bookkeeping keeps the attack's contract: within eps, never weaker than the start.
+  const r = a.out;
+  const d = await ops.sub(r.xAdv, x).data();
+  assert.ok(d.every((v) => Math.abs(v) <= 0.05 + 1e-6));
+  r.lossBest!.forEach((l, i) => assert.ok(l >= r.lossStart![i], `row ${i}`));
+  for (const t of [x, p.out.xAdv, p3.out.xAdv, a.out.xAdv, a2.out.xAdv]) t.dispose();
+});
+
+Deno.test("training scalars: many steps, one readback, values in order", async () => {
+  const log = new ScalarLog<"a" | "b">();
+  const { out, delta } = await counted(async () => {
+    for (let s = 0; s < 20; s++) {
+      tidy(() => {
+        const a = ops.sum(Tensor.fromData([s, 1], [2]));
+        log.push(s, s % 2 ? { a } : { a, b: ops.scale(a, 2) });
+      });
+    }
+    return await log.read();
+  });
+  assert.equal(delta.readbacks, 1);
+  assert.equal(out.length, 20);
+  out.forEach((e, s) => {
+    assert.equal(e.tag, s);
+    assert.equal(e.values.a, s + 1);
+    assert.equal(e.values.b, s % 2 ? undefined : 2 * (s + 1));
+  });
+  assert.equal(log.pending, 0);
+});
