@@ -3,7 +3,7 @@
 // step. Each step's scalars are packed into one small tensor; `read` concatenates the pending
 // ones and reads them back once.
 
-import { keep, Tensor, tidy } from "../tensor.ts";
+import { keep, type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 
 /** Default steps between readbacks of the training scalars. */

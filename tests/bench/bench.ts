@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import type { AdapterChoice } from "../../runtime/device.ts";
 import { initEngine } from "../../runtime/engine.ts";
-import { keep, Tensor, tidyAsync } from "../../runtime/tensor.ts";
+import { keep, Tensor, tidy, tidyAsync } from "../../runtime/tensor.ts";
 import { backward, grad } from "../../runtime/autograd.ts";
 import * as ops from "../../runtime/ops/mod.ts";
 import { createModel } from "../../runtime/models/mod.ts";
@@ -187,14 +187,16 @@ function trainStep(arch: string, batch: number) {
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
   const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
-  const step = () =>
-    tidyAsync(async () => {
+  const step = () => {
+    tidy(() => {
       const loss = ops.crossEntropy(model.forward(x), y);
       backward(loss);
       opt.step();
       opt.zeroGrad();
-      engine().flush();
     });
+    engine().flush();
+    return Promise.resolve();
+  };
   return {
     rep: step,
     cleanup: () => {
