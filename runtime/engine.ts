@@ -17,9 +17,14 @@ export interface Dispatch {
   buffers: GPUBuffer[];
   /** Parameter words (u32); use `f32bits` for float values. */
   params?: ArrayLike<number>;
+  /** Binding of the params block (default: after the buffers; buffers from this index on
+   * move one binding up). */
+  paramsAt?: number;
   workgroups: [number, number?, number?];
   /** Floating-point operations of this launch (multiply-add = 2), for explain and benchmarks. */
   flops?: number;
+  /** Generated WGSL (fused kernels); `kernel` then only names it. */
+  code?: string;
 }
 
 /** One launch seen by `Engine.trace`. */
@@ -97,6 +102,10 @@ export class Engine {
   #align: number;
   /** Counters for tests and benchmarks. */
   counters = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0, pipelines: 0 };
+  /** Called before a dispatch writes a buffer (a read_write binding) or an upload does, so
+   * that values still pending on its old contents are computed first (runtime/graph/fuse.ts). */
+  beforeWrite: ((buf: GPUBuffer) => void) | null = null;
+  #writes = new Map<string, number[]>();
 
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
@@ -138,18 +147,39 @@ export class Engine {
     return out;
   }
 
-  pipeline(kernel: string, entry = "main", constants: Record<string, number> = {}) {
-    const key = `${kernel}|${entry}|${JSON.stringify(constants)}`;
+  /** Binding indices a kernel writes (its read_write storage bindings). */
+  #writtenBindings(kernel: string, code?: string): number[] {
+    const key = code ?? kernel;
+    let w = this.#writes.get(key);
+    if (!w) {
+      w = [...(code ?? shaderSource(kernel)).matchAll(
+        /@binding\((\d+)\)\s*var<storage,\s*read_write>/g,
+      )].map((m) => Number(m[1]));
+      this.#writes.set(key, w);
+    }
+    return w;
+  }
+
+  pipeline(
+    kernel: string,
+    entry = "main",
+    constants: Record<string, number> = {},
+    source?: string,
+  ) {
+    const modKey = source ?? kernel;
+    let ckey = "";
+    for (const k in constants) ckey += `${k}=${constants[k]},`;
+    const key = `${modKey}|${entry}|${ckey}`;
     let p = this.#pipelines.get(key);
     if (!p) {
-      let mod = this.#modules.get(kernel);
+      let mod = this.#modules.get(modKey);
       if (!mod) {
-        const code = shaderSource(kernel);
+        const code = source ?? shaderSource(kernel);
         mod = this.#scoped(
           `kernel ${kernel} (shader compilation)`,
           () => this.device.createShaderModule({ code, label: kernel }),
         );
-        this.#modules.set(kernel, mod);
+        this.#modules.set(modKey, mod);
       }
       const m = mod;
       p = this.#scoped(
@@ -169,7 +199,14 @@ export class Engine {
 
   dispatch(d: Dispatch): void {
     this.#checkLost(d.kernel);
-    const pipeline = this.pipeline(d.kernel, d.entry, d.constants);
+    if (this.beforeWrite) {
+      const pAt = d.params?.length ? (d.paramsAt ?? d.buffers.length) : Infinity;
+      for (const b of this.#writtenBindings(d.kernel, d.code)) {
+        const buf = d.buffers[b < pAt ? b : b - 1];
+        if (buf) this.beforeWrite(buf);
+      }
+    }
+    const pipeline = this.pipeline(d.kernel, d.entry, d.constants, d.code);
     if (this.#trace) {
       const [x, y = 1, z = 1] = d.workgroups;
       const bytes = d.buffers.reduce((a, b) => a + b.size, 0);
@@ -189,15 +226,16 @@ export class Engine {
       offsetWords = 0;
     }
     this.#openPass();
+    const pAt = d.paramsAt ?? d.buffers.length;
     const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, i) => ({
-      binding: i,
+      binding: i < pAt || nParams === 0 ? i : i + 1,
       resource: { buffer },
     }));
     if (nParams > 0) {
       const arena = this.#arenas[this.#arenaIndex];
       arena.data.set(d.params!, offsetWords);
       entries.push({
-        binding: d.buffers.length,
+        binding: pAt,
         resource: { buffer: arena.buf, offset: offsetWords * 4, size: paramBytes },
       });
       this.#arenaUsed = offsetWords * 4 + paramBytes;
@@ -288,6 +326,7 @@ export class Engine {
    * (which may still read the recycled buffer), so the data goes into a staging buffer and is
    * copied in the command stream; no submit is forced. */
   upload(buf: GPUBuffer, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
+    this.beforeWrite?.(buf);
     this.counters.uploads++;
     if (!this.#encoder) {
       this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);

@@ -1,23 +1,15 @@
 // Optimizers with PyTorch semantics (SGD with momentum/nesterov/dampening, Adam with L2,
-// AdamW with decoupled decay). `step()` is one fused dispatch per parameter that has a
-// gradient, writing into the parameter's own storage (references to it stay valid) and into
-// kept state tensors that live as long as the optimizer: memory stays flat over steps.
+// AdamW with decoupled decay). `step()` updates every parameter that has a gradient with a few
+// multi-tensor dispatches (runtime/optim_kernel.ts), writing into the parameter's own storage
+// (references to it stay valid) and into kept state tensors that live as long as the
+// optimizer: memory stays flat over steps.
 
 import { keep, Tensor } from "./tensor.ts";
 import { assign } from "./ops/assign.ts";
-import { launch1d, words } from "./ops/util.ts";
+import { words } from "./ops/util.ts";
+import { launchUpdates, type OptimKind, type ParamUpdate } from "./optim_kernel.ts";
 
 type StateName = "momentum_buffer" | "exp_avg" | "exp_avg_sq";
-const OP = { sgd: 0, adam: 1, adamw: 2 } as const;
-
-// Unused state bindings of the shared kernel layout point at these (never read or written).
-let dummies: [Tensor, Tensor] | null = null;
-function dummy(): [Tensor, Tensor] {
-  if (!dummies || dummies[0].disposed || dummies[1].disposed) {
-    dummies = [keep(Tensor.empty([1])), keep(Tensor.empty([1]))];
-  }
-  return dummies;
-}
 
 function checkNumber(what: string, v: unknown, lo: number, hi = Infinity, hiOpen = false) {
   if (typeof v !== "number" || !(v >= lo && (hiOpen ? v < hi : v <= hi))) {
@@ -70,12 +62,15 @@ abstract class Optimizer {
 
   /** The names of the state tensors this optimizer keeps per parameter. */
   protected abstract stateNames(): StateName[];
-  /** Records the fused update of parameter i (its gradient is present). */
-  protected abstract update(i: number, p: Tensor, g: Tensor, first: boolean): void;
+  /** The kernel family of this optimizer's updates. */
+  protected abstract kind(): OptimKind;
+  /** The update of parameter i (its gradient is present): buffers and parameter words. */
+  protected abstract update(i: number, p: Tensor, g: Tensor, first: boolean): ParamUpdate;
 
   /** One update of every parameter whose `.grad` is set; no readback, no allocation after the
    * first step. */
   step(): void {
+    const updates: ParamUpdate[] = [];
     this.params.forEach((p, i) => {
       const g = p.grad;
       if (!g) return;
@@ -88,8 +83,9 @@ abstract class Optimizer {
         if (!this.state[i].has(s)) this.state[i].set(s, keep(Tensor.empty(p.shape)));
       }
       this.steps[i]++;
-      this.update(i, p, g, first);
+      if (p.size > 0) updates.push(this.update(i, p, g, first));
     });
+    launchUpdates(this.kind(), updates);
     this.stepCount++;
   }
 
@@ -235,14 +231,16 @@ export class SGD extends Optimizer {
     return this.momentum !== 0 ? ["momentum_buffer"] : [];
   }
 
-  protected update(i: number, p: Tensor, g: Tensor, first: boolean): void {
-    const [d0, d1] = dummy();
-    const buf = this.state[i].get("momentum_buffer") ?? d0;
-    launch1d(
-      "optim",
-      p.size,
-      [p.buffer, g.buffer, buf.buffer, d1.buffer],
-      words(
+  protected kind(): OptimKind {
+    return this.momentum !== 0 ? "sgd-momentum" : "sgd";
+  }
+
+  protected update(i: number, p: Tensor, g: Tensor, first: boolean): ParamUpdate {
+    const buf = this.state[i].get("momentum_buffer");
+    return {
+      n: p.size,
+      buffers: [p.buffer, g.buffer, ...(buf ? [buf.buffer] : [])],
+      params: words(
         p.size,
         { f: this.lr },
         { f: this.weightDecay },
@@ -250,10 +248,9 @@ export class SGD extends Optimizer {
         { f: this.momentum },
         { f: 1 - this.dampening },
         this.nesterov ? 1 : 0,
-        [0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0, 0, 0],
       ),
-      { OP: OP.sgd },
-    );
+    };
   }
 }
 
@@ -292,18 +289,21 @@ class AdamBase extends Optimizer {
     return true;
   }
 
-  protected update(i: number, p: Tensor, g: Tensor, first: boolean): void {
+  protected kind(): OptimKind {
+    return this.name === "AdamW" ? "adamw" : "adam";
+  }
+
+  protected update(i: number, p: Tensor, g: Tensor, first: boolean): ParamUpdate {
     const [b1, b2] = this.betas;
     const t = this.steps[i];
     // Bias corrections in float64, as PyTorch computes them in Python floats.
     const stepSize = this.lr / (1 - b1 ** t);
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
     const st = this.state[i];
-    launch1d(
-      "optim",
-      p.size,
-      [p.buffer, g.buffer, st.get("exp_avg")!.buffer, st.get("exp_avg_sq")!.buffer],
-      words(
+    return {
+      n: p.size,
+      buffers: [p.buffer, g.buffer, st.get("exp_avg")!.buffer, st.get("exp_avg_sq")!.buffer],
+      params: words(
         p.size,
         { f: this.lr },
         { f: this.weightDecay },
@@ -316,9 +316,9 @@ class AdamBase extends Optimizer {
         { f: this.eps },
         { f: stepSize },
         { f: bc2Sqrt },
+        [0, 0],
       ),
-      { OP: this.name === "AdamW" ? OP.adamw : OP.adam },
-    );
+    };
   }
 }
 

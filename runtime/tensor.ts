@@ -31,6 +31,15 @@ class Storage {
 let liveCount = 0;
 let nextId = 0;
 
+/** A value not computed yet (a fused elementwise expression, runtime/graph/fuse.ts): its
+ * buffer is allocated, and filled when something reads it. */
+export interface Pending {
+  /** Dispatches the kernel that fills the buffer; clears `tensor.pending`. */
+  realize(): void;
+  /** Forgets the expression (the tensor is disposed before anything read it). */
+  drop(): void;
+}
+
 export class Tensor {
   readonly id = nextId++;
   readonly shape: Shape;
@@ -43,6 +52,8 @@ export class Tensor {
   gradFn: GradFn | null = null;
   kept = false;
   name?: string;
+  /** Set while the value is a fused expression not yet computed. */
+  pending: Pending | null = null;
 
   /** Wraps a buffer (normally from the pool). Prefer `Tensor.empty` and the ops. */
   constructor(shape: Shape, buf: GPUBuffer | Storage) {
@@ -84,6 +95,13 @@ export class Tensor {
 
   get buffer(): GPUBuffer {
     if (!this.#storage) throw new Error(`${this.describe()} used after it was disposed`);
+    if (this.pending) this.pending.realize();
+    return this.#storage.buf;
+  }
+
+  /** The buffer without computing a pending value (for the fuser, which fills it). */
+  get rawBuffer(): GPUBuffer {
+    if (!this.#storage) throw new Error(`${this.describe()} used after it was disposed`);
     return this.#storage.buf;
   }
 
@@ -94,6 +112,7 @@ export class Tensor {
       throw new Error(`reshape: cannot view ${this.describe()} as [${shape}] (size differs)`);
     }
     if (!this.#storage) throw new Error(`${this.describe()} used after it was disposed`);
+    if (this.pending) this.pending.realize();
     return new Tensor(shape, this.#storage);
   }
 
@@ -111,6 +130,7 @@ export class Tensor {
 
   dispose(): void {
     if (!this.#storage) return;
+    if (this.pending) this.pending.drop();
     if (--this.#storage.refs === 0) engine().pool.release(this.#storage.buf);
     this.#storage = null;
     this.gradFn = null;

@@ -1,9 +1,7 @@
-// Fused optimizer updates, one thread per parameter element, written in place into the
-// parameter and its state (PyTorch semantics). OP: 0 SGD, 1 Adam (L2 added to the gradient),
-// 2 AdamW (decoupled decay). Every OP binds four buffers so one bind-group layout serves all;
-// unused state slots get a small dummy buffer that is never touched.
-override OP: u32 = 0u;
-override WG: u32 = 256u;
+// Optimizer updates with PyTorch semantics, as pure functions of one element's values: SGD
+// (momentum, dampening, nesterov, L2) and Adam / AdamW (L2 added to the gradient / decoupled
+// decay). runtime/optim_kernel.ts generates the multi-tensor kernels that load each
+// parameter's elements, call these and store the results in place.
 
 struct Params {
   n: u32,
@@ -23,53 +21,38 @@ struct Params {
   eps: f32,
   step_size: f32,    // lr / (1 - beta1^t), computed in float64 on the CPU
   bc2_sqrt: f32,     // sqrt(1 - beta2^t)
+  pad0: u32,
+  pad1: u32,
 }
-@group(0) @binding(0) var<storage, read_write> P: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> S1: array<f32>; // momentum buffer / exp_avg
-@group(0) @binding(3) var<storage, read_write> S2: array<f32>; // exp_avg_sq
-@group(0) @binding(4) var<storage, read> p: Params;
 
-fn sgd(i: u32) {
-  var g = G[i];
-  if (p.weight_decay != 0.0) { g = g + p.weight_decay * P[i]; }
-  if (p.momentum != 0.0) {
-    var buf = g;
-    if (p.first == 0u) { buf = p.momentum * S1[i] + p.keep_grad * g; }
-    S1[i] = buf;
-    g = select(buf, g + p.momentum * buf, p.nesterov != 0u);
+/** New (parameter, momentum buffer); the buffer value is only read when not first. */
+fn sgd_update(w: f32, grad: f32, s1: f32, q: Params) -> vec2f {
+  var g = grad;
+  if (q.weight_decay != 0.0) { g = g + q.weight_decay * w; }
+  var buf = g;
+  if (q.momentum != 0.0) {
+    if (q.first == 0u) { buf = q.momentum * s1 + q.keep_grad * g; }
+    g = select(buf, g + q.momentum * buf, q.nesterov != 0u);
   }
-  P[i] = P[i] - p.lr * g;
+  return vec2f(w - q.lr * g, buf);
 }
 
-fn adam(i: u32, decoupled: bool) {
-  var w = P[i];
-  var g = G[i];
-  if (p.weight_decay != 0.0) {
-    if (decoupled) { w = w * p.decay; }
-    else { g = g + p.weight_decay * w; }
+/** New (parameter, exp_avg, exp_avg_sq); the state is only read when not first. */
+fn adam_update(w0: f32, grad: f32, s1: f32, s2: f32, q: Params, decoupled: bool) -> vec3f {
+  var w = w0;
+  var g = grad;
+  if (q.weight_decay != 0.0) {
+    if (decoupled) { w = w * q.decay; }
+    else { g = g + q.weight_decay * w; }
   }
   var m = 0.0;
   var v = 0.0;
-  if (p.first == 0u) {
-    m = S1[i];
-    v = S2[i];
+  if (q.first == 0u) {
+    m = s1;
+    v = s2;
   }
-  m = m + p.beta1_c * (g - m); // lerp, as torch's exp_avg.lerp_
-  v = p.beta2 * v + p.beta2_c * g * g;
-  S1[i] = m;
-  S2[i] = v;
-  let denom = sqrt(v) / p.bc2_sqrt + p.eps;
-  P[i] = w - p.step_size * (m / denom);
-}
-
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= p.n) { return; }
-  switch OP {
-    case 0u: { sgd(i); }
-    case 1u: { adam(i, false); }
-    default: { adam(i, true); }
-  }
+  m = m + q.beta1_c * (g - m); // lerp, as torch's exp_avg.lerp_
+  v = q.beta2 * v + q.beta2_c * g * g;
+  let denom = sqrt(v) / q.bc2_sqrt + q.eps;
+  return vec3f(w - q.step_size * (m / denom), m, v);
 }

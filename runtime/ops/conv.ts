@@ -2,7 +2,7 @@
 // padding, dilation and bias. Three direct kernels serve both ops: forward, input gradient
 // (= transposed-conv forward) and weight gradient; none needs an im2col buffer.
 
-import { record } from "../autograd.ts";
+import { isGradEnabled, record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
 import { Tensor } from "../tensor.ts";
@@ -184,15 +184,25 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
 
 /** Gradients of a convolution with geometry g for output gradient gy: [gx, gw] as needed.
  * The packed operands are made once and shared by both kernels. */
-function convGrads(x: Tensor, w: Tensor, gy: Tensor, g: Geometry, needX: boolean, needW: boolean) {
+function convGrads(
+  x: Tensor,
+  w: Tensor,
+  gy: Tensor,
+  g: Geometry,
+  needX: boolean,
+  needW: boolean,
+  savedXp: Tensor | null,
+) {
   if (!needX && !needW) return [null, null];
   const gp = packOutput(gy, g);
   const gx = needX ? convInputGradRaw(gp, w, g) : null;
   let gw: Tensor | null = null;
   if (needW) {
-    const xp = packInput(x, g);
+    // The forward's packed input when it is still there (same scope), else packed again.
+    const fresh = !savedXp || savedXp.disposed;
+    const xp = fresh ? packInput(x, g) : savedXp;
     gw = convWeightGradRaw(xp, gp, g);
-    xp.dispose();
+    if (fresh) xp.dispose();
   }
   gp.dispose();
   return [gx, gw];
@@ -237,10 +247,13 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, o: Conv2dOptions
   const g: Geometry = { N, Cin, H, W, Cout, Ho, Wo, KH, KW, SH, SW, PH, PW, DH, DW };
   const xp = packInput(x, g);
   const y = convForwardRaw(xp, w, bias, g);
-  xp.dispose();
+  // A weight that will want its gradient keeps the packed input for the backward (it lives
+  // in the caller's scope, like the other saved activations): one pack fewer per step.
+  const saveXp = isGradEnabled() && w.requiresGrad;
+  if (!saveXp) xp.dispose();
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(y, op, inputs, (gy, needs) => [
-    ...convGrads(x, w, gy, g, needs[0], needs[1]),
+    ...convGrads(x, w, gy, g, needs[0], needs[1], saveXp ? xp : null),
     needs[2] ? biasGrad(gy) : null,
   ]);
 }

@@ -2,29 +2,17 @@
 
 import { gradOps, record } from "../autograd.ts";
 import { keep, type Shape, Tensor } from "../tensor.ts";
-import { broadcastShapes, broadcastStrides, launch1d, pad6, sameShape, words } from "./util.ts";
+import { broadcastShapes, sameShape } from "./util.ts";
+import { elementwise } from "../graph/fuse.ts";
+import { type BinaryName, template, type UnaryName } from "./table.ts";
 import { sumTo } from "./reduce.ts";
 
-const BIN = {
-  add: 0,
-  sub: 1,
-  mul: 2,
-  div: 3,
-  maximum: 4,
-  minimum: 5,
-  pow: 6,
-  gt: 7,
-  lt: 8,
-  ge: 9,
-  le: 10,
-  eq: 11,
-} as const;
-type BinOp = keyof typeof BIN;
+type BinOp = BinaryName;
 
 export type TensorLike = Tensor | number;
 
-// Scalars become cached, kept 0-d tensors: an upload forces a submit, so uploading the same
-// constant every step would break command batching.
+// Scalar tensors for the non-elementwise ops that want one (elementwise ops take numbers as
+// kernel parameters); cached so the same constant is not uploaded every step.
 const constants = new Map<number, Tensor>();
 export function constant(v: number): Tensor {
   const key = Object.is(v, -0) ? 0 : v;
@@ -45,26 +33,11 @@ function asTensor(x: TensorLike): Tensor {
   return typeof x === "number" ? constant(x) : x;
 }
 
-/** Raw kernel launch, no autograd. */
-function binaryRaw(op: BinOp, a: Tensor, b: Tensor): Tensor {
-  const shape = broadcastShapes(op, a.shape, b.shape);
-  const out = Tensor.empty(shape);
-  const n = out.size;
-  const fast = sameShape(a.shape, b.shape);
-  launch1d(
-    "binary",
-    n,
-    [a.buffer, b.buffer, out.buffer],
-    words(
-      n,
-      shape.length,
-      pad6(shape, 1),
-      broadcastStrides(a.shape, shape),
-      broadcastStrides(b.shape, shape),
-    ),
-    { OP: BIN[op], BCAST: fast ? 0 : 1 },
-  );
-  return out;
+const shapeOf = (x: TensorLike): Shape => (typeof x === "number" ? [] : x.shape);
+
+/** The op on its operands (a pending fused expression, runtime/graph/fuse.ts); no autograd. */
+export function binaryRaw(op: BinOp, a: TensorLike, b: TensorLike): Tensor {
+  return elementwise(op, [a, b], [], broadcastShapes(op, shapeOf(a), shapeOf(b)));
 }
 
 function binary(op: BinOp, x: TensorLike, y: TensorLike): Tensor {
@@ -81,8 +54,10 @@ function binary(op: BinOp, x: TensorLike, y: TensorLike): Tensor {
   }
   const a = asTensor(x);
   const b = asTensor(y);
-  const out = binaryRaw(op, a, b);
+  const out = binaryRaw(op, x, y);
   return record(out, op, [a, b], (gy, needs) => {
+    // Both inputs of a sum take gy itself: compute it once rather than as two pending copies.
+    if ((op === "add" || op === "sub") && needs[0] && needs[1]) void gy.buffer;
     const ga = needs[0] ? gradA(op, a, b, out, gy) : null;
     const gb = needs[1] ? gradB(op, a, b, out, gy) : null;
     return [ga && reduceTo(ga, a.shape), gb && reduceTo(gb, b.shape)];
@@ -96,11 +71,17 @@ function reduceTo(g: Tensor, shape: Shape): Tensor {
   return r;
 }
 
+/** gy for an input whose gradient is gy: a view when gy is computed (free), else a pending copy
+ * (so that an unread gradient expression is not computed just to be viewed). */
+function passThrough(gy: Tensor): Tensor {
+  return gy.pending ? unaryRaw("copy", gy) : gy.view(gy.shape);
+}
+
 function gradA(op: BinOp, a: Tensor, b: Tensor, _out: Tensor, gy: Tensor): Tensor | null {
   switch (op) {
     case "add":
     case "sub":
-      return gy.view(gy.shape);
+      return passThrough(gy);
     case "mul":
       return binaryRaw("mul", gy, b);
     case "div":
@@ -110,11 +91,7 @@ function gradA(op: BinOp, a: Tensor, b: Tensor, _out: Tensor, gy: Tensor): Tenso
     case "minimum":
       return binaryRaw("mul", gy, binaryRaw("le", a, b));
     case "pow": // b * a^(b-1)
-      return binaryRaw(
-        "mul",
-        gy,
-        binaryRaw("mul", b, binaryRaw("pow", a, binaryRaw("sub", b, constant(1)))),
-      );
+      return binaryRaw("mul", gy, binaryRaw("mul", b, binaryRaw("pow", a, binaryRaw("sub", b, 1))));
     default:
       return null; // comparisons are piecewise constant
   }
@@ -123,7 +100,7 @@ function gradA(op: BinOp, a: Tensor, b: Tensor, _out: Tensor, gy: Tensor): Tenso
 function gradB(op: BinOp, a: Tensor, b: Tensor, out: Tensor, gy: Tensor): Tensor | null {
   switch (op) {
     case "add":
-      return gy.view(gy.shape);
+      return passThrough(gy);
     case "sub":
       return unaryRaw("affine", gy, -1, 0);
     case "mul":
@@ -149,61 +126,32 @@ export const maximum = (a: TensorLike, b: TensorLike) => binary("maximum", a, b)
 export const minimum = (a: TensorLike, b: TensorLike) => binary("minimum", a, b);
 export const pow = (a: TensorLike, b: TensorLike) => binary("pow", a, b);
 /** Comparisons return 1/0 float tensors and carry no gradient. */
-export const gt = (a: TensorLike, b: TensorLike) => binaryRaw("gt", asTensor(a), asTensor(b));
-export const lt = (a: TensorLike, b: TensorLike) => binaryRaw("lt", asTensor(a), asTensor(b));
-export const ge = (a: TensorLike, b: TensorLike) => binaryRaw("ge", asTensor(a), asTensor(b));
-export const le = (a: TensorLike, b: TensorLike) => binaryRaw("le", asTensor(a), asTensor(b));
-export const eq = (a: TensorLike, b: TensorLike) => binaryRaw("eq", asTensor(a), asTensor(b));
+export const gt = (a: TensorLike, b: TensorLike) => binaryRaw("gt", asTensor(a), b);
+export const lt = (a: TensorLike, b: TensorLike) => binaryRaw("lt", asTensor(a), b);
+export const ge = (a: TensorLike, b: TensorLike) => binaryRaw("ge", asTensor(a), b);
+export const le = (a: TensorLike, b: TensorLike) => binaryRaw("le", asTensor(a), b);
+export const eq = (a: TensorLike, b: TensorLike) => binaryRaw("eq", asTensor(a), b);
 
-const UN = {
-  neg: 0,
-  exp: 1,
-  log: 2,
-  sqrt: 3,
-  abs: 4,
-  relu: 5,
-  leakyRelu: 6,
-  elu: 7,
-  sigmoid: 8,
-  tanh: 9,
-  sign: 10,
-  clamp: 11,
-  affine: 12,
-  square: 13,
-  reciprocal: 14,
-  powScalar: 15,
-  step: 16,
-  floor: 17,
-} as const;
-type UnOp = keyof typeof UN;
+type UnOp = UnaryName;
 
-function unaryRaw(op: UnOp, x: Tensor, a = 0, b = 0): Tensor {
-  const out = Tensor.empty(x.shape);
-  launch1d("unary", x.size, [x.buffer, out.buffer], words(x.size, { f: a }, { f: b }), {
-    OP: UN[op],
-  });
-  return out;
+export function unaryRaw(op: UnOp, x: Tensor, a = 0, b = 0): Tensor {
+  return elementwise(op, [x], [a, b].slice(0, template(op).scalars), x.shape);
 }
 
+/** The op with its gradient gy * f'(x), both generated from the op table. */
 function unary(op: UnOp, x: Tensor, a = 0, b = 0): Tensor {
   const out = unaryRaw(op, x, a, b);
-  return record(out, op, [x], (gy) => {
-    const gx = Tensor.empty(x.shape);
-    launch1d(
-      "unary_grad",
-      x.size,
-      [x.buffer, gy.buffer, gx.buffer],
-      words(x.size, { f: a }, { f: b }),
-      { OP: UN[op] },
-    );
-    return [gx];
-  });
+  return record(out, op, [x], (gy) => [
+    elementwise(`d:${op}`, [x, gy], [a, b].slice(0, template(op).scalars), x.shape),
+  ]);
 }
 
 export const neg = (x: Tensor) => unary("neg", x);
 export const exp = (x: Tensor) => unary("exp", x);
 export const log = (x: Tensor) => unary("log", x);
 export const sqrt = (x: Tensor) => unary("sqrt", x);
+/** 1 / sqrt(x). */
+export const rsqrt = (x: Tensor) => unary("rsqrt", x);
 export const abs = (x: Tensor) => unary("abs", x);
 export const relu = (x: Tensor) => unary("relu", x);
 export const leakyRelu = (x: Tensor, slope = 0.01) => unary("leakyRelu", x, slope);
@@ -233,37 +181,18 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const tb = asTensor(b);
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, ta.shape), tb.shape);
   const out = whereRaw(cond, ta, tb, shape);
-  return record(out, "where", [ta, tb], (gy, needs) => {
-    const zero = constant(0);
-    return [
-      needs[0] ? reduceTo(whereRaw(cond, gy, zero, shape), ta.shape) : null,
-      needs[1] ? reduceTo(whereRaw(cond, zero, gy, shape), tb.shape) : null,
-    ];
-  });
+  return record(out, "where", [ta, tb], (gy, needs) => [
+    needs[0] ? reduceTo(whereRaw(cond, gy, 0, shape), ta.shape) : null,
+    needs[1] ? reduceTo(whereRaw(cond, 0, gy, shape), tb.shape) : null,
+  ]);
 }
 
-function whereRaw(cond: Tensor, a: Tensor, b: Tensor, shape: number[]): Tensor {
-  const out = Tensor.empty(shape);
-  launch1d(
-    "where",
-    out.size,
-    [cond.buffer, a.buffer, b.buffer, out.buffer],
-    words(
-      out.size,
-      shape.length,
-      pad6(shape, 1),
-      broadcastStrides(cond.shape, shape),
-      broadcastStrides(a.shape, shape),
-      broadcastStrides(b.shape, shape),
-    ),
-  );
-  return out;
+function whereRaw(cond: Tensor, a: TensorLike, b: TensorLike, shape: number[]): Tensor {
+  return elementwise("where", [cond, a, b], [], shape);
 }
 
 export function full(shape: Shape, value: number): Tensor {
-  const out = Tensor.empty(shape);
-  launch1d("fill", out.size, [out.buffer], words(out.size, { f: value }));
-  return out;
+  return elementwise("copy", [value], [], shape);
 }
 export const zeros = (shape: Shape) => full(shape, 0);
 export const ones = (shape: Shape) => full(shape, 1);
@@ -272,12 +201,12 @@ export const onesLike = (t: Tensor) => full(t.shape, 1);
 
 /** A copy that is detached from the graph. */
 export function detach(x: Tensor): Tensor {
-  return unaryRaw("affine", x, 1, 0);
+  return unaryRaw("copy", x);
 }
 
 /** Identity forward with an identity backward (a fresh tensor, e.g. to start a graph). */
 export function clone(x: Tensor): Tensor {
-  return unary("affine", x, 1, 0);
+  return unary("copy", x);
 }
 
 /** Broadcasts x to `shape` (a copy); the gradient sums back. */
@@ -286,7 +215,7 @@ export function expandRaw(x: Tensor, shape: Shape): Tensor {
   if (!sameShape(s, shape)) {
     throw new Error(`expand: [${x.shape}] does not broadcast to [${shape}]`);
   }
-  return whereRaw(constant(1), x, constant(0), [...shape]);
+  return elementwise("copy", [x], [], shape);
 }
 
 export function expand(x: Tensor, shape: Shape): Tensor {
@@ -298,7 +227,7 @@ export const sqrtRaw = (x: Tensor) => unaryRaw("sqrt", x);
 /** a / b, with 0 where b == 0 (no gradient). */
 export function safeDiv(a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes("safeDiv", a.shape, b.shape);
-  return whereRaw(binaryRaw("eq", b, constant(0)), constant(0), binaryRaw("div", a, b), shape);
+  return whereRaw(binaryRaw("eq", b, 0), 0, binaryRaw("div", a, b), shape);
 }
 
 gradOps.add = (a, b) => binaryRaw("add", a, b);

@@ -4,6 +4,7 @@ import { record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
 import { Tensor } from "../tensor.ts";
+import { isPendingExpr, realizePacked } from "../graph/fuse.ts";
 import { launch1d, words } from "./util.ts";
 import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
@@ -36,6 +37,21 @@ export function packRows4(
   const rows = batch * O * i4;
   const total = rows + extraRows * i4;
   if (total === 0) return out;
+  if (isPendingExpr(src)) {
+    // A pending elementwise result (e.g. relu(batchNorm(x))) is computed straight into the
+    // packed layout: it never needs its own buffer.
+    realizePacked(src, out, {
+      rows: batch * O,
+      O,
+      I,
+      I4: i4 * 4,
+      sb: s.sb,
+      so: s.so,
+      si: s.si,
+      total: total * 4,
+    });
+    return out;
+  }
   if (s.so === 1 && O % 4 === 0 && s.si % 4 === 0 && s.sb % 4 === 0) {
     // Transpose of vec4-aligned planes (NCHW -> channels-last): 4x4 blocks.
     const blocks = rows / 4;

@@ -5,7 +5,8 @@
 import { record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { Tensor } from "../tensor.ts";
-import { launch1d, words } from "./util.ts";
+import { words } from "./util.ts";
+import { binaryRaw, unaryRaw } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 
@@ -17,37 +18,56 @@ interface NormView {
   WC: number;
 }
 
-function groupStats(x: Tensor, v: NormView): Tensor {
-  const stats = Tensor.empty([2, v.C]);
+/** Per-group mean and biased variance [C] each; with `running`, the running statistics are
+ * updated in place by the same kernel. */
+function groupStats(
+  x: Tensor,
+  v: NormView,
+  running?: { mean: Tensor; variance: Tensor; momentum: number },
+): { mean: Tensor; variance: Tensor } {
+  const mean = Tensor.empty([v.C]), variance = Tensor.empty([v.C]);
   engine().dispatch({
     kernel: "norm_stats",
-    buffers: [x.buffer, stats.buffer],
-    params: words(v.N, v.C, v.S),
+    entry: running ? "running" : "main",
+    buffers: [
+      x.buffer,
+      mean.buffer,
+      variance.buffer,
+      ...(running ? [running.mean.buffer, running.variance.buffer] : []),
+    ],
+    params: words(v.N, v.C, v.S, { f: running?.momentum ?? 0 }),
+    paramsAt: 3,
     workgroups: [v.C],
   });
-  return stats;
+  return { mean, variance };
 }
 
-/** mean/var are the same [2,C] stats tensor (varOffset C) or separate running tensors (0). */
+/** Shapes that broadcast per-group values and per-channel weights over x: [1,C,1..] for batch
+ * norm, [N,C,1..] for instance norm (groups are (n, c) planes). */
+function normShapes(x: Tensor, perExample: boolean) {
+  const ones = x.shape.slice(2).map(() => 1);
+  return {
+    group: [perExample ? x.shape[0] : 1, x.shape[1], ...ones],
+    channel: [1, x.shape[1], ...ones],
+  };
+}
+
+/** The normalization as a fused elementwise expression:
+ * y = (x - mean) * inverseSqrt(var + eps) [* w + b]. */
 function applyNorm(
   x: Tensor,
   mean: Tensor,
   variance: Tensor,
-  varOffset: number,
   w: Tensor | null,
   b: Tensor | null,
-  v: NormView,
+  perExample: boolean,
   eps: number,
 ): Tensor {
-  const y = Tensor.empty(x.shape);
-  launch1d(
-    "norm_apply",
-    y.size,
-    [x.buffer, mean.buffer, variance.buffer, (w ?? x).buffer, (b ?? x).buffer, y.buffer],
-    words(v.N, v.C, v.S, v.WC, { f: eps }, varOffset),
-    { AFFINE: w ? 1 : 0 },
-  );
-  return y;
+  const s = normShapes(x, perExample);
+  const inv = unaryRaw("rsqrt", unaryRaw("affine", variance.view(s.group), 1, eps));
+  const y = binaryRaw("mul", binaryRaw("sub", x, mean.view(s.group)), inv);
+  if (!w || !b) return y;
+  return binaryRaw("add", binaryRaw("mul", y, w.view(s.channel)), b.view(s.channel));
 }
 
 /** Backward of applyNorm: input gradient plus per-group sums (sum gy, sum gy*xhat). */
@@ -56,9 +76,9 @@ function normBackward(
   gy: Tensor,
   mean: Tensor,
   variance: Tensor,
-  varOffset: number,
   w: Tensor | null,
   v: NormView,
+  perExample: boolean,
   eps: number,
   batchStats: boolean,
   needX: boolean,
@@ -71,29 +91,27 @@ function normBackward(
     engine().dispatch({
       kernel: "norm_bwd_stats",
       buffers: [x.buffer, gy.buffer, mean.buffer, variance.buffer, sumG.buffer, sumGX.buffer],
-      params: words(v.N, v.C, v.S, { f: eps }, varOffset),
+      params: words(v.N, v.C, v.S, { f: eps }, 0),
       workgroups: [v.C],
     });
   }
   let gx: Tensor | null = null;
   if (needX) {
-    gx = Tensor.empty(x.shape);
-    launch1d(
-      "norm_bwd_apply",
-      gx.size,
-      [
-        x.buffer,
-        gy.buffer,
-        mean.buffer,
-        variance.buffer,
-        (sumG ?? gy).buffer,
-        (sumGX ?? gy).buffer,
-        (w ?? x).buffer,
-        gx.buffer,
-      ],
-      words(v.N, v.C, v.S, v.WC, { f: eps }, varOffset),
-      { AFFINE: w ? 1 : 0, BATCH: batchStats ? 1 : 0 },
-    );
+    // gx = w * invstd * (gy - sum(gy)/m - xhat * sum(gy*xhat)/m), m = N*S per group; with
+    // running statistics (constants) gx = w * invstd * gy.
+    const s = normShapes(x, perExample);
+    const inv = unaryRaw("rsqrt", unaryRaw("affine", variance.view(s.group), 1, eps));
+    const scale = w ? binaryRaw("mul", inv, w.view(s.channel)) : inv;
+    if (batchStats) {
+      const m = v.N * v.S;
+      const xhat = binaryRaw("mul", binaryRaw("sub", x, mean.view(s.group)), inv);
+      const centered = binaryRaw(
+        "sub",
+        binaryRaw("sub", gy, binaryRaw("div", sumG!.view(s.group), m)),
+        binaryRaw("div", binaryRaw("mul", xhat, sumGX!.view(s.group)), m),
+      );
+      gx = binaryRaw("mul", scale, centered);
+    } else gx = binaryRaw("mul", scale, gy);
   }
   return { gx, sumG, sumGX };
 }
@@ -142,25 +160,21 @@ export function batchNorm(
     if (!runningMean || !runningVar) {
       throw new Error(`${op}: eval mode needs runningMean and runningVar (or pass training: true)`);
     }
-    const y = applyNorm(x, runningMean, runningVar, 0, weight, bias, v, eps);
-    return recordNorm(op, y, x, weight, bias, runningMean, runningVar, 0, v, eps, false);
+    const y = applyNorm(x, runningMean, runningVar, weight, bias, false, eps);
+    return recordNorm(op, y, x, weight, bias, runningMean, runningVar, v, false, eps, false);
   }
   if (N * S < 2) {
     throw new Error(
       `${op}: training needs more than one value per channel, got input [${x.shape}]`,
     );
   }
-  const stats = groupStats(x, v);
-  if (runningMean && runningVar) {
-    engine().dispatch({
-      kernel: "norm_running",
-      buffers: [stats.buffer, runningMean.buffer, runningVar.buffer],
-      params: words(C, N * S, { f: momentum }),
-      workgroups: [Math.ceil(C / 64)],
-    });
-  }
-  const y = applyNorm(x, stats, stats, C, weight, bias, v, eps);
-  return recordNorm(op, y, x, weight, bias, stats, stats, C, v, eps, true);
+  const { mean, variance } = groupStats(
+    x,
+    v,
+    runningMean && runningVar ? { mean: runningMean, variance: runningVar, momentum } : undefined,
+  );
+  const y = applyNorm(x, mean, variance, weight, bias, false, eps);
+  return recordNorm(op, y, x, weight, bias, mean, variance, v, false, eps, true);
 }
 
 function recordNorm(
@@ -171,8 +185,8 @@ function recordNorm(
   bias: Tensor | null,
   mean: Tensor,
   variance: Tensor,
-  varOffset: number,
   v: NormView,
+  perExample: boolean,
   eps: number,
   batchStats: boolean,
 ): Tensor {
@@ -183,9 +197,9 @@ function recordNorm(
       gy,
       mean,
       variance,
-      varOffset,
       weight,
       v,
+      perExample,
       eps,
       batchStats,
       needs[0],
@@ -216,7 +230,7 @@ export function instanceNorm(
     throw new Error(`${op}: weight and bias must both be given or both be null`);
   }
   const v: NormView = { N: 1, C: N * C, S, WC: C };
-  const stats = groupStats(x, v);
-  const y = applyNorm(x, stats, stats, N * C, weight ?? null, bias ?? null, v, eps);
-  return recordNorm(op, y, x, weight ?? null, bias ?? null, stats, stats, N * C, v, eps, true);
+  const { mean, variance } = groupStats(x, v);
+  const y = applyNorm(x, mean, variance, weight ?? null, bias ?? null, true, eps);
+  return recordNorm(op, y, x, weight ?? null, bias ?? null, mean, variance, v, true, eps, true);
 }

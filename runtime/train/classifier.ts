@@ -171,12 +171,14 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
           const logits = model.forward(x);
           const loss = ops.crossEntropy(logits, y);
           backward(loss);
-          opt.step();
-          opt.zeroGrad();
           const hits = ops.sum(ops.eq(ops.argmax(ops.detach(logits), 1), y));
           // Read back in groups of steps, not now.
           scalars.push(st.step, { loss: ops.scale(loss, y.size), hits });
         });
+        // After the scope: forward intermediates nobody read are dropped, not computed
+        // before the in-place update of the weights they depend on.
+        opt.step();
+        opt.zeroGrad();
         x.dispose();
         y.dispose();
         st.seen += o.batchSize;

@@ -132,14 +132,17 @@ function trainBench(arch: string, batch: number): Bench {
       const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
       const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
       const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
-      const rep = () =>
-        tidyAsync(async () => {
-          const loss = ops.crossEntropy(model.forward(x), y);
-          backward(loss);
-          opt.step();
-          opt.zeroGrad();
-          await finish(loss, model.parameters()[0]);
+      const rep = async () => {
+        const loss = tidy(() => {
+          const l = ops.crossEntropy(model.forward(x), y);
+          backward(l);
+          return l;
         });
+        opt.step();
+        opt.zeroGrad();
+        await finish(loss, model.parameters()[0]);
+        loss.dispose();
+      };
       return {
         rep,
         cleanup: () => {
@@ -188,12 +191,11 @@ function trainStep(arch: string, batch: number) {
   const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
   const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
   const step = () => {
-    tidy(() => {
-      const loss = ops.crossEntropy(model.forward(x), y);
-      backward(loss);
-      opt.step();
-      opt.zeroGrad();
-    });
+    // The update runs after the scope: unread forward intermediates are dropped, not computed
+    // before the in-place write.
+    tidy(() => backward(ops.crossEntropy(model.forward(x), y)));
+    opt.step();
+    opt.zeroGrad();
     engine().flush();
     return Promise.resolve();
   };

@@ -1,0 +1,429 @@
+// Elementwise fusion. An elementwise op does not launch a kernel: its result is a pending
+// expression over realized tensors (leaves), scalars and other pending expressions, which are
+// inlined. The expression becomes one generated WGSL kernel when something reads the tensor
+// (another kind of kernel, a readback, a view); a pending tensor disposed unread never runs
+// (dead-code elimination). A chain like bn-apply -> add -> relu, or PGD's sign -> step ->
+// project -> clamp, is one pass over memory instead of one per op.
+//
+// Order: a kernel or upload that writes a buffer first realizes the pending expressions that
+// read it (Engine.beforeWrite), so in-place updates (optimizer, running statistics) never
+// change a value computed later than eager execution would have computed it.
+// ATOP_FUSE=off realizes every op at once: one kernel per op, for debugging.
+
+import { engine, grid1d } from "../engine.ts";
+import { keep, type Pending, type Shape, shapeSize, Tensor } from "../tensor.ts";
+import { PRELUDE, template } from "../ops/table.ts";
+
+/** Distinct leaf bindings of one kernel: the adapter's storage buffers per stage less the
+ * output and the parameters (6 at WebGPU's default limit of 8), at most 14. */
+let maxLeaves = 0;
+function leafLimit(): number {
+  if (maxLeaves === 0) {
+    const lim = engine().device.limits.maxStorageBuffersPerShaderStage;
+    maxLeaves = Math.max(2, Math.min(14, lim - 2));
+  }
+  return maxLeaves;
+}
+/** Operation nodes of one kernel; beyond it operands are realized first. */
+const MAX_NODES = 40;
+const MAX_DIMS = 6;
+const WG = 256;
+
+type Node =
+  // A realized buffer, kept alive by the holds of every expression that reads it.
+  | { k: "leaf"; buf: GPUBuffer; strides: number[] | null }
+  | { k: "const"; v: number }
+  | { k: "op"; op: string; args: Node[]; scalars: number[] };
+
+function fuseMode(): boolean {
+  try {
+    return Deno.env.get("ATOP_FUSE") !== "off";
+  } catch {
+    return true;
+  }
+}
+let fusing = fuseMode();
+
+/** Turns fusion on or off (tests compare both); returns the previous setting. */
+export function setFusion(on: boolean): boolean {
+  const prev = fusing;
+  fusing = on;
+  return prev;
+}
+
+/** Pending tensors by the buffers their expressions read. */
+const readers = new Map<GPUBuffer, Set<Tensor>>();
+let hooked = false;
+function hook(): void {
+  if (hooked) return;
+  hooked = true;
+  engine().beforeWrite = (buf) => {
+    const rs = readers.get(buf);
+    if (!rs) return;
+    for (const t of [...rs]) t.pending?.realize();
+  };
+}
+
+const stats = { kernels: 0, fusedOps: 0, dropped: 0 };
+/** Counts for explain and tests: kernels launched, ops folded into them, ops never run. */
+export function fusionStats(): Readonly<typeof stats> {
+  return { ...stats };
+}
+
+function contiguous(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = shape[i] === 1 ? 0 : acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/** Strides over `out` of a value stored contiguously with shape `shape` (broadcast dims 0). */
+function broadcastStrides(shape: Shape, out: Shape): number[] {
+  const own = contiguous(shape);
+  const st = new Array<number>(out.length).fill(0);
+  for (let i = 0; i < shape.length; i++) {
+    const o = out.length - shape.length + i;
+    st[o] = shape[i] === 1 && out[o] !== 1 ? 0 : own[i];
+  }
+  return st;
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+class Expr implements Pending {
+  constructor(
+    readonly out: Tensor,
+    readonly root: Node,
+    /** Retained views of the leaves (kept alive until the kernel ran or was dropped). */
+    readonly holds: Tensor[],
+    readonly ops: number,
+  ) {
+    for (const h of holds) {
+      let set = readers.get(h.rawBuffer);
+      if (!set) readers.set(h.rawBuffer, set = new Set());
+      set.add(out);
+    }
+  }
+
+  realize(): void {
+    if (this.out.pending !== this) return;
+    // Unregister first, so the write hook of this very launch does not see it.
+    this.#unregister();
+    launch(this.out, this.root, this.ops);
+    for (const h of this.holds) h.dispose();
+  }
+
+  #unregister(): void {
+    this.out.pending = null;
+    for (const h of this.holds) {
+      const set = readers.get(h.rawBuffer);
+      set?.delete(this.out);
+      if (set?.size === 0) readers.delete(h.rawBuffer);
+    }
+  }
+
+  drop(): void {
+    if (this.out.pending !== this) return;
+    stats.dropped += this.ops;
+    this.#unregister();
+    for (const h of this.holds) h.dispose();
+  }
+}
+
+/** The node of an operand as seen from an expression of shape `out`. */
+function operandNode(x: Tensor | number, out: Shape, holds: Map<GPUBuffer, Tensor>): Node {
+  if (typeof x === "number") return { k: "const", v: x };
+  const p = x.pending;
+  if (p instanceof Expr) {
+    for (const h of p.holds) if (!holds.has(h.rawBuffer)) holds.set(h.rawBuffer, h);
+    return sameShape(x.shape, out) ? p.root : remap(p.root, x.shape, out, new Map());
+  }
+  const buf = x.buffer; // realizes a pending value of another kind (none today)
+  if (!holds.has(buf)) holds.set(buf, x);
+  return {
+    k: "leaf",
+    buf,
+    strides: sameShape(x.shape, out) ? null : broadcastStrides(x.shape, out),
+  };
+}
+
+/** Re-expresses a node of shape `from` inside an expression of shape `to` (broadcasting). */
+function remap(n: Node, from: Shape, to: Shape, memo: Map<Node, Node>): Node {
+  const hit = memo.get(n);
+  if (hit) return hit;
+  let r: Node;
+  if (n.k === "const") r = n;
+  else if (n.k === "leaf") {
+    const own = n.strides ?? contiguous(from);
+    const st = new Array<number>(to.length).fill(0);
+    for (let i = 0; i < from.length; i++) {
+      const o = to.length - from.length + i;
+      st[o] = from[i] === 1 && to[o] !== 1 ? 0 : own[i];
+    }
+    r = { k: "leaf", buf: n.buf, strides: st };
+  } else r = { ...n, args: n.args.map((a) => remap(a, from, to, memo)) };
+  memo.set(n, r);
+  return r;
+}
+
+function countOps(n: Node, seen: Set<Node>): number {
+  if (seen.has(n) || n.k !== "op") return 0;
+  seen.add(n);
+  return 1 + n.args.reduce((s, a) => s + countOps(a, seen), 0);
+}
+
+/** Leaf bindings a node needs: distinct (buffer, strides) pairs. */
+function leafKeys(n: Node, out: Set<string>, seen: Set<Node>, ids: Map<GPUBuffer, number>): void {
+  if (seen.has(n)) return;
+  seen.add(n);
+  if (n.k === "leaf") {
+    const b = n.buf;
+    if (!ids.has(b)) ids.set(b, ids.size);
+    out.add(`${ids.get(b)}:${n.strides ?? "flat"}`);
+  } else if (n.k === "op") { for (const a of n.args) leafKeys(a, out, seen, ids); }
+}
+
+/** An elementwise op: a pending tensor (or, with fusion off or past the size limits of one
+ * kernel, a computed one). Shapes broadcast NumPy-style; `shape` is the result's. */
+export function elementwise(
+  op: string,
+  operands: (Tensor | number)[],
+  scalars: number[],
+  shape: Shape,
+): Tensor {
+  hook();
+  let holds = new Map<GPUBuffer, Tensor>();
+  let args = operands.map((x) => operandNode(x, shape, holds));
+  let root: Node = { k: "op", op, args, scalars };
+  let ops = countOps(root, new Set());
+  const leaves = new Set<string>();
+  leafKeys(root, leaves, new Set(), new Map());
+  if (ops > MAX_NODES || leaves.size > leafLimit()) {
+    // Too big for one kernel: compute the pending operands, then this op on their values.
+    for (const x of operands) if (typeof x !== "number") x.pending?.realize();
+    holds = new Map();
+    args = operands.map((x) => operandNode(x, shape, holds));
+    root = { k: "op", op, args, scalars };
+    ops = 1;
+  }
+  const out = Tensor.empty(shape);
+  if (out.size === 0) return out;
+  const views = [...holds.values()].map((t) => keep(t.view(t.shape)));
+  const e = new Expr(out, root, views, ops);
+  out.pending = e;
+  if (!fusing) e.realize();
+  return out;
+}
+
+// ---- code generation ------------------------------------------------------------------------
+
+interface Compiled {
+  code: string;
+  /** Per leaf binding: the buffer and strides (null = flat index). */
+  leaves: { buf: GPUBuffer; strides: number[] | null }[];
+  consts: number[];
+}
+
+function fill(tpl: string, args: string[], scalars: string[]): string {
+  return tpl.replace(
+    /\{(\d|a|b)\}/g,
+    (_, k: string) => k === "a" ? scalars[0] : k === "b" ? scalars[1] : args[Number(k)],
+  );
+}
+
+function f32Literal(i: number): string {
+  return `bitcast<f32>(P[${i}])`;
+}
+
+const codeCache = new Map<string, string>();
+
+/** How a kernel maps its output index to the expression's flat index: the identity, or the
+ * packed rows of packRows4 (ops/matmul.ts), zeros outside. */
+type OutMap = "same" | "pack";
+
+function compile(root: Node, nd: number, outMap: OutMap = "same"): Compiled {
+  const leaves: Compiled["leaves"] = [];
+  const leafIndex = new Map<string, number>();
+  const consts: number[] = [];
+  const lines: string[] = [];
+  const names = new Map<Node, string>();
+  // Parameter words: [n, nd, shape[6], strides[6] per broadcast leaf..., consts...]; the
+  // const offsets are assigned after the leaves are known, so consts are collected first as
+  // placeholders.
+  const constRefs: string[] = [];
+  const visit = (n: Node): string => {
+    const hit = names.get(n);
+    if (hit) return hit;
+    let name: string;
+    if (n.k === "const") {
+      consts.push(n.v);
+      name = `@C${consts.length - 1}@`;
+      constRefs.push(name);
+    } else if (n.k === "leaf") {
+      const key = `${leafIdOf(n.buf)}:${n.strides ?? "flat"}`;
+      let li = leafIndex.get(key);
+      if (li === undefined) {
+        li = leaves.length;
+        leaves.push({ buf: n.buf, strides: n.strides });
+        leafIndex.set(key, li);
+      }
+      name = `x${li}`;
+    } else {
+      const tpl = template(n.op);
+      const args = n.args.map(visit);
+      const sc = n.scalars.map((v) => {
+        consts.push(v);
+        const r = `@C${consts.length - 1}@`;
+        constRefs.push(r);
+        return r;
+      });
+      name = `v${lines.length}`;
+      lines.push(`  let ${name} = ${fill(tpl.expr, args, sc)};`);
+    }
+    names.set(n, name);
+    return name;
+  };
+  const result = visit(root);
+  const bcast = leaves.map((l) => l.strides !== null);
+  const nb = bcast.filter(Boolean).length;
+  const constBase = 2 + MAX_DIMS + nb * MAX_DIMS;
+  let body = lines.join("\n").replace(
+    /@C(\d+)@/g,
+    (_, i: string) => f32Literal(constBase + Number(i)),
+  );
+  const res = result.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i)));
+  const loads: string[] = [];
+  let bi = 0;
+  leaves.forEach((l, li) => {
+    if (l.strides === null) loads.push(`  let x${li} = L${li}[i];`);
+    else {
+      const s = 2 + MAX_DIMS + bi++ * MAX_DIMS;
+      const terms = Array.from({ length: nd }, (_, d) => `c[${d}] * P[${s + d}]`).join(" + ");
+      loads.push(`  let x${li} = L${li}[${terms || "0u"}];`);
+    }
+  });
+  body = loads.join("\n") + "\n" + body;
+  const key = `${outMap}|${nd}|${bcast.join(",")}|${body}|${res}`;
+  let code = codeCache.get(key);
+  if (!code) {
+    const binds = leaves.map((_, li) =>
+      `@group(0) @binding(${li}) var<storage, read> L${li}: array<f32>;`
+    );
+    const coords = nb > 0
+      ? `  var c: array<u32, ${MAX_DIMS}>;\n  var r = i;\n` +
+        `  for (var d = ${nd - 1}; d >= 0; d--) {\n` +
+        `    c[d] = r % P[2 + d];\n    r = r / P[2 + d];\n  }\n`
+      : "";
+    // Pack: P[k..k+6] = rows (batch*O), O, I, I4, sb, so, si after the constants.
+    const k = constBase + consts.length;
+    const head = outMap === "same"
+      ? `  let i = gid.x + gid.y * nwg.x * WG;\n  if (i >= P[0]) { return; }\n  let j = i;\n`
+      : `  let j = gid.x + gid.y * nwg.x * WG;\n  if (j >= P[0]) { return; }\n` +
+        `  let row = j / P[${k + 3}];\n  let col = j - row * P[${k + 3}];\n` +
+        `  if (row >= P[${k}] || col >= P[${k + 2}]) {\n    Y[j] = 0.0;\n    return;\n  }\n` +
+        `  let b = row / P[${k + 1}];\n  let o = row - b * P[${k + 1}];\n` +
+        `  let i = b * P[${k + 4}] + o * P[${k + 5}] + col * P[${k + 6}];\n`;
+    code = `// fused elementwise kernel (runtime/graph/fuse.ts)
+override WG: u32 = ${WG}u;
+${binds.join("\n")}
+@group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(${leaves.length + 1}) var<storage, read> P: array<u32>;
+${PRELUDE}
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+${head}${coords}${body}
+  Y[j] = ${res};
+}
+`;
+    codeCache.set(key, code);
+  }
+  return { code, leaves, consts };
+}
+
+const leafIds = new WeakMap<GPUBuffer, number>();
+let nextLeafId = 0;
+function leafIdOf(b: GPUBuffer): number {
+  let id = leafIds.get(b);
+  if (id === undefined) leafIds.set(b, id = nextLeafId++);
+  return id;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+function bits(v: number): number {
+  f32[0] = v;
+  return u32[0];
+}
+
+/** Layout of a packed output (ops/matmul.ts packRows4): out[b*O + o, i] = x[b*sb + o*so +
+ * i*si] for i < I, zeros up to I4 and in the rows from `rows` to `total / I4`. */
+export interface PackLayout {
+  rows: number;
+  O: number;
+  I: number;
+  I4: number;
+  sb: number;
+  so: number;
+  si: number;
+  total: number;
+}
+
+/** True when t is a pending fused expression (a pack can compute it in place of a copy). */
+export function isPendingExpr(t: Tensor): boolean {
+  return t.pending instanceof Expr;
+}
+
+/** Computes the pending expression of `src` straight into the packed layout of `out` (one
+ * kernel instead of realize + pack); `src` itself stays pending. */
+export function realizePacked(src: Tensor, out: Tensor, pk: PackLayout): void {
+  const e = src.pending;
+  if (!(e instanceof Expr)) throw new Error("internal: realizePacked on a computed tensor");
+  launch(src, e.root, e.ops, { out, pk });
+}
+
+function launch(
+  src: Tensor,
+  root: Node,
+  ops: number,
+  packed?: { out: Tensor; pk: PackLayout },
+): void {
+  const shape = src.shape;
+  if (shape.length > MAX_DIMS) {
+    throw new Error(`elementwise: at most ${MAX_DIMS} dims, got [${shape}]`);
+  }
+  const out = packed?.out ?? src;
+  const n = packed ? packed.pk.total : shapeSize(shape);
+  const nd = Math.max(1, shape.length);
+  const c = compile(root, nd, packed ? "pack" : "same");
+  const params: number[] = [n, nd];
+  for (let d = 0; d < MAX_DIMS; d++) params.push(d < shape.length ? shape[d] : 1);
+  for (const l of c.leaves) {
+    if (l.strides === null) continue;
+    for (let d = 0; d < MAX_DIMS; d++) params.push(l.strides[d] ?? 0);
+  }
+  for (const v of c.consts) params.push(bits(v));
+  if (packed) {
+    const p = packed.pk;
+    params.push(p.rows, p.O, p.I, p.I4, p.sb, p.so, p.si);
+  }
+  stats.kernels++;
+  stats.fusedOps += ops;
+  engine().dispatch({
+    kernel: (packed ? "pack+" : "") +
+      (ops > 1 ? `fused(${ops}):${opName(root)}` : `fused:${opName(root)}`),
+    code: c.code,
+    constants: { WG },
+    buffers: [...c.leaves.map((l) => l.buf), out.rawBuffer],
+    params,
+    workgroups: grid1d(n, WG),
+  });
+}
+
+function opName(n: Node): string {
+  return n.k === "op" ? n.op : n.k;
+}

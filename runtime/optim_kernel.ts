@@ -1,0 +1,109 @@
+// Multi-tensor optimizer kernels: one dispatch updates a group of parameters (one grid row
+// each), instead of one dispatch per parameter. The update math lives once, in
+// shaders/optim.wgsl; this file generates the loads and stores for a group of K parameters
+// with the state buffers the optimizer uses. Groups are as large as the adapter's storage
+// buffer limit allows.
+
+import { engine, shaderSource } from "./engine.ts";
+
+export type OptimKind = "sgd" | "sgd-momentum" | "adam" | "adamw";
+
+export interface ParamUpdate {
+  /** Parameter, gradient, then the state buffers of the kind (momentum / exp_avg, exp_avg_sq). */
+  buffers: GPUBuffer[];
+  /** The 16 words of the Params struct. */
+  params: number[];
+  n: number;
+}
+
+const WG = 256;
+const MAX_GROUPS = 65535;
+
+function statesOf(kind: OptimKind): number {
+  return kind === "sgd" ? 0 : kind === "sgd-momentum" ? 1 : 2;
+}
+
+const codes = new Map<string, string>();
+
+function kernelCode(kind: OptimKind, k: number): string {
+  const key = `${kind}/${k}`;
+  let code = codes.get(key);
+  if (code) return code;
+  const ns = statesOf(kind);
+  const per = 2 + ns;
+  const binds: string[] = [];
+  const cases: string[] = [];
+  for (let j = 0; j < k; j++) {
+    const b = j * per;
+    binds.push(
+      `@group(0) @binding(${b}) var<storage, read_write> P${j}: array<f32>;`,
+      `@group(0) @binding(${b + 1}) var<storage, read> G${j}: array<f32>;`,
+    );
+    for (let s = 0; s < ns; s++) {
+      binds.push(
+        `@group(0) @binding(${b + 2 + s}) var<storage, read_write> S${s}_${j}: array<f32>;`,
+      );
+    }
+    let body: string;
+    if (kind === "sgd") {
+      body = `P${j}[i] = sgd_update(P${j}[i], G${j}[i], 0.0, q).x;`;
+    } else if (kind === "sgd-momentum") {
+      body = `var s = 0.0;\n      if (q.first == 0u) { s = S0_${j}[i]; }\n` +
+        `      let r = sgd_update(P${j}[i], G${j}[i], s, q);\n` +
+        `      P${j}[i] = r.x;\n      S0_${j}[i] = r.y;`;
+    } else {
+      body = `var s1 = 0.0;\n      var s2 = 0.0;\n` +
+        `      if (q.first == 0u) { s1 = S0_${j}[i]; s2 = S1_${j}[i]; }\n` +
+        `      let r = adam_update(P${j}[i], G${j}[i], s1, s2, q, ${kind === "adamw"});\n` +
+        `      P${j}[i] = r.x;\n      S0_${j}[i] = r.y;\n      S1_${j}[i] = r.z;`;
+    }
+    cases.push(`    case ${j}u: {\n      ${body}\n    }`);
+  }
+  code = `// multi-tensor ${kind} update of ${k} parameters (runtime/optim_kernel.ts)
+${shaderSource("optim")}
+${binds.join("\n")}
+@group(0) @binding(${k * per}) var<storage, read> Q: array<Params>;
+override WG: u32 = ${WG}u;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.z * nwg.x * WG;
+  let q = Q[gid.y];
+  if (i >= q.n) { return; }
+  switch gid.y {
+${cases.join("\n")}
+    default: {}
+  }
+}
+`;
+  codes.set(key, code);
+  return code;
+}
+
+/** Parameters per dispatch on this adapter. */
+export function groupSize(kind: OptimKind): number {
+  const limit = engine().device.limits.maxStorageBuffersPerShaderStage;
+  return Math.max(1, Math.min(16, Math.floor((limit - 1) / (2 + statesOf(kind)))));
+}
+
+/** Records the updates, grouped by size so a group's rows have similar lengths (the grid is
+ * as wide as its largest parameter). The grouping is a fixed function of the sizes, so the
+ * result does not depend on it: every element's update is the same arithmetic. */
+export function launchUpdates(kind: OptimKind, updates: ParamUpdate[]): void {
+  const k = groupSize(kind);
+  const order = updates.map((_, i) => i).sort((a, b) => updates[a].n - updates[b].n || a - b);
+  for (let at = 0; at < order.length; at += k) {
+    const group = order.slice(at, at + k).map((i) => updates[i]);
+    const maxN = Math.max(...group.map((u) => u.n));
+    const groups = Math.ceil(maxN / WG);
+    const gz = Math.ceil(groups / MAX_GROUPS);
+    engine().dispatch({
+      kernel: `optim:${kind}x${group.length}`,
+      code: kernelCode(kind, group.length),
+      constants: { WG },
+      buffers: group.flatMap((u) => u.buffers),
+      params: group.flatMap((u) => u.params),
+      workgroups: [Math.ceil(groups / gz), group.length, gz],
+    });
+  }
+}
