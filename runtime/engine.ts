@@ -106,6 +106,18 @@ export class Engine {
    * that values still pending on its old contents are computed first (runtime/graph/fuse.ts). */
   beforeWrite: ((buf: GPUBuffer) => void) | null = null;
   #writes = new Map<string, number[]>();
+  #versions = new WeakMap<GPUBuffer, number>();
+
+  /** How many times a buffer has been written by a dispatch or an upload (for caches of
+   * values derived from it, e.g. packed conv weights). */
+  version(buf: GPUBuffer): number {
+    return this.#versions.get(buf) ?? 0;
+  }
+
+  #wrote(buf: GPUBuffer): void {
+    this.beforeWrite?.(buf);
+    this.#versions.set(buf, (this.#versions.get(buf) ?? 0) + 1);
+  }
 
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
@@ -199,12 +211,10 @@ export class Engine {
 
   dispatch(d: Dispatch): void {
     this.#checkLost(d.kernel);
-    if (this.beforeWrite) {
-      const pAt = d.params?.length ? (d.paramsAt ?? d.buffers.length) : Infinity;
-      for (const b of this.#writtenBindings(d.kernel, d.code)) {
-        const buf = d.buffers[b < pAt ? b : b - 1];
-        if (buf) this.beforeWrite(buf);
-      }
+    const pBind = d.params?.length ? (d.paramsAt ?? d.buffers.length) : Infinity;
+    for (const b of this.#writtenBindings(d.kernel, d.code)) {
+      const buf = d.buffers[b < pBind ? b : b - 1];
+      if (buf) this.#wrote(buf);
     }
     const pipeline = this.pipeline(d.kernel, d.entry, d.constants, d.code);
     if (this.#trace) {
@@ -326,7 +336,7 @@ export class Engine {
    * (which may still read the recycled buffer), so the data goes into a staging buffer and is
    * copied in the command stream; no submit is forced. */
   upload(buf: GPUBuffer, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
-    this.beforeWrite?.(buf);
+    this.#wrote(buf);
     this.counters.uploads++;
     if (!this.#encoder) {
       this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);

@@ -80,10 +80,19 @@ ${cases.join("\n")}
   return code;
 }
 
+let groupCap = 16;
+/** Caps the parameters per dispatch (tests force 1 to compare with the grouped kernels);
+ * returns the previous cap. */
+export function setGroupCap(n: number): number {
+  const prev = groupCap;
+  groupCap = n;
+  return prev;
+}
+
 /** Parameters per dispatch on this adapter. */
 export function groupSize(kind: OptimKind): number {
   const limit = engine().device.limits.maxStorageBuffersPerShaderStage;
-  return Math.max(1, Math.min(16, Math.floor((limit - 1) / (2 + statesOf(kind)))));
+  return Math.max(1, Math.min(groupCap, Math.floor((limit - 1) / (2 + statesOf(kind)))));
 }
 
 /** Records the updates, grouped by size so a group's rows have similar lengths (the grid is

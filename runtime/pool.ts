@@ -95,10 +95,15 @@ export class BufferPool {
     return buf;
   }
 
+  /** Called with each buffer returned to the pool (caches of values derived from a buffer's
+   * contents drop them: the next owner is another tensor). */
+  onRelease: ((buf: GPUBuffer) => void)[] = [];
+
   /** Returns a buffer to the pool. Safe even when queued commands still read it: every later
    * use is recorded after those commands on the same queue, so it runs after them. */
   release(buf: GPUBuffer): void {
     if (!this.#live.delete(buf)) throw new Error("internal: buffer released twice");
+    for (const f of this.onRelease) f(buf);
     this.#liveBytes -= buf.size;
     let list = this.#free.get(buf.size);
     if (!list) this.#free.set(buf.size, list = []);

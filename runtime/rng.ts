@@ -344,16 +344,13 @@ export class ExampleDraws {
     this.#stream = stream;
   }
 
-  /** The generator for one call on a batch whose rows hold examples `rows`. */
+  /** The generator for one call on a batch whose rows hold examples `rows`. An example that
+   * appears k times in one call takes k consecutive call numbers, in row order: a batch of K
+   * stacked copies (batched EOT draws, votes) draws exactly what K calls would. */
   next(rows: readonly number[]): RowRng {
-    const thisCall = new Map<number, number>();
     const keys = rows.map((index) => {
-      let call = thisCall.get(index);
-      if (call === undefined) {
-        call = this.#calls.get(index) ?? 0;
-        thisCall.set(index, call);
-        this.#calls.set(index, call + 1);
-      }
+      const call = this.#calls.get(index) ?? 0;
+      this.#calls.set(index, call + 1);
       return { index, call };
     });
     return new RowRng(this.seed, this.#stream, keys);

@@ -6,7 +6,16 @@ import { assert, gpu, rng } from "./helpers/check.ts";
 import { engine } from "../runtime/engine.ts";
 import { Tensor, tidy } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import { apgd, pgd, scatterRows, selectRows, type Target } from "../runtime/attacks/mod.ts";
+import {
+  apgd,
+  eotGradient,
+  pgd,
+  scatterRows,
+  selectRows,
+  type Target,
+} from "../runtime/attacks/mod.ts";
+import { protocolPredict } from "../runtime/eval/verdict.ts";
+import { ExampleDraws } from "../runtime/rng.ts";
 import { ScalarLog } from "../runtime/train/scalars.ts";
 
 await gpu();
@@ -151,4 +160,70 @@ Deno.test("training scalars: many steps, one readback, values in order", async (
     assert.equal(e.values.b, s % 2 ? undefined : 2 * (s + 1));
   });
   assert.equal(log.pending, 0);
+});
+
+/** The MLP on x plus Gaussian noise keyed by (example, call): a randomized defense. */
+function noisyTarget(seed: number): Target {
+  const inner = mlpTarget(5);
+  const draws = new ExampleDraws(seed, 7);
+  return {
+    name: "noisy",
+    numClasses: 10,
+    randomized: true,
+    logits: (x, rows) => {
+      const n = x.shape[0];
+      const r = draws.next(rows ?? Array.from({ length: n }, (_, i) => i));
+      return inner.logits(ops.add(x, r.normal(x.shape, 0, 0.3)));
+    },
+    resetDraws: (rows, scope) => draws.reset(rows, scope),
+  };
+}
+
+Deno.test("EOT draws stacked into one pass equal K sequential passes (same draws)", async () => {
+  const target = noisyTarget(3);
+  const x = images(4, 9);
+  const rows = [10, 11, 12, 13];
+  const y = Tensor.fromData([1, 2, 3, 4], [4]);
+  const lossFn = (z: Tensor) => ops.crossEntropy(z, y, { reduction: "none" });
+  const run = async (batchImages: number) => {
+    target.resetDraws!(rows);
+    const e = tidy(() => eotGradient(target, x, lossFn, 5, rows, { batchImages }));
+    const out = { g: await e.grad.data(), l: await e.loss.data(), z: await e.lastLogits.data() };
+    for (const t of Object.values(e)) t.dispose();
+    return out;
+  };
+  const eng = engine();
+  const c0 = eng.counters.dispatches;
+  const seq = await run(0);
+  const c1 = eng.counters.dispatches;
+  const stacked = await run(1000);
+  const c2 = eng.counters.dispatches;
+  const chunked = await run(8); // 2 draws per pass: 3 passes
+  for (const r of [stacked, chunked]) {
+    assert.deepEqual(r.z, seq.z, "the last draw's logits are the same draw");
+    r.g.forEach((v, i) => assert.ok(Math.abs(v - seq.g[i]) <= 1e-6 + 1e-5 * Math.abs(seq.g[i])));
+    r.l.forEach((v, i) => assert.ok(Math.abs(v - seq.l[i]) <= 1e-6 + 1e-5 * Math.abs(seq.l[i])));
+  }
+  assert.ok(c2 - c1 < (c1 - c0) / 2, `stacked ${c2 - c1} dispatches vs sequential ${c1 - c0}`);
+  // Votes: stacked passes give the same majority as the draws one by one.
+  target.resetDraws!(rows);
+  const v1 = await protocolPredict(target, x, rows, 7);
+  target.resetDraws!(rows);
+  const one: number[][] = [];
+  for (let k = 0; k < 7; k++) {
+    const z = tidy(() => target.logits(x, rows));
+    const zz = await z.data();
+    z.dispose();
+    one.push(Array.from({ length: 4 }, (_, i) => {
+      let b = 0;
+      for (let c = 1; c < 10; c++) if (zz[i * 10 + c] > zz[i * 10 + b]) b = c;
+      return b;
+    }));
+  }
+  v1.forEach((p, i) => {
+    const counts = new Array(10).fill(0);
+    for (const o of one) counts[o[i]]++;
+    assert.equal(counts[p], Math.max(...counts), `row ${i}: vote ${p} is a most frequent class`);
+  });
+  for (const t of [x, y]) t.dispose();
 });

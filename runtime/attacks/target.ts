@@ -135,19 +135,63 @@ export interface EotResult {
   lastLoss: Tensor;
 }
 
+/** Images per forward pass when draws are stacked (ATOP_EOT_BATCH overrides). */
+export function drawBatchImages(): number {
+  try {
+    const v = Number(Deno.env.get("ATOP_EOT_BATCH"));
+    if (Number.isInteger(v) && v >= 1) return v;
+  } catch {
+    // no --allow-env
+  }
+  return 256;
+}
+
+/** Draws per stacked pass for a batch of n images: as many as the budget holds. */
+export function drawsPerPass(n: number, draws: number, budget = drawBatchImages()): number {
+  return Math.max(1, Math.min(draws, Math.floor(budget / Math.max(1, n))));
+}
+
+/** x [n,...] repeated k times along the first axis, and its rows likewise: one call of a
+ * randomized target on it draws for copy j what its j-th call would (runtime/rng.ts). */
+export function stackDraws(x: Tensor, rows: readonly number[], k: number) {
+  const n = x.shape[0], d = x.size / Math.max(1, n);
+  const xt = k === 1
+    ? ops.detach(x)
+    : ops.reshape(ops.expandRaw(ops.reshape(x, [1, n * d]), [k, n * d]), [
+      k * n,
+      ...x.shape.slice(1),
+    ]);
+  const rt: number[] = [];
+  for (let j = 0; j < k; j++) rt.push(...rows);
+  return { xt, rows: rt };
+}
+
+export interface EotOptions {
+  /** Stack the draws of a randomized target into passes of up to this many images (default
+   * drawBatchImages()); 0 runs them one pass each. */
+  batchImages?: number;
+}
+
 /** Expectation over Transformation: averages the input gradient of a per-example loss over
- * `draws` forward passes of a (randomized) target. Returns tensors of the current scope. */
+ * `draws` forward passes of a (randomized) target. When the target keys its randomness by
+ * example (`rows` given), the draws are stacked into B*K passes (chunked to a memory budget):
+ * the same draws as K calls, in far fewer kernels. Returns tensors of the current scope. */
 export function eotGradient(
   target: Target,
   x: Tensor,
   lossFn: (logits: Tensor) => Tensor,
   draws = 1,
   rows?: readonly number[],
+  opts: EotOptions = {},
 ): EotResult {
   if (!Number.isInteger(draws) || draws < 1) {
     throw new Error(`eotGradient: draws must be a positive integer, got ${draws}`);
   }
   if (!isGradEnabled()) throw new Error("eotGradient: called under noGrad");
+  const budget = opts.batchImages ?? drawBatchImages();
+  if (draws > 1 && rows && target.randomized && budget > 0) {
+    return eotStacked(target, x, lossFn, draws, rows, drawsPerPass(x.shape[0], draws, budget));
+  }
   let gSum: Tensor | null = null;
   let lSum: Tensor | null = null;
   let lastLogits: Tensor | null = null;
@@ -188,6 +232,69 @@ export function eotGradient(
   if (draws === 1) {
     const g = gSum!, l = lSum!;
     return { grad: g, loss: l, lastLogits: lastLogits!, lastLoss: lastLoss! };
+  }
+  const gm = ops.scale(gSum!, 1 / draws);
+  const lm = ops.scale(lSum!, 1 / draws);
+  gSum!.dispose();
+  lSum!.dispose();
+  return { grad: gm, loss: lm, lastLogits: lastLogits!, lastLoss: lastLoss! };
+}
+
+/** eotGradient with `per` draws stacked in each pass. */
+function eotStacked(
+  target: Target,
+  x: Tensor,
+  lossFn: (logits: Tensor) => Tensor,
+  draws: number,
+  rows: readonly number[],
+  per: number,
+): EotResult {
+  const n = x.shape[0], d = x.size / Math.max(1, n);
+  let gSum: Tensor | null = null, lSum: Tensor | null = null;
+  let lastLogits: Tensor | null = null, lastLoss: Tensor | null = null;
+  for (let d0 = 0; d0 < draws; d0 += per) {
+    const k = Math.min(per, draws - d0);
+    const r = tidy(() => {
+      const s = stackDraws(x, rows, k);
+      const xt = s.xt;
+      xt.requiresGrad = true;
+      const z = target.logits(xt, s.rows);
+      let total: Tensor | null = null;
+      let lastZ: Tensor | null = null, lastL: Tensor | null = null;
+      for (let j = 0; j < k; j++) {
+        const zj = k === 1 ? z : ops.slice(z, 0, j * n, (j + 1) * n);
+        const lj = lossFn(zj);
+        if (lj.ndim !== 1 || lj.shape[0] !== n) {
+          throw new Error(`eotGradient: loss must be per-example [${n}], got [${lj.shape}]`);
+        }
+        total = total ? ops.add(total, lj) : lj;
+        lastZ = zj;
+        lastL = lj;
+      }
+      const g = total!.requiresGrad
+        ? ops.sum(ops.reshape(grad(ops.sum(total!), [xt])[0], [k, n * d]), 0)
+        : ops.zeros([n * d]);
+      return {
+        g: ops.reshape(g, x.shape),
+        l: ops.detach(total!),
+        z: ops.detach(lastZ!),
+        ll: ops.detach(lastL!),
+      };
+    });
+    if (gSum && lSum) {
+      const g2: Tensor = ops.add(gSum, r.g);
+      const l2: Tensor = ops.add(lSum, r.l);
+      for (const t of [gSum, lSum, r.g, r.l]) t.dispose();
+      gSum = g2;
+      lSum = l2;
+    } else {
+      gSum = r.g;
+      lSum = r.l;
+    }
+    lastLogits?.dispose();
+    lastLoss?.dispose();
+    lastLogits = r.z;
+    lastLoss = r.ll;
   }
   const gm = ops.scale(gSum!, 1 / draws);
   const lm = ops.scale(lSum!, 1 / draws);

@@ -2,6 +2,7 @@
 // verdict: a single forward pass, or for a randomized target the majority vote over K draws
 // (as BPDA+EOT evaluations of purification defenses report it). K = 1 is a single draw.
 
+import { drawsPerPass, stackDraws } from "../attacks/target.ts";
 import { noGrad } from "../autograd.ts";
 import { type Tensor, tidy } from "../tensor.ts";
 import { predictions } from "../attacks/common.ts";
@@ -60,15 +61,32 @@ export async function protocolPredict(
     throw new Error(`votes: expected an integer >= 1, got ${votes}`);
   }
   const k = !t.randomized ? 1 : votes;
-  const draws: Float32Array[] = [];
-  let single: number[] = [];
-  for (let d = 0; d < k; d++) {
+  const n = x.shape[0], nc = t.numClasses;
+  if (k === 1) {
     const z = tidy(() => noGrad(() => t.logits(x, rows)));
     const r = await predictions(z);
     z.dispose();
-    checkFiniteLogits(r.z, t.numClasses, `${t.name}, ${what}`, rows);
-    if (k === 1) single = r.pred;
-    else draws.push(r.z);
+    checkFiniteLogits(r.z, nc, `${t.name}, ${what}`, rows);
+    return r.pred;
   }
-  return k === 1 ? single : majorityVote(draws, x.shape[0], t.numClasses);
+  // The K votes as stacked passes (the same draws as K calls), one readback each.
+  const draws: Float32Array[] = [];
+  const per = drawsPerPass(n, k);
+  for (let d0 = 0; d0 < k; d0 += per) {
+    const m = Math.min(per, k - d0);
+    const z = tidy(() =>
+      noGrad(() => {
+        const s = stackDraws(x, rows, m);
+        return t.logits(s.xt, s.rows);
+      })
+    );
+    const all = await z.data();
+    z.dispose();
+    for (let j = 0; j < m; j++) {
+      const zj = all.subarray(j * n * nc, (j + 1) * n * nc);
+      checkFiniteLogits(zj, nc, `${t.name}, ${what}`, rows);
+      draws.push(zj);
+    }
+  }
+  return majorityVote(draws, n, nc);
 }

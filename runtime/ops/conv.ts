@@ -5,7 +5,7 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
-import { Tensor } from "../tensor.ts";
+import { keep, Tensor } from "../tensor.ts";
 import { words } from "./util.ts";
 import { reshape } from "./shape.ts";
 import { add } from "./elementwise.ts";
@@ -100,6 +100,40 @@ function packOutput(gy: Tensor, g: Geometry): Tensor {
   return packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo }, 1);
 }
 
+/** Packed weights of frozen layers, by weight buffer and layout: an attack runs the same
+ * weights thousands of times. An entry is stored on the second request at the same write
+ * version of the weight (training changes the weights every step: nothing is kept there). */
+const packCache = new WeakMap<GPUBuffer, Map<string, { version: number; packed: Tensor | null }>>();
+
+let cacheHooked = false;
+
+function packedWeight(w: Tensor, layout: string, pack: () => Tensor): { wp: Tensor; own: boolean } {
+  if (w.pending) return { wp: pack(), own: true };
+  if (!cacheHooked) {
+    cacheHooked = true;
+    // A weight's buffer going back to the pool ends its packed copies.
+    engine().pool.onRelease.push((buf) => {
+      const byLayout = packCache.get(buf);
+      if (!byLayout) return;
+      packCache.delete(buf);
+      for (const e of byLayout.values()) e.packed?.dispose();
+    });
+  }
+  const buf = w.buffer;
+  const version = engine().version(buf);
+  let byLayout = packCache.get(buf);
+  if (!byLayout) packCache.set(buf, byLayout = new Map());
+  const e = byLayout.get(layout);
+  if (e && e.version === version) {
+    if (e.packed && !e.packed.disposed) return { wp: e.packed, own: false };
+    e.packed = keep(pack());
+    return { wp: e.packed, own: false };
+  }
+  e?.packed?.dispose();
+  byLayout.set(layout, { version, packed: null });
+  return { wp: pack(), own: true };
+}
+
 /** y from the packed input xp (packInput). */
 function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
   const y = Tensor.empty([g.N, g.Cout, g.Ho, g.Wo]);
@@ -107,7 +141,11 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
   const t = tileSize();
   const kk = g.KH * g.KW;
   // Weight as [Cout, KH, KW, Cin].
-  const wp = packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk });
+  const { wp, own } = packedWeight(
+    w,
+    `fwd:${g.Cout},${kk},${g.Cin}`,
+    () => packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk }),
+  );
   const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / t));
   engine().dispatch({
     kernel: "conv2d_fwd",
@@ -118,7 +156,7 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
     workgroups: [gx, Math.ceil(g.Cout / (t * WY)), gz],
     flops: convFlops(g),
   });
-  wp.dispose();
+  if (own) wp.dispose();
   return y;
 }
 
@@ -129,7 +167,11 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   const t = tileSize();
   const kk = g.KH * g.KW;
   // Weight as [Cin, KH, KW, Cout].
-  const wp = packRows4(w, 1, g.Cin * kk, g.Cout, { sb: 0, so: 1, si: g.Cin * kk });
+  const { wp, own } = packedWeight(
+    w,
+    `bwd_data:${g.Cin * kk},${g.Cout}`,
+    () => packRows4(w, 1, g.Cin * kk, g.Cout, { sb: 0, so: 1, si: g.Cin * kk }),
+  );
   // Input pixels are enumerated phase by phase (see the shader), holes included.
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
   const [cx, cz] = columns(Math.ceil((g.N * g.SH * g.SW * Hs * Ws) / t));
@@ -142,7 +184,7 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
     workgroups: [cx, Math.ceil(g.Cin / (t * WY)), cz],
     flops: convFlops(g),
   });
-  wp.dispose();
+  if (own) wp.dispose();
   return gx;
 }
 
