@@ -4,7 +4,7 @@
 //   classifier on the purified image. Generator and critic alternate every step.
 // Loss terms are the spec's weighted list, so custom weightings need no new code.
 
-import { type Tensor, tidyAsync } from "../tensor.ts";
+import { type Tensor, tidy, tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { backward } from "../autograd.ts";
 import { Adam } from "../optim.ts";
@@ -234,29 +234,37 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
             ? await adversarial(o.classifier!, x, labels, o.attack!, seed, step)
             : x;
           const { image, mask } = o.transform(rng, source);
-          // Critic step on clean (real) vs purified (fake) images.
+          // Critic step on clean (real) vs purified (fake) images. Each update runs after its
+          // graph's scope: forward values nobody read are dropped, not computed before the
+          // weights they depend on change.
           setTrainable(gParams, false);
           setTrainable(dParams, true);
-          const fake = ops.detach(G.run(image, mask).fine);
-          const dLoss = ops.hingeGanLossD(D.score(x, mask), D.score(fake, mask));
-          backward(dLoss);
+          const dLoss = tidy(() => {
+            const fake = ops.detach(G.run(image, mask).fine);
+            const l = ops.hingeGanLossD(D.score(x, mask), D.score(fake, mask));
+            backward(l);
+            return l;
+          });
           optD.step();
           optD.zeroGrad();
           // Generator step: the critic is frozen, gradients flow through it to G.
           setTrainable(gParams, true);
           setTrainable(dParams, false);
-          const out = G.run(image, mask);
-          const { total: gLoss, values } = generatorLoss(active, out, x, y, {
-            critic: (img) => D.score(img, mask),
-            classifier: o.classifier ? (img) => o.classifier!.forward(img) : null,
+          const g = tidy(() => {
+            const out = G.run(image, mask);
+            const { total, values } = generatorLoss(active, out, x, y, {
+              critic: (img) => D.score(img, mask),
+              classifier: o.classifier ? (img) => o.classifier!.forward(img) : null,
+            });
+            if (total) backward(total);
+            return { total, values };
           });
-          if (gLoss) {
-            backward(gLoss);
+          if (g.total) {
             optG.step();
             optG.zeroGrad();
           }
           // Read back in groups of steps, not now.
-          scalars.push(step, { ...values, "#d": dLoss, ...(gLoss ? { "#g": gLoss } : {}) });
+          scalars.push(step, { ...g.values, "#d": dLoss, ...(g.total ? { "#g": g.total } : {}) });
         });
         setTrainable(dParams, true);
         x.dispose();
