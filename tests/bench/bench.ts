@@ -17,6 +17,15 @@ import { pgd } from "../../runtime/attacks/pgd.ts";
 import { apgd } from "../../runtime/attacks/apgd.ts";
 import { engine } from "../../runtime/engine.ts";
 import { writeJsonAtomic } from "../../runtime/io/atomic.ts";
+import { Adam } from "../../runtime/optim.ts";
+import { PatchDiscriminator, Purifier } from "../../runtime/models/mod.ts";
+import { ExampleDraws, Rng } from "../../runtime/rng.ts";
+import { autoAttack } from "../../runtime/attacks/autoattack.ts";
+import { rt1 } from "../../dsl/transforms.ts";
+import { parseSpec } from "../../dsl/spec.ts";
+import { resolveSpecInput } from "../../dsl/presets.ts";
+import { buildModules, defenseTarget } from "../../dsl/compile.ts";
+import { spec as atopSpec } from "../../pipelines/cifar10_atop.ts";
 
 interface Result {
   name: string;
@@ -251,6 +260,113 @@ const COUNT_BENCHES: Bench[] = [
   ),
 ];
 
+/** A purifier pre-training step as the trainer runs it: RT1 on a batch, critic step, generator
+ * step (L1 coarse + fine + 0.01 hinge GAN), Adam on both; DeepFill width 8, batch 16. */
+function purifierStepBench(batch: number): Bench {
+  return {
+    name: "purifier_w8_pretrain_step_images_per_s",
+    unit: "images/s",
+    work: batch,
+    default: true,
+    setup() {
+      const G = new Purifier({ width: 8, dilations: [2, 4], seed: 1, prefill: "pushpull" });
+      const D = new PatchDiscriminator({ width: 8, layers: 3, seed: 1 });
+      G.train();
+      D.train();
+      const optG = new Adam(G.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
+      const optD = new Adam(D.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
+      const x = randomTensor([batch, 3, 32, 32], 9, 0, 1);
+      const rng = new Rng(1, 2);
+      const rep = async () => {
+        const { image, mask } = rt1(rng, x, { missingRate: 0.25, blockSize: 4 });
+        const dl = tidy(() => {
+          const fake = ops.detach(G.run(image, mask).fine);
+          const l = ops.hingeGanLossD(D.score(x, mask), D.score(fake, mask));
+          backward(l);
+          return l;
+        });
+        optD.step();
+        optD.zeroGrad();
+        const gl = tidy(() => {
+          const out = G.run(image, mask);
+          const l = ops.add(
+            ops.add(ops.l1Loss(out.coarse, x), ops.l1Loss(out.fine, x)),
+            ops.scale(ops.hingeGanLossG(D.score(out.fine, mask)), 0.01),
+          );
+          backward(l);
+          return l;
+        });
+        optG.step();
+        optG.zeroGrad();
+        await finish(dl, gl);
+        for (const t of [dl, gl, image, mask]) t.dispose();
+      };
+      return {
+        rep,
+        cleanup: () => {
+          x.dispose();
+          optG.dispose();
+          optD.dispose();
+          G.dispose();
+          D.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** AutoAttack "rand" (APGD-CE + APGD-DLR, EOT 20) through the quick preset's defense (RT2 ->
+ * width-8 purifier with prefill -> smallcnn, random weights), Linf 8/255, on `batch` images
+ * with `steps` iterations per attack: one repetition is 2 * (steps + 1) * 20 forward+backward
+ * passes per image. */
+function autoAttackRandBench(batch: number, steps: number): Bench {
+  return {
+    name: `autoattack_rand_eot20_quick_defense_images_per_s`,
+    unit: "images/s",
+    work: batch,
+    default: false,
+    setup() {
+      const spec = parseSpec(resolveSpecInput(atopSpec, "quick"));
+      const ps = spec.purifier;
+      if (ps.kind !== "deepfill") throw new Error("bench: the quick preset has no purifier");
+      const purifier = new Purifier({
+        width: ps.width,
+        dilations: ps.dilations,
+        prefill: ps.prefill,
+        seed: 1,
+      });
+      const modules = buildModules(spec, purifier);
+      const target = defenseTarget({
+        spec,
+        modules,
+        variant: { transform: true, purifier: true },
+        rng: new Rng(spec.seed, 0xe7a1),
+        draws: new ExampleDraws(spec.seed, 0xe7a1),
+      });
+      const x = randomTensor([batch, 3, 32, 32], 11, 0, 1);
+      const lab = labels(batch, 10, 12);
+      const indices = Array.from({ length: batch }, (_, i) => i);
+      const rep = async () => {
+        target.resetDraws?.(indices);
+        const r = await autoAttack(
+          { target, x, labels: lab, indices, attackAll: true },
+          { version: "rand", steps, eot: 20 },
+        );
+        await finish(r.xAdv);
+        r.xAdv.dispose();
+      };
+      return {
+        rep,
+        cleanup: () => {
+          x.dispose();
+          purifier.dispose();
+          modules.classifier.dispose();
+        },
+      };
+    },
+  };
+}
+
 const BENCHES: Bench[] = [
   matmulBench(1024),
   convBench("fwd_bwd"),
@@ -260,6 +376,8 @@ const BENCHES: Bench[] = [
   trainBench("resnet18", 32),
   pgdBench("resnet18", 32),
   trainBench("smallcnn", 128),
+  purifierStepBench(16),
+  autoAttackRandBench(4, 2),
   ...COUNT_BENCHES,
 ];
 

@@ -1,0 +1,89 @@
+// Side-by-side benchmark of this tree against another checkout (e.g. the previous main), in one
+// run and interleaved (old, new, old, new ...) so that the machine's load drifts hit both alike.
+// Both trees run THIS tree's tests/bench/bench.ts (copied into the other tree's tests/bench/ as
+// bench_compare.ts), so the same benchmark code measures both runtimes.
+//   deno run -A tests/bench/compare.ts --old ../old [--only a,b] [--rounds 2] [--json out.json]
+
+import { parseArgs } from "node:util";
+import { writeJsonAtomic } from "../../runtime/io/atomic.ts";
+
+interface Row {
+  name: string;
+  unit: string;
+  old: number[];
+  new: number[];
+}
+
+async function runOne(
+  tree: string,
+  name: string,
+  quick: boolean,
+): Promise<{ value: number; unit: string }> {
+  const json = await Deno.makeTempFile({ suffix: ".json" });
+  const bench = tree === "." ? "tests/bench/bench.ts" : "tests/bench/bench_compare.ts";
+  const args = ["run", "-A", bench, "--only", name, "--json", json, ...(quick ? ["--quick"] : [])];
+  const p = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: tree,
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const out = await p.output();
+  if (!out.success) {
+    throw new Error(
+      `${tree}: ${name} failed:\n${new TextDecoder().decode(out.stderr).slice(-2000)}`,
+    );
+  }
+  const r = JSON.parse(await Deno.readTextFile(json)).results[0];
+  await Deno.remove(json);
+  return { value: r.value, unit: r.unit };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      old: { type: "string" },
+      only: { type: "string" },
+      rounds: { type: "string", default: "2" },
+      json: { type: "string" },
+      quick: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (!values.old) throw new Error("--old: give the other checkout's directory, e.g. --old ../old");
+  const old = values.old;
+  await Deno.copyFile("tests/bench/bench.ts", `${old}/tests/bench/bench_compare.ts`);
+  const names = (values.only ??
+    "matmul_1024_gflops,conv3x3_c64_fwd_bwd_gflops,resnet18_train_step_images_per_s," +
+      "pgd10_resnet18_images_per_s,smallcnn_train_step_images_per_s," +
+      "purifier_w8_pretrain_step_images_per_s").split(",");
+  const rounds = Number(values.rounds);
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1];
+  console.log(`cpu: ${cpu}; ${rounds} interleaved rounds; old = ${old}, new = .`);
+  const rows: Row[] = [];
+  for (const name of names) {
+    const row: Row = { name, unit: "", old: [], new: [] };
+    for (let r = 0; r < rounds; r++) {
+      for (const [tree, into] of [[old, row.old], [".", row.new]] as const) {
+        const { value, unit } = await runOne(tree, name, values.quick);
+        into.push(value);
+        row.unit = unit;
+        console.log(`  ${name} ${tree === "." ? "new" : "old"}: ${value} ${unit}`);
+      }
+    }
+    rows.push(row);
+  }
+  const best = (xs: number[], unit: string) =>
+    unit.startsWith("per ") ? Math.min(...xs) : Math.max(...xs);
+  console.log("\n| benchmark | old | new | new / old |\n|---|---|---|---|");
+  for (const r of rows) {
+    const o = best(r.old, r.unit), n = best(r.new, r.unit);
+    console.log(`| ${r.name} (${r.unit}) | ${o} | ${n} | ${(n / o).toFixed(2)}x |`);
+  }
+  if (values.json) {
+    await writeJsonAtomic(values.json, { cpu, date: new Date().toISOString(), old, rows });
+  }
+}
+
+if (import.meta.main) await main();
