@@ -9,7 +9,7 @@ import { Rng } from "../runtime/rng.ts";
 import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
 import { parseSpec, type PipelineDraft } from "./spec.ts";
 import { type PresetName, PRESETS, resolveSpecInput } from "./presets.ts";
-import { explainDefense, explainText } from "./compile.ts";
+import { explainDefense, explainSteps, explainStepsText, explainText } from "./compile.ts";
 import { runPipeline } from "./run.ts";
 import { pipelineMarkdown } from "./evaluate.ts";
 import { writeManifest } from "./manifest.ts";
@@ -97,6 +97,13 @@ export async function pipelineMain(
       rng: new Rng(spec.seed),
     }, batch);
     console.log(explainText(spec, rows, batch));
+    const parts = {
+      spec,
+      modules: { classifier, purifier },
+      variant: { transform: true, purifier: true },
+      rng: new Rng(spec.seed),
+    };
+    console.log(explainStepsText(explainSteps(parts, batch, spec.evaluation.eotDraws)));
     return 0;
   }
   const data = v.data ?? await defaultData(preset, spec.dataset);

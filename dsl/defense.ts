@@ -3,22 +3,22 @@
 // (the pipeline's --out) it rebuilds the spec exactly as the run did (preset + file + seed from
 // the run's manifest), checks the spec hash, and loads the trained stage weights.
 
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import type { Target } from "../runtime/attacks/target.ts";
 import { classifierTarget } from "../runtime/attacks/target.ts";
 import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
 import { readSafetensors } from "../runtime/io/safetensors.ts";
 import { hashJson } from "../runtime/io/hash.ts";
-import { filesUnder } from "../runtime/io/guard.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { DefenseModule } from "../runtime/eval/threat.ts";
 import { parseSpec, type PipelineDraft, type PipelineSpecT } from "./spec.ts";
 import { resolveSpecInput } from "./presets.ts";
 import { type DefenseParts, defenseTarget, preprocess } from "./compile.ts";
-import type { DefenseName } from "./evaluate.ts";
+import { DEFENSE_NAMES, type DefenseName } from "../runtime/eval/threat.ts";
+import { type RunManifest, stagePath } from "../runtime/eval/run_files.ts";
 
-export const DEFENSE_NAMES: DefenseName[] = ["none", "rt-only", "purifier", "atop"];
+export { DEFENSE_NAMES } from "../runtime/eval/threat.ts";
 
 export interface PipelineDefenseOptions {
   /** The pipeline run's output directory (default out/<spec name>, the pipeline's default). */
@@ -27,48 +27,8 @@ export interface PipelineDefenseOptions {
   defense?: string | null;
 }
 
-interface RunManifest {
-  preset: string;
-  seed: number;
-  spec_hash: string;
-  stages: Record<string, { dir: string; cached: boolean }>;
-}
-
 async function exists(p: string): Promise<boolean> {
   return await Deno.stat(p).then(() => true, () => false);
-}
-
-/** A stage's directory: as recorded, or under `run` if the run directory was moved. */
-async function stagePath(run: string, m: RunManifest, stage: string, file: string) {
-  const s = m.stages[stage];
-  if (!s) throw new Error(`--run ${run}: the manifest records no "${stage}" stage`);
-  // An explicit classifier weights file is recorded as the stage's "dir".
-  if (s.dir.endsWith(".safetensors")) return s.dir;
-  for (const dir of [s.dir, join(run, basename(s.dir))]) {
-    if (await exists(join(dir, file))) return join(dir, file);
-  }
-  throw new Error(
-    `--run ${run}: ${file} of stage "${stage}" not found (looked in ${s.dir} and ` +
-      `${join(run, basename(s.dir))}); rerun the pipeline to finish its stages`,
-  );
-}
-
-/** Every file an attack on the run may read: its manifest and the stage weights, where the
- * manifest records them and under `run` (for the attack CLI's output guard). */
-export async function runInputFiles(run: string): Promise<string[]> {
-  const files = [join(run, "manifest.json")];
-  const dirs = [run];
-  try {
-    const m = JSON.parse(await Deno.readTextFile(files[0])) as RunManifest;
-    for (const s of Object.values(m.stages ?? {})) {
-      if (s.dir.endsWith(".safetensors")) files.push(s.dir);
-      else dirs.push(s.dir);
-    }
-  } catch {
-    // No readable manifest: loading the run reports that.
-  }
-  for (const d of dirs) files.push(...await filesUnder(d, (n) => n.endsWith(".safetensors")));
-  return files;
 }
 
 async function loadWeights(

@@ -22,7 +22,8 @@ import { type DefenseParts, defenseTarget, preprocess, type Variant } from "./co
 import type { PipelineSpecT } from "./spec.ts";
 import { inpaintingMarkdown, type InpaintingReport } from "./inpainting_eval.ts";
 
-export type DefenseName = "none" | "rt-only" | "purifier" | "atop";
+export type { DefenseName } from "../runtime/eval/threat.ts";
+import type { DefenseName } from "../runtime/eval/threat.ts";
 export type Threat = "classifier-only" | "full-pipeline";
 
 export interface AttackRow {

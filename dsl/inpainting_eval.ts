@@ -13,7 +13,7 @@ import {
   inpaintingRows,
 } from "../runtime/eval/inpainting.ts";
 import { METRIC_KEYS } from "../runtime/metrics/image.ts";
-import { type MaskOptions, rt1, rt2 } from "./transforms.ts";
+import { type MaskOptions, rt1, rt2 } from "../runtime/transforms.ts";
 import type { PipelineSpecT } from "./spec.ts";
 
 /** Test images scored: enough for stable means, few enough to cost seconds per epoch. */

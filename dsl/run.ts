@@ -23,7 +23,7 @@ import { hashFile, hashJson } from "../runtime/io/hash.ts";
 import { trainClassifier } from "../runtime/train/classifier.ts";
 import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/train/purifier.ts";
 import type { PipelineSpecT } from "./spec.ts";
-import { rt1, rt2 } from "./transforms.ts";
+import { rt1, rt2 } from "../runtime/transforms.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
 import { EVAL_PROTOCOL_VERSION } from "../runtime/eval/verdict.ts";
 import {

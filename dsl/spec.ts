@@ -3,6 +3,7 @@
 // train and to evaluate. Validated with zod before any GPU work; every error names the field
 // path (e.g. `transform[1].missingRate`), what was expected and what was given.
 
+import { atopTerms } from "../runtime/train/purifier.ts";
 import { z } from "zod";
 import { maxEps } from "../runtime/attacks/common.ts";
 import { CIFAR } from "../runtime/data/cifar.ts";
@@ -111,12 +112,7 @@ export const LossTerm = z.strictObject({
 
 /** AToP: L = L_gan + a (L1 coarse + L1 fine) + lambda CE, CE switched on after warm-up. */
 export function atopLoss(a = 1, lambda = 0.1, warmup = 0) {
-  return [
-    { term: "gan", weight: 1, after: 0 },
-    { term: "l1-coarse", weight: a, after: 0 },
-    { term: "l1-fine", weight: a, after: 0 },
-    { term: "ce", weight: lambda, after: warmup },
-  ] as z.output<typeof LossTerm>[];
+  return atopTerms(a, lambda, warmup) as z.output<typeof LossTerm>[];
 }
 
 export const Schedule = z.strictObject({

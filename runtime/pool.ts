@@ -71,6 +71,16 @@ export class BufferPool {
     return Math.max(this.#minCap, 1.5 * this.#peakLive);
   }
 
+  #windowPeak = 0;
+  /** Starts measuring the peak of live bytes from now (explain's memory figure). */
+  startPeakWindow(): void {
+    this.#windowPeak = this.#liveBytes;
+  }
+  /** The peak of live bytes since startPeakWindow. */
+  get windowPeak(): number {
+    return this.#windowPeak;
+  }
+
   acquire(bytes: number): GPUBuffer {
     const size = bucketBytes(bytes);
     if (size > this.maxBufferSize) {
@@ -92,6 +102,7 @@ export class BufferPool {
     this.#live.add(buf);
     this.#liveBytes += size;
     this.#peakLive = Math.max(this.#peakLive, this.#liveBytes);
+    this.#windowPeak = Math.max(this.#windowPeak, this.#liveBytes);
     return buf;
   }
 

@@ -6,7 +6,7 @@ import * as ops from "../runtime/ops/mod.ts";
 import { backward, grad } from "../runtime/autograd.ts";
 import { SGD } from "../runtime/optim.ts";
 import { Rng } from "../runtime/rng.ts";
-import { rt2 } from "../dsl/transforms.ts";
+import { rt2 } from "../runtime/transforms.ts";
 
 await gpu();
 

@@ -1,7 +1,7 @@
 import { assert, gpu } from "./helpers/check.ts";
 import { parseSpec, SpecError } from "../dsl/spec.ts";
 import { defenseTarget, explainDefense, explainText } from "../dsl/compile.ts";
-import { blockMask, rt2 } from "../dsl/transforms.ts";
+import { blockMask, rt2 } from "../runtime/transforms.ts";
 import { andRobust, attackEot } from "../dsl/evaluate.ts";
 import { PRESETS } from "../dsl/presets.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";

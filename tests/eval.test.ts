@@ -19,7 +19,7 @@ import { threatTargets } from "../runtime/eval/threat.ts";
 import { checkGradients, checkRandomized } from "../runtime/eval/checks.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { majorityVote, protocolText } from "../runtime/eval/verdict.ts";
-import { rt2 } from "../dsl/transforms.ts";
+import { rt2 } from "../runtime/transforms.ts";
 
 await gpu();
 

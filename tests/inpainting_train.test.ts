@@ -10,7 +10,7 @@ import { inpaintingGrid, trainPurifier } from "../runtime/train/purifier.ts";
 import { blurDiffusionFill, diffusionFill } from "../runtime/metrics/fill.ts";
 import { purifierImages } from "../runtime/eval/inpainting.ts";
 import { gridPixels } from "../runtime/io/png.ts";
-import { rt2 } from "../dsl/transforms.ts";
+import { rt2 } from "../runtime/transforms.ts";
 import { atopLoss } from "../dsl/spec.ts";
 
 await gpu();

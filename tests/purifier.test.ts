@@ -5,7 +5,7 @@ import * as ops from "../runtime/ops/mod.ts";
 import { backward, grad } from "../runtime/autograd.ts";
 import { Adam } from "../runtime/optim.ts";
 import { Rng } from "../runtime/rng.ts";
-import { rt1 } from "../dsl/transforms.ts";
+import { rt1 } from "../runtime/transforms.ts";
 
 await gpu();
 

@@ -3,7 +3,7 @@ import { createModel, PatchDiscriminator, Purifier, type SmallCnn } from "../run
 import { trainClassifier } from "../runtime/train/classifier.ts";
 import { trainPurifier } from "../runtime/train/purifier.ts";
 import { readCifar } from "../runtime/data/mod.ts";
-import { rt2 } from "../dsl/transforms.ts";
+import { rt2 } from "../runtime/transforms.ts";
 import { atopLoss } from "../dsl/spec.ts";
 
 await gpu();

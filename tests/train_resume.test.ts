@@ -8,7 +8,7 @@ import { trainClassifier } from "../runtime/train/classifier.ts";
 import { trainPurifier } from "../runtime/train/purifier.ts";
 import { saveCheckpoint } from "../runtime/train/checkpoint.ts";
 import { readCifar } from "../runtime/data/mod.ts";
-import { rt2 } from "../dsl/transforms.ts";
+import { rt2 } from "../runtime/transforms.ts";
 import { atopLoss } from "../dsl/spec.ts";
 import { withTmp as withTmpDir } from "./helpers/tmp.ts";
 

@@ -16,12 +16,11 @@ import {
   PatchDiscriminator,
   Purifier,
 } from "../models/mod.ts";
-import { inpaintingGrid, trainPurifier } from "../train/purifier.ts";
+import { atopTerms, inpaintingGrid, trainPurifier } from "../train/purifier.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { Rng } from "../rng.ts";
 import type { Tensor } from "../tensor.ts";
-import { rt2 } from "../../dsl/transforms.ts";
-import { atopLoss } from "../../dsl/spec.ts";
+import { rt2 } from "../transforms.ts";
 import { CIFAR_NAMES, type CifarDataset, cifarFiles, ensureCifar, readCifar } from "../data/mod.ts";
 import { refuseOutputDir } from "../io/guard.ts";
 import { acquireRunLock, cleanStaleTemps } from "../io/runlock.ts";
@@ -159,7 +158,7 @@ async function pretrain(o: {
   await Deno.mkdir(o.out, { recursive: true });
   const transform = (rng: Rng, x: Tensor) =>
     rt2(rng, x, { sigma: 0.25, missingRate: 0.25, blockSize: 4 });
-  const terms = atopLoss(1, 0, 0).filter((t) => t.term !== "ce");
+  const terms = atopTerms(1, 0, 0).filter((t) => t.term !== "ce");
   const t0 = performance.now();
   const log = await trainPurifier({
     purifier,

@@ -1,6 +1,6 @@
 // Inpainting quality as a table: the purifier's coarse and refined outputs beside classical
 // baselines on the same transformed images, every row scored against the clean images with
-// runtime/metrics/image.ts. The caller draws the masks and noise (the transforms live in dsl/).
+// runtime/metrics/image.ts. The caller draws the masks and noise (runtime/transforms.ts).
 
 import { Tensor, tidyAsync } from "../tensor.ts";
 import { noGrad } from "../autograd.ts";

@@ -52,3 +52,7 @@ export function threatTargets(
     ? { attack: classifier, evaluate: defense, purify }
     : { attack: defense, evaluate: defense, purify };
 }
+
+/** The defenses a pipeline run's report compares. */
+export type DefenseName = "none" | "rt-only" | "purifier" | "atop";
+export const DEFENSE_NAMES: DefenseName[] = ["none", "rt-only", "purifier", "atop"];

@@ -5,11 +5,13 @@ import { keep, type Shape, Tensor } from "../tensor.ts";
 import { broadcastShapes, sameShape } from "./util.ts";
 import { elementwise } from "../graph/fuse.ts";
 import { type BinaryName, template, type UnaryName } from "./table.ts";
+import { binaryRaw, expandRaw, type TensorLike, unaryRaw, whereRaw } from "./pointwise.ts";
 import { sumTo } from "./reduce.ts";
 
-type BinOp = BinaryName;
+export { binaryRaw, expandRaw, safeDiv, sqrtRaw, unaryRaw } from "./pointwise.ts";
+export type { TensorLike } from "./pointwise.ts";
 
-export type TensorLike = Tensor | number;
+type BinOp = BinaryName;
 
 // Scalar tensors for the non-elementwise ops that want one (elementwise ops take numbers as
 // kernel parameters); cached so the same constant is not uploaded every step.
@@ -31,13 +33,6 @@ export function constant(v: number): Tensor {
 
 function asTensor(x: TensorLike): Tensor {
   return typeof x === "number" ? constant(x) : x;
-}
-
-const shapeOf = (x: TensorLike): Shape => (typeof x === "number" ? [] : x.shape);
-
-/** The op on its operands (a pending fused expression, runtime/graph/fuse.ts); no autograd. */
-export function binaryRaw(op: BinOp, a: TensorLike, b: TensorLike): Tensor {
-  return elementwise(op, [a, b], [], broadcastShapes(op, shapeOf(a), shapeOf(b)));
 }
 
 function binary(op: BinOp, x: TensorLike, y: TensorLike): Tensor {
@@ -134,10 +129,6 @@ export const eq = (a: TensorLike, b: TensorLike) => binaryRaw("eq", asTensor(a),
 
 type UnOp = UnaryName;
 
-export function unaryRaw(op: UnOp, x: Tensor, a = 0, b = 0): Tensor {
-  return elementwise(op, [x], [a, b].slice(0, template(op).scalars), x.shape);
-}
-
 /** The op with its gradient gy * f'(x), both generated from the op table. */
 function unary(op: UnOp, x: Tensor, a = 0, b = 0): Tensor {
   const out = unaryRaw(op, x, a, b);
@@ -187,10 +178,6 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   ]);
 }
 
-function whereRaw(cond: Tensor, a: TensorLike, b: TensorLike, shape: number[]): Tensor {
-  return elementwise("where", [cond, a, b], [], shape);
-}
-
 export function full(shape: Shape, value: number): Tensor {
   return elementwise("copy", [value], [], shape);
 }
@@ -210,24 +197,8 @@ export function clone(x: Tensor): Tensor {
 }
 
 /** Broadcasts x to `shape` (a copy); the gradient sums back. */
-export function expandRaw(x: Tensor, shape: Shape): Tensor {
-  const s = broadcastShapes("expand", x.shape, shape);
-  if (!sameShape(s, shape)) {
-    throw new Error(`expand: [${x.shape}] does not broadcast to [${shape}]`);
-  }
-  return elementwise("copy", [x], [], shape);
-}
-
 export function expand(x: Tensor, shape: Shape): Tensor {
   return record(expandRaw(x, shape), "expand", [x], (gy) => [sumTo(gy, x.shape)]);
-}
-
-export const sqrtRaw = (x: Tensor) => unaryRaw("sqrt", x);
-
-/** a / b, with 0 where b == 0 (no gradient). */
-export function safeDiv(a: Tensor, b: Tensor): Tensor {
-  const shape = broadcastShapes("safeDiv", a.shape, b.shape);
-  return whereRaw(binaryRaw("eq", b, 0), 0, binaryRaw("div", a, b), shape);
 }
 
 gradOps.add = (a, b) => binaryRaw("add", a, b);

@@ -6,7 +6,7 @@ import { record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { Tensor } from "../tensor.ts";
 import { words } from "./util.ts";
-import { binaryRaw, unaryRaw } from "./elementwise.ts";
+import { binaryRaw, unaryRaw } from "./pointwise.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 

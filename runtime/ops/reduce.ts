@@ -6,7 +6,7 @@ import { record } from "../autograd.ts";
 import { type Shape, Tensor } from "../tensor.ts";
 import { engine } from "../engine.ts";
 import { launch1d, normAxis, pad6, stridesOf, words } from "./util.ts";
-import { eq, expandRaw, mul, safeDiv, sqrtRaw } from "./elementwise.ts";
+import { binaryRaw, expandRaw, safeDiv, sqrtRaw } from "./pointwise.ts";
 
 const OPS = { sum: 0, max: 1, min: 2, argmax: 3, sumsq: 4, maxabs: 5 } as const;
 export type RedOp = keyof typeof OPS;
@@ -117,7 +117,7 @@ export function mean(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   const n = ax.reduce((p, a) => p * x.shape[a], 1);
   const out = record(reduceRaw("sum", x, ax, 1 / n), "mean", [x], (gy) => {
     const g = expandRaw(gy, x.shape);
-    const r = mul(g, 1 / n);
+    const r = binaryRaw("mul", g, 1 / n);
     return [r];
   });
   return finish(out, x, ax, keepdim);
@@ -127,7 +127,12 @@ function extremum(op: "max" | "min", x: Tensor, axes: Axes, keepdim: boolean): T
   const ax = resolveAxes(op, x, axes);
   const r = reduceRaw(op, x, ax);
   // Ties share the gradient unnormalized (each tied entry gets gy), like torch.amax's mask.
-  const out = record(r, op, [x], (gy) => [mul(expandRaw(gy, x.shape), eq(x, r))]);
+  const out = record(
+    r,
+    op,
+    [x],
+    (gy) => [binaryRaw("mul", expandRaw(gy, x.shape), binaryRaw("eq", x, r))],
+  );
   return finish(out, x, ax, keepdim);
 }
 export const max = (x: Tensor, axes?: Axes, keepdim = false) => extremum("max", x, axes, keepdim);
@@ -172,7 +177,7 @@ export function normL2PerExample(x: Tensor): Tensor {
     const g = expandRaw(gy.view([x.shape[0], ...x.shape.slice(1).map(() => 1)]), x.shape);
     // d||x||/dx = x / ||x||; zero where the norm is zero.
     const nb = expandRaw(out.view([x.shape[0], ...x.shape.slice(1).map(() => 1)]), x.shape);
-    return [mul(g, safeDiv(x, nb))];
+    return [binaryRaw("mul", g, safeDiv(x, nb))];
   });
   return out;
 }

@@ -30,6 +30,16 @@ export interface WeightedTerm {
   after: number;
 }
 
+/** AToP's fine-tuning loss: L_gan + a (L1 coarse + L1 fine) + lambda CE (from `warmup`). */
+export function atopTerms(a = 1, lambda = 0.1, warmup = 0): WeightedTerm[] {
+  return [
+    { term: "gan", weight: 1, after: 0 },
+    { term: "l1-coarse", weight: a, after: 0 },
+    { term: "l1-fine", weight: a, after: 0 },
+    { term: "ce", weight: lambda, after: warmup },
+  ];
+}
+
 export interface TrainAttackOptions {
   kind: "fgsm" | "pgd";
   norm: Norm;

@@ -21,7 +21,7 @@ import { Adam } from "../../runtime/optim.ts";
 import { PatchDiscriminator, Purifier } from "../../runtime/models/mod.ts";
 import { ExampleDraws, Rng } from "../../runtime/rng.ts";
 import { autoAttack } from "../../runtime/attacks/autoattack.ts";
-import { rt1 } from "../../dsl/transforms.ts";
+import { rt1 } from "../../runtime/transforms.ts";
 import { parseSpec } from "../../dsl/spec.ts";
 import { resolveSpecInput } from "../../dsl/presets.ts";
 import { buildModules, defenseTarget } from "../../dsl/compile.ts";

@@ -1,12 +1,13 @@
-// The random transforms of AToP as defense stages. Every call draws fresh randomness for every
+// The random transforms of AToP as defense stages (runtime: the DSL, the trainers and the CLIs
+// all use them). Every call draws fresh randomness for every
 // example (the reference code drew one mask per batch), from a counter-based Rng, so a run is
 // reproducible from its seed. Masks are 1 on the holes.
 
-import { Tensor } from "../runtime/tensor.ts";
-import * as ops from "../runtime/ops/mod.ts";
-import type { RandomSource as Rng } from "../runtime/rng.ts";
-import type { Stage } from "../runtime/attacks/target.ts";
-import { keep } from "../runtime/tensor.ts";
+import { Tensor } from "./tensor.ts";
+import * as ops from "./ops/mod.ts";
+import type { RandomSource as Rng } from "./rng.ts";
+import type { Stage } from "./attacks/target.ts";
+import { keep } from "./tensor.ts";
 
 /** An image stage that also exposes the hole mask it used (the purifier needs it). */
 export interface MaskedImage {
