@@ -237,3 +237,28 @@ Deno.test("bad inputs raise errors naming the op and field", () => {
   assert.throws(() => upsampleBilinear(x, { scale: 0.1 }), /empty output/);
   x.dispose();
 });
+
+Deno.test("neighbourSum4 matches the float64 reference, forward and gradient", async () => {
+  const r = rng(31);
+  for (const [N, C, H, W] of [[1, 1, 1, 1], [2, 3, 4, 5], [1, 2, 7, 3]]) {
+    await checkOp(
+      `neighbourSum4 [${N},${C},${H},${W}]`,
+      ([x]) => ops.neighbourSum4(x),
+      ([x]) => {
+        const y = new Float64Array(x.length);
+        const v = (p: number, h: number, w: number) =>
+          h < 0 || w < 0 || h >= H || w >= W ? 0 : x[p * H * W + h * W + w];
+        for (let p = 0; p < N * C; p++) {
+          for (let h = 0; h < H; h++) {
+            for (let w = 0; w < W; w++) {
+              y[p * H * W + h * W + w] = v(p, h - 1, w) + v(p, h + 1, w) + v(p, h, w - 1) +
+                v(p, h, w + 1);
+            }
+          }
+        }
+        return y;
+      },
+      [input([N, C, H, W], r)],
+    );
+  }
+});

@@ -37,16 +37,7 @@ export function pushPullFill(x: Tensor, mask: Tensor, sweeps = 0): Tensor {
  * outside the image do not count): push-pull gets the low frequencies, a few sweeps smooth
  * the blocky rest (a two-grid classical fill). */
 function diffuse(fill: Tensor, known: Tensor, mask: Tensor, sweeps: number): Tensor {
-  const [, , h, w] = fill.shape;
-  const neighbours = (t: Tensor) => {
-    const p = ops.pad2d(t, [1, 1, 1, 1]);
-    const rows = (a: number) => ops.slice(p, 2, a, a + h);
-    const cols = (t2: Tensor, a: number) => ops.slice(t2, 3, a, a + w);
-    return ops.add(
-      ops.add(cols(rows(0), 1), cols(rows(2), 1)),
-      ops.add(cols(rows(1), 0), cols(rows(1), 2)),
-    );
-  };
+  const neighbours = ops.neighbourSum4;
   // How many of a pixel's 4 neighbours lie inside the image (2 at corners, 3 on edges).
   const count = neighbours(ops.onesLike(ops.slice(fill, 1, 0, 1)));
   const fixed = ops.mul(fill, known);

@@ -12,3 +12,4 @@ export * from "./loss.ts";
 export * from "./pool.ts";
 export * from "./sample.ts";
 export * from "./upsample.ts";
+export * from "./stencil.ts";
