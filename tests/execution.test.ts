@@ -12,6 +12,7 @@ import {
   pgd,
   scatterRows,
   selectRows,
+  stadv,
   type Target,
 } from "../runtime/attacks/mod.ts";
 import { protocolPredict } from "../runtime/eval/verdict.ts";
@@ -115,7 +116,7 @@ Deno.test("row selection and scatter run on the GPU and match a CPU gather", asy
   for (const t of [x, src, out.sel, out.sc]) t.dispose();
 });
 
-Deno.test("PGD reads back once and submits once per run; APGD once per run", async () => {
+Deno.test("PGD reads back once and submits once per run; APGD and StAdv once per run", async () => {
   const target = mlpTarget(7);
   const x = images(6, 8);
   const labels = [0, 1, 2, 3, 4, 5];
@@ -133,6 +134,10 @@ Deno.test("PGD reads back once and submits once per run; APGD once per run", asy
   // Without attackAll the clean pass decides the rows: one more readback.
   const a2 = await counted(() => apgd({ target, x, labels }, { steps: 30, eps: 0.05 }));
   assert.ok(a2.delta.readbacks <= 2, `apgd with clean pass: readbacks ${a2.delta.readbacks}`);
+  const sa = await counted(() => stadv({ target, x: images(6, 8), labels }, { steps: 6 }));
+  assert.equal(sa.delta.readbacks, 1, `stadv readbacks ${sa.delta.readbacks}`);
+  sa.out.lossBest!.forEach((l, i) => assert.ok(l >= sa.out.lossStart![i], `stadv row ${i}`));
+  sa.out.xAdv.dispose();
   // The GPU bookkeeping keeps the attack's contract: within eps, never weaker than the start.
   const r = a.out;
   const d = await ops.sub(r.xAdv, x).data();

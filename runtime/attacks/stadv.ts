@@ -12,7 +12,8 @@
 
 import { keep, Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
-import { type AttackInput, type AttackResult, defaultIndices, predictions } from "./common.ts";
+import { type AttackInput, type AttackResult, defaultIndices } from "./common.ts";
+import { noGrad } from "../autograd.ts";
 import { marginLoss } from "./losses.ts";
 import { eotGradient, type Target } from "./target.ts";
 
@@ -163,12 +164,15 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
   // eotGradient average its gradient over draws; Adam then descends it.
   let flow = ops.zeros([n, 2, h, w]);
   let m = ops.zeros(flow.shape), v = ops.zeros(flow.shape);
-  let best = ops.detach(x);
-  const fooled = new Array<boolean>(n).fill(false);
-  const bestFlowLoss = new Array<number>(n).fill(Infinity);
-  const bestObj = new Array<number>(n).fill(Infinity);
-  const bestAdvLoss = new Array<number>(n).fill(-Infinity);
-  let lossStart: number[] = [];
+  // Per-row bookkeeping on the GPU (read back once, at the end).
+  const st = {
+    best: ops.detach(x),
+    fooled: ops.zeros([n]),
+    bestFlowLoss: ops.full([n], Infinity),
+    bestObj: ops.full([n], Infinity),
+    bestAdvLoss: ops.full([n], -Infinity),
+    lossStart: null as Tensor | null,
+  };
   const flowTarget: Target = {
     name: "stadv-flow",
     numClasses: 1,
@@ -179,42 +183,36 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
   for (let it = 0; it <= steps; it++) {
     const e = eotGradient(flowTarget, flow, (z) => ops.reshape(z, [n]), eot);
     // Bookkeeping at the current flow: prediction, flow loss, objective.
-    const xa = tidy(() => ops.clamp(warp(x, ops.mul(flow, toPixels)), 0, 1));
-    const z = tidy(() => target.logits(xa, indices));
-    const { pred } = await predictions(z);
-    const mt = tidy(() => marginLoss(z, y));
-    const margin = await mt.data();
-    mt.dispose();
-    z.dispose();
-    const fl = tidy(() => flowSmoothnessLoss(flow));
-    const flv = await fl.data();
-    const obj = await e.loss.data();
-    fl.dispose();
-    // The sanity checks' attack loss is the negated margin (higher = closer to fooling): the
-    // objective itself is dominated by the flow penalty once the flow moves.
-    if (it === 0) lossStart = Array.from(margin, (g) => -g);
-    margin.forEach((g, i) => bestAdvLoss[i] = Math.max(bestAdvLoss[i], -g));
-    const take = pred.map((p, i) => {
-      const adv = p !== labels[i];
+    const next0 = tidy(() => {
+      const xa = ops.clamp(warp(x, ops.mul(flow, toPixels)), 0, 1);
+      const z = noGrad(() => target.logits(xa, indices));
+      const isAdv = ops.sub(1, ops.eq(ops.argmax(z, 1), y));
+      // The sanity checks' attack loss is the negated margin (higher = closer to fooling):
+      // the objective itself is dominated by the flow penalty once the flow moves.
+      const advLoss = ops.neg(marginLoss(z, y));
+      const flv = flowSmoothnessLoss(ops.detach(flow));
+      const obj = e.loss;
+      const notFooled = ops.sub(1, st.fooled);
       // Prefer fooling flows, then the smoothest of them; otherwise the lowest objective.
-      const t = adv
-        ? (!fooled[i] || flv[i] < bestFlowLoss[i])
-        : (!fooled[i] && obj[i] < bestObj[i]);
-      if (adv) {
-        fooled[i] = true;
-        if (t) bestFlowLoss[i] = flv[i];
-      }
-      bestObj[i] = Math.min(bestObj[i], obj[i]);
-      return t ? 1 : 0;
+      const take = ops.where(
+        isAdv,
+        ops.maximum(notFooled, ops.lt(flv, st.bestFlowLoss)),
+        ops.mul(notFooled, ops.lt(obj, st.bestObj)),
+      );
+      return {
+        best: ops.where(ops.reshape(take, [n, 1, 1, 1]), xa, st.best),
+        bestFlowLoss: ops.where(ops.mul(isAdv, take), flv, st.bestFlowLoss),
+        fooled: ops.maximum(st.fooled, isAdv),
+        bestObj: ops.minimum(st.bestObj, obj),
+        bestAdvLoss: ops.maximum(st.bestAdvLoss, advLoss),
+        lossStart: st.lossStart ?? ops.clone(advLoss),
+      };
     });
-    if (take.some((t) => t)) {
-      const mask = Tensor.fromData(take, [n, 1, 1, 1]);
-      const nb = ops.where(mask, xa, best);
-      mask.dispose();
-      best.dispose();
-      best = nb;
+    for (const k of ["best", "bestFlowLoss", "fooled", "bestObj", "bestAdvLoss"] as const) {
+      st[k].dispose();
+      st[k] = next0[k];
     }
-    xa.dispose();
+    st.lossStart = next0.lossStart;
     if (it === steps) {
       for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
       break;
@@ -239,5 +237,15 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
     v = next.v2;
   }
   for (const t of [flow, m, v, y, toPixels, box.lo, box.hi]) t.dispose();
-  return { xAdv: best, fooled, lossStart, lossBest: bestAdvLoss };
+  const packed = ops.concat([st.fooled, st.lossStart!, st.bestAdvLoss], 0);
+  const vals = await packed.data();
+  for (const t of [packed, st.fooled, st.lossStart!, st.bestAdvLoss, st.bestObj, st.bestFlowLoss]) {
+    t.dispose();
+  }
+  return {
+    xAdv: st.best,
+    fooled: Array.from(vals.subarray(0, n), (f) => f > 0),
+    lossStart: Array.from(vals.subarray(n, 2 * n)),
+    lossBest: Array.from(vals.subarray(2 * n, 3 * n)),
+  };
 }
