@@ -37,6 +37,8 @@ export interface TracedDispatch {
 }
 
 const PARAM_ARENA_BYTES = 1 << 20;
+/** Timed dispatches per submit in profiling mode. */
+const PROFILE_SLOTS = 2048;
 /** A submit bounds the work recorded but not yet started; large enough for a whole training
  * step or attack iteration, so that the caller decides where the submits go. */
 const MAX_DISPATCHES_PER_SUBMIT = 16384;
@@ -119,10 +121,32 @@ export class Engine {
     this.#versions.set(buf, (this.#versions.get(buf) ?? 0) + 1);
   }
 
+  /** ATOP_PROFILE=1: every dispatch in its own timed pass; GPU time per kernel name. */
+  #profile: {
+    set: GPUQuerySet;
+    names: string[];
+    pending: Promise<void>[];
+    totals: Map<string, { ms: number; n: number }>;
+  } | null = null;
+
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.#align = Math.max(device.limits.minStorageBufferOffsetAlignment, 32);
     this.#newArena();
+    let profiling = false;
+    try {
+      profiling = Deno.env.get("ATOP_PROFILE") === "1";
+    } catch {
+      // no --allow-env
+    }
+    if (profiling && device.features.has("timestamp-query")) {
+      this.#profile = {
+        set: device.createQuerySet({ type: "timestamp", count: 2 * PROFILE_SLOTS }),
+        names: [],
+        pending: [],
+        totals: new Map(),
+      };
+    }
     device.lost.then((info) => {
       this.#lost = `${info.reason}: ${info.message}`;
     });
@@ -225,7 +249,11 @@ export class Engine {
     }
     const nParams = d.params?.length ?? 0;
     const paramBytes = Math.max(16, Math.ceil((nParams * 4) / 16) * 16);
-    if (this.#batchKernels.length >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    const prof = this.#profile;
+    if (
+      this.#batchKernels.length >= MAX_DISPATCHES_PER_SUBMIT ||
+      (prof && prof.names.length >= PROFILE_SLOTS)
+    ) this.flush();
     let offsetWords = Math.ceil(this.#arenaUsed / this.#align) * this.#align / 4;
     if (offsetWords * 4 + paramBytes > PARAM_ARENA_BYTES) {
       // Next chunk of this batch (chunks are reused by later batches: each is rewritten on
@@ -255,10 +283,27 @@ export class Engine {
       () => this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
     );
     const [x, y = 1, z = 1] = d.workgroups;
+    if (prof && !this.#inTimed) {
+      // One pass per dispatch, its start and end time stamped.
+      this.#pass!.end();
+      const k = prof.names.length;
+      prof.names.push(d.kernel.replace(/\(\d+\)/, ""));
+      this.#pass = this.#encoder!.beginComputePass({
+        timestampWrites: {
+          querySet: prof.set,
+          beginningOfPassWriteIndex: 2 * k,
+          endOfPassWriteIndex: 2 * k + 1,
+        },
+      });
+    }
     const pass = this.#pass!;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (prof && !this.#inTimed) {
+      pass.end();
+      this.#pass = this.#encoder!.beginComputePass();
+    }
     this.#batchKernels.push(d.kernel);
     this.counters.dispatches++;
   }
@@ -307,13 +352,141 @@ export class Engine {
     this.#arenaIndex = 0;
     this.#arenaUsed = 0;
     extra?.(enc);
+    const prof = this.#profile;
+    let resolved: GPUBuffer | null = null;
+    const profNames = prof?.names ?? [];
+    if (prof && profNames.length > 0) {
+      resolved = this.device.createBuffer({
+        size: profNames.length * 16,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+      enc.resolveQuerySet(prof.set, 0, 2 * profNames.length, resolved, 0);
+      prof.names = [];
+    }
+    const afterTimed = this.#resolveTimed(enc);
     const names = [...new Set(kernels)].join(", ") || "copy";
     this.#scoped(`submit of [${names}]`, () => this.device.queue.submit([enc.finish()]));
     this.counters.submits++;
+    if (prof && resolved) this.#collectProfile(prof, resolved, profNames);
+    afterTimed?.();
     for (const b of this.#staging) b.destroy();
     this.#staging = [];
     this.#stagedBytes = 0;
     this.pool.afterSubmit();
+  }
+
+  #collectProfile(
+    prof: NonNullable<Engine["profileState"]>,
+    resolved: GPUBuffer,
+    names: string[],
+  ): void {
+    const bytes = names.length * 16;
+    const read = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(resolved, 0, read, 0, bytes);
+    this.device.queue.submit([enc.finish()]);
+    prof.pending.push(
+      read.mapAsync(GPUMapMode.READ).then(() => {
+        const t = new BigUint64Array(read.getMappedRange());
+        names.forEach((name, k) => {
+          const e = prof.totals.get(name) ?? { ms: 0, n: 0 };
+          e.ms += Number(t[2 * k + 1] - t[2 * k]) / 1e6;
+          e.n++;
+          prof.totals.set(name, e);
+        });
+        read.unmap();
+        read.destroy();
+        resolved.destroy();
+      }),
+    );
+  }
+
+  /** Timed sections of the open batch (engine.timed), resolved after its submit. */
+  #timedSet: GPUQuerySet | null = null;
+  #timedSlots: ((ms: number) => void)[] = [];
+  #inTimed = false;
+
+  /** Runs `record` (which records dispatches) inside its own timestamped pass; resolves to
+   * the GPU milliseconds of those dispatches once they have run, or null without the
+   * timestamp-query feature (the dispatches are recorded either way). */
+  timed(record: () => void): Promise<number | null> {
+    if (!this.device.features.has("timestamp-query") || this.#trace || this.#inTimed) {
+      record();
+      return Promise.resolve(null);
+    }
+    if (this.#timedSlots.length >= PROFILE_SLOTS) this.flush();
+    this.#timedSet ??= this.device.createQuerySet({ type: "timestamp", count: 2 * PROFILE_SLOTS });
+    this.#openPass();
+    this.#pass!.end();
+    const k = this.#timedSlots.length;
+    this.#pass = this.#encoder!.beginComputePass({
+      timestampWrites: {
+        querySet: this.#timedSet,
+        beginningOfPassWriteIndex: 2 * k,
+        endOfPassWriteIndex: 2 * k + 1,
+      },
+    });
+    const done = new Promise<number>((resolve) => this.#timedSlots.push(resolve));
+    this.#inTimed = true;
+    try {
+      record();
+    } finally {
+      this.#inTimed = false;
+      this.#pass!.end();
+      this.#pass = this.#encoder!.beginComputePass();
+    }
+    return done;
+  }
+
+  /** Resolves the timed sections of the batch being submitted (called by flush). */
+  #resolveTimed(enc: GPUCommandEncoder): (() => void) | null {
+    const slots = this.#timedSlots;
+    if (slots.length === 0 || !this.#timedSet) return null;
+    this.#timedSlots = [];
+    const bytes = slots.length * 16;
+    const resolved = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const read = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    enc.resolveQuerySet(this.#timedSet, 0, 2 * slots.length, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, read, 0, bytes);
+    // After the submit: map and hand out the times.
+    return () => {
+      read.mapAsync(GPUMapMode.READ).then(() => {
+        const t = new BigUint64Array(read.getMappedRange());
+        slots.forEach((resolve, k) => resolve(Number(t[2 * k + 1] - t[2 * k]) / 1e6));
+        read.unmap();
+        read.destroy();
+        resolved.destroy();
+      });
+    };
+  }
+
+  get profileState() {
+    return this.#profile;
+  }
+
+  /** GPU time per kernel name since the start (ATOP_PROFILE=1), longest first. */
+  async profileReport(reset = false): Promise<{ kernel: string; ms: number; launches: number }[]> {
+    const prof = this.#profile;
+    if (!prof) return [];
+    this.flush();
+    await Promise.all(prof.pending);
+    prof.pending = [];
+    const out = [...prof.totals.entries()].map(([kernel, e]) => ({
+      kernel,
+      ms: e.ms,
+      launches: e.n,
+    })).sort((a, b) => b.ms - a.ms);
+    if (reset) prof.totals.clear();
+    return out;
   }
 
   /** Waits for all submitted work and turns any recorded validation error into an exception. */

@@ -227,6 +227,8 @@ interface Compiled {
   /** Per leaf binding: the buffer and strides (null = flat index). */
   leaves: { buf: GPUBuffer; strides: number[] | null }[];
   consts: number[];
+  /** Index-plan words (after n). */
+  layout: number[];
 }
 
 function fill(tpl: string, args: string[], scalars: string[]): string {
@@ -246,16 +248,51 @@ const codeCache = new Map<string, string>();
  * packed rows of packRows4 (ops/matmul.ts), zeros outside. */
 type OutMap = "same" | "pack";
 
-function compile(root: Node, nd: number, outMap: OutMap = "same"): Compiled {
+/** The index arithmetic of the broadcast leaves: the output's dims collapsed where every
+ * leaf's strides allow (PyTorch's TensorIterator does the same), and only the coordinates some
+ * leaf needs. A per-channel leaf of [N,C,H,W] costs one division and one remainder, as a
+ * hand-written kernel would. */
+interface IndexPlan {
+  /** Per kept coordinate: elements per step of it, its size (0: outermost, no remainder). */
+  coords: { inner: number; size: number }[];
+  /** Per broadcast leaf: its stride along each kept coordinate. */
+  strides: number[][];
+}
+
+function indexPlan(shape: Shape, leafStrides: number[][]): IndexPlan {
+  // Drop size-1 dims, then merge d with d+1 when every leaf steps contiguously across them.
+  let dims = shape.map((size, d) => ({ size, st: leafStrides.map((s) => s[d] ?? 0) }))
+    .filter((d) => d.size !== 1);
+  const merged: typeof dims = [];
+  for (const d of dims) {
+    const prev = merged[merged.length - 1];
+    if (prev && prev.st.every((s, k) => s === d.st[k] * d.size)) {
+      prev.size *= d.size;
+      prev.st = d.st;
+    } else merged.push({ size: d.size, st: [...d.st] });
+  }
+  dims = merged;
+  const coords: IndexPlan["coords"] = [];
+  const strides: number[][] = leafStrides.map(() => []);
+  let inner = 1;
+  for (let d = dims.length - 1; d >= 0; d--) {
+    if (dims[d].st.some((s) => s !== 0)) {
+      coords.unshift({ inner, size: d === 0 ? 0 : dims[d].size });
+      dims[d].st.forEach((s, k) => strides[k].unshift(s));
+    }
+    inner *= dims[d].size;
+  }
+  return { coords, strides };
+}
+
+function compile(root: Node, shape: Shape, outMap: OutMap = "same"): Compiled {
   const leaves: Compiled["leaves"] = [];
   const leafIndex = new Map<string, number>();
   const consts: number[] = [];
   const lines: string[] = [];
   const names = new Map<Node, string>();
-  // Parameter words: [n, nd, shape[6], strides[6] per broadcast leaf..., consts...]; the
-  // const offsets are assigned after the leaves are known, so consts are collected first as
-  // placeholders.
-  const constRefs: string[] = [];
+  // Parameter words: [n, index plan..., consts..., pack...]; consts are named by placeholders
+  // until the plan's size is known.
   const visit = (n: Node): string => {
     const hit = names.get(n);
     if (hit) return hit;
@@ -263,7 +300,6 @@ function compile(root: Node, nd: number, outMap: OutMap = "same"): Compiled {
     if (n.k === "const") {
       consts.push(n.v);
       name = `@C${consts.length - 1}@`;
-      constRefs.push(name);
     } else if (n.k === "leaf") {
       const key = `${leafIdOf(n.buf)}:${n.strides ?? "flat"}`;
       let li = leafIndex.get(key);
@@ -278,9 +314,7 @@ function compile(root: Node, nd: number, outMap: OutMap = "same"): Compiled {
       const args = n.args.map(visit);
       const sc = n.scalars.map((v) => {
         consts.push(v);
-        const r = `@C${consts.length - 1}@`;
-        constRefs.push(r);
-        return r;
+        return `@C${consts.length - 1}@`;
       });
       name = `v${lines.length}`;
       lines.push(`  let ${name} = ${fill(tpl.expr, args, sc)};`);
@@ -289,36 +323,41 @@ function compile(root: Node, nd: number, outMap: OutMap = "same"): Compiled {
     return name;
   };
   const result = visit(root);
-  const bcast = leaves.map((l) => l.strides !== null);
-  const nb = bcast.filter(Boolean).length;
-  const constBase = 2 + MAX_DIMS + nb * MAX_DIMS;
-  let body = lines.join("\n").replace(
-    /@C(\d+)@/g,
-    (_, i: string) => f32Literal(constBase + Number(i)),
-  );
-  const res = result.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i)));
+  const bleaves = leaves.filter((l) => l.strides !== null);
+  const plan = indexPlan(shape, bleaves.map((l) => l.strides!));
+  const nc = plan.coords.length;
+  // Layout words: per coordinate (inner, size), then per broadcast leaf its nc strides.
+  const layout: number[] = [];
+  for (const c of plan.coords) layout.push(c.inner, c.size);
+  for (const st of plan.strides) layout.push(...st);
+  const constBase = 1 + layout.length;
+  const lit = (str: string) =>
+    str.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i)));
+  let body = lit(lines.join("\n"));
+  const res = lit(result);
   const loads: string[] = [];
   let bi = 0;
   leaves.forEach((l, li) => {
     if (l.strides === null) loads.push(`  let x${li} = L${li}[i];`);
     else {
-      const s = 2 + MAX_DIMS + bi++ * MAX_DIMS;
-      const terms = Array.from({ length: nd }, (_, d) => `c[${d}] * P[${s + d}]`).join(" + ");
+      const s = 1 + 2 * nc + bi++ * nc;
+      const terms = plan.coords.map((_, d) => `c${d} * P[${s + d}]`).join(" + ");
       loads.push(`  let x${li} = L${li}[${terms || "0u"}];`);
     }
   });
-  body = loads.join("\n") + "\n" + body;
-  const key = `${outMap}|${nd}|${bcast.join(",")}|${body}|${res}`;
+  const coordLines = plan.coords.map((c, d) =>
+    c.size === 0
+      ? `  let c${d} = i / P[${1 + 2 * d}];`
+      : `  let c${d} = (i / P[${1 + 2 * d}]) % P[${2 + 2 * d}];`
+  );
+  body = [...coordLines, ...loads].join("\n") + "\n" + body;
+  const key = `${outMap}|${plan.coords.map((c) => (c.size === 0 ? "o" : "c")).join("")}|` +
+    `${leaves.map((l) => (l.strides ? "b" : "f")).join("")}|${body}|${res}`;
   let code = codeCache.get(key);
   if (!code) {
     const binds = leaves.map((_, li) =>
       `@group(0) @binding(${li}) var<storage, read> L${li}: array<f32>;`
     );
-    const coords = nb > 0
-      ? `  var c: array<u32, ${MAX_DIMS}>;\n  var r = i;\n` +
-        `  for (var d = ${nd - 1}; d >= 0; d--) {\n` +
-        `    c[d] = r % P[2 + d];\n    r = r / P[2 + d];\n  }\n`
-      : "";
     // Pack: P[k..k+6] = rows (batch*O), O, I, I4, sb, so, si after the constants.
     const k = constBase + consts.length;
     const head = outMap === "same"
@@ -336,13 +375,13 @@ ${binds.join("\n")}
 ${PRELUDE}
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-${head}${coords}${body}
+${head}${body}
   Y[j] = ${res};
 }
 `;
     codeCache.set(key, code);
   }
-  return { code, leaves, consts };
+  return { code, leaves, consts, layout };
 }
 
 const leafIds = new WeakMap<GPUBuffer, number>();
@@ -398,14 +437,8 @@ function launch(
   }
   const out = packed?.out ?? src;
   const n = packed ? packed.pk.total : shapeSize(shape);
-  const nd = Math.max(1, shape.length);
-  const c = compile(root, nd, packed ? "pack" : "same");
-  const params: number[] = [n, nd];
-  for (let d = 0; d < MAX_DIMS; d++) params.push(d < shape.length ? shape[d] : 1);
-  for (const l of c.leaves) {
-    if (l.strides === null) continue;
-    for (let d = 0; d < MAX_DIMS; d++) params.push(l.strides[d] ?? 0);
-  }
+  const c = compile(root, shape, packed ? "pack" : "same");
+  const params: number[] = [n, ...c.layout];
   for (const v of c.consts) params.push(bits(v));
   if (packed) {
     const p = packed.pk;

@@ -5,6 +5,7 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
+import { runTuned } from "../tune/tuner.ts";
 import { keep, Tensor } from "../tensor.ts";
 import { words } from "./util.ts";
 import { reshape } from "./shape.ts";
@@ -100,6 +101,15 @@ function packOutput(gy: Tensor, g: Geometry): Tensor {
   return packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo }, 1);
 }
 
+const TILES = [4, 16];
+
+/** The shape class a tuned conv choice is kept for (batch rounded up to a power of two). */
+function shapeKey(g: Geometry): string {
+  const n = 2 ** Math.ceil(Math.log2(Math.max(1, g.N)));
+  return `n${n} ${g.Cin}>${g.Cout} ${g.H}x${g.W}>${g.Ho}x${g.Wo} k${g.KH}x${g.KW} ` +
+    `s${g.SH},${g.SW} p${g.PH},${g.PW} d${g.DH},${g.DW}`;
+}
+
 /** Packed weights of frozen layers, by weight buffer and layout: an attack runs the same
  * weights thousands of times. An entry is stored on the second request at the same write
  * version of the weight (training changes the weights every step: nothing is kept there). */
@@ -146,16 +156,24 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
     `fwd:${g.Cout},${kk},${g.Cin}`,
     () => packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk }),
   );
-  const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / t));
-  engine().dispatch({
-    kernel: "conv2d_fwd",
-    entry: `tile${t}`,
-    constants: { WX, WY },
-    buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
-    params: [...geoWords(g), Math.ceil(g.Cin / 4), b ? 1 : 0],
-    workgroups: [gx, Math.ceil(g.Cout / (t * WY)), gz],
-    flops: convFlops(g),
-  });
+  const run = (t: number) => () => {
+    const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / t));
+    engine().dispatch({
+      kernel: "conv2d_fwd",
+      entry: `tile${t}`,
+      constants: { WX, WY },
+      buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
+      params: [...geoWords(g), Math.ceil(g.Cin / 4), b ? 1 : 0],
+      workgroups: [gx, Math.ceil(g.Cout / (t * WY)), gz],
+      flops: convFlops(g),
+    });
+  };
+  runTuned(
+    "conv2d_fwd",
+    shapeKey(g),
+    TILES.map((v) => ({ name: `tile${v}`, run: run(v) })),
+    `tile${t}`,
+  );
   if (own) wp.dispose();
   return y;
 }
@@ -174,16 +192,24 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   );
   // Input pixels are enumerated phase by phase (see the shader), holes included.
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
-  const [cx, cz] = columns(Math.ceil((g.N * g.SH * g.SW * Hs * Ws) / t));
-  engine().dispatch({
-    kernel: "conv2d_bwd_data",
-    entry: `tile${t}`,
-    constants: { WX, WY },
-    buffers: [gp.buffer, wp.buffer, gx.buffer],
-    params: [...geoWords(g), Math.ceil(g.Cout / 4), Hs, Ws],
-    workgroups: [cx, Math.ceil(g.Cin / (t * WY)), cz],
-    flops: convFlops(g),
-  });
+  const run = (t: number) => () => {
+    const [cx, cz] = columns(Math.ceil((g.N * g.SH * g.SW * Hs * Ws) / t));
+    engine().dispatch({
+      kernel: "conv2d_bwd_data",
+      entry: `tile${t}`,
+      constants: { WX, WY },
+      buffers: [gp.buffer, wp.buffer, gx.buffer],
+      params: [...geoWords(g), Math.ceil(g.Cout / 4), Hs, Ws],
+      workgroups: [cx, Math.ceil(g.Cin / (t * WY)), cz],
+      flops: convFlops(g),
+    });
+  };
+  runTuned(
+    "conv2d_bwd_data",
+    shapeKey(g),
+    TILES.map((v) => ({ name: `tile${v}`, run: run(v) })),
+    `tile${t}`,
+  );
   if (own) wp.dispose();
   return gx;
 }
@@ -202,22 +228,38 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   const wShape = [g.Cout, g.Cin, g.KH, g.KW];
   const t = tileSize();
   // Blocks of t output x ti input channels; RGB-like inputs get narrow blocks on the CPU.
-  const ti = t === 16 && g.Cin <= 4 ? 4 : t;
-  const lanes = Math.ceil(g.Cin / ti) * Math.ceil(g.Cout / t);
-  let split = Math.max(1, Math.min(g.N, Math.ceil(targetThreads() / (lanes * kk))));
+  const blocks = (v: string) =>
+    v === "tile16x4" ? { to: 16, ti: 4 } : v === "tile4" ? { to: 4, ti: 4 } : { to: 16, ti: 16 };
+  const dflt = t === 16 && g.Cin <= 4 ? "tile16x4" : `tile${t}`;
+  // The batch split (and so the order of the final sum) is fixed by the default 16-wide
+  // blocks, whichever variant runs: every variant gives the same bits.
+  const ref = blocks(g.Cin <= 4 ? "tile16x4" : "tile16");
+  const refLanes = Math.ceil(g.Cin / ref.ti) * Math.ceil(g.Cout / ref.to);
+  let split = Math.max(1, Math.min(g.N, Math.ceil(targetThreads() / (refLanes * kk))));
   split = Math.min(split, Math.floor(MAX_GROUPS / kk));
   const nPer = Math.ceil(g.N / split);
   split = Math.ceil(g.N / nPer);
   const partial = Tensor.empty([split, ...wShape]);
-  engine().dispatch({
-    kernel: "conv2d_bwd_weight",
-    entry: ti === t ? `tile${t}` : "tile16x4",
-    constants: { WG: WG_WEIGHT },
-    buffers: [xp.buffer, gp.buffer, partial.buffer],
-    params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
-    workgroups: [Math.ceil(lanes / WG_WEIGHT), split * kk],
-    flops: convFlops(g),
-  });
+  const run = (v: string) => () => {
+    const { to, ti } = blocks(v);
+    const lanes = Math.ceil(g.Cin / ti) * Math.ceil(g.Cout / to);
+    engine().dispatch({
+      kernel: "conv2d_bwd_weight",
+      entry: v,
+      constants: { WG: WG_WEIGHT },
+      buffers: [xp.buffer, gp.buffer, partial.buffer],
+      params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
+      workgroups: [Math.ceil(lanes / WG_WEIGHT), split * kk],
+      flops: convFlops(g),
+    });
+  };
+  const variants = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
+  runTuned(
+    "conv2d_bwd_weight",
+    shapeKey(g),
+    variants.map((v) => ({ name: v, run: run(v) })),
+    dflt,
+  );
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();

@@ -110,6 +110,8 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   const bp = transB && direct
     ? b
     : packRows4(b, bb, N, K, transB ? { sb: N * K, so: K, si: 1 } : { sb: K * N, so: 1, si: N });
+  // Not tuned: tile4 and tile16 sum a dot product in different orders (different bits), and
+  // a choice made by timing must never change results.
   const t = tileSize();
   engine().dispatch({
     kernel: "matmul",

@@ -507,6 +507,17 @@ async function main() {
     results.push({ name: b.name, value: Number(shown), unit: b.unit });
     rows.push([b.name, shown, b.unit, notes]);
     console.log(`${b.name}: ${shown} ${b.unit}  ${notes}`);
+    // ATOP_PROFILE=1: GPU time per kernel over this benchmark (warm-up and repetitions).
+    const prof = await eng.profileReport(true);
+    if (prof.length) {
+      const total = prof.reduce((a, p) => a + p.ms, 0);
+      for (const p of prof.slice(0, 12)) {
+        console.log(
+          `    ${p.kernel.padEnd(32)} ${p.ms.toFixed(1).padStart(9)} ms ` +
+            `${(100 * p.ms / total).toFixed(1).padStart(5)}%  ${p.launches} launches`,
+        );
+      }
+    }
   }
   await eng.sync();
   console.log("\n" + table(rows));

@@ -38,6 +38,9 @@ export function randInt(r: () => number, lo: number, hi: number): number {
 }
 
 export async function gpu(): Promise<void> {
+  // Kernel tuning off in tests unless a test turns it on: dispatch counts stay exact and the
+  // user's tuning cache is not written (tests/tune.test.ts covers the tuner).
+  if (Deno.env.get("ATOP_TUNE") === undefined) Deno.env.set("ATOP_TUNE", "off");
   await initEngine((Deno.env.get("ATOP_ADAPTER") as "auto" | "cpu" | "gpu") ?? "auto");
 }
 

@@ -1,0 +1,145 @@
+// The kernel tuner (runtime/tune/tuner.ts): every variant of every tuned family gives the same
+// bits (so a choice never changes results) and matches the float64 reference; the tuner times
+// the candidates on first use, keeps the fastest in its cache file, and reuses it.
+
+import { assert, checkOp, gpu, input, rng } from "./helpers/check.ts";
+import { engine } from "../runtime/engine.ts";
+import { Tensor, tidy } from "../runtime/tensor.ts";
+import { grad } from "../runtime/autograd.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import {
+  forceVariant,
+  resetTuning,
+  settleTuning,
+  tuneCachePath,
+  tuningChoices,
+} from "../runtime/tune/tuner.ts";
+import { conv2dRef } from "./ref/conv.ts";
+// (matmul is not tuned: its two tiles sum a dot product in different orders.)
+
+await gpu();
+
+function rand(shape: number[], seed: number): Tensor {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return Tensor.fromData(Array.from({ length: n }, () => r() - 0.5), shape);
+}
+
+async function bits(t: Tensor): Promise<Uint32Array> {
+  return new Uint32Array((await t.data()).buffer);
+}
+
+const CASES = [
+  { x: [2, 3, 9, 8], w: [5, 3, 3, 3], o: { padding: 1 } },
+  { x: [3, 8, 8, 8], w: [16, 8, 3, 3], o: { padding: 2, dilation: 2 } },
+  { x: [1, 6, 7, 7], w: [20, 6, 5, 5], o: { stride: 2, padding: 2 } },
+];
+
+Deno.test("conv variants are bit-identical to each other (fwd, input and weight gradients)", async () => {
+  for (const c of CASES) {
+    const x = rand(c.x, 1), w = rand(c.w, 2);
+    const run = async (fwd: string, data: string, weight: string) => {
+      forceVariant("conv2d_fwd", fwd);
+      forceVariant("conv2d_bwd_data", data);
+      forceVariant("conv2d_bwd_weight", weight);
+      try {
+        x.requiresGrad = w.requiresGrad = true;
+        const out = tidy(() => {
+          const y = ops.conv2d(x, w, null, c.o);
+          const [gx, gw] = grad(ops.sum(ops.mul(y, y)), [x, w]);
+          return { y: ops.detach(y), gx, gw };
+        });
+        const r = { y: await bits(out.y), gx: await bits(out.gx), gw: await bits(out.gw) };
+        for (const t of Object.values(out)) t.dispose();
+        return r;
+      } finally {
+        for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) {
+          forceVariant(f, null);
+        }
+      }
+    };
+    const a = await run("tile4", "tile4", "tile4");
+    const b = await run("tile16", "tile16", "tile16");
+    assert.deepEqual(b, a, `conv ${JSON.stringify(c)}: tile16 vs tile4`);
+    if (c.x[1] <= 4) {
+      const d = await run("tile16", "tile16", "tile16x4");
+      assert.deepEqual(d.gw, a.gw, "weight gradient tile16x4 vs tile4");
+    }
+    x.dispose();
+    w.dispose();
+  }
+});
+
+Deno.test("every conv variant matches the float64 reference, forward and gradients", async () => {
+  const r = rng(9);
+  for (const v of ["tile4", "tile16"]) {
+    for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) forceVariant(f, v);
+    try {
+      const g = {
+        N: 2,
+        Cin: 5,
+        H: 7,
+        W: 6,
+        Cout: 6,
+        KH: 3,
+        KW: 3,
+        stride: [1, 1] as [number, number],
+        padding: [2, 2] as [number, number],
+        dilation: [2, 2] as [number, number],
+      };
+      await checkOp(
+        `conv2d ${v}`,
+        ([x, w]) => ops.conv2d(x, w, null, { padding: 2, dilation: 2 }),
+        conv2dRef(g, false),
+        [input([g.N, g.Cin, g.H, g.W], r), input([g.Cout, g.Cin, g.KH, g.KW], r)],
+      );
+    } finally {
+      for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) forceVariant(f, null);
+    }
+  }
+});
+
+Deno.test("the tuner times the candidates once, caches the fastest on disk, and reuses it", async () => {
+  if (!engine().device.features.has("timestamp-query")) return;
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/tune.json`;
+  Deno.env.set("ATOP_TUNE_CACHE", path);
+  Deno.env.set("ATOP_TUNE_QUIET", "1");
+  Deno.env.set("ATOP_TUNE", "on");
+  resetTuning();
+  try {
+    assert.equal(tuneCachePath(), path);
+    const x = rand([2, 4, 12, 12], 5), w = rand([8, 4, 3, 3], 6);
+    const eng = engine();
+    const conv = async () => {
+      await eng.sync();
+      const d0 = eng.counters.dispatches;
+      // A computed weight (pending): no packed-weight cache, so only tuning changes counts.
+      const y = tidy(() => ops.conv2d(x, ops.mul(w, 1), null, { padding: 1 }));
+      const v = await bits(y);
+      y.dispose();
+      return { v, d: eng.counters.dispatches - d0 };
+    };
+    const first = await conv();
+    await settleTuning();
+    const second = await conv();
+    assert.ok(first.d > second.d, `first use times the candidates (${first.d} vs ${second.d})`);
+    assert.deepEqual(second.v, first.v, "the choice does not change the result");
+    const choices = tuningChoices();
+    assert.ok([...choices.keys()].some((k) => k.startsWith("conv2d_fwd|")));
+    const file = JSON.parse(await Deno.readTextFile(path));
+    const saved = Object.values(file.adapters)[0] as Record<string, string>;
+    assert.ok(Object.keys(saved).some((k) => k.startsWith("conv2d_fwd|")), "cached on disk");
+    // A fresh process state reads the cache: no timing again.
+    resetTuning();
+    const third = await conv();
+    assert.equal(third.d, second.d, "the cached choice is used without timing");
+    x.dispose();
+    w.dispose();
+  } finally {
+    Deno.env.delete("ATOP_TUNE_CACHE");
+    Deno.env.set("ATOP_TUNE", "off");
+    resetTuning();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
