@@ -53,7 +53,14 @@ async function main() {
   });
   if (!values.old) throw new Error("--old: give the other checkout's directory, e.g. --old ../old");
   const old = values.old;
-  await Deno.copyFile("tests/bench/bench.ts", `${old}/tests/bench/bench_compare.ts`);
+  // Modules that moved since older trees: point the copy at the old location when needed.
+  const moved: Record<string, string> = { "runtime/transforms.ts": "dsl/transforms.ts" };
+  let src = await Deno.readTextFile("tests/bench/bench.ts");
+  for (const [now, before] of Object.entries(moved)) {
+    const exists = await Deno.stat(`${old}/${now}`).then(() => true, () => false);
+    if (!exists) src = src.replaceAll(`"../../${now}"`, `"../../${before}"`);
+  }
+  await Deno.writeTextFile(`${old}/tests/bench/bench_compare.ts`, src);
   const names = (values.only ??
     "matmul_1024_gflops,conv3x3_c64_fwd_bwd_gflops,resnet18_train_step_images_per_s," +
       "pgd10_resnet18_images_per_s,smallcnn_train_step_images_per_s," +
