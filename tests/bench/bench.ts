@@ -508,7 +508,7 @@ async function main() {
     rows.push([b.name, shown, b.unit, notes]);
     console.log(`${b.name}: ${shown} ${b.unit}  ${notes}`);
     // ATOP_PROFILE=1: GPU time per kernel over this benchmark (warm-up and repetitions).
-    const prof = await eng.profileReport(true);
+    const prof = typeof eng.profileReport === "function" ? await eng.profileReport(true) : [];
     if (prof.length) {
       const total = prof.reduce((a, p) => a + p.ms, 0);
       for (const p of prof.slice(0, 12)) {
