@@ -278,10 +278,10 @@ export class Engine {
       });
       this.#arenaUsed = offsetWords * 4 + paramBytes;
     }
-    const bindGroup = this.#scoped(
-      `kernel ${d.kernel} (bind group)`,
-      () => this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
-    );
+    let layout = this.#layouts.get(pipeline);
+    if (!layout) this.#layouts.set(pipeline, layout = pipeline.getBindGroupLayout(0));
+    const make = () => this.device.createBindGroup({ layout: layout!, entries });
+    const bindGroup = this.#debug ? this.#scoped(`kernel ${d.kernel} (bind group)`, make) : make();
     const [x, y = 1, z = 1] = d.workgroups;
     if (prof && !this.#inTimed) {
       // One pass per dispatch, its start and end time stamped.
@@ -308,8 +308,26 @@ export class Engine {
     this.counters.dispatches++;
   }
 
+  /** ATOP_DEBUG=1: an error scope per bind group names the failing kernel; otherwise one scope
+   * covers a whole batch (a scope per dispatch costs as much as the dispatch on a GPU). */
+  #debug = (() => {
+    try {
+      return Deno.env.get("ATOP_DEBUG") === "1";
+    } catch {
+      return false;
+    }
+  })();
+  #batchScope = false;
+  #layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+
   #openPass(): void {
-    if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();
+    if (!this.#encoder) {
+      this.#encoder = this.device.createCommandEncoder();
+      if (!this.#debug) {
+        this.device.pushErrorScope("validation");
+        this.#batchScope = true;
+      }
+    }
     if (!this.#pass) this.#pass = this.#encoder.beginComputePass();
   }
 
@@ -366,6 +384,16 @@ export class Engine {
     const afterTimed = this.#resolveTimed(enc);
     const names = [...new Set(kernels)].join(", ") || "copy";
     this.#scoped(`submit of [${names}]`, () => this.device.queue.submit([enc.finish()]));
+    if (this.#batchScope) {
+      this.#batchScope = false;
+      this.#pendingErrors.push(
+        this.device.popErrorScope().then((e) =>
+          e
+            ? `a batch of [${names}]: ${e.message} (rerun with ATOP_DEBUG=1 to name the kernel)`
+            : null
+        ),
+      );
+    }
     this.counters.submits++;
     if (prof && resolved) this.#collectProfile(prof, resolved, profNames);
     afterTimed?.();

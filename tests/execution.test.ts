@@ -232,3 +232,16 @@ Deno.test("EOT draws stacked into one pass equal K sequential passes (same draws
   });
   for (const t of [x, y]) t.dispose();
 });
+
+Deno.test("a validation error surfaces at the next sync, naming the batch's kernels", async () => {
+  const eng = engine();
+  const a = Tensor.fromData([1, 2, 3, 4], [4]);
+  // The stencil kernel binds two buffers and its params; give it one buffer.
+  eng.dispatch({ kernel: "stencil", buffers: [a.buffer], params: [4, 2, 2], workgroups: [1] });
+  await assert.rejects(() => eng.sync(), /stencil/);
+  // The engine keeps working after the error.
+  const b = ops.add(a, 1);
+  assert.deepEqual(Array.from(await b.data()), [2, 3, 4, 5]);
+  a.dispose();
+  b.dispose();
+});
