@@ -47,11 +47,10 @@ fn stats(c: u32, t: u32) -> vec2f {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
-  let c = wid.x;
-  let r = stats(c, t);
+  let r = stats(wid.x, t);
   if (t == 0u) {
-    Mean[c] = r.x;
-    Var[c] = r.y;
+    Mean[wid.x] = r.x;
+    Var[wid.x] = r.y;
   }
 }
 

@@ -26,6 +26,8 @@ import { squareEta, squareL2Proposal, squarePSelection } from "../runtime/attack
 import { flowBox, flowSmoothnessLoss, stadv } from "../runtime/attacks/stadv.ts";
 import { grad } from "../runtime/autograd.ts";
 
+import { mlpTarget as sharedMlp } from "./helpers/targets.ts";
+
 await gpu();
 
 const C = 3, H = 5, W = 4, D = C * H * W;
@@ -42,18 +44,7 @@ function linearTarget(w: number[], b: number[], k: number): Target {
 }
 
 function mlpTarget(seed: number, k = 10, hidden = 24): Target {
-  const r = rng(seed);
-  const w1 = Tensor.fromData(Array.from({ length: hidden * D }, () => (r() - 0.5) * 0.6), [
-    hidden,
-    D,
-  ]);
-  const w2 = Tensor.fromData(Array.from({ length: k * hidden }, () => r() - 0.5), [k, hidden]);
-  return {
-    name: "mlp",
-    numClasses: k,
-    randomized: false,
-    logits: (x) => ops.linear(ops.tanh(ops.linear(ops.flatten(x), w1)), w2),
-  };
+  return sharedMlp(D, seed, k, hidden);
 }
 
 function images(n: number, r: () => number, lo = 0, hi = 1): Tensor {

@@ -19,23 +19,14 @@ import { protocolPredict } from "../runtime/eval/verdict.ts";
 import { ExampleDraws } from "../runtime/rng.ts";
 import { ScalarLog } from "../runtime/train/scalars.ts";
 
+import { mlpTarget as sharedMlp } from "./helpers/targets.ts";
+
 await gpu();
 
 const C = 3, H = 4, W = 4, D = C * H * W;
 
 function mlpTarget(seed: number, k = 10, hidden = 16): Target {
-  const r = rng(seed);
-  const w1 = Tensor.fromData(Array.from({ length: hidden * D }, () => (r() - 0.5) * 0.6), [
-    hidden,
-    D,
-  ]);
-  const w2 = Tensor.fromData(Array.from({ length: k * hidden }, () => r() - 0.5), [k, hidden]);
-  return {
-    name: "mlp",
-    numClasses: k,
-    randomized: false,
-    logits: (x) => ops.linear(ops.tanh(ops.linear(ops.flatten(x), w1)), w2),
-  };
+  return sharedMlp(D, seed, k, hidden);
 }
 
 function images(n: number, seed: number): Tensor {
