@@ -132,17 +132,34 @@ Deno.test("in-place writes: pending readers see the values from before the write
 Deno.test("a pending conv input packed directly equals packing its computed value", async () => {
   const x = rand([2, 6, 9, 9], 5);
   const w = rand([5, 6, 3, 3], 6, -0.3, 0.3);
-  const s = rand([1, 6, 1, 1], 7);
-  const direct = tidy(() =>
-    ops.conv2d(ops.relu(ops.add(ops.mul(x, s), 0.1)), w, null, { padding: 1 })
-  );
-  const prev = setFusion(false);
-  const viaBuffer = tidy(() =>
-    ops.conv2d(ops.relu(ops.add(ops.mul(x, s), 0.1)), w, null, { padding: 1 })
-  );
-  setFusion(prev);
-  assert.deepEqual(await direct.data(), await viaBuffer.data());
-  for (const t of [x, w, s, direct, viaBuffer]) t.dispose();
+  // Per-channel (the 2-D packed kernel), per-row and per-image-column (the generic packed
+  // kernel: not linear along the pixel axis) broadcast operands.
+  for (const sShape of [[1, 6, 1, 1], [1, 1, 9, 1], [2, 1, 1, 9]]) {
+    const s = rand(sShape, 7);
+    const run = async (fused: boolean) => {
+      const prev = setFusion(fused);
+      try {
+        x.requiresGrad = w.requiresGrad = true;
+        const out = tidy(() => {
+          const y = ops.conv2d(ops.relu(ops.add(ops.mul(x, s), 0.1)), w, null, { padding: 1 });
+          const [gx, gw] = grad(ops.sum(ops.mul(y, y)), [x, w]);
+          return { y: ops.detach(y), gx, gw };
+        });
+        const r = { y: await out.y.data(), gx: await out.gx.data(), gw: await out.gw.data() };
+        for (const t of Object.values(out)) t.dispose();
+        return r;
+      } finally {
+        setFusion(prev);
+      }
+    };
+    const direct = await run(true), viaBuffer = await run(false);
+    assert.deepEqual(direct.y, viaBuffer.y, `forward, scale [${sShape}]`);
+    assert.deepEqual(direct.gx, viaBuffer.gx, `input gradient, scale [${sShape}]`);
+    assert.deepEqual(direct.gw, viaBuffer.gw, `weight gradient, scale [${sShape}]`);
+    s.dispose();
+  }
+  x.dispose();
+  w.dispose();
 });
 
 Deno.test("multi-tensor optimizer updates equal one dispatch per parameter", async () => {

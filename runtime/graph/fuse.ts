@@ -229,6 +229,8 @@ interface Compiled {
   consts: number[];
   /** Index-plan words (after n). */
   layout: number[];
+  /** Set for the 2-D packed kernel (pack3): its grid comes from the layout. */
+  grid?: PackLayout;
 }
 
 function fill(tpl: string, args: string[], scalars: string[]): string {
@@ -246,7 +248,7 @@ const codeCache = new Map<string, string>();
 
 /** How a kernel maps its output index to the expression's flat index: the identity, or the
  * packed rows of packRows4 (ops/matmul.ts), zeros outside. */
-type OutMap = "same" | "pack";
+type OutMap = "same" | "pack" | "pack3";
 
 /** The index arithmetic of the broadcast leaves: the output's dims collapsed where every
  * leaf's strides allow (PyTorch's TensorIterator does the same), and only the coordinates some
@@ -285,7 +287,12 @@ function indexPlan(shape: Shape, leafStrides: number[][]): IndexPlan {
   return { coords, strides };
 }
 
-function compile(root: Node, shape: Shape, outMap: OutMap = "same"): Compiled {
+function compile(
+  root: Node,
+  shape: Shape,
+  outMap: OutMap = "same",
+  pk?: PackLayout,
+): Compiled | null {
   const leaves: Compiled["leaves"] = [];
   const leafIndex = new Map<string, number>();
   const consts: number[] = [];
@@ -324,6 +331,7 @@ function compile(root: Node, shape: Shape, outMap: OutMap = "same"): Compiled {
   };
   const result = visit(root);
   const bleaves = leaves.filter((l) => l.strides !== null);
+  if (outMap === "pack3") return compilePack3(root, shape, pk!, leaves, consts, lines, result);
   const plan = indexPlan(shape, bleaves.map((l) => l.strides!));
   const nc = plan.coords.length;
   // Layout words: per coordinate (inner, size), then per broadcast leaf its nc strides.
@@ -384,6 +392,121 @@ ${head}${body}
   return { code, leaves, consts, layout };
 }
 
+/** Per pack axis (b, o, col), the strides a broadcast leaf takes along it, when its index is
+ * linear in (b, o, col): each axis moves a separate group of the expression's digits (no
+ * carries between axes) and the leaf's offset grows by a fixed step along each. Null when not
+ * (the generic packed kernel then decomposes indices). */
+const linearCache = new Map<string, number[] | null>();
+function packAxisStrides(shape: Shape, st: number[], pk: PackLayout): number[] | null {
+  const key = `${shape}|${st}|${pk.rows / pk.O},${pk.O},${pk.I},${pk.sb},${pk.so},${pk.si}`;
+  if (linearCache.has(key)) return linearCache.get(key)!;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const touched: Set<number>[] = [];
+  const out: number[] = [];
+  let ok = true;
+  for (const [stride, range] of [[pk.sb, pk.rows / pk.O], [pk.so, pk.O], [pk.si, pk.I]]) {
+    const dims = new Set<number>();
+    let step = 0;
+    for (let k = 0; k < range && ok; k++) {
+      let f = k * stride;
+      if (f >= size && k > 0) {
+        ok = false;
+        break;
+      }
+      let off = 0;
+      for (let d = shape.length - 1; d >= 0; d--) {
+        const c = f % shape[d];
+        f = Math.floor(f / shape[d]);
+        if (c !== 0) dims.add(d);
+        off += c * (st[d] ?? 0);
+      }
+      if (k === 1) step = off;
+      if (off !== k * step) ok = false;
+    }
+    if (!ok) break;
+    for (const t of touched) for (const d of dims) if (t.has(d)) ok = false;
+    touched.push(dims);
+    out.push(step);
+  }
+  const r = ok ? out : null;
+  linearCache.set(key, r);
+  return r;
+}
+
+/** The packed kernel without index division: thread (t, b) of a 2-D grid writes packed row
+ * b*O + t / I4 (a shift when I4 is a power of two), column t % I4. */
+function compilePack3(
+  _root: Node,
+  shape: Shape,
+  pk: PackLayout,
+  leaves: Compiled["leaves"],
+  consts: number[],
+  lines: string[],
+  result: string,
+): Compiled | null {
+  const bstrides: number[][] = [];
+  for (const l of leaves) {
+    if (l.strides === null) continue;
+    const a = packAxisStrides(shape, l.strides, pk);
+    if (!a) return null;
+    bstrides.push(a);
+  }
+  const pow2 = (pk.I4 & (pk.I4 - 1)) === 0;
+  // Words: [O*I4, O, I4 (or its log2), rows, I, sb, so, si, rowsTotal, leaf strides x3...]
+  const layout = [
+    pk.O,
+    pow2 ? Math.log2(pk.I4) : pk.I4,
+    pk.I4,
+    pk.rows,
+    pk.I,
+    pk.sb,
+    pk.so,
+    pk.si,
+    pk.total / pk.I4,
+  ];
+  for (const a of bstrides) layout.push(...a);
+  const constBase = 1 + layout.length;
+  const lit = (str: string) =>
+    str.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i)));
+  let bi = 0;
+  const loads = leaves.map((l, li) => {
+    if (l.strides === null) return `  let x${li} = L${li}[i];`;
+    const s = 10 + 3 * bi++;
+    return `  let x${li} = L${li}[b * P[${s}] + o * P[${s + 1}] + col * P[${s + 2}]];`;
+  });
+  const split = pow2
+    ? `  let o = t >> P[2];\n  let col = t & (P[3] - 1u);\n`
+    : `  let o = t / P[2];\n  let col = t - o * P[3];\n`;
+  const head = `  let t = gid.x + gid.z * nwg.x * WG;\n  if (t >= P[0]) { return; }\n` +
+    `  let b = gid.y;\n${split}  let row = b * P[1] + o;\n` +
+    `  if (row >= P[9]) { return; }\n  let j = row * P[3] + col;\n` +
+    `  if (row >= P[4] || col >= P[5]) {\n    Y[j] = 0.0;\n    return;\n  }\n` +
+    `  let i = b * P[6] + o * P[7] + col * P[8];\n`;
+  const body = loads.join("\n") + "\n" + lit(lines.join("\n"));
+  const res = lit(result);
+  const key = `pack3|${pow2}|${leaves.map((l) => (l.strides ? "b" : "f")).join("")}|${body}|${res}`;
+  let code = codeCache.get(key);
+  if (!code) {
+    const binds = leaves.map((_, li) =>
+      `@group(0) @binding(${li}) var<storage, read> L${li}: array<f32>;`
+    );
+    code = `// fused elementwise kernel into a packed layout (runtime/graph/fuse.ts)
+override WG: u32 = ${WG}u;
+${binds.join("\n")}
+@group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(${leaves.length + 1}) var<storage, read> P: array<u32>;
+${PRELUDE}
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+${head}${body}
+  Y[j] = ${res};
+}
+`;
+    codeCache.set(key, code);
+  }
+  return { code, leaves, consts, layout, grid: pk };
+}
+
 const leafIds = new WeakMap<GPUBuffer, number>();
 let nextLeafId = 0;
 function leafIdOf(b: GPUBuffer): number {
@@ -436,11 +559,20 @@ function launch(
     throw new Error(`elementwise: at most ${MAX_DIMS} dims, got [${shape}]`);
   }
   const out = packed?.out ?? src;
-  const n = packed ? packed.pk.total : shapeSize(shape);
-  const c = compile(root, shape, packed ? "pack" : "same");
+  let n = packed ? packed.pk.total : shapeSize(shape);
+  const c = (packed ? compile(root, shape, "pack3", packed.pk) : null) ??
+    compile(root, shape, packed ? "pack" : "same")!;
+  let workgroups: [number, number?, number?] = grid1d(n, WG);
+  if (c.grid) {
+    // 2-D: x over one image's packed rows (O * I4), y over images (and the zero rows).
+    const p = c.grid;
+    n = p.O * p.I4;
+    const gx = Math.ceil(n / WG), gz = Math.ceil(gx / 65535);
+    workgroups = [Math.ceil(gx / gz), Math.ceil(p.total / p.I4 / p.O), gz];
+  }
   const params: number[] = [n, ...c.layout];
   for (const v of c.consts) params.push(bits(v));
-  if (packed) {
+  if (packed && !c.grid) {
     const p = packed.pk;
     params.push(p.rows, p.O, p.I, p.I4, p.sb, p.so, p.si);
   }
@@ -453,7 +585,7 @@ function launch(
     constants: { WG },
     buffers: [...c.leaves.map((l) => l.buf), out.rawBuffer],
     params,
-    workgroups: grid1d(n, WG),
+    workgroups,
   });
 }
 
