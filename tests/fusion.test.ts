@@ -8,7 +8,7 @@ import { engine } from "../runtime/engine.ts";
 import { Tensor, tidy } from "../runtime/tensor.ts";
 import { grad } from "../runtime/autograd.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import { fusionStats, setFusion } from "../runtime/graph/fuse.ts";
+import { fusionStats, setFusion, setVectorize } from "../runtime/graph/fuse.ts";
 import { createModel } from "../runtime/models/mod.ts";
 import { Adam, SGD } from "../runtime/optim.ts";
 import { setGroupCap } from "../runtime/optim_kernel.ts";
@@ -253,4 +253,63 @@ Deno.test("packed conv weights are reused while the weight is unchanged, never a
   assert.deepEqual(after.v, await y2.data(), "the updated weight is used");
   assert.notDeepEqual(after.v, first.v);
   for (const t of [x, w, y2]) t.dispose();
+});
+
+Deno.test("vec4 kernels give the same bits as one value per thread, every op of the table", async () => {
+  const x = rand([3, 4, 4, 6], 30, -2, 2);
+  const b = rand([1, 4, 1, 1], 31, -1, 1);
+  const ops1 = (t: Tensor) => [
+    ops.neg(t),
+    ops.exp(t),
+    ops.log(ops.abs(t)),
+    ops.sqrt(ops.abs(t)),
+    ops.rsqrt(ops.add(ops.abs(t), 0.1)),
+    ops.relu(t),
+    ops.leakyRelu(t, 0.2),
+    ops.elu(t, 1.1),
+    ops.sigmoid(t),
+    ops.tanh(t),
+    ops.sign(t),
+    ops.clamp(t, -0.5, 0.7),
+    ops.affine(t, 1.7, -0.3),
+    ops.square(t),
+    ops.reciprocal(t),
+    ops.powScalar(ops.abs(t), 1.5),
+    ops.step(t, 0.1),
+    ops.floor(t),
+    ops.maximum(t, b),
+    ops.minimum(t, b),
+    ops.div(t, ops.add(ops.abs(b), 0.5)),
+    ops.gt(t, b),
+    ops.le(t, b),
+    ops.eq(ops.floor(t), 0),
+    ops.where(ops.gt(t, 0), t, b),
+    ops.mul(ops.sub(t, b), 3),
+  ];
+  const run = async (vec: boolean) => {
+    const prev = setVectorize(vec);
+    try {
+      x.requiresGrad = true;
+      const out = tidy(() => {
+        const ys = ops1(x);
+        const total = ys.reduce(
+          (a, y) => ops.add(a, ops.sum(ops.mul(y, y))),
+          ops.sum(ops.mul(x, 0)),
+        );
+        return { ys: ys.map((y) => ops.detach(y)), g: grad(total, [x])[0] };
+      });
+      const vals = await Promise.all(out.ys.map((y) => y.data()));
+      const g = await out.g.data();
+      out.ys.forEach((y) => y.dispose());
+      out.g.dispose();
+      return { vals, g };
+    } finally {
+      setVectorize(prev);
+    }
+  };
+  const v = await run(true), s1 = await run(false);
+  v.vals.forEach((a, i) => assert.deepEqual(a, s1.vals[i], `op ${i}`));
+  assert.deepEqual(v.g, s1.g, "gradients");
+  x.dispose();
+  b.dispose();
 });

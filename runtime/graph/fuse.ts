@@ -12,7 +12,7 @@
 
 import { engine, grid1d } from "../engine.ts";
 import { keep, type Pending, type Shape, shapeSize, Tensor } from "../tensor.ts";
-import { PRELUDE, template } from "../ops/table.ts";
+import { PRELUDE, template, vectorized } from "../ops/table.ts";
 
 /** Distinct leaf bindings of one kernel: the adapter's storage buffers per stage less the
  * output and the parameters (6 at WebGPU's default limit of 8), at most 14. */
@@ -43,6 +43,14 @@ function fuseMode(): boolean {
   }
 }
 let fusing = fuseMode();
+let vectorizing = true;
+
+/** Turns the vec4 kernels on or off (tests compare both); returns the previous setting. */
+export function setVectorize(on: boolean): boolean {
+  const prev = vectorizing;
+  vectorizing = on;
+  return prev;
+}
 
 /** Turns fusion on or off (tests compare both); returns the previous setting. */
 export function setFusion(on: boolean): boolean {
@@ -231,6 +239,8 @@ interface Compiled {
   layout: number[];
   /** Set for the 2-D packed kernel (pack3): its grid comes from the layout. */
   grid?: PackLayout;
+  /** Outputs per thread (4: vec4 lanes). */
+  lanes?: number;
 }
 
 function fill(tpl: string, args: string[], scalars: string[]): string {
@@ -240,8 +250,8 @@ function fill(tpl: string, args: string[], scalars: string[]): string {
   );
 }
 
-function f32Literal(i: number): string {
-  return `bitcast<f32>(P[${i}])`;
+function f32Literal(i: number, vec = false): string {
+  return vec ? `vec4f(bitcast<f32>(P[${i}]))` : `bitcast<f32>(P[${i}])`;
 }
 
 const codeCache = new Map<string, string>();
@@ -334,23 +344,31 @@ function compile(
   if (outMap === "pack3") return compilePack3(root, shape, pk!, leaves, consts, lines, result);
   const plan = indexPlan(shape, bleaves.map((l) => l.strides!));
   const nc = plan.coords.length;
+  // vec4 lanes (4 outputs per thread) when a row of the batch holds a multiple of 4 values (a
+  // choice independent of the batch size) and every broadcast operand is constant over each
+  // aligned group of 4 (its innermost coordinate steps by a multiple of 4).
+  const perRow = shape.length ? shape.slice(1).reduce((a, b) => a * b, 1) : 1;
+  const innermost = plan.coords.length ? plan.coords[plan.coords.length - 1].inner : 4;
+  const vec = vectorizing && outMap === "same" && shape.length >= 2 && perRow % 4 === 0 &&
+    innermost % 4 === 0;
   // Layout words: per coordinate (inner, size), then per broadcast leaf its nc strides.
   const layout: number[] = [];
   for (const c of plan.coords) layout.push(c.inner, c.size);
   for (const st of plan.strides) layout.push(...st);
   const constBase = 1 + layout.length;
   const lit = (str: string) =>
-    str.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i)));
-  let body = lit(lines.join("\n"));
+    str.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i), vec));
+  let body = lit(vec ? vectorized(lines.join("\n")) : lines.join("\n"));
   const res = lit(result);
   const loads: string[] = [];
   let bi = 0;
   leaves.forEach((l, li) => {
-    if (l.strides === null) loads.push(`  let x${li} = L${li}[i];`);
+    if (l.strides === null) loads.push(`  let x${li} = L${li}[${vec ? "t" : "i"}];`);
     else {
       const s = 1 + 2 * nc + bi++ * nc;
       const terms = plan.coords.map((_, d) => `c${d} * P[${s + d}]`).join(" + ");
-      loads.push(`  let x${li} = L${li}[${terms || "0u"}];`);
+      const load = `L${li}[${terms || "0u"}]`;
+      loads.push(`  let x${li} = ${vec ? `vec4f(${load})` : load};`);
     }
   });
   const coordLines = plan.coords.map((c, d) =>
@@ -359,16 +377,21 @@ function compile(
       : `  let c${d} = (i / P[${1 + 2 * d}]) % P[${2 + 2 * d}];`
   );
   body = [...coordLines, ...loads].join("\n") + "\n" + body;
-  const key = `${outMap}|${plan.coords.map((c) => (c.size === 0 ? "o" : "c")).join("")}|` +
+  const key = `${outMap}|${vec}|${plan.coords.map((c) => (c.size === 0 ? "o" : "c")).join("")}|` +
     `${leaves.map((l) => (l.strides ? "b" : "f")).join("")}|${body}|${res}`;
   let code = codeCache.get(key);
   if (!code) {
-    const binds = leaves.map((_, li) =>
-      `@group(0) @binding(${li}) var<storage, read> L${li}: array<f32>;`
+    const binds = leaves.map((l, li) =>
+      `@group(0) @binding(${li}) var<storage, read> L${li}: array<${
+        vec && l.strides === null ? "vec4f" : "f32"
+      }>;`
     );
     // Pack: P[k..k+6] = rows (batch*O), O, I, I4, sb, so, si after the constants.
     const k = constBase + consts.length;
-    const head = outMap === "same"
+    const head = vec
+      ? `  let t = gid.x + gid.y * nwg.x * WG;\n  if (t >= P[0]) { return; }\n` +
+        `  let i = 4u * t;\n  let j = t;\n`
+      : outMap === "same"
       ? `  let i = gid.x + gid.y * nwg.x * WG;\n  if (i >= P[0]) { return; }\n  let j = i;\n`
       : `  let j = gid.x + gid.y * nwg.x * WG;\n  if (j >= P[0]) { return; }\n` +
         `  let row = j / P[${k + 3}];\n  let col = j - row * P[${k + 3}];\n` +
@@ -378,7 +401,7 @@ function compile(
     code = `// fused elementwise kernel (runtime/graph/fuse.ts)
 override WG: u32 = ${WG}u;
 ${binds.join("\n")}
-@group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<${vec ? "vec4f" : "f32"}>;
 @group(0) @binding(${leaves.length + 1}) var<storage, read> P: array<u32>;
 ${PRELUDE}
 @compute @workgroup_size(WG)
@@ -389,7 +412,7 @@ ${head}${body}
 `;
     codeCache.set(key, code);
   }
-  return { code, leaves, consts, layout };
+  return { code, leaves, consts, layout, lanes: vec ? 4 : 1 };
 }
 
 /** Per pack axis (b, o, col), the strides a broadcast leaf takes along it, when its index is
@@ -433,8 +456,10 @@ function packAxisStrides(shape: Shape, st: number[], pk: PackLayout): number[] |
   return r;
 }
 
-/** The packed kernel without index division: thread (t, b) of a 2-D grid writes packed row
- * b*O + t / I4 (a shift when I4 is a power of two), column t % I4. */
+/** The packed kernel without index division: thread (t, b) of a 2-D grid handles pixel
+ * o = t % O and column col = t / O of image b (shifts when O is a power of two). Consecutive
+ * threads read consecutive pixels of one channel (contiguous loads) and write a column of the
+ * channels-last rows (stride I4, small): the transpose a pack is. */
 function compilePack3(
   _root: Node,
   shape: Shape,
@@ -451,11 +476,11 @@ function compilePack3(
     if (!a) return null;
     bstrides.push(a);
   }
-  const pow2 = (pk.I4 & (pk.I4 - 1)) === 0;
-  // Words: [O*I4, O, I4 (or its log2), rows, I, sb, so, si, rowsTotal, leaf strides x3...]
+  const pow2 = (pk.O & (pk.O - 1)) === 0;
+  // Words: [O*I4, O, O (or its log2), I4, rows, I, sb, so, si, rowsTotal, leaf strides x3...]
   const layout = [
     pk.O,
-    pow2 ? Math.log2(pk.I4) : pk.I4,
+    pow2 ? Math.log2(pk.O) : pk.O,
     pk.I4,
     pk.rows,
     pk.I,
@@ -475,8 +500,8 @@ function compilePack3(
     return `  let x${li} = L${li}[b * P[${s}] + o * P[${s + 1}] + col * P[${s + 2}]];`;
   });
   const split = pow2
-    ? `  let o = t >> P[2];\n  let col = t & (P[3] - 1u);\n`
-    : `  let o = t / P[2];\n  let col = t - o * P[3];\n`;
+    ? `  let col = t >> P[2];\n  let o = t & (P[1] - 1u);\n`
+    : `  let col = t / P[2];\n  let o = t - col * P[1];\n`;
   const head = `  let t = gid.x + gid.z * nwg.x * WG;\n  if (t >= P[0]) { return; }\n` +
     `  let b = gid.y;\n${split}  let row = b * P[1] + o;\n` +
     `  if (row >= P[9]) { return; }\n  let j = row * P[3] + col;\n` +
@@ -562,6 +587,7 @@ function launch(
   let n = packed ? packed.pk.total : shapeSize(shape);
   const c = (packed ? compile(root, shape, "pack3", packed.pk) : null) ??
     compile(root, shape, packed ? "pack" : "same")!;
+  if (c.lanes === 4) n /= 4;
   let workgroups: [number, number?, number?] = grid1d(n, WG);
   if (c.grid) {
     // 2-D: x over one image's packed rows (O * I4), y over images (and the zero rows).

@@ -73,14 +73,25 @@ export type BinaryName = keyof typeof BINARY;
 /** cond != 0 ? a : b. */
 export const WHERE = "select({2}, {1}, {0} != 0.0)";
 
-/** Helpers the expressions call. */
+/** Helpers the expressions call (sigm4: the same per lane, for kernels on vec4s). */
 export const PRELUDE = `
 fn sigm(x: f32) -> f32 {
   if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
   let e = exp(x);
   return e / (1.0 + e);
 }
+fn sigm4(x: vec4f) -> vec4f {
+  let e = exp(x);
+  return select(e / (1.0 + e), 1.0 / (1.0 + exp(-x)), x >= vec4f(0.0));
+}
 `;
+
+/** An expression written for f32 operands, for vec4f operands: literals splat, the logical
+ * and is component-wise, sigm is sigm4. */
+export function vectorized(expr: string): string {
+  return expr.replace(/(?<![\w.])(\d+\.\d+)/g, "vec4f($1)").replaceAll("&&", "&")
+    .replaceAll("sigm(", "sigm4(");
+}
 
 /** The expression of every op name the fuser knows: unary forwards, `d:<unary>` backward
  * (gy * f'(x), operands x and gy), binaries and where. */
