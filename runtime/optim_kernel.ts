@@ -4,7 +4,7 @@
 // with the state buffers the optimizer uses. Groups are as large as the adapter's storage
 // buffer limit allows.
 
-import { engine, shaderSource } from "./engine.ts";
+import { engine, grid1d, shaderSource } from "./engine.ts";
 
 export type OptimKind = "sgd" | "sgd-momentum" | "adam" | "adamw";
 
@@ -17,7 +17,6 @@ export interface ParamUpdate {
 }
 
 const WG = 256;
-const MAX_GROUPS = 65535;
 
 function statesOf(kind: OptimKind): number {
   return kind === "sgd" ? 0 : kind === "sgd-momentum" ? 1 : 2;
@@ -67,10 +66,17 @@ override WG: u32 = ${WG}u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.z * nwg.x * WG;
-  let q = Q[gid.y];
-  if (i >= q.n) { return; }
-  switch gid.y {
+  // One thread per element of the group's parameters laid end to end: parameter k owns the
+  // threads from its offset (pad0) on.
+  let t = gid.x + gid.y * nwg.x * WG;
+  if (t >= Q[${k - 1}].pad0 + Q[${k - 1}].n) { return; }
+  var k = 0u;
+  for (var j = 1u; j < ${k}u; j++) {
+    if (t >= Q[j].pad0) { k = j; }
+  }
+  let q = Q[k];
+  let i = t - q.pad0;
+  switch k {
 ${cases.join("\n")}
     default: {}
   }
@@ -103,16 +109,22 @@ export function launchUpdates(kind: OptimKind, updates: ParamUpdate[]): void {
   const order = updates.map((_, i) => i).sort((a, b) => updates[a].n - updates[b].n || a - b);
   for (let at = 0; at < order.length; at += k) {
     const group = order.slice(at, at + k).map((i) => updates[i]);
-    const maxN = Math.max(...group.map((u) => u.n));
-    const groups = Math.ceil(maxN / WG);
-    const gz = Math.ceil(groups / MAX_GROUPS);
+    // Offsets of each parameter's first thread, in the Params pad0 word.
+    let offset = 0;
+    const params: number[] = [];
+    for (const u of group) {
+      const w = [...u.params];
+      w[14] = offset;
+      offset += u.n;
+      params.push(...w);
+    }
     engine().dispatch({
       kernel: `optim:${kind}x${group.length}`,
       code: kernelCode(kind, group.length),
       constants: { WG },
       buffers: group.flatMap((u) => u.buffers),
-      params: group.flatMap((u) => u.params),
-      workgroups: [Math.ceil(groups / gz), group.length, gz],
+      params,
+      workgroups: grid1d(offset, WG),
     });
   }
 }

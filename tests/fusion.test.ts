@@ -130,12 +130,22 @@ Deno.test("in-place writes: pending readers see the values from before the write
 });
 
 Deno.test("a pending conv input packed directly equals packing its computed value", async () => {
-  const x = rand([2, 6, 9, 9], 5);
-  const w = rand([5, 6, 3, 3], 6, -0.3, 0.3);
-  // Per-channel (the 2-D packed kernel), per-row and per-image-column (the generic packed
-  // kernel: not linear along the pixel axis) broadcast operands.
-  for (const sShape of [[1, 6, 1, 1], [1, 1, 9, 1], [2, 1, 1, 9]]) {
-    const s = rand(sShape, 7);
+  // 9x9 images (81 pixels: one value per thread) and 8x8 (vec4 lanes); per-channel operands
+  // (the 2-D packed kernel), per-row and per-image-column ones (the generic packed kernel: not
+  // linear along the pixel axis).
+  for (
+    const [hw, sShape] of [
+      [9, [1, 6, 1, 1]],
+      [9, [1, 1, 9, 1]],
+      [9, [2, 1, 1, 9]],
+      [8, [1, 6, 1, 1]],
+      [8, [2, 6, 1, 1]],
+      [8, [1, 1, 8, 1]],
+    ] as const
+  ) {
+    const x = rand([2, 6, hw, hw], 5);
+    const w = rand([5, 6, 3, 3], 6, -0.3, 0.3);
+    const s = rand([...sShape], 7);
     const run = async (fused: boolean) => {
       const prev = setFusion(fused);
       try {
@@ -156,10 +166,8 @@ Deno.test("a pending conv input packed directly equals packing its computed valu
     assert.deepEqual(direct.y, viaBuffer.y, `forward, scale [${sShape}]`);
     assert.deepEqual(direct.gx, viaBuffer.gx, `input gradient, scale [${sShape}]`);
     assert.deepEqual(direct.gw, viaBuffer.gw, `weight gradient, scale [${sShape}]`);
-    s.dispose();
+    for (const t of [s, x, w]) t.dispose();
   }
-  x.dispose();
-  w.dispose();
 });
 
 Deno.test("multi-tensor optimizer updates equal one dispatch per parameter", async () => {

@@ -476,11 +476,16 @@ function compilePack3(
     if (!a) return null;
     bstrides.push(a);
   }
-  const pow2 = (pk.O & (pk.O - 1)) === 0;
-  // Words: [O*I4, O, O (or its log2), I4, rows, I, sb, so, si, rowsTotal, leaf strides x3...]
+  // vec4 lanes: a thread takes 4 consecutive pixels of one channel (one vec4 load per operand
+  // that varies along pixels, a splat for those that do not) and writes 4 packed rows.
+  const vec = vectorizing && pk.so === 1 && pk.O % 4 === 0 && pk.sb % 4 === 0 &&
+    pk.si % 4 === 0 && bstrides.every((a) => a[1] === 0);
+  const per = vec ? pk.O / 4 : pk.O;
+  const pow2 = (per & (per - 1)) === 0;
+  // Words: [per*I4, O, per (or its log2), I4, rows, I, sb, so, si, rowsTotal, leaf strides x3]
   const layout = [
     pk.O,
-    pow2 ? Math.log2(pk.O) : pk.O,
+    pow2 ? Math.log2(per) : per,
     pk.I4,
     pk.rows,
     pk.I,
@@ -492,28 +497,40 @@ function compilePack3(
   for (const a of bstrides) layout.push(...a);
   const constBase = 1 + layout.length;
   const lit = (str: string) =>
-    str.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i)));
+    str.replace(/@C(\d+)@/g, (_, i: string) => f32Literal(constBase + Number(i), vec));
   let bi = 0;
   const loads = leaves.map((l, li) => {
-    if (l.strides === null) return `  let x${li} = L${li}[i];`;
+    if (l.strides === null) return `  let x${li} = L${li}[${vec ? "i / 4u" : "i"}];`;
     const s = 10 + 3 * bi++;
-    return `  let x${li} = L${li}[b * P[${s}] + o * P[${s + 1}] + col * P[${s + 2}]];`;
+    const load = `L${li}[b * P[${s}] + o * P[${s + 1}] + col * P[${s + 2}]]`;
+    return `  let x${li} = ${vec ? `vec4f(${load})` : load};`;
   });
+  const lane = vec ? "4u * " : "";
   const split = pow2
-    ? `  let col = t >> P[2];\n  let o = t & (P[1] - 1u);\n`
-    : `  let col = t / P[2];\n  let o = t - col * P[1];\n`;
+    ? `  let col = t >> P[2];\n  let o = ${lane}(t & ((1u << P[2]) - 1u));\n`
+    : `  let col = t / P[2];\n  let o = ${lane}(t - col * P[2]);\n`;
+  const zero = vec
+    ? `    for (var e = 0u; e < 4u; e++) {\n      if (row + e < P[9]) { Y[j + e * P[3]] = 0.0; }\n    }\n`
+    : `    Y[j] = 0.0;\n`;
   const head = `  let t = gid.x + gid.z * nwg.x * WG;\n  if (t >= P[0]) { return; }\n` +
     `  let b = gid.y;\n${split}  let row = b * P[1] + o;\n` +
     `  if (row >= P[9]) { return; }\n  let j = row * P[3] + col;\n` +
-    `  if (row >= P[4] || col >= P[5]) {\n    Y[j] = 0.0;\n    return;\n  }\n` +
+    `  if (row >= P[4] || col >= P[5]) {\n${zero}    return;\n  }\n` +
     `  let i = b * P[6] + o * P[7] + col * P[8];\n`;
-  const body = loads.join("\n") + "\n" + lit(lines.join("\n"));
+  const body = loads.join("\n") + "\n" + lit(vec ? vectorized(lines.join("\n")) : lines.join("\n"));
   const res = lit(result);
-  const key = `pack3|${pow2}|${leaves.map((l) => (l.strides ? "b" : "f")).join("")}|${body}|${res}`;
+  const store = vec
+    ? `  let r = ${res};\n  Y[j] = r.x;\n  Y[j + P[3]] = r.y;\n  Y[j + 2u * P[3]] = r.z;\n` +
+      `  Y[j + 3u * P[3]] = r.w;`
+    : `  Y[j] = ${res};`;
+  const key = `pack3|${vec}|${pow2}|${leaves.map((l) => (l.strides ? "b" : "f")).join("")}|` +
+    `${body}|${res}`;
   let code = codeCache.get(key);
   if (!code) {
-    const binds = leaves.map((_, li) =>
-      `@group(0) @binding(${li}) var<storage, read> L${li}: array<f32>;`
+    const binds = leaves.map((l, li) =>
+      `@group(0) @binding(${li}) var<storage, read> L${li}: array<${
+        vec && l.strides === null ? "vec4f" : "f32"
+      }>;`
     );
     code = `// fused elementwise kernel into a packed layout (runtime/graph/fuse.ts)
 override WG: u32 = ${WG}u;
@@ -524,12 +541,12 @@ ${PRELUDE}
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 ${head}${body}
-  Y[j] = ${res};
+${store}
 }
 `;
     codeCache.set(key, code);
   }
-  return { code, leaves, consts, layout, grid: pk };
+  return { code, leaves, consts, layout, grid: pk, lanes: vec ? 4 : 1 };
 }
 
 const leafIds = new WeakMap<GPUBuffer, number>();
@@ -587,12 +604,12 @@ function launch(
   let n = packed ? packed.pk.total : shapeSize(shape);
   const c = (packed ? compile(root, shape, "pack3", packed.pk) : null) ??
     compile(root, shape, packed ? "pack" : "same")!;
-  if (c.lanes === 4) n /= 4;
+  if (c.lanes === 4 && !c.grid) n /= 4;
   let workgroups: [number, number?, number?] = grid1d(n, WG);
   if (c.grid) {
     // 2-D: x over one image's packed rows (O * I4), y over images (and the zero rows).
     const p = c.grid;
-    n = p.O * p.I4;
+    n = (p.O / (c.lanes ?? 1)) * p.I4;
     const gx = Math.ceil(n / WG), gz = Math.ceil(gx / 65535);
     workgroups = [Math.ceil(gx / gz), Math.ceil(p.total / p.I4 / p.O), gz];
   }
