@@ -46,11 +46,15 @@ export interface StageStep {
 }
 
 /** The transform chain as steps on (image, hole mask). Masks of successive steps combine
- * (a pixel masked by any step is a hole). RT3 contains its own purification. */
+ * (a pixel masked by any step is a hole). RT3 contains its own purification; for training
+ * (`training`: the purifier being trained learns to fill one round of its masks) it is one
+ * RT2 round with RT3's noise and masks. Training and evaluation build their transform here, so
+ * the purifier is trained on the chain it is evaluated behind (custom stages included). */
 export function transformSteps(
   spec: PipelineSpecT,
   rng: RandomSource,
   inpaint: Inpaint | null,
+  opts: { training?: boolean } = {},
 ): StageStep[] {
   return spec.transform.map((t: TransformSpec, i): StageStep => {
     const name = `transform[${i}]:${t.kind}`;
@@ -65,6 +69,10 @@ export function transformSteps(
           run: (s) => ({ image: gaussianNoise(rng, s.image, t.sigma), mask: s.mask }),
         };
       case "rt3": {
+        if (opts.training) {
+          const o = { sigma: t.sigma, missingRate: t.missingRate, blockSize: t.blockSize };
+          return { name, run: (s) => combine(s, rt2(rng, s.image, o)) };
+        }
         if (!inpaint) throw new Error(`${name}: rt3 needs a purifier`);
         return {
           name,

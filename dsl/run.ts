@@ -4,7 +4,7 @@
 // a second run skips finished stages and an interrupted one resumes from its checkpoints.
 
 import { join } from "node:path";
-import { Tensor } from "../runtime/tensor.ts";
+import type { Tensor } from "../runtime/tensor.ts";
 import { engine } from "../runtime/engine.ts";
 import type { Rng } from "../runtime/rng.ts";
 import {
@@ -23,7 +23,9 @@ import { hashFile, hashJson } from "../runtime/io/hash.ts";
 import { trainClassifier } from "../runtime/train/classifier.ts";
 import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/train/purifier.ts";
 import type { PipelineSpecT } from "./spec.ts";
-import { rt1, rt2 } from "../runtime/transforms.ts";
+import type { MaskedImage } from "../runtime/transforms.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import { transformSteps } from "./compile.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
 import { EVAL_PROTOCOL_VERSION } from "../runtime/eval/verdict.ts";
 import {
@@ -78,29 +80,14 @@ async function loadInto(
   }
 }
 
-/** The training-time random transform of the spec (RT3's masks are RT2 masks). */
-function trainingTransform(spec: PipelineSpecT) {
-  const ts = spec.transform.filter((t) => t.kind !== "custom");
+/** The training-time random transform of the spec: the evaluated chain (compile.ts), with
+ * RT3 as one RT2 round of its masks. */
+export function trainingTransform(spec: PipelineSpecT) {
   return (rng: Rng, x: Tensor) => {
-    let out = { image: x, mask: null as Tensor | null };
-    for (const t of ts) {
-      const r = t.kind === "rt1" ? rt1(rng, out.image, t) : t.kind === "noise"
-        ? {
-          image: rt2(rng, out.image, { sigma: t.sigma, missingRate: 0, blockSize: 1 }).image,
-          mask: null,
-        }
-        : rt2(rng, out.image, {
-          sigma: t.kind === "rt2" ? t.sigma : t.sigma,
-          missingRate: t.missingRate,
-          blockSize: t.blockSize,
-        });
-      out = { image: r.image, mask: r.mask ?? out.mask };
-    }
     const [n, , h, w] = x.shape;
-    return {
-      image: out.image,
-      mask: out.mask ?? Tensor.fromData(new Float32Array(n * h * w), [n, 1, h, w]),
-    };
+    let s: MaskedImage = { image: x, mask: ops.zeros([n, 1, h, w]) };
+    for (const step of transformSteps(spec, rng, null, { training: true })) s = step.run(s);
+    return s;
   };
 }
 

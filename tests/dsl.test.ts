@@ -225,3 +225,25 @@ Deno.test("evaluation EOT: every attack on a randomized defense gets the spec's 
   assert.equal(attackEot(spec, { eot: 40 }, true), 40);
   assert.equal(attackEot(spec, aa, false), 1);
 });
+
+Deno.test("training transforms the chain it is evaluated behind: custom stages and noise alone", async () => {
+  const { trainingTransform } = await import("../dsl/run.ts");
+  const ops = await import("../runtime/ops/mod.ts");
+  const spec = parseSpec({
+    name: "t",
+    classifier: { arch: "smallcnn" },
+    purifier: { kind: "none" },
+    transform: [
+      { kind: "custom", name: "invert", apply: (x: Tensor) => ops.sub(1, x) },
+      { kind: "noise", sigma: 0.1 },
+    ],
+  });
+  const x = new Rng(3).uniform([2, 3, 8, 8]);
+  const got = trainingTransform(spec)(new Rng(5, 1), x);
+  // The custom stage runs (the old training path dropped it), then noise without masking.
+  const noise = new Rng(5, 1).normal([2, 3, 8, 8], 0, 0.1);
+  const want = ops.clamp(ops.add(ops.sub(1, x), noise), 0, 1);
+  assert.deepEqual(await got.image.data(), await want.data());
+  assert.ok((await got.mask.data()).every((v) => v === 0), "noise leaves no holes");
+  for (const t of [x, got.image, got.mask, noise, want]) t.dispose();
+});
