@@ -381,11 +381,7 @@ function compile(
     `${leaves.map((l) => (l.strides ? "b" : "f")).join("")}|${body}|${res}`;
   let code = codeCache.get(key);
   if (!code) {
-    const binds = leaves.map((l, li) =>
-      `@group(0) @binding(${li}) var<storage, read> L${li}: array<${
-        vec && l.strides === null ? "vec4f" : "f32"
-      }>;`
-    );
+    const binds = leafBindings(leaves, vec);
     // Pack: P[k..k+6] = rows (batch*O), O, I, I4, sb, so, si after the constants.
     const k = constBase + consts.length;
     const head = vec
@@ -400,7 +396,7 @@ function compile(
         `  let i = b * P[${k + 4}] + o * P[${k + 5}] + col * P[${k + 6}];\n`;
     code = `// fused elementwise kernel (runtime/graph/fuse.ts)
 override WG: u32 = ${WG}u;
-${binds.join("\n")}
+${binds}
 @group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<${vec ? "vec4f" : "f32"}>;
 @group(0) @binding(${leaves.length + 1}) var<storage, read> P: array<u32>;
 ${PRELUDE}
@@ -527,14 +523,10 @@ function compilePack3(
     `${body}|${res}`;
   let code = codeCache.get(key);
   if (!code) {
-    const binds = leaves.map((l, li) =>
-      `@group(0) @binding(${li}) var<storage, read> L${li}: array<${
-        vec && l.strides === null ? "vec4f" : "f32"
-      }>;`
-    );
+    const binds = leafBindings(leaves, vec);
     code = `// fused elementwise kernel into a packed layout (runtime/graph/fuse.ts)
 override WG: u32 = ${WG}u;
-${binds.join("\n")}
+${binds}
 @group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(${leaves.length + 1}) var<storage, read> P: array<u32>;
 ${PRELUDE}
@@ -547,6 +539,15 @@ ${store}
     codeCache.set(key, code);
   }
   return { code, leaves, consts, layout, grid: pk, lanes: vec ? 4 : 1 };
+}
+
+/** The leaf bindings of a generated kernel: flat leaves as vec4f arrays in vec4 kernels. */
+function leafBindings(leaves: Compiled["leaves"], vec: boolean): string {
+  return leaves.map((l, li) =>
+    `@group(0) @binding(${li}) var<storage, read> L${li}: array<${
+      vec && l.strides === null ? "vec4f" : "f32"
+    }>;`
+  ).join("\n");
 }
 
 const leafIds = new WeakMap<GPUBuffer, number>();
