@@ -183,9 +183,17 @@ export class Engine {
     return out;
   }
 
+  /** A short key per generated source (the source string itself is hashed once). */
+  #codeIds = new Map<string, string>();
+  #codeId(code: string): string {
+    let id = this.#codeIds.get(code);
+    if (id === undefined) this.#codeIds.set(code, id = `#${this.#codeIds.size}`);
+    return id;
+  }
+
   /** Binding indices a kernel writes (its read_write storage bindings). */
   #writtenBindings(kernel: string, code?: string): number[] {
-    const key = code ?? kernel;
+    const key = code === undefined ? kernel : this.#codeId(code);
     let w = this.#writes.get(key);
     if (!w) {
       w = [...(code ?? shaderSource(kernel)).matchAll(
@@ -202,7 +210,7 @@ export class Engine {
     constants: Record<string, number> = {},
     source?: string,
   ) {
-    const modKey = source ?? kernel;
+    const modKey = source === undefined ? kernel : this.#codeId(source);
     let ckey = "";
     for (const k in constants) ckey += `${k}=${constants[k]},`;
     const key = `${modKey}|${entry}|${ckey}`;
