@@ -10,7 +10,8 @@
 // change a value computed later than eager execution would have computed it.
 // ATOP_FUSE=off realizes every op at once: one kernel per op, for debugging.
 
-import { engine, grid1d } from "../engine.ts";
+import { engine, f32bits, grid1d } from "../engine.ts";
+import { sameShape } from "../ops/util.ts";
 import { keep, type Pending, type Shape, shapeSize, Tensor } from "../tensor.ts";
 import { PRELUDE, template, vectorized } from "../ops/table.ts";
 
@@ -97,10 +98,6 @@ function broadcastStrides(shape: Shape, out: Shape): number[] {
     st[o] = shape[i] === 1 && out[o] !== 1 ? 0 : own[i];
   }
   return st;
-}
-
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 class Expr implements Pending {
@@ -341,7 +338,7 @@ function compile(
   };
   const result = visit(root);
   const bleaves = leaves.filter((l) => l.strides !== null);
-  if (outMap === "pack3") return compilePack3(root, shape, pk!, leaves, consts, lines, result);
+  if (outMap === "pack3") return compilePack3(shape, pk!, leaves, consts, lines, result);
   const plan = indexPlan(shape, bleaves.map((l) => l.strides!));
   const nc = plan.coords.length;
   // vec4 lanes (4 outputs per thread) when a row of the batch holds a multiple of 4 values (a
@@ -457,7 +454,6 @@ function packAxisStrides(shape: Shape, st: number[], pk: PackLayout): number[] |
  * threads read consecutive pixels of one channel (contiguous loads) and write a column of the
  * channels-last rows (stride I4, small): the transpose a pack is. */
 function compilePack3(
-  _root: Node,
   shape: Shape,
   pk: PackLayout,
   leaves: Compiled["leaves"],
@@ -558,13 +554,6 @@ function leafIdOf(b: GPUBuffer): number {
   return id;
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function bits(v: number): number {
-  f32[0] = v;
-  return u32[0];
-}
-
 /** Layout of a packed output (ops/matmul.ts packRows4): out[b*O + o, i] = x[b*sb + o*so +
  * i*si] for i < I, zeros up to I4 and in the rows from `rows` to `total / I4`. */
 export interface PackLayout {
@@ -615,7 +604,7 @@ function launch(
     workgroups = [Math.ceil(gx / gz), Math.ceil(p.total / p.I4 / p.O), gz];
   }
   const params: number[] = [n, ...c.layout];
-  for (const v of c.consts) params.push(bits(v));
+  for (const v of c.consts) params.push(f32bits(v));
   if (packed && !c.grid) {
     const p = packed.pk;
     params.push(p.rows, p.O, p.I, p.I4, p.sb, p.so, p.si);
