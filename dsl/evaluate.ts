@@ -21,6 +21,13 @@ import { protocolText } from "../runtime/eval/verdict.ts";
 import { type DefenseParts, defenseTarget, preprocess, type Variant } from "./compile.ts";
 import type { PipelineSpecT } from "./spec.ts";
 import { inpaintingMarkdown, type InpaintingReport } from "./inpainting_eval.ts";
+import {
+  attackColumn,
+  type Significance,
+  significance,
+  significanceMarkdown,
+  toBits,
+} from "./significance.ts";
 
 export type { DefenseName } from "../runtime/eval/threat.ts";
 import type { DefenseName } from "../runtime/eval/threat.ts";
@@ -37,6 +44,8 @@ export interface AttackRow {
   /** 95% Wilson interval of robust_accuracy over the n test images. */
   interval: [number, number];
   report: string;
+  /** Robust per test image, as "0"/"1" (character i: image i), for paired tests. */
+  verdicts: string;
 }
 
 export interface DefenseRow {
@@ -49,6 +58,8 @@ export interface DefenseRow {
   worst_case_robust_accuracy: number;
   /** 95% Wilson intervals of clean_accuracy and worst_case_robust_accuracy. */
   intervals: { clean: [number, number]; worst_case: [number, number] };
+  /** Per test image, as "0"/"1" (character i: image i): clean correct, robust to every attack. */
+  verdicts: { clean: string; worst_case: string };
   warnings: string[];
 }
 
@@ -85,6 +96,8 @@ export interface PipelineReport {
   /** Inpainting quality of the pretrained and the AToP purifier beside classical baselines
    * (RT1 and RT2 tables); null without a purifier. */
   inpainting: InpaintingReport | null;
+  /** AToP against the purifier without fine-tuning and against no defense, paired by image. */
+  significance: Significance;
 }
 
 export interface EvaluateOptions {
@@ -175,6 +188,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
       const randomized = targets.attack.randomized;
       const attackRows: AttackRow[] = [];
       let perExampleRobust: boolean[] | undefined;
+      const cleanVerdicts: string[] = [];
       const rowCleans: number[] = [];
       const warnings: string[] = [];
       for (const a of spec.evaluation.attacks) {
@@ -235,6 +249,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
         const path = join(o.dir, `${tag}.json`);
         await writeReport(path, report);
         rowCleans.push(report.clean_accuracy);
+        cleanVerdicts.push(toBits(report.examples.map((e) => e.clean_pred === e.label)));
         perExampleRobust = andRobust(perExampleRobust, report.examples.map((e) => e.robust));
         for (const c of report.checks) {
           if (c.level === "warning") warnings.push(`${name}: ${c.id}: ${c.message}`);
@@ -249,11 +264,15 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           robust_accuracy: report.robust_accuracy,
           interval: report.intervals.robust,
           report: path,
+          verdicts: toBits(report.examples.map((e) => e.robust)),
         });
       }
       const robust = perExampleRobust ?? new Array(n).fill(true);
       robustAll = andRobust(robustAll, robust);
       cleans.push(...rowCleans);
+      if (new Set(cleanVerdicts).size > 1) {
+        warnings.push("clean verdicts differ between this row's attack reports (first one kept)");
+      }
       rows.push({
         defense: v.name,
         threat,
@@ -265,6 +284,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           clean: accuracyInterval(mean(rowCleans), n),
           worst_case: wilson(robust.filter(Boolean).length, n),
         },
+        verdicts: { clean: cleanVerdicts[0] ?? "", worst_case: toBits(robust) },
         warnings,
       });
     }
@@ -290,6 +310,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
     rows,
     summary,
     inpainting: o.inpainting ?? null,
+    significance: significance(rows, n),
   };
   await writeJsonAtomic(join(o.dir, "report.json"), report);
   await writeFileAtomic(join(o.dir, "report.md"), pipelineMarkdown(report));
@@ -297,11 +318,6 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
 }
 
 const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-
-/** Report column of an attack: StAdv has no norm ball, the others show norm and radius. */
-function attackColumn(a: AttackRow): string {
-  return a.attack === "stadv" ? "stadv (flow)" : `${a.attack} ${a.norm} eps=${+a.eps.toFixed(4)}`;
-}
 
 /** One table: a row per (defense, threat model), a column per attack, then the worst case. */
 export function pipelineMarkdown(r: PipelineReport): string {
@@ -352,6 +368,8 @@ export function pipelineMarkdown(r: PipelineReport): string {
       } | ${ci(s.worst_case_robust_accuracy)} |`
     ),
   );
+  // Older reports have no section: recomputed (it then notes the missing verdicts).
+  lines.push("", ...significanceMarkdown(r.significance ?? significance(r.rows, r.n), r.n));
   if (r.inpainting) lines.push("", ...inpaintingMarkdown(r.inpainting));
   const warn = r.rows.flatMap((x) => x.warnings.map((w) => `- ${x.defense}/${x.threat}: ${w}`));
   if (warn.length) lines.push("", "## Sanity-check warnings", "", ...warn);
