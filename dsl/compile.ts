@@ -12,7 +12,7 @@ import { bpda, classifierTarget, eotGradient, type Target } from "../runtime/att
 import { type Classifier, createModel, type Purifier } from "../runtime/models/mod.ts";
 import { fusionStats } from "../runtime/graph/fuse.ts";
 import { Adam } from "../runtime/optim.ts";
-import type { PipelineSpecT, TransformSpec } from "./spec.ts";
+import { type PipelineSpecT, purifierScale, type TransformSpec } from "./spec.ts";
 import {
   gaussianNoise,
   type Inpaint,
@@ -20,6 +20,8 @@ import {
   rt1,
   rt2,
   rt3,
+  toClassifierSize,
+  toPurifierSize,
 } from "../runtime/transforms.ts";
 
 /** The purifier interface the compiler needs (runtime/models/purifier.ts implements it). */
@@ -56,7 +58,10 @@ export function transformSteps(
   inpaint: Inpaint | null,
   opts: { training?: boolean } = {},
 ): StageStep[] {
-  return spec.transform.map((t: TransformSpec, i): StageStep => {
+  // Blocks keep their size in classifier pixels when the chain runs at the purifier's size.
+  const f = purifierScale(spec);
+  return spec.transform.map((given: TransformSpec, i): StageStep => {
+    const t = "blockSize" in given ? { ...given, blockSize: given.blockSize * f } : given;
     const name = `transform[${i}]:${t.kind}`;
     switch (t.kind) {
       case "rt1":
@@ -117,7 +122,9 @@ export interface DefenseParts {
   draws?: ExampleDraws;
 }
 
-/** image [0,1] -> transforms -> purifier -> [0,1] image (the defense's preprocessing). */
+/** image [0,1] -> transforms -> purifier -> [0,1] image (the defense's preprocessing); with
+ * a purifierSize the transforms and the purifier run at that size, between a bilinear upsampling
+ * and an area downsampling. */
 export function preprocess(
   p: DefenseParts,
   x: Tensor,
@@ -128,7 +135,14 @@ export function preprocess(
   const { purifier } = p.modules;
   const usePurifier = p.variant.purifier && purifier !== null;
   const inpaint: Inpaint | null = usePurifier ? (img, m) => purifier!.run(img, m).fine : null;
-  let s: MaskedImage = { image: x, mask: ops.zeros([x.shape[0], 1, x.shape[2], x.shape[3]]) };
+  const size = x.shape[2], big = p.spec.purifierSize;
+  const resample = big !== undefined && big !== size && (p.variant.transform || usePurifier);
+  const input = resample ? toPurifierSize(x, big) : x;
+  if (resample) trace?.(`resize:${big}x${big}`, input);
+  let s: MaskedImage = {
+    image: input,
+    mask: ops.zeros([x.shape[0], 1, input.shape[2], input.shape[3]]),
+  };
   let purified = false;
   if (p.variant.transform) {
     for (const step of transformSteps(p.spec, rng, inpaint)) {
@@ -141,7 +155,10 @@ export function preprocess(
     s = { image: inpaint(s.image, s.mask), mask: s.mask };
     trace?.("purifier", s.image);
   }
-  return s.image;
+  if (!resample) return s.image;
+  const out = toClassifierSize(s.image, size);
+  trace?.(`resize:${size}x${size}`, out);
+  return out;
 }
 
 /** The whole defense as an attack Target. */

@@ -13,7 +13,7 @@ import {
   inpaintingRows,
 } from "../runtime/eval/inpainting.ts";
 import { METRIC_KEYS } from "../runtime/metrics/image.ts";
-import { type MaskOptions, rt1, rt2 } from "../runtime/transforms.ts";
+import { type MaskOptions, rt1, rt2, toPurifierSize } from "../runtime/transforms.ts";
 import type { PipelineSpecT } from "./spec.ts";
 
 /** Test images scored: enough for stable means, few enough to cost seconds per epoch. */
@@ -39,6 +39,8 @@ export interface InpaintingReport {
   n: number;
   seed: number;
   tables: InpaintingTable[];
+  /** Present with a purifierSize: every method ran at this many times the resolution. */
+  scale?: number;
 }
 
 /** RT1 and RT2 settings from the spec: the mask of its first masking transform and the sigma of
@@ -54,24 +56,30 @@ export function inpaintingSettings(spec: Pick<PipelineSpecT, "transform">): Inpa
   return { rt1: mask, rt2: { ...mask, sigma: noisy?.sigma ?? 0.25 } };
 }
 
-/** The fixed draw of one transform on `clean` (NCHW floats of n images). */
+/** The fixed draw of one transform on `clean` (NCHW floats of n images); with a `scale`
+ * (purifierSize) on the clean images brought up to that resolution, blocks scaled with them. */
 export async function drawCase(
   kind: InpaintingTransform,
   settings: InpaintingSettings,
   clean: Float32Array,
   shape: readonly [number, number, number, number],
   seed: number,
+  scale = 1,
 ): Promise<InpaintingCase> {
   return await tidyAsync(async () => {
     const rng = new Rng(seed, STREAMS[kind]);
-    const x = Tensor.fromData(clean, [...shape]);
-    const t = kind === "rt1" ? rt1(rng, x, settings.rt1) : rt2(rng, x, settings.rt2);
+    const x = toPurifierSize(Tensor.fromData(clean, [...shape]), shape[2] * scale);
+    const blocks = (m: MaskOptions) => ({ ...m, blockSize: m.blockSize * scale });
+    const t = kind === "rt1"
+      ? rt1(rng, x, blocks(settings.rt1))
+      : rt2(rng, x, { ...blocks(settings.rt2), sigma: settings.rt2.sigma });
     return {
       clean,
       image: await t.image.data(),
       mask: await t.mask.data(),
-      shape,
+      shape: [...x.shape] as [number, number, number, number],
       noisy: kind === "rt2",
+      scale,
     };
   });
 }
@@ -82,6 +90,8 @@ export interface InpaintingEvalOptions {
   purifiers: readonly { label: string; purifier: Purifier }[];
   seed: number;
   n?: number;
+  /** purifierSize / image size (default 1). */
+  scale?: number;
 }
 
 /** One table per transform: baselines, then each purifier's coarse and refined rows. */
@@ -91,14 +101,14 @@ export async function evaluateInpainting(o: InpaintingEvalOptions): Promise<Inpa
   const shape = [n, ...o.test.shape] as [number, number, number, number];
   const tables: InpaintingTable[] = [];
   for (const kind of ["rt1", "rt2"] as const) {
-    const c = await drawCase(kind, o.settings, x, shape, o.seed);
+    const c = await drawCase(kind, o.settings, x, shape, o.seed, o.scale ?? 1);
     tables.push({
       transform: kind,
       settings: o.settings[kind],
       rows: await inpaintingRows(c, o.purifiers),
     });
   }
-  return { n, seed: o.seed, tables };
+  return { n, seed: o.seed, tables, ...(o.scale && o.scale > 1 ? { scale: o.scale } : {}) };
 }
 
 const fmt = (v: number | null, digits: number) => v === null ? "-" : v.toFixed(digits);
@@ -136,6 +146,13 @@ export function inpaintingMarkdown(r: InpaintingReport): string[] {
     "Baselines: the transformed image itself; holes filled with the image's mean over its known",
     "pixels; diffusion fill (repeated 4-neighbour averaging, known pixels fixed); for RT2, a",
     "Gaussian blur (sigma 1) of the known pixels followed by diffusion fill.",
+    ...(r.scale
+      ? [
+        `With purifierSize: masks, noise and every method at ${r.scale}x the resolution, then`,
+        "the area downsampling the classifier sees; scored at the classifier's resolution (the",
+        `blur's sigma and the mask blocks scaled by ${r.scale}).`,
+      ]
+      : []),
     "",
     "| transform | method | PSNR | SSIM | L1 | PSNR holes | SSIM holes | L1 holes |",
     "|---|---|---|---|---|---|---|---|",

@@ -22,7 +22,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { hashFile, hashJson } from "../runtime/io/hash.ts";
 import { trainClassifier } from "../runtime/train/classifier.ts";
 import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/train/purifier.ts";
-import type { PipelineSpecT } from "./spec.ts";
+import { type PipelineSpecT, purifierScale } from "./spec.ts";
 import type { MaskedImage } from "../runtime/transforms.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import { transformSteps } from "./compile.ts";
@@ -81,7 +81,7 @@ async function loadInto(
 }
 
 /** The training-time random transform of the spec: the evaluated chain (compile.ts), with
- * RT3 as one RT2 round of its masks. */
+ * RT3 as one RT2 round of its masks. It takes images at the purifier's size (purifierSize). */
 export function trainingTransform(spec: PipelineSpecT) {
   return (rng: Rng, x: Tensor) => {
     const [n, , h, w] = x.shape;
@@ -103,6 +103,7 @@ function measureInpainting(
     test,
     purifiers,
     seed: spec.seed,
+    scale: purifierScale(spec),
   });
 }
 
@@ -209,7 +210,11 @@ async function runStages(o: RunOptions): Promise<RunResult> {
       return { inpainting: r };
     };
     const noCe: WeightedTerm[] = spec.loss.filter((t) => t.term !== "ce");
+    const scale = purifierScale(spec);
+    // Named only when set, so stages cached before the field existed keep their keys.
+    const sized = spec.purifierSize !== undefined ? { purifierSize: spec.purifierSize } : {};
     const preDeps = {
+      ...sized,
       arch: PURIFIER_ARCH_VERSION,
       purifier: p,
       transform: spec.transform,
@@ -247,6 +252,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         checkpointEvery: 25,
         logPath: join(preStage.dir, "log.json"),
         label: "pretrain",
+        scale,
         onEpoch: onEpoch("pretrain", "purifier", pretrained),
       });
       await writeSafetensors(preWeights, pretrained.stateDict(), {});
@@ -254,7 +260,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
       // images, fixed draw).
       await writeFileAtomic(
         join(preStage.dir, "inpainting.png"),
-        await inpaintingGrid(pretrained, test, transform, 8, spec.seed),
+        await inpaintingGrid(pretrained, test, transform, 8, spec.seed, scale),
       );
       await writeSafetensors(join(preStage.dir, "discriminator.safetensors"), D.stateDict(), {});
       D.dispose();
@@ -302,12 +308,13 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         checkpointEvery: 25,
         logPath: join(ftStage.dir, "log.json"),
         label: "atop",
+        scale,
         onEpoch: onEpoch("atop", "atop", atop),
       });
       await writeSafetensors(ftWeights, atop.stateDict(), {});
       await writeFileAtomic(
         join(ftStage.dir, "inpainting.png"),
-        await inpaintingGrid(atop, test, transform, 8, spec.seed),
+        await inpaintingGrid(atop, test, transform, 8, spec.seed, scale),
       );
       D.dispose();
       await markDone(ftStage, {});
@@ -331,6 +338,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
     evaluation: spec.evaluation,
     threat: o.threat,
     transform: spec.transform,
+    ...(spec.purifierSize !== undefined ? { purifierSize: spec.purifierSize } : {}),
     seed: spec.seed,
     test: dataHash.test,
   };

@@ -162,6 +162,11 @@ export const PipelineSpec = z.strictObject({
   name: z.string().min(1, "expected a non-empty name"),
   dataset: z.enum(["cifar10", "cifar100"]).default("cifar10"),
   imageSize: positiveInt().default(32),
+  /** The resolution the random transform and the purifier work at (default: imageSize). Images
+   * go up by bilinear interpolation and come back down by the area average before the
+   * classifier; mask blocks keep their size in classifier pixels (the AToP code masks 32-px
+   * blocks at 256x256, i.e. 4-px blocks of the 32x32 image), the noise is per purifier pixel. */
+  purifierSize: positiveInt().optional(),
   transform: z.array(Transform).default([]),
   purifier: Purifier.default({ kind: "none" }),
   classifier: Classifier,
@@ -187,6 +192,11 @@ export type PipelineSpecInput = z.input<typeof PipelineSpec>;
 export type PipelineDraft = { name: string } & Partial<PipelineSpecInput>;
 export type PipelineSpecT = z.output<typeof PipelineSpec>;
 export type TransformSpec = z.output<typeof Transform>;
+
+/** How many purifier pixels per classifier pixel, along each side (1 without purifierSize). */
+export function purifierScale(spec: Pick<PipelineSpecT, "imageSize" | "purifierSize">): number {
+  return (spec.purifierSize ?? spec.imageSize) / spec.imageSize;
+}
 
 export class SpecError extends Error {
   constructor(readonly issues: string[]) {
@@ -264,6 +274,12 @@ export function parseSpec(value: unknown): PipelineSpecT {
           `${spec.imageSize}x${spec.imageSize} images, got ${a.eps}`,
       );
     }
+  }
+  const ps = spec.purifierSize;
+  if (ps !== undefined && (ps % spec.imageSize !== 0 || ps > 16 * spec.imageSize)) {
+    problems.push(
+      `purifierSize: expected imageSize (${spec.imageSize}) times an integer from 1 to 16, got ${ps}`,
+    );
   }
   if (spec.imageSize % 4 !== 0 && spec.purifier.kind === "deepfill") {
     problems.push(

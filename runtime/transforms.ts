@@ -112,3 +112,25 @@ export function maskingStage(
   void rng;
   return stage;
 }
+
+/** The purifier's resolution (`purifierSize`, as in the AToP code, which works at 256x256 on
+ * CIFAR): images go up by bilinear interpolation before the random transform and come back
+ * down by the area average (the mean of each f x f block; at factor 2 this is exactly the
+ * half-pixel bilinear resize) before the classifier. Both are linear and differentiable, so the
+ * full-pipeline threat model sees through them. Per-pixel noise at f times the resolution
+ * averages down to about sigma / f at the classifier's pixels. */
+export function toPurifierSize(x: Tensor, size: number): Tensor {
+  return x.shape[2] === size && x.shape[3] === size
+    ? x
+    : ops.upsampleBilinear(x, { size: [size, size] });
+}
+
+/** Back to the classifier's `size` (an integer divisor of the purifier's). */
+export function toClassifierSize(x: Tensor, size: number): Tensor {
+  const f = x.shape[2] / size;
+  if (f === 1 && x.shape[3] === size) return x;
+  if (!Number.isInteger(f) || x.shape[3] !== x.shape[2]) {
+    throw new Error(`toClassifierSize: [${x.shape}] is not a square multiple of ${size}`);
+  }
+  return ops.avgPool2d(x, { kernel: [f, f] });
+}

@@ -6,7 +6,13 @@ import { Tensor, tidyAsync } from "../tensor.ts";
 import { noGrad } from "../autograd.ts";
 import type { Purifier } from "../models/purifier.ts";
 import { type ImageQuality, imageQualityBatch, type Nchw } from "../metrics/image.ts";
-import { blurDiffusionFill, diffusionFill, meanFill } from "../metrics/fill.ts";
+import {
+  BLUR_SIGMA,
+  blurDiffusionFill,
+  DIFFUSION_ITERATIONS,
+  diffusionFill,
+  meanFill,
+} from "../metrics/fill.ts";
 
 /** Transformed images with their masks and the clean images they came from (NCHW, [0,1]). */
 export interface InpaintingCase {
@@ -17,6 +23,39 @@ export interface InpaintingCase {
   shape: Nchw;
   /** The known pixels carry noise (RT2): add the blur + diffusion baseline. */
   noisy: boolean;
+  /** image, mask and shape are at this many times the resolution of `clean` (purifierSize):
+   * every method works at that size and is scored after the area downsampling the classifier
+   * sees. Default 1. */
+  scale?: number;
+}
+
+/** The mean of each f x f block of NCHW images (what runtime/transforms.ts toClassifierSize
+ * does on the GPU), in float64. */
+export function areaDownsample(x: ArrayLike<number>, shape: Nchw, f: number): Float64Array {
+  const [n, c, h, w] = shape, ho = h / f, wo = w / f;
+  const out = new Float64Array(n * c * ho * wo);
+  for (let p = 0; p < n * c; p++) {
+    for (let y = 0; y < ho; y++) {
+      for (let xo = 0; xo < wo; xo++) {
+        let s = 0;
+        for (let dy = 0; dy < f; dy++) {
+          for (let dx = 0; dx < f; dx++) s += x[(p * h + y * f + dy) * w + xo * f + dx];
+        }
+        out[(p * ho + y) * wo + xo] = s / (f * f);
+      }
+    }
+  }
+  return out;
+}
+
+/** Where scores are taken: the clean images' resolution, with the hole mask brought down to it
+ * (a pixel is a hole when most of its block is; mask blocks are aligned, so exactly). */
+function scoring(c: InpaintingCase): { mask: ArrayLike<number>; shape: Nchw; f: number } {
+  const f = c.scale ?? 1;
+  if (f === 1) return { mask: c.mask, shape: c.shape, f };
+  const [n, ch, h, w] = c.shape;
+  const mask = areaDownsample(c.mask, [n, 1, h, w], f).map((v) => v > 0.5 ? 1 : 0);
+  return { mask, shape: [n, ch, h / f, w / f], f };
 }
 
 export interface InpaintingRow extends ImageQuality {
@@ -26,13 +65,19 @@ export interface InpaintingRow extends ImageQuality {
 /** The baselines' images, in table order: the transformed image itself, mean fill, diffusion
  * fill, and for noisy inputs blur + diffusion. */
 export function baselineImages(c: InpaintingCase): { method: string; images: Float32Array }[] {
+  // At f times the resolution holes are f times wider (f^2 sweeps to converge) and the blur
+  // that matches sigma 1 of the classifier's pixels is f pixels wide.
+  const f = c.scale ?? 1, sweeps = DIFFUSION_ITERATIONS * f * f;
   const out = [
     { method: "transformed", images: c.image },
     { method: "mean fill", images: meanFill(c.image, c.mask, c.shape) },
-    { method: "diffusion fill", images: diffusionFill(c.image, c.mask, c.shape) },
+    { method: "diffusion fill", images: diffusionFill(c.image, c.mask, c.shape, sweeps) },
   ];
   if (c.noisy) {
-    out.push({ method: "blur + diffusion", images: blurDiffusionFill(c.image, c.mask, c.shape) });
+    out.push({
+      method: "blur + diffusion",
+      images: blurDiffusionFill(c.image, c.mask, c.shape, sweeps, BLUR_SIGMA * f),
+    });
   }
   return out;
 }
@@ -66,10 +111,11 @@ export async function purifierImages(
   return { coarse, fine };
 }
 
-const row = (method: string, images: Float32Array, c: InpaintingCase): InpaintingRow => ({
-  method,
-  ...imageQualityBatch(images, c.clean, c.mask, c.shape).mean,
-});
+const row = (method: string, images: ArrayLike<number>, c: InpaintingCase): InpaintingRow => {
+  const at = scoring(c);
+  const seen = at.f === 1 ? images : areaDownsample(images, c.shape, at.f);
+  return { method, ...imageQualityBatch(seen, c.clean, at.mask, at.shape).mean };
+};
 
 export function baselineRows(c: InpaintingCase): InpaintingRow[] {
   return baselineImages(c).map((b) => row(b.method, b.images, c));

@@ -139,12 +139,14 @@ export function blurKnown(
 }
 
 /** The noise baseline: blur the known pixels (denoising), then diffusion-fill the holes from the
- * blurred boundary. */
+ * blurred boundary. `sigma` in pixels (the window's radius follows it). */
 export function blurDiffusionFill(
   image: Pixels,
   mask: Pixels,
   shape: Nchw,
   iterations = DIFFUSION_ITERATIONS,
+  sigma = BLUR_SIGMA,
 ): Float32Array {
-  return diffusionFill(blurKnown(image, mask, shape), mask, shape, iterations);
+  const radius = Math.ceil(BLUR_RADIUS * sigma / BLUR_SIGMA);
+  return diffusionFill(blurKnown(image, mask, shape, sigma, radius), mask, shape, iterations);
 }

@@ -11,8 +11,9 @@ import { Adam } from "../optim.ts";
 import { Rng } from "../rng.ts";
 import type { Classifier, PatchDiscriminator, Purifier } from "../models/mod.ts";
 import { type CifarDataset, DataLoader, toTensorBatch } from "../data/mod.ts";
+import { toClassifierSize, toPurifierSize } from "../transforms.ts";
 import { imageGrid } from "../io/png.ts";
-import { blurDiffusionFill, diffusionFill } from "../metrics/fill.ts";
+import { blurDiffusionFill, DIFFUSION_ITERATIONS, diffusionFill } from "../metrics/fill.ts";
 import { purifierImages } from "../eval/inpainting.ts";
 import { Progress } from "../io/progress.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
@@ -74,6 +75,10 @@ export interface TrainPurifierOptions {
   stopAfterSteps?: number;
   quiet?: boolean;
   label?: string;
+  /** The purifier works at this many times the data's resolution (purifierSize): clean and
+   * adversarial images go up before the transform (L1 targets and the critic's real images at
+   * that size), the refined image comes down before the classifier's CE. Default 1. */
+  scale?: number;
   /** More settings to record in the checkpoint and compare on resume (e.g. the width). */
   settings?: TrainSettings;
   /** Runs after each epoch with the purifier in eval mode (e.g. inpainting metrics on test
@@ -172,6 +177,9 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
   if (needsCe && !o.classifier) {
     throw new Error('trainPurifier: a "ce" loss term needs a frozen classifier');
   }
+  const scale = o.scale ?? 1;
+  const size = o.train.shape[1];
+  const up = (t: Tensor) => toPurifierSize(t, size * scale);
   const gParams = G.parameters(), dParams = D.parameters();
   const clfParams = o.classifier?.parameters() ?? [];
   // DeepFillv2 settings: Adam(lr, betas 0.5/0.999) for both networks.
@@ -201,6 +209,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
     seed,
     limit: o.trainLimit ?? null,
     data: o.train.hash,
+    ...(scale !== 1 ? { scale } : {}),
     ...o.settings,
   };
   let st: LoopState = { epoch: 0, batch: 0, step: 0, rng: rng.getState(), log: [] };
@@ -243,7 +252,8 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           const source = useAdv
             ? await adversarial(o.classifier!, x, labels, o.attack!, seed, step)
             : x;
-          const { image, mask } = o.transform(rng, source);
+          const { image, mask } = o.transform(rng, up(source));
+          const real = up(x);
           // Critic step on clean (real) vs purified (fake) images. Each update runs after its
           // graph's scope: forward values nobody read are dropped, not computed before the
           // weights they depend on change.
@@ -251,7 +261,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           setTrainable(dParams, true);
           const dLoss = tidy(() => {
             const fake = ops.detach(G.run(image, mask).fine);
-            const l = ops.hingeGanLossD(D.score(x, mask), D.score(fake, mask));
+            const l = ops.hingeGanLossD(D.score(real, mask), D.score(fake, mask));
             backward(l);
             return l;
           });
@@ -262,9 +272,11 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           setTrainable(dParams, false);
           const g = tidy(() => {
             const out = G.run(image, mask);
-            const { total, values } = generatorLoss(active, out, x, y, {
+            const { total, values } = generatorLoss(active, out, real, y, {
               critic: (img) => D.score(img, mask),
-              classifier: o.classifier ? (img) => o.classifier!.forward(img) : null,
+              classifier: o.classifier
+                ? (img) => o.classifier!.forward(toClassifierSize(img, size))
+                : null,
             });
             if (total) backward(total);
             return { total, values };
@@ -317,18 +329,22 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
 
 /** PNG grid of inpainting on `n` images, one row each: original, transformed (masked),
  * diffusion fill, blur + diffusion fill (the classical baselines of runtime/metrics/fill.ts on
- * the same draw; the blur only matters under noise), purifier coarse, purifier refined. */
+ * the same draw; the blur only matters under noise), purifier coarse, purifier refined. With a
+ * `scale` (purifierSize) every row is shown at the purifier's resolution. */
 export async function inpaintingGrid(
   purifier: Purifier,
   ds: CifarDataset,
   transform: (rng: Rng, x: Tensor) => MaskedBatch,
   n = 8,
   seed = 0,
+  scale = 1,
 ): Promise<Uint8Array> {
   const idx = Array.from({ length: Math.min(n, ds.n) }, (_, i) => i);
-  const shape = [idx.length, ...ds.shape] as [number, number, number, number];
+  const [c, h, w] = ds.shape;
+  const img = [c, h * scale, w * scale] as [number, number, number];
+  const shape = [idx.length, ...img] as [number, number, number, number];
   const { x, image, mask } = await tidyAsync(async () => {
-    const { x } = toTensorBatch(ds, idx);
+    const x = toPurifierSize(toTensorBatch(ds, idx).x, h * scale);
     const t = transform(new Rng(seed, 0x9a1d), x);
     return { x: await x.data(), image: await t.image.data(), mask: await t.mask.data() };
   });
@@ -338,12 +354,12 @@ export async function inpaintingGrid(
     [
       x,
       image,
-      diffusionFill(image, mask, shape),
-      blurDiffusionFill(image, mask, shape),
+      diffusionFill(image, mask, shape, DIFFUSION_ITERATIONS * scale),
+      blurDiffusionFill(image, mask, shape, DIFFUSION_ITERATIONS * scale),
       out.coarse,
       out.fine,
     ],
-    ds.shape,
-    { scale: 3 },
+    img,
+    { scale: Math.max(1, 3 / scale) | 0 },
   );
 }
