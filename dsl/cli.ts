@@ -1,5 +1,5 @@
 // The command line shared by pipeline files: `deno task run pipelines/X.ts [options]`.
-// Options: --preset quick|paper, --data DIR, --test-file FILE, --out DIR, --seed N,
+// Options: --preset quick|standard|paper, --data DIR, --test-file FILE, --out DIR, --seed N,
 // --adapter auto|cpu|gpu, --threat classifier-only|full-pipeline|both, --explain.
 
 import { parseArgs } from "node:util";
@@ -18,22 +18,22 @@ import { adapterFlag, enumFlag, intFlag } from "../runtime/cli/flags.ts";
 
 const THREATS = ["classifier-only", "full-pipeline", "both"] as const;
 
-const USAGE = `usage: deno task run pipelines/<name>.ts [--preset quick|paper] [--data DIR]
-  [--test-file FILE] [--out DIR] [--seed N] [--adapter auto|cpu|gpu]
+const USAGE = `usage: deno task run pipelines/<name>.ts [--preset quick|standard|paper]
+  [--data DIR] [--test-file FILE] [--out DIR] [--seed N] [--adapter auto|cpu|gpu]
   [--threat classifier-only|full-pipeline|both] [--explain]
-  --data defaults to the CIFAR-10 subset in data/cifar10/ for --preset quick, and to the full
-  dataset in the cache directory ($ATOP_CACHE, else ~/.cache/atop-gpu; downloaded and
-  MD5-checked on first use) for --preset paper or CIFAR-100.`;
+  --data defaults to the CIFAR-10 subset in data/cifar10/ for --preset quick and standard,
+  and to the full dataset in the cache directory ($ATOP_CACHE, else ~/.cache/atop-gpu;
+  downloaded and MD5-checked on first use) for --preset paper or CIFAR-100.`;
 
 /** The data a run reads when --data is not given: the subset shipped in the repository for
- * the CPU-sized preset on CIFAR-10, else the full dataset from the cache. */
+ * the subset-sized presets (quick, standard) on CIFAR-10, else the full dataset from the cache. */
 export async function defaultData(preset: PresetName, dataset: "cifar10" | "cifar100") {
   return shippedData(preset, dataset) ?? await fullDataset(dataset);
 }
 
 /** The shipped subset when it is the default, else null (the full dataset is). */
 function shippedData(preset: PresetName, dataset: "cifar10" | "cifar100"): string | null {
-  return preset === "quick" && dataset === "cifar10" ? EMBEDDED_CIFAR10 : null;
+  return preset !== "paper" && dataset === "cifar10" ? EMBEDDED_CIFAR10 : null;
 }
 
 export async function pipelineMain(

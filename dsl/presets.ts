@@ -1,12 +1,16 @@
 // Presets: `paper` follows the AToP paper's scale (ResNet-18, DeepFill width 48, long
 // schedules, 100-iteration attacks with EOT 20; for a GPU), `quick` fits the 2-core software
 // adapter (small CNN, width-8 purifier, short schedules, reduced attacks on 48 test images).
+// `standard` sits between them, for conclusions on the shipped subset: ResNet-18 with
+// augmentation, a width-16 purifier at 64x64 (purifierSize), all 512 test images under
+// 20-iteration attacks with EOT 8 and AutoAttack.
 // A preset only fills defaults: anything in the user's spec wins.
 
 import type { PipelineSpecInput } from "./spec.ts";
 import { atopLoss } from "./spec.ts";
 
-export type PresetName = "quick" | "paper";
+export type PresetName = "quick" | "standard" | "paper";
+export const PRESET_NAMES: readonly PresetName[] = ["quick", "standard", "paper"];
 
 export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
   paper: {
@@ -33,6 +37,39 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
         { attack: "autoattack", norm: "linf", eps: 8 / 255, steps: 100 },
         { attack: "autoattack", norm: "l2", eps: 0.5, steps: 100 },
         { attack: "stadv", norm: "linf", eps: 0, steps: 100 },
+      ],
+    },
+  },
+  standard: {
+    classifier: { arch: "resnet18" },
+    purifierSize: 64,
+    purifier: {
+      kind: "deepfill",
+      width: 16,
+      dilations: [2, 4, 8],
+      discWidth: 16,
+      discLayers: 3,
+      prefill: "pushpull",
+    },
+    loss: [
+      { term: "gan", weight: 0.01, after: 200 },
+      { term: "l1-coarse", weight: 1, after: 0 },
+      { term: "l1-fine", weight: 1, after: 0 },
+      { term: "ce", weight: 0.1, after: 20 },
+    ],
+    // Random crops and flips are on in classifier training (runtime/train/classifier.ts).
+    classifierTraining: { epochs: 15, batchSize: 128, lr: 0.1 },
+    pretraining: { epochs: 3, batchSize: 32, lr: 1e-3 },
+    finetuning: { epochs: 1, batchSize: 32, lr: 5e-4, limit: 2048 },
+    evaluation: {
+      limit: 512,
+      eotDraws: 8,
+      threat: "both",
+      attacks: [
+        { attack: "pgd", norm: "linf", eps: 8 / 255, steps: 20 },
+        { attack: "pgd", norm: "l2", eps: 0.5, steps: 20 },
+        { attack: "autoattack", norm: "linf", eps: 8 / 255, steps: 20, queries: 1000 },
+        { attack: "stadv", norm: "linf", eps: 0, steps: 20 },
       ],
     },
   },
@@ -85,7 +122,9 @@ export function resolveSpecInput(
   preset: string,
   seed?: number,
 ): PipelineSpecInput {
-  if (!(preset in PRESETS)) throw new Error(`--preset: expected quick or paper, got "${preset}"`);
+  if (!(preset in PRESETS)) {
+    throw new Error(`--preset: expected ${PRESET_NAMES.join(", ")}, got "${preset}"`);
+  }
   const raw = mergeSpec(
     mergeSpec({} as PipelineSpecInput, PRESETS[preset as PresetName]),
     base,

@@ -253,6 +253,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         logPath: join(preStage.dir, "log.json"),
         label: "pretrain",
         scale,
+        ema: s.ema,
         onEpoch: onEpoch("pretrain", "purifier", pretrained),
       });
       await writeSafetensors(preWeights, pretrained.stateDict(), {});
@@ -309,6 +310,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         logPath: join(ftStage.dir, "log.json"),
         label: "atop",
         scale,
+        ema: s.ema,
         onEpoch: onEpoch("atop", "atop", atop),
       });
       await writeSafetensors(ftWeights, atop.stateDict(), {});

@@ -122,6 +122,10 @@ export const Schedule = z.strictObject({
   lr: z.number().positive("expected a learning rate > 0").default(1e-4),
   /** Limit on training images (quick runs). */
   limit: positiveInt().optional(),
+  /** Purifier stages only: decay of an exponential moving average of the generator's weights,
+   * which the stage keeps and evaluates (e.g. 0.99). */
+  ema: z.number().gt(0, "expected a decay in (0, 1)").lt(1, "expected a decay in (0, 1)")
+    .optional(),
 });
 
 export const EvalAttack = z.strictObject({
@@ -274,6 +278,11 @@ export function parseSpec(value: unknown): PipelineSpecT {
           `${spec.imageSize}x${spec.imageSize} images, got ${a.eps}`,
       );
     }
+  }
+  if (spec.classifierTraining.ema !== undefined) {
+    problems.push(
+      `classifierTraining.ema: the weight average is for the purifier stages (pretraining, finetuning), got ${spec.classifierTraining.ema}`,
+    );
   }
   const ps = spec.purifierSize;
   if (ps !== undefined && (ps % spec.imageSize !== 0 || ps > 16 * spec.imageSize)) {

@@ -142,3 +142,66 @@ Deno.test("inpainting grid: original, transformed, diffusion, blur + diffusion, 
   for (const v of [x, t.image, t.mask]) v.dispose();
   purifier.dispose();
 });
+
+Deno.test("generator weight average (ema): the purifier ends with decay-weighted past weights, resumes exactly", async () => {
+  const dir = await Deno.makeTempDir();
+  const d = 0.6;
+  const mk = () => ({
+    purifier: new Purifier({ width: 4, dilations: [2], seed: 2 }),
+    discriminator: new PatchDiscriminator({ width: 4, layers: 3, seed: 2 }),
+  });
+  const common = {
+    train,
+    transform,
+    terms: atopLoss(1, 0, 0).filter((t) => t.term !== "ce"),
+    epochs: 1,
+    batchSize: 2,
+    lr: 1e-2,
+    seed: 6,
+    trainLimit: 4, // 2 steps
+    quiet: true,
+  };
+  // The raw trajectory w0 (init), w1, w2: training itself does not depend on the average.
+  const init = mk();
+  const w0 = await weights(init.purifier);
+  const one = mk();
+  await trainPurifier({ ...common, ...one, stopAfterSteps: 1 });
+  const w1 = await weights(one.purifier);
+  const two = mk();
+  await trainPurifier({ ...common, ...two });
+  const w2 = await weights(two.purifier);
+  const avg = mk();
+  let seen: number[][] = [];
+  await trainPurifier({
+    ...common,
+    ...avg,
+    ema: d,
+    onEpoch: async () => {
+      seen = await weights(avg.purifier);
+      return {};
+    },
+  });
+  const got = await weights(avg.purifier);
+  let moved = 0;
+  got.forEach((t, i) =>
+    t.forEach((v, j) => {
+      const want = d * d * w0[i][j] + d * (1 - d) * w1[i][j] + (1 - d) * w2[i][j];
+      assert.ok(Math.abs(v - want) <= 1e-6 + 1e-5 * Math.abs(want), `${i}[${j}]: ${v} vs ${want}`);
+      if (w2[i][j] !== w0[i][j]) moved++;
+    })
+  );
+  assert.ok(moved > 0, "training moved the weights");
+  assert.deepEqual(seen, got, "onEpoch sees the average");
+  // Killed after one step and resumed: the average comes back from the checkpoint.
+  const ckpt = `${dir}/ema.safetensors`;
+  const a = mk();
+  await trainPurifier({ ...common, ...a, ema: d, checkpoint: ckpt, stopAfterSteps: 1 });
+  const b = mk();
+  await trainPurifier({ ...common, ...b, ema: d, checkpoint: ckpt });
+  assert.deepEqual(await weights(b.purifier), got);
+  for (const m of [init, one, two, avg, a, b]) {
+    m.purifier.dispose();
+    m.discriminator.dispose();
+  }
+  await Deno.remove(dir, { recursive: true });
+});

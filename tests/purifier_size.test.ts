@@ -22,6 +22,9 @@ import * as ops from "../runtime/ops/mod.ts";
 import { toClassifierSize, toPurifierSize } from "../runtime/transforms.ts";
 import { trainPurifier } from "../runtime/train/purifier.ts";
 import { trainingTransform } from "../dsl/run.ts";
+import { resolveSpecInput } from "../dsl/presets.ts";
+import { defaultData } from "../dsl/cli.ts";
+import { EMBEDDED_CIFAR10 } from "../runtime/data/mod.ts";
 
 await gpu();
 const DATA = new URL("../data/cifar10/", import.meta.url).pathname;
@@ -197,4 +200,16 @@ Deno.test("purifierSize training: the purifier trains at 64x64 with L1 to the up
   const after = await Promise.all([...purifier.stateDict().values()].map((t) => t.data()));
   assert.ok(after.some((a, i) => a.some((v, j) => v !== before[i][j])), "weights moved");
   for (const m of [purifier, discriminator, classifier]) m.dispose();
+});
+
+Deno.test("standard preset: the issue's evaluation (512 images, 20 iterations, EOT 8, AutoAttack), ResNet-18, purifier at 64x64 on the shipped subset", async () => {
+  const spec = parseSpec(resolveSpecInput({ name: "std", transform: base.transform }, "standard"));
+  assert.equal(spec.classifier.arch, "resnet18");
+  assert.equal(spec.purifierSize, 64);
+  assert.equal(spec.evaluation.limit, 512);
+  assert.equal(spec.evaluation.eotDraws, 8);
+  assert.ok(spec.evaluation.attacks.every((a) => a.steps === 20));
+  assert.ok(spec.evaluation.attacks.some((a) => a.attack === "autoattack"));
+  assert.equal(await defaultData("standard", "cifar10"), EMBEDDED_CIFAR10);
+  assert.throws(() => resolveSpecInput({}, "medium"), /--preset: expected quick, standard, paper/);
 });

@@ -22,6 +22,7 @@ import { pgd } from "../attacks/pgd.ts";
 import type { Norm } from "../attacks/common.ts";
 import { loadCheckpoint, saveCheckpoint, type TrainSettings } from "./checkpoint.ts";
 import { READ_EVERY, ScalarLog } from "./scalars.ts";
+import { WeightAverage } from "./ema.ts";
 
 export type LossTermName = "gan" | "l1-coarse" | "l1-fine" | "ce" | "mse-fine";
 export interface WeightedTerm {
@@ -79,6 +80,9 @@ export interface TrainPurifierOptions {
    * adversarial images go up before the transform (L1 targets and the critic's real images at
    * that size), the refined image comes down before the classifier's CE. Default 1. */
   scale?: number;
+  /** Decay of an exponential moving average of the generator's weights (e.g. 0.99): `onEpoch`
+   * sees the average, and the purifier holds it when training ends. Off when absent. */
+  ema?: number;
   /** More settings to record in the checkpoint and compare on resume (e.g. the width). */
   settings?: TrainSettings;
   /** Runs after each epoch with the purifier in eval mode (e.g. inpainting metrics on test
@@ -194,7 +198,11 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
   });
   const total = loader.numBatches() * o.epochs;
   const rng = new Rng(seed, 0x5eed);
-  const parts = { modules: { purifier: G, discriminator: D }, optimizers: { g: optG, d: optD } };
+  const ema = o.ema !== undefined ? new WeightAverage(gParams, o.ema) : null;
+  const parts = {
+    modules: { purifier: G, discriminator: D },
+    optimizers: { g: optG, d: optD, ...(ema ? { ema } : {}) },
+  };
   // Everything the weights depend on (the transform is code: the caller's settings name it).
   const settings: TrainSettings = {
     trainer: "purifier",
@@ -210,6 +218,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
     limit: o.trainLimit ?? null,
     data: o.train.hash,
     ...(scale !== 1 ? { scale } : {}),
+    ...(ema ? { ema: o.ema } : {}),
     ...o.settings,
   };
   let st: LoopState = { epoch: 0, batch: 0, step: 0, rng: rng.getState(), log: [] };
@@ -284,6 +293,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           if (g.total) {
             optG.step();
             optG.zeroGrad();
+            ema?.update();
           }
           // Read back in groups of steps, not now.
           scalars.push(step, { ...g.values, "#d": dLoss, ...(g.total ? { "#g": g.total } : {}) });
@@ -306,14 +316,19 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
       await readScalars();
       if (o.onEpoch) {
         G.eval();
+        ema?.swap();
         const extra = await o.onEpoch(st.epoch, st.step);
+        ema?.swap();
         st.epochs = [...(st.epochs ?? []), { ...extra, epoch: st.epoch, step: st.step }];
       }
       st = { ...st, epoch: st.epoch + 1, batch: 0 };
       await save();
       if (o.logPath) await writeJsonAtomic(o.logPath, { log: st.log, epochs: st.epochs ?? [] });
     }
+    // Training is complete: the purifier keeps the averaged weights.
+    ema?.swap();
   } finally {
+    ema?.dispose();
     scalars.dispose();
     progress?.done();
     setTrainable(clfParams, true);
