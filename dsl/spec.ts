@@ -77,8 +77,9 @@ export const Purifier = z.discriminatedUnion("kind", [
     /** Pre-trained weights (safetensors); otherwise pre-trained by the pipeline. */
     weights: z.string().optional(),
     /** The coarse stage's starting point: holes zeroed (absent, DeepFillv2) or push-pull
-     * filled, the coarse stage then predicting a correction of a classical fill. */
-    prefill: z.enum(["zeros", "pushpull"]).optional(),
+     * filled (without or with smoothing at every level: "multigrid"), the coarse stage then
+     * predicting a correction of a classical fill. */
+    prefill: z.enum(["zeros", "pushpull", "multigrid"]).optional(),
   }),
   z.strictObject({ kind: z.literal("none") }),
 ]);

@@ -5,7 +5,8 @@ import * as ops from "../runtime/ops/mod.ts";
 import { backward, grad } from "../runtime/autograd.ts";
 import { Adam } from "../runtime/optim.ts";
 import { Rng } from "../runtime/rng.ts";
-import { rt1 } from "../runtime/transforms.ts";
+import { blockMask, rt1 } from "../runtime/transforms.ts";
+import { upsampleBilinearRef } from "./ref/sample.ts";
 
 await gpu();
 
@@ -130,6 +131,101 @@ Deno.test("purifier with push-pull prefill starts as the classical fill; gradien
     xs.requiresGrad = true;
     const [g] = grad(ops.sum(p.run(xs, mask).fine), [xs]);
     assert.ok((await g.data()).some((v) => v !== 0), "no gradient to the input");
+    p.dispose();
+  });
+});
+
+/** Push-pull with `sweeps` at full resolution and `levelSweeps` at every coarser pull level,
+ * in float64 from the description in runtime/models/prefill.ts (one channel, one image). */
+function pushPullRef(x: number[], hole: number[], n: number, sweeps: number, levelSweeps: number) {
+  const sums: number[][] = [x.map((v, i) => v * (1 - hole[i]))], counts = [hole.map((m) => 1 - m)];
+  const sizes = [n];
+  while (sizes[sizes.length - 1] > 1) {
+    const s = sizes[sizes.length - 1], h = s / 2;
+    const pool = (a: number[]) =>
+      Array.from({ length: h * h }, (_, i) => {
+        const y = 2 * Math.floor(i / h), c = 2 * (i % h);
+        return a[y * s + c] + a[y * s + c + 1] + a[(y + 1) * s + c] + a[(y + 1) * s + c + 1];
+      });
+    sums.push(pool(sums[sums.length - 1]));
+    counts.push(pool(counts[counts.length - 1]));
+    sizes.push(h);
+  }
+  const diffuse = (f: number[], known: number[], s: number, k: number) => {
+    let cur = f;
+    for (let it = 0; it < k; it++) {
+      cur = cur.map((v, p) => {
+        if (known[p] === 1) return v;
+        const y = Math.floor(p / s), c = p % s;
+        let t = 0, m = 0;
+        for (const [dy, dx] of [[-1, 0], [1, 0], [0, -1], [0, 1]]) {
+          const yy = y + dy, xx = c + dx;
+          if (yy < 0 || yy >= s || xx < 0 || xx >= s) continue;
+          t += cur[yy * s + xx];
+          m++;
+        }
+        return known[p] * v + (1 - known[p]) * t / m;
+      });
+    }
+    return cur;
+  };
+  const L = sizes.length - 1;
+  let fill = sums[L].map((v, i) => v / Math.max(counts[L][i], 1e-6));
+  for (let l = L - 1; l >= 0; l--) {
+    const s = sizes[l];
+    const up = upsampleBilinearRef({ N: 1, C: 1, H: s / 2, W: s / 2 }, s, s, false)([
+      Float64Array.from(fill),
+    ]);
+    const alpha = counts[l].map((c) => Math.min(Math.max(c, 0), 1));
+    fill = alpha.map((a, i) => a * sums[l][i] / Math.max(counts[l][i], 1e-6) + (1 - a) * up[i]);
+    if (l > 0 && levelSweeps > 0) fill = diffuse(fill, alpha, s, levelSweeps);
+  }
+  return sweeps > 0 ? diffuse(fill, counts[0], n, sweeps) : fill;
+}
+
+Deno.test("push-pull fill with and without level smoothing matches a float64 reference", async () => {
+  const { pushPullFill } = await import("../runtime/models/prefill.ts");
+  const n = 16, r = new Rng(21);
+  await tidyAsync(async () => {
+    const x = await r.uniform([1, 1, n, n]).data();
+    // Pixel holes and 4x4 block holes: the coarse levels have unknown pixels to smooth.
+    const hole = await ops.maximum(
+      ops.floor(ops.add(r.uniform([1, 1, n, n]), 0.2)),
+      blockMask(r, 1, n, n, 4, 0.4),
+    ).data();
+    for (const [sweeps, levels] of [[0, 0], [8, 0], [3, 8]]) {
+      const got = await pushPullFill(
+        Tensor.fromData(x, [1, 1, n, n]),
+        Tensor.fromData(hole, [1, 1, n, n]),
+        sweeps,
+        levels,
+      ).data();
+      const want = pushPullRef([...x], [...hole], n, sweeps, levels);
+      got.forEach((v, i) =>
+        assert.ok(
+          Math.abs(v - want[i]) < 1e-5,
+          `sweeps ${sweeps}/${levels} at ${i}: ${v} vs ${want[i]}`,
+        )
+      );
+    }
+  });
+});
+
+Deno.test("purifier with multigrid prefill starts as push-pull with level sweeps", async () => {
+  await tidyAsync(async () => {
+    const { pushPullFill } = await import("../runtime/models/prefill.ts");
+    const { PREFILL_SWEEPS, PREFILL_LEVEL_SWEEPS } = await import("../runtime/models/purifier.ts");
+    const p = new Purifier({ width: 4, dilations: [2], seed: 3, prefill: "multigrid" });
+    const r = new Rng(9);
+    const x = r.uniform([2, 3, 16, 16]);
+    const mask = blockMask(r, 2, 16, 16, 4, 0.4);
+    const xin = ops.mul(ops.affine(x, 2, -1), ops.sub(1, mask));
+    const fill = pushPullFill(xin, mask, PREFILL_SWEEPS, PREFILL_LEVEL_SWEEPS);
+    const want = await ops.affine(fill, 0.5, 0.5).data();
+    const plain = await ops.affine(pushPullFill(xin, mask, PREFILL_SWEEPS), 0.5, 0.5).data();
+    const got = await p.run(x, mask).fine.data();
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-5, `at ${i}`);
+    assert.ok(want.some((v, i) => Math.abs(v - plain[i]) > 1e-3), "level sweeps change the fill");
     p.dispose();
   });
 });
