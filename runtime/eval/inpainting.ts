@@ -6,13 +6,7 @@ import { Tensor, tidyAsync } from "../tensor.ts";
 import { noGrad } from "../autograd.ts";
 import type { Purifier } from "../models/purifier.ts";
 import { type ImageQuality, imageQualityBatch, type Nchw } from "../metrics/image.ts";
-import {
-  BLUR_SIGMA,
-  blurDiffusionFill,
-  DIFFUSION_ITERATIONS,
-  diffusionFill,
-  meanFill,
-} from "../metrics/fill.ts";
+import { blurDiffusionFill, diffusionFill, fillSettingsAt, meanFill } from "../metrics/fill.ts";
 
 /** Transformed images with their masks and the clean images they came from (NCHW, [0,1]). */
 export interface InpaintingCase {
@@ -65,9 +59,7 @@ export interface InpaintingRow extends ImageQuality {
 /** The baselines' images, in table order: the transformed image itself, mean fill, diffusion
  * fill, and for noisy inputs blur + diffusion. */
 export function baselineImages(c: InpaintingCase): { method: string; images: Float32Array }[] {
-  // At f times the resolution holes are f times wider (f^2 sweeps to converge) and the blur
-  // that matches sigma 1 of the classifier's pixels is f pixels wide.
-  const f = c.scale ?? 1, sweeps = DIFFUSION_ITERATIONS * f * f;
+  const { sweeps, sigma } = fillSettingsAt(c.scale ?? 1);
   const out = [
     { method: "transformed", images: c.image },
     { method: "mean fill", images: meanFill(c.image, c.mask, c.shape) },
@@ -76,7 +68,7 @@ export function baselineImages(c: InpaintingCase): { method: string; images: Flo
   if (c.noisy) {
     out.push({
       method: "blur + diffusion",
-      images: blurDiffusionFill(c.image, c.mask, c.shape, sweeps, BLUR_SIGMA * f),
+      images: blurDiffusionFill(c.image, c.mask, c.shape, sweeps, sigma),
     });
   }
   return out;

@@ -15,6 +15,13 @@ export const DIFFUSION_ITERATIONS = 400;
 export const BLUR_SIGMA = 1;
 export const BLUR_RADIUS = 2;
 
+/** The baselines' settings for images at `scale` times the classifier's resolution
+ * (purifierSize): holes are `scale` times wider (scale^2 sweeps to converge), and the blur that
+ * matches sigma 1 of the classifier's pixels is `scale` pixels wide. */
+export function fillSettingsAt(scale: number): { sweeps: number; sigma: number } {
+  return { sweeps: DIFFUSION_ITERATIONS * scale * scale, sigma: BLUR_SIGMA * scale };
+}
+
 function check(what: string, image: Pixels, mask: Pixels, shape: Nchw) {
   const [n, c, h, w] = shape;
   if (!shape.every((d) => Number.isInteger(d) && d >= 1)) {

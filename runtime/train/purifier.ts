@@ -13,7 +13,7 @@ import type { Classifier, PatchDiscriminator, Purifier } from "../models/mod.ts"
 import { type CifarDataset, DataLoader, toTensorBatch } from "../data/mod.ts";
 import { toClassifierSize, toPurifierSize } from "../transforms.ts";
 import { imageGrid } from "../io/png.ts";
-import { blurDiffusionFill, DIFFUSION_ITERATIONS, diffusionFill } from "../metrics/fill.ts";
+import { blurDiffusionFill, diffusionFill, fillSettingsAt } from "../metrics/fill.ts";
 import { purifierImages } from "../eval/inpainting.ts";
 import { Progress } from "../io/progress.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
@@ -261,8 +261,9 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           const source = useAdv
             ? await adversarial(o.classifier!, x, labels, o.attack!, seed, step)
             : x;
-          const { image, mask } = o.transform(rng, up(source));
+          // The clean image at the purifier's size: L1 target and the critic's real images.
           const real = up(x);
+          const { image, mask } = o.transform(rng, source === x ? real : up(source));
           // Critic step on clean (real) vs purified (fake) images. Each update runs after its
           // graph's scope: forward values nobody read are dropped, not computed before the
           // weights they depend on change.
@@ -365,12 +366,14 @@ export async function inpaintingGrid(
   });
   const out = await purifierImages(purifier, image, mask, shape);
   purifier.eval();
+  // The same baselines as the inpainting tables (runtime/eval/inpainting.ts).
+  const { sweeps, sigma } = fillSettingsAt(scale);
   return await imageGrid(
     [
       x,
       image,
-      diffusionFill(image, mask, shape, DIFFUSION_ITERATIONS * scale),
-      blurDiffusionFill(image, mask, shape, DIFFUSION_ITERATIONS * scale),
+      diffusionFill(image, mask, shape, sweeps),
+      blurDiffusionFill(image, mask, shape, sweeps, sigma),
       out.coarse,
       out.fine,
     ],
