@@ -14,6 +14,7 @@ import { fusionStats } from "../runtime/graph/fuse.ts";
 import { Adam } from "../runtime/optim.ts";
 import { type PipelineSpecT, purifierScale, type TransformSpec } from "./spec.ts";
 import {
+  blocksAt,
   gaussianNoise,
   type Inpaint,
   type MaskedImage,
@@ -61,7 +62,7 @@ export function transformSteps(
   // Blocks keep their size in classifier pixels when the chain runs at the purifier's size.
   const f = purifierScale(spec);
   return spec.transform.map((given: TransformSpec, i): StageStep => {
-    const t = "blockSize" in given ? { ...given, blockSize: given.blockSize * f } : given;
+    const t = "blockSize" in given ? blocksAt(given, f) : given;
     const name = `transform[${i}]:${t.kind}`;
     switch (t.kind) {
       case "rt1":

@@ -13,7 +13,7 @@ import {
   inpaintingRows,
 } from "../runtime/eval/inpainting.ts";
 import { METRIC_KEYS } from "../runtime/metrics/image.ts";
-import { type MaskOptions, rt1, rt2, toPurifierSize } from "../runtime/transforms.ts";
+import { blocksAt, type MaskOptions, rt1, rt2, toPurifierSize } from "../runtime/transforms.ts";
 import type { PipelineSpecT } from "./spec.ts";
 
 /** Test images scored: enough for stable means, few enough to cost seconds per epoch. */
@@ -69,10 +69,9 @@ export async function drawCase(
   return await tidyAsync(async () => {
     const rng = new Rng(seed, STREAMS[kind]);
     const x = toPurifierSize(Tensor.fromData(clean, [...shape]), shape[2] * scale);
-    const blocks = (m: MaskOptions) => ({ ...m, blockSize: m.blockSize * scale });
     const t = kind === "rt1"
-      ? rt1(rng, x, blocks(settings.rt1))
-      : rt2(rng, x, { ...blocks(settings.rt2), sigma: settings.rt2.sigma });
+      ? rt1(rng, x, blocksAt(settings.rt1, scale))
+      : rt2(rng, x, blocksAt(settings.rt2, scale));
     return {
       clean,
       image: await t.image.data(),

@@ -149,6 +149,8 @@ async function runStages(o: RunOptions): Promise<RunResult> {
     : await readCifar(o.data, { dataset: spec.dataset, split: "test" });
   const dataHash = { train: train.hash, test: test.hash };
   const stages: RunResult["stages"] = {};
+  // In stage keys only when set, so stages cached before the field existed keep their keys.
+  const sized = spec.purifierSize !== undefined ? { purifierSize: spec.purifierSize } : {};
 
   // 1. Classifier.
   const clfDeps = {
@@ -211,8 +213,6 @@ async function runStages(o: RunOptions): Promise<RunResult> {
     };
     const noCe: WeightedTerm[] = spec.loss.filter((t) => t.term !== "ce");
     const scale = purifierScale(spec);
-    // Named only when set, so stages cached before the field existed keep their keys.
-    const sized = spec.purifierSize !== undefined ? { purifierSize: spec.purifierSize } : {};
     const preDeps = {
       ...sized,
       arch: PURIFIER_ARCH_VERSION,
@@ -340,7 +340,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
     evaluation: spec.evaluation,
     threat: o.threat,
     transform: spec.transform,
-    ...(spec.purifierSize !== undefined ? { purifierSize: spec.purifierSize } : {}),
+    ...sized,
     seed: spec.seed,
     test: dataHash.test,
   };

@@ -55,6 +55,12 @@ export interface MaskOptions {
   blockSize: number;
 }
 
+/** Mask options for images at `f` times the resolution (purifierSize): blocks keep their size in
+ * the classifier's pixels. */
+export function blocksAt<T extends MaskOptions>(o: T, f: number): T {
+  return f === 1 ? o : { ...o, blockSize: o.blockSize * f };
+}
+
 /** RT1: zero random blocks. */
 export function rt1(rng: Rng, x: Tensor, o: MaskOptions): MaskedImage {
   const [n, , h, w] = x.shape;
