@@ -1,4 +1,4 @@
-import { assert, checkOp, gpu, input, randInt, rng } from "./helpers/check.ts";
+import { assert, checkOp, gpu, input, randArray, randInt, rng } from "./helpers/check.ts";
 import {
   flowWarpRef,
   gridSampleRef,
@@ -261,4 +261,76 @@ Deno.test("neighbourSum4 matches the float64 reference, forward and gradient", a
       [input([N, C, H, W], r)],
     );
   }
+});
+
+/** Float64 red-black SOR, the reference of ops.harmonicFill (mask [N,1,H,W], 1 = hole). */
+function harmonicRef(N: number, C: number, H: number, W: number, iters: number, omega: number) {
+  return ([x, m]: Float64Array[]) => {
+    const f = Float64Array.from(x), hw = H * W;
+    for (let p = 0; p < N * C; p++) {
+      const b = p * hw, mb = Math.floor(p / C) * hw;
+      for (let t = 0; t < 2 * iters; t++) {
+        for (let h = 0; h < H; h++) {
+          for (let w = 0; w < W; w++) {
+            if ((h + w) % 2 !== t % 2 || m[mb + h * W + w] < 0.5) continue;
+            let s = 0, c = 0;
+            for (const [dh, dw] of [[-1, 0], [1, 0], [0, -1], [0, 1]]) {
+              const hh = h + dh, ww = w + dw;
+              if (hh < 0 || ww < 0 || hh >= H || ww >= W) continue;
+              s += f[b + hh * W + ww];
+              c++;
+            }
+            if (c > 0) f[b + h * W + w] = (1 - omega) * f[b + h * W + w] + omega * s / c;
+          }
+        }
+      }
+    }
+    return f;
+  };
+}
+
+Deno.test("harmonicFill matches the float64 red-black SOR, forward and gradient, on both paths", async () => {
+  const r = rng(32);
+  for (const path of ["workgroup", "global"] as const) {
+    for (
+      const [N, C, H, W, iters, omega] of [[1, 1, 1, 1, 2, 1.5], [2, 3, 5, 6, 3, 1.7], [
+        1,
+        2,
+        9,
+        4,
+        0,
+        1,
+      ], [2, 1, 7, 7, 5, 1.0]]
+    ) {
+      const mask = Float64Array.from({ length: N * H * W }, () => (r() < 0.4 ? 1 : 0));
+      await checkOp(
+        `harmonicFill ${path} [${N},${C},${H},${W}] ${iters} it omega ${omega}`,
+        ([x, m]) => ops.harmonicFill(x, m, { iterations: iters, omega, path }),
+        harmonicRef(N, C, H, W, iters, omega),
+        [input([N, C, H, W], r), { shape: [N, 1, H, W], data: mask, grad: false }],
+        { maxCoords: 60 },
+      );
+    }
+  }
+});
+
+Deno.test("harmonicFill: both paths give the same bits; known pixels are untouched", async () => {
+  const r = rng(33);
+  const [N, C, H, W] = [2, 3, 16, 16];
+  const x = Tensor.fromData(Float32Array.from(randArray(N * C * H * W, r)), [N, C, H, W]);
+  const maskData = Float32Array.from({ length: N * H * W }, () => (r() < 0.3 ? 1 : 0));
+  const m = Tensor.fromData(maskData, [N, 1, H, W]);
+  const o = { iterations: 12, omega: 1.8 };
+  const a = await ops.harmonicFill(x, m, { ...o, path: "workgroup" }).data();
+  const b = await ops.harmonicFill(x, m, { ...o, path: "global" }).data();
+  assert.deepEqual(a, b);
+  const xs = await x.data();
+  for (let i = 0; i < xs.length; i++) {
+    const p = Math.floor(i / (H * W)), n = Math.floor(p / C);
+    if (maskData[n * H * W + (i % (H * W))] < 0.5) assert.equal(a[i], xs[i]);
+  }
+  assert.throws(
+    () => ops.harmonicFill(x, m, { iterations: 1, omega: 2 }),
+    /omega must lie in \(0, 2\)/,
+  );
 });
