@@ -229,3 +229,31 @@ Deno.test("purifier with multigrid prefill starts as push-pull with level sweeps
     p.dispose();
   });
 });
+
+Deno.test("purifier with harmonic prefill starts as the SOR-solved push-pull fill, refined = coarse", async () => {
+  await tidyAsync(async () => {
+    const { pushPullFill } = await import("../runtime/models/prefill.ts");
+    const { PREFILL_SOR_ITERATIONS, PREFILL_SOR_OMEGA } = await import(
+      "../runtime/models/purifier.ts"
+    );
+    const p = new Purifier({ width: 4, dilations: [2], seed: 3, prefill: "harmonic" });
+    const r = new Rng(10);
+    const x = r.uniform([2, 3, 16, 16]);
+    const mask = blockMask(r, 2, 16, 16, 4, 0.4);
+    const xin = ops.mul(ops.affine(x, 2, -1), ops.sub(1, mask));
+    const fill = ops.harmonicFill(pushPullFill(xin, mask), mask, {
+      iterations: PREFILL_SOR_ITERATIONS,
+      omega: PREFILL_SOR_OMEGA,
+    });
+    const want = await ops.affine(fill, 0.5, 0.5).data();
+    const plain = await ops.affine(pushPullFill(xin, mask), 0.5, 0.5).data();
+    const out = p.run(x, mask);
+    const [coarse, fine] = [await out.coarse.data(), await out.fine.data()];
+    for (let i = 0; i < fine.length; i++) {
+      assert.ok(Math.abs(coarse[i] - want[i]) < 1e-5, `coarse at ${i}`);
+      assert.equal(fine[i], coarse[i], `fine at ${i}`);
+    }
+    assert.ok(want.some((v, i) => Math.abs(v - plain[i]) > 1e-3), "SOR changes the fill");
+    p.dispose();
+  });
+});
