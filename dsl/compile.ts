@@ -15,7 +15,7 @@ import { Adam } from "../runtime/optim.ts";
 import { type PipelineSpecT, purifierScale, type TransformSpec } from "./spec.ts";
 import {
   blocksAt,
-  gaussianNoise,
+  gaussianNoiseOnShare,
   type Inpaint,
   type MaskedImage,
   rt1,
@@ -52,13 +52,15 @@ export interface StageStep {
  * (a pixel masked by any step is a hole). RT3 contains its own purification; for training
  * (`training`: the purifier being trained learns to fill one round of its masks) it is one
  * RT2 round with RT3's noise and masks. Training and evaluation build their transform here, so
- * the purifier is trained on the chain it is evaluated behind (custom stages included). */
+ * the purifier is trained on the chain it is evaluated behind (custom stages included).
+ * `noiseFree` (training only) is the share of examples whose noise is left out. */
 export function transformSteps(
   spec: PipelineSpecT,
   rng: RandomSource,
   inpaint: Inpaint | null,
-  opts: { training?: boolean } = {},
+  opts: { training?: boolean; noiseFree?: number } = {},
 ): StageStep[] {
+  const free = opts.training ? opts.noiseFree ?? 0 : 0;
   // Blocks keep their size in classifier pixels when the chain runs at the purifier's size.
   const f = purifierScale(spec);
   return spec.transform.map((given: TransformSpec, i): StageStep => {
@@ -68,16 +70,16 @@ export function transformSteps(
       case "rt1":
         return { name, run: (s) => combine(s, rt1(rng, s.image, t)) };
       case "rt2":
-        return { name, run: (s) => combine(s, rt2(rng, s.image, t)) };
+        return { name, run: (s) => combine(s, rt2(rng, s.image, t, free)) };
       case "noise":
         return {
           name,
-          run: (s) => ({ image: gaussianNoise(rng, s.image, t.sigma), mask: s.mask }),
+          run: (s) => ({ image: gaussianNoiseOnShare(rng, s.image, t.sigma, free), mask: s.mask }),
         };
       case "rt3": {
         if (opts.training) {
           const o = { sigma: t.sigma, missingRate: t.missingRate, blockSize: t.blockSize };
-          return { name, run: (s) => combine(s, rt2(rng, s.image, o)) };
+          return { name, run: (s) => combine(s, rt2(rng, s.image, o, free)) };
         }
         if (!inpaint) throw new Error(`${name}: rt3 needs a purifier`);
         return {

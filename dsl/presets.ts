@@ -49,7 +49,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
       dilations: [2, 4, 8],
       discWidth: 16,
       discLayers: 3,
-      prefill: "multigrid",
+      prefill: "harmonic",
     },
     loss: [
       { term: "gan", weight: 0.01, after: 200 },
@@ -59,7 +59,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     ],
     // Random crops and flips are on in classifier training (runtime/train/classifier.ts).
     classifierTraining: { epochs: 15, batchSize: 128, lr: 0.1 },
-    pretraining: { epochs: 3, batchSize: 32, lr: 1e-3, ema: 0.99 },
+    pretraining: { epochs: 3, batchSize: 32, lr: 1e-3, ema: 0.99, noiseFreeShare: 0.25 },
     finetuning: { epochs: 1, batchSize: 32, lr: 5e-4, limit: 2048 },
     evaluation: {
       limit: 512,
@@ -78,8 +78,9 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     // The transform and the purifier at 64x64 (purifierSize, as the AToP code works at 256):
     // RT2's noise then averages down to about sigma / 2 at the classifier's pixels: the purifier
     // keeps 90% of the classifier's clean accuracy on 512 test images (27.1% vs 54.2% on 48 images
-    // at 32x32; 41.7-50.0% at 64x64, docs/DSL.md). The coarse stage starts from a classical
-    // fill (push-pull smoothed at every level), and the hinge GAN term is weak and late (0.01
+    // at 32x32; 41.7-50.0% at 64x64, docs/DSL.md). The coarse stage starts from the classical
+    // diffusion fill (push-pull solved by SOR: "harmonic"), the refine stage from the coarse
+    // image, and the hinge GAN term is weak and late (0.01
     // from step 100): at this schedule a GAN weight of 1 made the refined image worse than its
     // input.
     purifierSize: 64,
@@ -89,7 +90,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
       dilations: [2, 4],
       discWidth: 8,
       discLayers: 3,
-      prefill: "multigrid",
+      prefill: "harmonic",
     },
     loss: [
       { term: "gan", weight: 0.01, after: 100 },
@@ -101,7 +102,11 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     // One pass over the 5,085-image subset; a higher learning rate than the paper's so the
     // width-8 purifier inpaints visibly within minutes.
     // The generator's weights averaged (decay 0.99) smooth the high learning rate's jitter.
-    pretraining: { epochs: 1, batchSize: 16, lr: 2e-3, ema: 0.99 },
+    // A quarter of the pre-training examples are drawn without RT2's noise (RT1), so the
+    // purifier learns to leave clean pixels and their fills alone (trained on RT2 alone, its
+    // RT1 holes ended below the diffusion fill it starts from, and the refined RT1 image 2 dB
+    // below the coarse one).
+    pretraining: { epochs: 1, batchSize: 16, lr: 2e-3, ema: 0.99, noiseFreeShare: 0.25 },
     finetuning: { epochs: 1, batchSize: 16, lr: 1e-3, limit: 1024 },
     evaluation: {
       limit: 48,

@@ -81,12 +81,14 @@ async function loadInto(
 }
 
 /** The training-time random transform of the spec: the evaluated chain (compile.ts), with
- * RT3 as one RT2 round of its masks. It takes images at the purifier's size (purifierSize). */
-export function trainingTransform(spec: PipelineSpecT) {
+ * RT3 as one RT2 round of its masks. It takes images at the purifier's size (purifierSize).
+ * `noiseFree`: the share of examples drawn without the noise (Schedule.noiseFreeShare). */
+export function trainingTransform(spec: PipelineSpecT, noiseFree = 0) {
   return (rng: Rng, x: Tensor) => {
     const [n, , h, w] = x.shape;
     let s: MaskedImage = { image: x, mask: ops.zeros([n, 1, h, w]) };
-    for (const step of transformSteps(spec, rng, null, { training: true })) s = step.run(s);
+    const steps = transformSteps(spec, rng, null, { training: true, noiseFree });
+    for (const step of steps) s = step.run(s);
     return s;
   };
 }
@@ -204,6 +206,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
       new Purifier({ width: p.width, dilations: p.dilations, seed: spec.seed, prefill: p.prefill });
     const makeD = () =>
       new PatchDiscriminator({ width: p.discWidth, layers: p.discLayers, seed: spec.seed });
+    // The evaluated chain's training form (the PNG grids); each stage adds its noise-free share.
     const transform = trainingTransform(spec);
     // Inpainting quality on fixed RT1/RT2 draws of a few test images, logged after every epoch.
     const onEpoch = (stage: string, label: string, purifier: Purifier) => async (epoch: number) => {
@@ -241,7 +244,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         purifier: pretrained,
         discriminator: D,
         train,
-        transform,
+        transform: trainingTransform(spec, s.noiseFreeShare ?? 0),
         terms: noCe,
         epochs: s.epochs,
         batchSize: s.batchSize,
@@ -296,7 +299,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         purifier: atop,
         discriminator: D,
         train,
-        transform,
+        transform: trainingTransform(spec, s.noiseFreeShare ?? 0),
         terms: spec.loss,
         epochs: s.epochs,
         batchSize: s.batchSize,

@@ -77,9 +77,10 @@ export const Purifier = z.discriminatedUnion("kind", [
     /** Pre-trained weights (safetensors); otherwise pre-trained by the pipeline. */
     weights: z.string().optional(),
     /** The coarse stage's starting point: holes zeroed (absent, DeepFillv2) or push-pull
-     * filled (without or with smoothing at every level: "multigrid"), the coarse stage then
+     * filled (without or with smoothing at every level: "multigrid"; or solved to the harmonic
+     * fill by SOR: "harmonic"), the coarse stage then
      * predicting a correction of a classical fill. */
-    prefill: z.enum(["zeros", "pushpull", "multigrid"]).optional(),
+    prefill: z.enum(["zeros", "pushpull", "multigrid", "harmonic"]).optional(),
   }),
   z.strictObject({ kind: z.literal("none") }),
 ]);
@@ -126,6 +127,14 @@ export const Schedule = z.strictObject({
   /** Purifier stages only: decay of an exponential moving average of the generator's weights,
    * which the stage keeps and evaluates (e.g. 0.99). */
   ema: z.number().gt(0, "expected a decay in (0, 1)").lt(1, "expected a decay in (0, 1)")
+    .optional(),
+  /** Purifier stages only: the share of training examples whose transform draws no noise
+   * (RT2 becomes RT1 for them, drawn per example), so that the purifier also learns to leave
+   * clean known pixels and their fills alone (e.g. 0.5). */
+  noiseFreeShare: z.number().min(0, "expected a share in [0, 1]").max(
+    1,
+    "expected a share in [0, 1]",
+  )
     .optional(),
 });
 
@@ -279,6 +288,11 @@ export function parseSpec(value: unknown): PipelineSpecT {
           `${spec.imageSize}x${spec.imageSize} images, got ${a.eps}`,
       );
     }
+  }
+  if (spec.classifierTraining.noiseFreeShare !== undefined) {
+    problems.push(
+      `classifierTraining.noiseFreeShare: the noise-free share is for the purifier stages (pretraining, finetuning), got ${spec.classifierTraining.noiseFreeShare}`,
+    );
   }
   if (spec.classifierTraining.ema !== undefined) {
     problems.push(

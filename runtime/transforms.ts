@@ -75,9 +75,30 @@ export function gaussianNoise(rng: Rng, x: Tensor, sigma: number): Tensor {
   return ops.clamp(ops.add(x, noise), 0, 1);
 }
 
-/** RT2: noise, then RT1 masking. */
-export function rt2(rng: Rng, x: Tensor, o: MaskOptions & { sigma: number }): MaskedImage {
-  return rt1(rng, gaussianNoise(rng, x, o.sigma), o);
+/** Gaussian noise on some examples only: each keeps its clean pixels with probability
+ * `noiseFree` (a per-example draw after the noise), the others get gaussianNoise. */
+export function gaussianNoiseOnShare(
+  rng: Rng,
+  x: Tensor,
+  sigma: number,
+  noiseFree: number,
+): Tensor {
+  if (sigma === 0 || noiseFree === 0) return gaussianNoise(rng, x, sigma);
+  const noise = rng.normal(x.shape, 0, sigma);
+  // 1 where u >= noiseFree: those examples are noisy.
+  const noisy = ops.floor(ops.add(rng.uniform([x.shape[0], 1, 1, 1]), 1 - noiseFree));
+  return ops.clamp(ops.add(x, ops.mul(noise, noisy)), 0, 1);
+}
+
+/** RT2: noise, then RT1 masking; with `noiseFree` > 0 some examples skip the noise
+ * (gaussianNoiseOnShare; training only). */
+export function rt2(
+  rng: Rng,
+  x: Tensor,
+  o: MaskOptions & { sigma: number },
+  noiseFree = 0,
+): MaskedImage {
+  return rt1(rng, gaussianNoiseOnShare(rng, x, o.sigma, noiseFree), o);
 }
 
 /** What RT3 needs from the purifier: inpaint given the hole mask. */

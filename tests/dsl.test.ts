@@ -247,3 +247,51 @@ Deno.test("training transforms the chain it is evaluated behind: custom stages a
   assert.ok((await got.mask.data()).every((v) => v === 0), "noise leaves no holes");
   for (const t of [x, got.image, got.mask, noise, want]) t.dispose();
 });
+
+Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per example", async () => {
+  const { trainingTransform } = await import("../dsl/run.ts");
+  const { rt2 } = await import("../runtime/transforms.ts");
+  const spec = parseSpec({
+    name: "t",
+    classifier: { arch: "smallcnn" },
+    purifier: { kind: "none" },
+    transform: [{ kind: "rt2", sigma: 0.25, missingRate: 0.25, blockSize: 2 }],
+  });
+  const n = 16, d = 3 * 8 * 8;
+  const x = new Rng(3).uniform([n, 3, 8, 8]);
+  const xs = await x.data();
+  // Without a share the draw is RT2's, bit for bit (earlier runs keep their numbers).
+  const plain = trainingTransform(spec, 0)(new Rng(5, 1), x);
+  const direct = rt2(new Rng(5, 1), x, { sigma: 0.25, missingRate: 0.25, blockSize: 2 });
+  assert.deepEqual(await plain.image.data(), await direct.image.data());
+  const cleanRows = async (share: number) => {
+    const t = trainingTransform(spec, share)(new Rng(5, 1), x);
+    const [img, mask] = [await t.image.data(), await t.mask.data()];
+    const clean: boolean[] = [];
+    for (let i = 0; i < n; i++) {
+      let same = true;
+      for (let j = 0; j < d; j++) {
+        const keep = 1 - mask[i * 64 + (j % 64)];
+        if (img[i * d + j] !== Math.fround(xs[i * d + j] * keep)) same = false;
+      }
+      clean.push(same);
+    }
+    return clean;
+  };
+  const half = await cleanRows(0.5);
+  const k = half.filter(Boolean).length;
+  assert.ok(k > 2 && k < n - 2, `about half the examples are noise-free, got ${k} of ${n}`);
+  assert.ok((await cleanRows(1)).every(Boolean), "share 1: every example noise-free");
+  assert.ok((await cleanRows(0)).every((c) => !c), "share 0: every example noisy");
+  assert.throws(
+    () =>
+      parseSpec({
+        name: "t",
+        classifier: { arch: "smallcnn" },
+        purifier: { kind: "none" },
+        classifierTraining: { noiseFreeShare: 0.5 },
+      }),
+    /classifierTraining.noiseFreeShare: the noise-free share is for the purifier stages/,
+  );
+  for (const t of [x, plain.image, plain.mask, direct.image, direct.mask]) t.dispose();
+});
