@@ -53,7 +53,8 @@ export interface StageStep {
  * (`training`: the purifier being trained learns to fill one round of its masks) it is one
  * RT2 round with RT3's noise and masks. Training and evaluation build their transform here, so
  * the purifier is trained on the chain it is evaluated behind (custom stages included).
- * `noiseFree` (training only) is the share of examples whose noise is left out. */
+ * `noiseFree` (training only) is the share of examples whose noise is left out; each noisy step
+ * draws its own examples, so a chain of two noisy steps leaves noiseFree^2 of them clean. */
 export function transformSteps(
   spec: PipelineSpecT,
   rng: RandomSource,

@@ -59,7 +59,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     ],
     // Random crops and flips are on in classifier training (runtime/train/classifier.ts).
     classifierTraining: { epochs: 15, batchSize: 128, lr: 0.1 },
-    pretraining: { epochs: 3, batchSize: 32, lr: 1e-3, ema: 0.99, noiseFreeShare: 0.25 },
+    pretraining: { epochs: 3, batchSize: 32, lr: 1e-3, ema: 0.99 },
     finetuning: { epochs: 1, batchSize: 32, lr: 5e-4, limit: 2048 },
     evaluation: {
       limit: 512,
@@ -102,11 +102,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     // One pass over the 5,085-image subset; a higher learning rate than the paper's so the
     // width-8 purifier inpaints visibly within minutes.
     // The generator's weights averaged (decay 0.99) smooth the high learning rate's jitter.
-    // A quarter of the pre-training examples are drawn without RT2's noise (RT1), so the
-    // purifier learns to leave clean pixels and their fills alone (trained on RT2 alone, its
-    // RT1 holes ended below the diffusion fill it starts from, and the refined RT1 image 2 dB
-    // below the coarse one).
-    pretraining: { epochs: 1, batchSize: 16, lr: 2e-3, ema: 0.99, noiseFreeShare: 0.25 },
+    pretraining: { epochs: 1, batchSize: 16, lr: 2e-3, ema: 0.99 },
     finetuning: { epochs: 1, batchSize: 16, lr: 1e-3, limit: 1024 },
     evaluation: {
       limit: 48,

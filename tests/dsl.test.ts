@@ -250,7 +250,7 @@ Deno.test("training transforms the chain it is evaluated behind: custom stages a
 
 Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per example", async () => {
   const { trainingTransform } = await import("../dsl/run.ts");
-  const { rt2 } = await import("../runtime/transforms.ts");
+  const { gaussianNoise, rt1 } = await import("../runtime/transforms.ts");
   const spec = parseSpec({
     name: "t",
     classifier: { arch: "smallcnn" },
@@ -260,9 +260,11 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
   const n = 16, d = 3 * 8 * 8;
   const x = new Rng(3).uniform([n, 3, 8, 8]);
   const xs = await x.data();
-  // Without a share the draw is RT2's, bit for bit (earlier runs keep their numbers).
+  // Without a share the draw is RT2's as it was defined before the share (noise, then RT1's
+  // mask), bit for bit: earlier runs keep their numbers.
   const plain = trainingTransform(spec, 0)(new Rng(5, 1), x);
-  const direct = rt2(new Rng(5, 1), x, { sigma: 0.25, missingRate: 0.25, blockSize: 2 });
+  const r0 = new Rng(5, 1);
+  const direct = rt1(r0, gaussianNoise(r0, x, 0.25), { missingRate: 0.25, blockSize: 2 });
   assert.deepEqual(await plain.image.data(), await direct.image.data());
   const cleanRows = async (share: number) => {
     const t = trainingTransform(spec, share)(new Rng(5, 1), x);

@@ -1,8 +1,9 @@
 // DeepFillv2-style inpainting purifier (Yu et al., ICCV 2019): gated convolutions, a coarse
 // encoder-decoder with dilated convolutions, then a refinement network that corrects the coarse
-// result (pasted into the holes, or whole after a prefill). Pixels in [0,1] come in and go out (internally [-1,1]), so
-// the classifier after it always gets [0,1] images. Contextual attention is left out: at
-// CIFAR resolution the refine stage's dilated convolutions already see the whole image.
+// result (pasted into the holes, or whole after a prefill). Pixels in [0,1] come in and go out
+// (internally [-1,1]), so the classifier after it always gets [0,1] images. Contextual attention
+// is left out: at CIFAR resolution the refine stage's dilated convolutions already see the whole
+// image.
 
 import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
@@ -49,7 +50,13 @@ class Stage extends Module {
   readonly enc: GatedConv2d[] = [];
   readonly dec: GatedConv2d[] = [];
   readonly out: Conv2d;
-  constructor(rng: InitRng, c: number, dilations: number[], readonly residual = false) {
+  constructor(
+    rng: InitRng,
+    c: number,
+    dilations: number[],
+    readonly residual = false,
+    inputs = 4,
+  ) {
     super();
     const g = (
       cin: number,
@@ -58,7 +65,7 @@ class Stage extends Module {
       cfg: { stride?: number; padding?: number; dilation?: number },
     ) => new GatedConv2d(rng, cin, cout, k, cfg);
     const enc = [
-      g(4, c, 5, { padding: 2 }),
+      g(inputs, c, 5, { padding: 2 }),
       g(c, 2 * c, 3, { stride: 2, padding: 1 }),
       g(2 * c, 2 * c, 3, { padding: 1 }),
       g(2 * c, 4 * c, 3, { stride: 2, padding: 1 }),
@@ -114,7 +121,8 @@ export class Purifier extends Module {
       "coarse",
       new Stage(rng, this.width, dil, this.prefill !== "zeros"),
     );
-    this.refine = this.child("refine", new Stage(rng, this.width, dil, true));
+    // The refine stage sees the pasted image and the coarse one (7 channels with the mask).
+    this.refine = this.child("refine", new Stage(rng, this.width, dil, true, 7));
   }
 
   /** x: transformed image in [0,1] [N,3,H,W] (H, W divisible by 4); mask [N,1,H,W], 1 = hole. */
@@ -135,13 +143,15 @@ export class Purifier extends Module {
         return this.coarse.forward(ops.concat([filled, mask], 1), filled);
       })()
       : this.coarse.forward(ops.concat([xin, mask], 1));
-    // The refine stage corrects DeepFillv2's pasted image (known pixels from the input, holes
-    // from the coarse guess), or, after a prefill, the coarse image itself (its known pixels
-    // start as the input's): it then starts as the coarse output, and under RT2 it keeps the
-    // coarse stage's denoising of the known pixels (based on the pasted noisy pixels instead,
-    // it ended 0.3 dB below the coarse image).
-    const base = this.prefill === "zeros" ? ops.add(xin, ops.mul(coarse, mask)) : coarse;
-    const fine = this.refine.forward(ops.concat([base, mask], 1), base);
+    // The refine stage sees DeepFillv2's pasted image (known pixels from the input, holes from
+    // the coarse guess) beside the coarse image. It corrects the pasted image, or, after a
+    // prefill, the coarse image itself (its known pixels start as the input's): it then starts
+    // as the coarse output, and under RT2 it keeps the coarse stage's denoising of the known
+    // pixels (correcting the pasted noisy pixels instead, it ended 0.3 dB below the coarse
+    // image; seeing only the coarse image, 4 channels, it did not learn at all in one run).
+    const pasted = ops.add(xin, ops.mul(coarse, mask));
+    const base = this.prefill === "zeros" ? pasted : coarse;
+    const fine = this.refine.forward(ops.concat([pasted, coarse, mask], 1), base);
     return { coarse: ops.affine(coarse, 0.5, 0.5), fine: ops.affine(fine, 0.5, 0.5) };
   }
 

@@ -42,6 +42,7 @@ function harmonicRaw(
 ): Tensor {
   const [N, C, H, W] = x.shape;
   const planes = N * C, hw = H * W;
+  if (x.size === 0) return Tensor.empty(x.shape);
   const params = (phase: number) => words(planes, C, H, W, o.iterations, { f: o.omega }, phase);
   const eng = engine();
   const fits = hw * 4 <= eng.device.limits.maxComputeWorkgroupStorageSize;
