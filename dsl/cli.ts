@@ -85,6 +85,7 @@ export async function pipelineMain(
         width: spec.purifier.width,
         dilations: spec.purifier.dilations,
         prefill: spec.purifier.prefill,
+        gatedGain: spec.purifier.gatedGain,
       })
       : null;
     classifier.eval();

@@ -85,6 +85,7 @@ export async function loadPipelineRun(
       width: spec.purifier.width,
       dilations: spec.purifier.dilations,
       prefill: spec.purifier.prefill,
+      gatedGain: spec.purifier.gatedGain,
     });
     const stage = defense === "atop" ? "atop" : "pretrain";
     await loadWeights(purifier, await stagePath(run, m, stage, "purifier.safetensors"));

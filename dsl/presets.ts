@@ -76,13 +76,12 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
   quick: {
     classifier: { arch: "smallcnn" },
     // The transform and the purifier at 64x64 (purifierSize, as the AToP code works at 256):
-    // RT2's noise then averages down to about sigma / 2 at the classifier's pixels: the purifier
-    // keeps 90% of the classifier's clean accuracy on 512 test images (27.1% vs 54.2% on 48 images
-    // at 32x32; 41.7-50.0% at 64x64, docs/DSL.md). The coarse stage starts from the classical
-    // diffusion fill (push-pull solved by SOR: "harmonic"), the refine stage from the coarse
-    // image, and the hinge GAN term is weak and late (0.01
-    // from step 100): at this schedule a GAN weight of 1 made the refined image worse than its
-    // input.
+    // RT2's noise then averages down to about sigma / 2 at the classifier's pixels (the purifier
+    // kept 27.1% of 54.2% on 48 images at 32x32; 47.9%, and AToP 50.0%, at 64x64 with this
+    // recipe, BENCHMARKS.md). The coarse stage starts from the classical diffusion fill
+    // (push-pull solved by SOR: "harmonic"), the refine stage from the coarse image, and the
+    // hinge GAN term is weak and late (0.01 from step 100): at this schedule a GAN weight of 1
+    // made the refined image worse than its input.
     purifierSize: 64,
     purifier: {
       kind: "deepfill",

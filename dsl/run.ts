@@ -203,7 +203,13 @@ async function runStages(o: RunOptions): Promise<RunResult> {
   if (spec.purifier.kind === "deepfill") {
     const p = spec.purifier;
     const make = () =>
-      new Purifier({ width: p.width, dilations: p.dilations, seed: spec.seed, prefill: p.prefill });
+      new Purifier({
+        width: p.width,
+        dilations: p.dilations,
+        seed: spec.seed,
+        prefill: p.prefill,
+        gatedGain: p.gatedGain,
+      });
     const makeD = () =>
       new PatchDiscriminator({ width: p.discWidth, layers: p.discLayers, seed: spec.seed });
     // The evaluated chain's training form (the PNG grids); each stage adds its noise-free share.

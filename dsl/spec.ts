@@ -81,6 +81,9 @@ export const Purifier = z.discriminatedUnion("kind", [
      * fill by SOR: "harmonic"), the coarse stage then
      * predicting a correction of a classical fill. */
     prefill: z.enum(["zeros", "pushpull", "multigrid", "harmonic"]).optional(),
+    /** Scale of the gated layers' feature weights over PyTorch's default init ([1]); about 4
+     * keeps activations and gradients at one scale through a stage (runtime/nn/layers.ts). */
+    gatedGain: z.number().positive("expected a gain > 0").optional(),
   }),
   z.strictObject({ kind: z.literal("none") }),
 ]);

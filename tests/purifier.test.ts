@@ -258,3 +258,34 @@ Deno.test("purifier with harmonic prefill starts as the SOR-solved push-pull fil
     p.dispose();
   });
 });
+
+Deno.test("gatedGain scales the feature weights only, and keeps gradients at one scale through a stage", async () => {
+  const norms = async (gain: number) =>
+    await tidyAsync(async () => {
+      const p = new Purifier({ width: 4, dilations: [2, 4], seed: 5, gatedGain: gain });
+      const r = new Rng(6);
+      const x = r.uniform([2, 3, 16, 16]);
+      const mask = blockMask(r, 2, 16, 16, 4, 0.25);
+      // Zeroed holes: the coarse stage is not residual, so gradients reach it at once.
+      backward(ops.l1Loss(p.run(x, mask).coarse, x));
+      const grad = async (name: string) => {
+        const t = new Map(p.namedParameters()).get(name)!;
+        return Math.sqrt(await ops.sum(ops.mul(t.grad!, t.grad!)).item());
+      };
+      const first = await grad("coarse.enc0.conv.weight");
+      const last = await grad("coarse.dec3.conv.weight");
+      const sd = p.stateDict();
+      const w = {
+        conv: await sd.get("coarse.enc3.conv.weight")!.data(),
+        gate: await sd.get("coarse.enc3.mask_conv.weight")!.data(),
+      };
+      p.dispose();
+      return { ratio: last / first, w };
+    });
+  const one = await norms(1), four = await norms(4);
+  four.w.conv.forEach((v, i) => assert.equal(v, Math.fround(4 * one.w.conv[i])));
+  assert.deepEqual(four.w.gate, one.w.gate);
+  // PyTorch's default init shrinks the gradient ~1000x over the 11 gated layers of this stage.
+  assert.ok(one.ratio > 1000, `gain 1: last/first layer gradient ${one.ratio}`);
+  assert.ok(four.ratio < 30, `gain 4: last/first layer gradient ${four.ratio}`);
+});

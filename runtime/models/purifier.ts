@@ -42,6 +42,9 @@ export interface PurifierOptions {
    * zero at initialisation), or by push-pull with smoothing at every level ("multigrid"), or
    * by push-pull then solved to the harmonic (diffusion) fill by SOR ("harmonic"). */
   prefill?: PrefillKind;
+  /** Scale of the gated layers' feature weights over PyTorch's default init (default 1; see
+   * GatedConv2d). */
+  gatedGain?: number;
 }
 
 /** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. A residual
@@ -56,6 +59,7 @@ class Stage extends Module {
     dilations: number[],
     readonly residual = false,
     inputs = 4,
+    gain = 1,
   ) {
     super();
     const g = (
@@ -63,7 +67,7 @@ class Stage extends Module {
       cout: number,
       k: number,
       cfg: { stride?: number; padding?: number; dilation?: number },
-    ) => new GatedConv2d(rng, cin, cout, k, cfg);
+    ) => new GatedConv2d(rng, cin, cout, k, cfg, "elu", gain);
     const enc = [
       g(inputs, c, 5, { padding: 2 }),
       g(c, 2 * c, 3, { stride: 2, padding: 1 }),
@@ -119,10 +123,10 @@ export class Purifier extends Module {
     const dil = o.dilations ?? [2, 4, 8];
     this.coarse = this.child(
       "coarse",
-      new Stage(rng, this.width, dil, this.prefill !== "zeros"),
+      new Stage(rng, this.width, dil, this.prefill !== "zeros", 4, o.gatedGain ?? 1),
     );
     // The refine stage sees the pasted image and the coarse one (7 channels with the mask).
-    this.refine = this.child("refine", new Stage(rng, this.width, dil, true, 7));
+    this.refine = this.child("refine", new Stage(rng, this.width, dil, true, 7, o.gatedGain ?? 1));
   }
 
   /** x: transformed image in [0,1] [N,3,H,W] (H, W divisible by 4); mask [N,1,H,W], 1 = hole. */
