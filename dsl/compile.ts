@@ -15,9 +15,10 @@ import { Adam } from "../runtime/optim.ts";
 import { type PipelineSpecT, purifierScale, type TransformSpec } from "./spec.ts";
 import {
   blocksAt,
-  gaussianNoiseOnShare,
+  gaussianNoise,
   type Inpaint,
   type MaskedImage,
+  noiseFreeGate,
   rt1,
   rt2,
   rt3,
@@ -53,15 +54,15 @@ export interface StageStep {
  * (`training`: the purifier being trained learns to fill one round of its masks) it is one
  * RT2 round with RT3's noise and masks. Training and evaluation build their transform here, so
  * the purifier is trained on the chain it is evaluated behind (custom stages included).
- * `noiseFree` (training only) is the share of examples whose noise is left out; each noisy step
- * draws its own examples, so a chain of two noisy steps leaves noiseFree^2 of them clean. */
+ * `noiseFree` (training only) is the share of examples whose noise is left out: one draw per
+ * example for the whole chain (noiseFreeGate), whatever its number of noisy steps. */
 export function transformSteps(
   spec: PipelineSpecT,
   rng: RandomSource,
   inpaint: Inpaint | null,
   opts: { training?: boolean; noiseFree?: number } = {},
 ): StageStep[] {
-  const free = opts.training ? opts.noiseFree ?? 0 : 0;
+  const gate = opts.training ? noiseFreeGate(opts.noiseFree ?? 0) : undefined;
   // Blocks keep their size in classifier pixels when the chain runs at the purifier's size.
   const f = purifierScale(spec);
   return spec.transform.map((given: TransformSpec, i): StageStep => {
@@ -71,16 +72,16 @@ export function transformSteps(
       case "rt1":
         return { name, run: (s) => combine(s, rt1(rng, s.image, t)) };
       case "rt2":
-        return { name, run: (s) => combine(s, rt2(rng, s.image, t, free)) };
+        return { name, run: (s) => combine(s, rt2(rng, s.image, t, gate)) };
       case "noise":
         return {
           name,
-          run: (s) => ({ image: gaussianNoiseOnShare(rng, s.image, t.sigma, free), mask: s.mask }),
+          run: (s) => ({ image: gaussianNoise(rng, s.image, t.sigma, gate), mask: s.mask }),
         };
       case "rt3": {
         if (opts.training) {
           const o = { sigma: t.sigma, missingRate: t.missingRate, blockSize: t.blockSize };
-          return { name, run: (s) => combine(s, rt2(rng, s.image, o, free)) };
+          return { name, run: (s) => combine(s, rt2(rng, s.image, o, gate)) };
         }
         if (!inpaint) throw new Error(`${name}: rt3 needs a purifier`);
         return {

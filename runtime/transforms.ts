@@ -68,37 +68,35 @@ export function rt1(rng: Rng, x: Tensor, o: MaskOptions): MaskedImage {
   return { image: ops.mul(x, ops.sub(1, mask)), mask };
 }
 
-/** Gaussian noise (sigma in pixel units), clipped to [0,1]. */
-export function gaussianNoise(rng: Rng, x: Tensor, sigma: number): Tensor {
+/** Which examples of a batch get noise: 1 (noisy) or 0 per example, shape [N,1,1,1]. */
+export type NoiseGate = (rng: Rng, n: number) => Tensor;
+
+/** Gaussian noise (sigma in pixel units), clipped to [0,1]; with a gate, only on the examples
+ * it marks noisy (the gate is drawn after the noise). */
+export function gaussianNoise(rng: Rng, x: Tensor, sigma: number, gate?: NoiseGate): Tensor {
   if (sigma === 0) return x;
   const noise = rng.normal(x.shape, 0, sigma);
-  return ops.clamp(ops.add(x, noise), 0, 1);
+  return ops.clamp(ops.add(x, gate ? ops.mul(noise, gate(rng, x.shape[0])) : noise), 0, 1);
 }
 
-/** Gaussian noise on some examples only: each keeps its clean pixels with probability
- * `noiseFree` (a per-example draw after the noise), the others get gaussianNoise. */
-export function gaussianNoiseOnShare(
-  rng: Rng,
-  x: Tensor,
-  sigma: number,
-  noiseFree: number,
-): Tensor {
-  if (sigma === 0 || noiseFree === 0) return gaussianNoise(rng, x, sigma);
-  const noise = rng.normal(x.shape, 0, sigma);
+/** The gate of one training draw: each example stays noise-free with probability `noiseFree`.
+ * Drawn at its first use and shared by every later noisy step of the draw, so an example is
+ * either clean or noisy through the whole chain. None for a share of 0 (nothing drawn). */
+export function noiseFreeGate(noiseFree: number): NoiseGate | undefined {
+  if (noiseFree === 0) return undefined;
+  let gate: Tensor | null = null;
   // 1 where u >= noiseFree: those examples are noisy.
-  const noisy = ops.floor(ops.add(rng.uniform([x.shape[0], 1, 1, 1]), 1 - noiseFree));
-  return ops.clamp(ops.add(x, ops.mul(noise, noisy)), 0, 1);
+  return (rng, n) => (gate ??= ops.floor(ops.add(rng.uniform([n, 1, 1, 1]), 1 - noiseFree)));
 }
 
-/** RT2: noise, then RT1 masking; with `noiseFree` > 0 some examples skip the noise
- * (gaussianNoiseOnShare; training only). */
+/** RT2: noise, then RT1 masking; a gate leaves some examples noise-free (training only). */
 export function rt2(
   rng: Rng,
   x: Tensor,
   o: MaskOptions & { sigma: number },
-  noiseFree = 0,
+  gate?: NoiseGate,
 ): MaskedImage {
-  return rt1(rng, gaussianNoiseOnShare(rng, x, o.sigma, noiseFree), o);
+  return rt1(rng, gaussianNoise(rng, x, o.sigma, gate), o);
 }
 
 /** What RT3 needs from the purifier: inpaint given the hole mask. */

@@ -285,6 +285,34 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
   assert.ok(k > 2 && k < n - 2, `about half the examples are noise-free, got ${k} of ${n}`);
   assert.ok((await cleanRows(1)).every(Boolean), "share 1: every example noise-free");
   assert.ok((await cleanRows(0)).every((c) => !c), "share 0: every example noisy");
+  // One draw per example for the whole chain: with two noisy steps, still about half the
+  // examples are clean (a draw per step would leave a quarter).
+  const chain = parseSpec({
+    name: "t",
+    classifier: { arch: "smallcnn" },
+    purifier: { kind: "none" },
+    transform: [{ kind: "noise", sigma: 0.1 }, {
+      kind: "rt2",
+      sigma: 0.25,
+      missingRate: 0.25,
+      blockSize: 2,
+    }],
+  });
+  const m = 64, xm = new Rng(4).uniform([m, 3, 8, 8]), xms = await xm.data();
+  const t2 = trainingTransform(chain, 0.5)(new Rng(6, 1), xm);
+  const [img2, mask2] = [await t2.image.data(), await t2.mask.data()];
+  let clean2 = 0;
+  for (let i = 0; i < m; i++) {
+    let same = true;
+    for (let j = 0; j < d; j++) {
+      if (img2[i * d + j] !== Math.fround(xms[i * d + j] * (1 - mask2[i * 64 + (j % 64)]))) {
+        same = false;
+      }
+    }
+    if (same) clean2++;
+  }
+  assert.ok(clean2 > 24 && clean2 < 40, `two noisy steps: about half clean, got ${clean2} of ${m}`);
+  for (const t of [xm, t2.image, t2.mask]) t.dispose();
   assert.throws(
     () =>
       parseSpec({
