@@ -264,24 +264,25 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           // The clean image at the purifier's size: L1 target and the critic's real images.
           const real = up(x);
           const { image, mask } = o.transform(rng, source === x ? real : up(source));
-          // Critic step on clean (real) vs purified (fake) images. Each update runs after its
-          // graph's scope: forward values nobody read are dropped, not computed before the
-          // weights they depend on change.
-          setTrainable(gParams, false);
-          setTrainable(dParams, true);
-          const dLoss = tidy(() => {
-            const fake = ops.detach(G.run(image, mask).fine);
-            const l = ops.hingeGanLossD(D.score(real, mask), D.score(fake, mask));
-            backward(l);
-            return l;
-          });
-          optD.step();
-          optD.zeroGrad();
-          // Generator step: the critic is frozen, gradients flow through it to G.
+          // One generator forward serves both updates: the critic step sees its output
+          // detached, and the generator's loss reads it after the critic's update (G's weights
+          // do not change in between, so this is the two-forward step, one forward cheaper).
           setTrainable(gParams, true);
-          setTrainable(dParams, false);
           const g = tidy(() => {
             const out = G.run(image, mask);
+            // Critic step on clean (real) vs purified (fake) images. The update runs after
+            // its graph's scope: forward values nobody read are dropped, not computed after
+            // the weights they depend on change.
+            setTrainable(dParams, true);
+            const dLoss = tidy(() => {
+              const l = ops.hingeGanLossD(D.score(real, mask), D.score(ops.detach(out.fine), mask));
+              backward(l);
+              return l;
+            });
+            optD.step();
+            optD.zeroGrad();
+            // Generator step: the critic is frozen, gradients flow through it to G.
+            setTrainable(dParams, false);
             const { total, values } = generatorLoss(active, out, real, y, {
               critic: (img) => D.score(img, mask),
               classifier: o.classifier
@@ -289,8 +290,9 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
                 : null,
             });
             if (total) backward(total);
-            return { total, values };
+            return { total, values, dLoss };
           });
+          const dLoss = g.dLoss;
           if (g.total) {
             optG.step();
             optG.zeroGrad();

@@ -260,8 +260,9 @@ const COUNT_BENCHES: Bench[] = [
   ),
 ];
 
-/** A purifier pre-training step as the trainer runs it: RT1 on a batch, critic step, generator
- * step (L1 coarse + fine + 0.01 hinge GAN), Adam on both; DeepFill width 8, batch 16. */
+/** A purifier pre-training step as the trainer runs it: RT1 on a batch, one generator forward,
+ * critic step, generator step (L1 coarse + fine + 0.01 hinge GAN), Adam on both; DeepFill
+ * width 8, batch 16. */
 function purifierStepBench(batch: number): Bench {
   return {
     name: "purifier_w8_pretrain_step_images_per_s",
@@ -279,22 +280,22 @@ function purifierStepBench(batch: number): Bench {
       const rng = new Rng(1, 2);
       const rep = async () => {
         const { image, mask } = rt1(rng, x, { missingRate: 0.25, blockSize: 4 });
-        const dl = tidy(() => {
-          const fake = ops.detach(G.run(image, mask).fine);
-          const l = ops.hingeGanLossD(D.score(x, mask), D.score(fake, mask));
-          backward(l);
-          return l;
-        });
-        optD.step();
-        optD.zeroGrad();
-        const gl = tidy(() => {
+        // One generator forward for both updates, as runtime/train/purifier.ts does.
+        const { dl, gl } = tidy(() => {
           const out = G.run(image, mask);
-          const l = ops.add(
+          const dl = tidy(() => {
+            const l = ops.hingeGanLossD(D.score(x, mask), D.score(ops.detach(out.fine), mask));
+            backward(l);
+            return l;
+          });
+          optD.step();
+          optD.zeroGrad();
+          const gl = ops.add(
             ops.add(ops.l1Loss(out.coarse, x), ops.l1Loss(out.fine, x)),
             ops.scale(ops.hingeGanLossG(D.score(out.fine, mask)), 0.01),
           );
-          backward(l);
-          return l;
+          backward(gl);
+          return { dl, gl };
         });
         optG.step();
         optG.zeroGrad();
