@@ -27,6 +27,17 @@ fn inside(h: u32, w: u32) -> f32 {
     select(0u, 1u, w > 0u) + select(0u, 1u, w + 1u < p.W));
 }
 
+/** The forward updates pixel i: a hole with a neighbour inside the image. */
+fn forwardTouches(q: Pixel, i: u32) -> bool { return isHole(q.mb, i) && inside(q.h, q.w) > 0.0; }
+
+/** The adjoint changes pixel i: a hole, or a pixel with a hole among its neighbours (it gets
+ * their shares). Elsewhere it adds zeros, so skipping those pixels only keeps a -0 sign. */
+fn adjointTouches(q: Pixel, i: u32) -> bool {
+  return isHole(q.mb, i) || (q.h > 0u && isHole(q.mb, i - p.W)) ||
+    (q.h + 1u < p.H && isHole(q.mb, i + p.W)) || (q.w > 0u && isHole(q.mb, i - 1u)) ||
+    (q.w + 1u < p.W && isHole(q.mb, i + 1u));
+}
+
 /** Forward half-sweep at hole pixel i (with c > 0 neighbours inside): its SOR update. */
 fn sorUpdate(q: Pixel, i: u32, c: f32) -> f32 {
   var up = 0.0; var down = 0.0; var left = 0.0; var right = 0.0;

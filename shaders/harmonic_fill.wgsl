@@ -33,6 +33,20 @@ fn store(plane: u32, lid: u32) {
   for (var i = lid; i < hw; i += WG) { Y[plane * hw + i] = f[i]; }
 }
 
+/** This thread's pixels (lid + k WG, k < 32: the op keeps planes within 32 WG pixels) that
+ * an entry touches, as bit k of a mask per colour: each half-sweep then visits only those
+ * (a quarter of the plane are holes), not every pixel of its colour. */
+fn ownPixels(plane: u32, lid: u32, adjoint: bool) -> vec2u {
+  var bits = vec2u(0u, 0u);
+  for (var k = 0u; lid + k * WG < p.H * p.W; k++) {
+    let i = lid + k * WG;
+    let q = pixelOf(plane, i);
+    let touched = select(forwardTouches(q, i), adjointTouches(q, i), adjoint);
+    if (touched) { bits[colourOf(q)] |= 1u << k; }
+  }
+  return bits;
+}
+
 @compute @workgroup_size(WG)
 fn main(
   @builtin(workgroup_id) wid: vec3u,
@@ -41,14 +55,15 @@ fn main(
 ) {
   let plane = planeOf(wid, nwg);
   if (plane >= p.planes) { return; }
+  let own = ownPixels(plane, lid, false);
   load(plane, lid);
   for (var t = 0u; t < 2u * p.iters; t++) {
-    for (var i = lid; i < p.H * p.W; i += WG) {
+    var b = own[t & 1u];
+    while (b != 0u) {
+      let i = lid + firstTrailingBit(b) * WG;
+      b &= b - 1u;
       let q = pixelOf(plane, i);
-      if (colourOf(q) == (t & 1u) && isHole(q.mb, i)) {
-        let c = inside(q.h, q.w);
-        if (c > 0.0) { f[i] = sorUpdate(q, i, c); }
-      }
+      f[i] = sorUpdate(q, i, inside(q.h, q.w));
     }
     workgroupBarrier();
   }
@@ -63,11 +78,14 @@ fn grad(
 ) {
   let plane = planeOf(wid, nwg);
   if (plane >= p.planes) { return; }
+  let own = ownPixels(plane, lid, true);
   load(plane, lid);
   for (var s = 0u; s <= 2u * p.iters; s++) {
-    for (var i = lid; i < p.H * p.W; i += WG) {
-      let q = pixelOf(plane, i);
-      if (colourOf(q) == (s & 1u)) { f[i] = adjointUpdate(q, i, s); }
+    var b = own[s & 1u];
+    while (b != 0u) {
+      let i = lid + firstTrailingBit(b) * WG;
+      b &= b - 1u;
+      f[i] = adjointUpdate(pixelOf(plane, i), i, s);
     }
     workgroupBarrier();
   }

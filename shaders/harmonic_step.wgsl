@@ -32,5 +32,8 @@ fn grad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (j >= p.planes * hw) { return; }
   let i = j % hw;
   let q = pixelOf(j / hw, i);
-  if (colourOf(q) == (p.phase & 1u)) { Y[j] = adjointUpdate(q, i, p.phase); }
+  // The pixels harmonic_fill's adjoint skips are skipped here too (the same bits, -0 included).
+  if (colourOf(q) == (p.phase & 1u) && adjointTouches(q, i)) {
+    Y[j] = adjointUpdate(q, i, p.phase);
+  }
 }

@@ -45,11 +45,13 @@ function harmonicRaw(
   if (x.size === 0) return Tensor.empty(x.shape);
   const params = (phase: number) => words(planes, C, H, W, o.iterations, { f: o.omega }, phase);
   const eng = engine();
-  const fits = hw * 4 <= eng.device.limits.maxComputeWorkgroupStorageSize;
+  // The workgroup path holds the plane in workgroup memory and gives each thread at most 32
+  // pixels (one bit each of a mask, harmonic_fill.wgsl).
+  const fits = hw * 4 <= eng.device.limits.maxComputeWorkgroupStorageSize && hw <= 32 * WG;
   const path = o.path ?? "auto";
   if (path === "workgroup" && !fits) {
     throw new Error(
-      `harmonicFill: a ${H}x${W} plane does not fit workgroup memory; use path "global"`,
+      `harmonicFill: a ${H}x${W} plane does not fit workgroup memory (or 32 pixels a thread); use path "global"`,
     );
   }
   if (path === "workgroup" || (path === "auto" && fits)) {
