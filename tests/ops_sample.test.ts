@@ -316,19 +316,40 @@ Deno.test("harmonicFill matches the float64 red-black SOR, forward and gradient,
 
 Deno.test("harmonicFill: both paths give the same bits; known pixels are untouched", async () => {
   const r = rng(33);
-  const [N, C, H, W] = [2, 3, 16, 16];
-  const x = Tensor.fromData(Float32Array.from(randArray(N * C * H * W, r)), [N, C, H, W]);
-  const maskData = Float32Array.from({ length: N * H * W }, () => (r() < 0.3 ? 1 : 0));
-  const m = Tensor.fromData(maskData, [N, 1, H, W]);
-  const o = { iterations: 12, omega: 1.8 };
-  const a = await ops.harmonicFill(x, m, { ...o, path: "workgroup" }).data();
-  const b = await ops.harmonicFill(x, m, { ...o, path: "global" }).data();
-  assert.deepEqual(a, b);
-  const xs = await x.data();
-  for (let i = 0; i < xs.length; i++) {
-    const p = Math.floor(i / (H * W)), n = Math.floor(p / C);
-    if (maskData[n * H * W + (i % (H * W))] < 0.5) assert.equal(a[i], xs[i]);
+  // 16x16: one pixel a thread; 64x128: 32 pixels a thread, the most a workgroup plane holds
+  // (every bit of the per-thread pixel masks in use).
+  for (const [N, C, H, W] of [[2, 3, 16, 16], [1, 2, 64, 128]]) {
+    const x = Tensor.fromData(Float32Array.from(randArray(N * C * H * W, r)), [N, C, H, W]);
+    const maskData = Float32Array.from({ length: N * H * W }, () => (r() < 0.3 ? 1 : 0));
+    const m = Tensor.fromData(maskData, [N, 1, H, W]);
+    const gy = Tensor.fromData(Float32Array.from(randArray(N * C * H * W, r)), [N, C, H, W]);
+    const o = { iterations: 12, omega: 1.8 };
+    const out: Float32Array[][] = [];
+    for (const path of ["workgroup", "global"] as const) {
+      const xv = Tensor.fromData(await x.data(), x.shape);
+      xv.requiresGrad = true;
+      const y = ops.harmonicFill(xv, m, { ...o, path });
+      const [gx] = grad(y, [xv], gy);
+      out.push([await y.data(), await gx.data()]);
+    }
+    assert.deepEqual(out[0][0], out[1][0], `forward bits [${N},${C},${H},${W}]`);
+    assert.deepEqual(out[0][1], out[1][1], `adjoint bits [${N},${C},${H},${W}]`);
+    const xs = await x.data();
+    const want = harmonicRef(N, C, H, W, o.iterations, o.omega)([
+      Float64Array.from(xs),
+      Float64Array.from(maskData),
+    ]);
+    for (let i = 0; i < xs.length; i++) {
+      const p = Math.floor(i / (H * W)), n = Math.floor(p / C);
+      if (maskData[n * H * W + (i % (H * W))] < 0.5) assert.equal(out[0][0][i], xs[i]);
+      assert.ok(
+        Math.abs(out[0][0][i] - want[i]) < 1e-4,
+        `pixel ${i}: ${out[0][0][i]} vs ${want[i]}`,
+      );
+    }
   }
+  const x = Tensor.fromData(Float32Array.from(randArray(48, r)), [1, 3, 4, 4]);
+  const m = Tensor.fromData(new Float32Array(16), [1, 1, 4, 4]);
   assert.throws(
     () => ops.harmonicFill(x, m, { iterations: 1, omega: 2 }),
     /omega must lie in \(0, 2\)/,
