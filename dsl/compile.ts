@@ -18,12 +18,13 @@ import {
   gaussianNoise,
   type Inpaint,
   type MaskedImage,
-  noiseFreeGate,
+  type NoiseVariation,
   rt1,
   rt2,
   rt3,
   toClassifierSize,
   toPurifierSize,
+  trainingNoiseGate,
 } from "../runtime/transforms.ts";
 
 /** The purifier interface the compiler needs (runtime/models/purifier.ts implements it). */
@@ -54,15 +55,15 @@ export interface StageStep {
  * (`training`: the purifier being trained learns to fill one round of its masks) it is one
  * RT2 round with RT3's noise and masks. Training and evaluation build their transform here, so
  * the purifier is trained on the chain it is evaluated behind (custom stages included).
- * `noiseFree` (training only) is the share of examples whose noise is left out: one draw per
- * example for the whole chain (noiseFreeGate), whatever its number of noisy steps. */
+ * `noise` (training only) varies the noise per example: one draw per example for the whole
+ * chain (trainingNoiseGate), whatever its number of noisy steps. */
 export function transformSteps(
   spec: PipelineSpecT,
   rng: RandomSource,
   inpaint: Inpaint | null,
-  opts: { training?: boolean; noiseFree?: number } = {},
+  opts: { training?: boolean; noise?: NoiseVariation } = {},
 ): StageStep[] {
-  const gate = opts.training ? noiseFreeGate(opts.noiseFree ?? 0) : undefined;
+  const gate = opts.training ? trainingNoiseGate(opts.noise ?? {}) : undefined;
   // Blocks keep their size in classifier pixels when the chain runs at the purifier's size.
   const f = purifierScale(spec);
   return spec.transform.map((given: TransformSpec, i): StageStep => {

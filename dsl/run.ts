@@ -82,12 +82,16 @@ async function loadInto(
 
 /** The training-time random transform of the spec: the evaluated chain (compile.ts), with
  * RT3 as one RT2 round of its masks. It takes images at the purifier's size (purifierSize).
- * `noiseFree`: the share of examples drawn without the noise (Schedule.noiseFreeShare). */
-export function trainingTransform(spec: PipelineSpecT, noiseFree = 0) {
+ * `schedule`: the stage's noise variation (Schedule.noiseFreeShare, noiseScaleShare). */
+export function trainingTransform(
+  spec: PipelineSpecT,
+  schedule: { noiseFreeShare?: number; noiseScaleShare?: number } = {},
+) {
+  const noise = { free: schedule.noiseFreeShare, scaled: schedule.noiseScaleShare };
   return (rng: Rng, x: Tensor) => {
     const [n, , h, w] = x.shape;
     let s: MaskedImage = { image: x, mask: ops.zeros([n, 1, h, w]) };
-    const steps = transformSteps(spec, rng, null, { training: true, noiseFree });
+    const steps = transformSteps(spec, rng, null, { training: true, noise });
     for (const step of steps) s = step.run(s);
     return s;
   };
@@ -250,7 +254,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         purifier: pretrained,
         discriminator: D,
         train,
-        transform: trainingTransform(spec, s.noiseFreeShare ?? 0),
+        transform: trainingTransform(spec, s),
         terms: noCe,
         epochs: s.epochs,
         batchSize: s.batchSize,
@@ -305,7 +309,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         purifier: atop,
         discriminator: D,
         train,
-        transform: trainingTransform(spec, s.noiseFreeShare ?? 0),
+        transform: trainingTransform(spec, s),
         terms: spec.loss,
         epochs: s.epochs,
         batchSize: s.batchSize,

@@ -134,12 +134,17 @@ export const Schedule = z.strictObject({
   /** Purifier stages only: the share of training examples whose transform draws no noise
    * (RT2 becomes RT1 for them, drawn per example), so that the purifier also learns to leave
    * clean known pixels and their fills alone (e.g. 0.5). */
-  noiseFreeShare: z.number().min(0, "expected a share in [0, 1]").max(
-    1,
-    "expected a share in [0, 1]",
-  )
-    .optional(),
+  noiseFreeShare: share().optional(),
+  /** Purifier stages only: the share of training examples whose noise is scaled by a factor
+   * drawn uniformly from [0, 1) per example, so the purifier meets every noise level from none
+   * to the transform's (blind denoising). Unlike noiseFreeShare no example is exactly clean:
+   * under L1, exact zeros at a share of the known pixels pin the learned correction at zero. */
+  noiseScaleShare: share().optional(),
 });
+
+function share() {
+  return z.number().min(0, "expected a share in [0, 1]").max(1, "expected a share in [0, 1]");
+}
 
 export const EvalAttack = z.strictObject({
   attack: z.enum([
@@ -292,10 +297,22 @@ export function parseSpec(value: unknown): PipelineSpecT {
       );
     }
   }
-  if (spec.classifierTraining.noiseFreeShare !== undefined) {
-    problems.push(
-      `classifierTraining.noiseFreeShare: the noise-free share is for the purifier stages (pretraining, finetuning), got ${spec.classifierTraining.noiseFreeShare}`,
-    );
+  for (const k of ["noiseFreeShare", "noiseScaleShare"] as const) {
+    if (spec.classifierTraining[k] !== undefined) {
+      problems.push(
+        `classifierTraining.${k}: the noise shares are for the purifier stages (pretraining, finetuning), got ${
+          spec.classifierTraining[k]
+        }`,
+      );
+    }
+  }
+  for (const stage of ["pretraining", "finetuning"] as const) {
+    const sc = spec[stage];
+    if ((sc.noiseFreeShare ?? 0) > 0 && (sc.noiseScaleShare ?? 0) > 0) {
+      problems.push(
+        `${stage}.noiseScaleShare: give noiseFreeShare or noiseScaleShare, not both (noiseFreeShare is ${sc.noiseFreeShare})`,
+      );
+    }
   }
   if (spec.classifierTraining.ema !== undefined) {
     problems.push(

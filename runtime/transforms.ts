@@ -79,14 +79,28 @@ export function gaussianNoise(rng: Rng, x: Tensor, sigma: number, gate?: NoiseGa
   return ops.clamp(ops.add(x, gate ? ops.mul(noise, gate(rng, x.shape[0])) : noise), 0, 1);
 }
 
-/** The gate of one training draw: each example stays noise-free with probability `noiseFree`.
- * Drawn at its first use and shared by every later noisy step of the draw, so an example is
- * either clean or noisy through the whole chain. None for a share of 0 (nothing drawn). */
-export function noiseFreeGate(noiseFree: number): NoiseGate | undefined {
-  if (noiseFree === 0) return undefined;
+/** How training draws vary the transform's noise per example (Schedule.noiseFreeShare and
+ * noiseScaleShare): a share `free` of the examples gets none, or a share `scaled` gets it
+ * scaled by a factor drawn uniformly from [0, 1) (noise levels from none to the full sigma). */
+export interface NoiseVariation {
+  free?: number;
+  scaled?: number;
+}
+
+/** The gate of one training draw (NoiseVariation), drawn at its first use and shared by every
+ * later noisy step of the draw, so an example keeps one noise level through the whole chain.
+ * None when neither share is set (nothing drawn). */
+export function trainingNoiseGate(v: NoiseVariation): NoiseGate | undefined {
+  const free = v.free ?? 0, scaled = v.scaled ?? 0;
+  if (free > 0 && scaled > 0) {
+    throw new Error("trainingNoiseGate: give a noise-free share or a scaled share, not both");
+  }
+  if (free === 0 && scaled === 0) return undefined;
   let gate: Tensor | null = null;
-  // 1 where u >= noiseFree: those examples are noisy.
-  return (rng, n) => (gate ??= ops.floor(ops.add(rng.uniform([n, 1, 1, 1]), 1 - noiseFree)));
+  // free: 1 (noisy) where u >= free. scaled: u / scaled below the share, else 1.
+  const draw = (u: Tensor) =>
+    free > 0 ? ops.floor(ops.add(u, 1 - free)) : ops.minimum(ops.scale(u, 1 / scaled), 1);
+  return (rng, n) => (gate ??= draw(rng.uniform([n, 1, 1, 1])));
 }
 
 /** RT2: noise, then RT1 masking; a gate leaves some examples noise-free (training only). */

@@ -7,6 +7,7 @@ import { PRESETS } from "../dsl/presets.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
 
 await gpu();
 
@@ -248,6 +249,46 @@ Deno.test("training transforms the chain it is evaluated behind: custom stages a
   for (const t of [x, got.image, got.mask, noise, want]) t.dispose();
 });
 
+Deno.test("noiseScaleShare: a share of training examples gets RT2's noise scaled by a uniform factor", async () => {
+  const { trainingTransform } = await import("../dsl/run.ts");
+  const { rt1 } = await import("../runtime/transforms.ts");
+  const spec = parseSpec({
+    name: "t",
+    classifier: { arch: "smallcnn" },
+    purifier: { kind: "none" },
+    transform: [{ kind: "rt2", sigma: 0.25, missingRate: 0.25, blockSize: 2 }],
+  });
+  const n = 32, share = 0.5;
+  const x = new Rng(3).uniform([n, 3, 8, 8]);
+  const got = trainingTransform(spec, { noiseScaleShare: share })(new Rng(5, 1), x);
+  // The same draw built by hand: the noise, then one uniform per example (factor u / share
+  // below the share, else 1), then RT1's mask.
+  const r = new Rng(5, 1);
+  const noise = r.normal([n, 3, 8, 8], 0, 0.25);
+  const u = r.uniform([n, 1, 1, 1]);
+  const us = await u.data();
+  const factor = ops.minimum(ops.scale(u, 1 / share), 1);
+  const want = rt1(r, ops.clamp(ops.add(x, ops.mul(noise, factor)), 0, 1), {
+    missingRate: 0.25,
+    blockSize: 2,
+  });
+  assert.deepEqual(await got.image.data(), await want.image.data());
+  assert.deepEqual(await got.mask.data(), await want.mask.data());
+  const scaled = [...us].filter((v) => v < share).length;
+  assert.ok(scaled > 8 && scaled < 24, `about half the examples scaled, got ${scaled} of ${n}`);
+  assert.throws(
+    () =>
+      parseSpec({
+        name: "t",
+        classifier: { arch: "smallcnn" },
+        purifier: { kind: "none" },
+        pretraining: { noiseFreeShare: 0.2, noiseScaleShare: 0.5 },
+      }),
+    /pretraining.noiseScaleShare: give noiseFreeShare or noiseScaleShare, not both/,
+  );
+  for (const t of [x, got.image, got.mask, noise, u, factor, want.image, want.mask]) t.dispose();
+});
+
 Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per example", async () => {
   const { trainingTransform } = await import("../dsl/run.ts");
   const { gaussianNoise, rt1 } = await import("../runtime/transforms.ts");
@@ -262,12 +303,12 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
   const xs = await x.data();
   // Without a share the draw is RT2's as it was defined before the share (noise, then RT1's
   // mask), bit for bit: earlier runs keep their numbers.
-  const plain = trainingTransform(spec, 0)(new Rng(5, 1), x);
+  const plain = trainingTransform(spec, {})(new Rng(5, 1), x);
   const r0 = new Rng(5, 1);
   const direct = rt1(r0, gaussianNoise(r0, x, 0.25), { missingRate: 0.25, blockSize: 2 });
   assert.deepEqual(await plain.image.data(), await direct.image.data());
   const cleanRows = async (share: number) => {
-    const t = trainingTransform(spec, share)(new Rng(5, 1), x);
+    const t = trainingTransform(spec, { noiseFreeShare: share })(new Rng(5, 1), x);
     const [img, mask] = [await t.image.data(), await t.mask.data()];
     const clean: boolean[] = [];
     for (let i = 0; i < n; i++) {
@@ -299,7 +340,7 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
     }],
   });
   const m = 64, xm = new Rng(4).uniform([m, 3, 8, 8]), xms = await xm.data();
-  const t2 = trainingTransform(chain, 0.5)(new Rng(6, 1), xm);
+  const t2 = trainingTransform(chain, { noiseFreeShare: 0.5 })(new Rng(6, 1), xm);
   const [img2, mask2] = [await t2.image.data(), await t2.mask.data()];
   let clean2 = 0;
   for (let i = 0; i < m; i++) {
@@ -321,7 +362,7 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
         purifier: { kind: "none" },
         classifierTraining: { noiseFreeShare: 0.5 },
       }),
-    /classifierTraining.noiseFreeShare: the noise-free share is for the purifier stages/,
+    /classifierTraining.noiseFreeShare: the noise shares are for the purifier stages/,
   );
   for (const t of [x, plain.image, plain.mask, direct.image, direct.mask]) t.dispose();
 });
