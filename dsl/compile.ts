@@ -56,7 +56,8 @@ export interface StageStep {
  * RT2 round with RT3's noise and masks. Training and evaluation build their transform here, so
  * the purifier is trained on the chain it is evaluated behind (custom stages included).
  * `noise` (training only) varies the noise per example: one draw per example for the whole
- * chain (trainingNoiseGate), whatever its number of noisy steps. */
+ * chain (trainingNoiseGate), whatever its number of noisy steps, so training steps serve one
+ * draw (trainingTransform builds them per call). */
 export function transformSteps(
   spec: PipelineSpecT,
   rng: RandomSource,

@@ -97,6 +97,15 @@ export function trainingTransform(
   };
 }
 
+/** Stage-key field for a noise share: since 2026-12-02 one gate per training draw for the whole
+ * chain (it was one per noisy step), so stages trained with a share before are not reused. Absent
+ * without a share: other stages keep their keys. */
+function noiseDrawKey(s: { noiseFreeShare?: number; noiseScaleShare?: number }) {
+  return (s.noiseFreeShare ?? 0) > 0 || (s.noiseScaleShare ?? 0) > 0
+    ? { noiseDraw: "per-chain" }
+    : {};
+}
+
 /** Inpainting quality of purifiers under the spec's RT1/RT2 settings (fixed draws keyed by the
  * seed, the first test images). */
 function measureInpainting(
@@ -216,7 +225,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
       });
     const makeD = () =>
       new PatchDiscriminator({ width: p.discWidth, layers: p.discLayers, seed: spec.seed });
-    // The evaluated chain's training form (the PNG grids); each stage adds its noise-free share.
+    // The evaluated chain's training form (the PNG grids); each stage adds its noise shares.
     const transform = trainingTransform(spec);
     // Inpainting quality on fixed RT1/RT2 draws of a few test images, logged after every epoch.
     const onEpoch = (stage: string, label: string, purifier: Purifier) => async (epoch: number) => {
@@ -233,6 +242,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
       transform: spec.transform,
       loss: noCe,
       schedule: spec.pretraining,
+      ...noiseDrawKey(spec.pretraining),
       seed: spec.seed,
       data: dataHash.train,
     };
@@ -289,6 +299,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
       loss: spec.loss,
       attack: spec.trainAttack,
       schedule: spec.finetuning,
+      ...noiseDrawKey(spec.finetuning),
       seed: spec.seed,
     };
     const ftStage = await stageDir(o.out, "atop", ftDeps);

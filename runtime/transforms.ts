@@ -68,7 +68,8 @@ export function rt1(rng: Rng, x: Tensor, o: MaskOptions): MaskedImage {
   return { image: ops.mul(x, ops.sub(1, mask)), mask };
 }
 
-/** Which examples of a batch get noise: 1 (noisy) or 0 per example, shape [N,1,1,1]. */
+/** How much of the noise each example of a batch gets: a factor per example, shape [N,1,1,1]
+ * (1: all of it, 0: none). */
 export type NoiseGate = (rng: Rng, n: number) => Tensor;
 
 /** Gaussian noise (sigma in pixel units), clipped to [0,1]; with a gate, only on the examples
@@ -100,10 +101,17 @@ export function trainingNoiseGate(v: NoiseVariation): NoiseGate | undefined {
   // free: 1 (noisy) where u >= free. scaled: u / scaled below the share, else 1.
   const draw = (u: Tensor) =>
     free > 0 ? ops.floor(ops.add(u, 1 - free)) : ops.minimum(ops.scale(u, 1 / scaled), 1);
-  return (rng, n) => (gate ??= draw(rng.uniform([n, 1, 1, 1])));
+  return (rng, n) => {
+    gate ??= draw(rng.uniform([n, 1, 1, 1]));
+    if (gate.shape[0] !== n) {
+      throw new Error(`trainingNoiseGate: drawn for ${gate.shape[0]} examples, asked for ${n}`);
+    }
+    return gate;
+  };
 }
 
-/** RT2: noise, then RT1 masking; a gate leaves some examples noise-free (training only). */
+/** RT2: noise, then RT1 masking; a gate scales some examples' noise or leaves it out (training
+ * only). */
 export function rt2(
   rng: Rng,
   x: Tensor,

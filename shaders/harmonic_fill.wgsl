@@ -34,8 +34,9 @@ fn store(plane: u32, lid: u32) {
 }
 
 /** This thread's pixels (lid + k WG, k < 32: the op keeps planes within 32 WG pixels) that
- * an entry touches, as bit k of a mask per colour: each half-sweep then visits only those
- * (a quarter of the plane are holes), not every pixel of its colour. */
+ * an entry touches, as bit k of a mask per colour: each half-sweep then visits only those, not
+ * every pixel of its colour (the forward only the holes, a quarter of the plane under RT's
+ * masks; the adjoint also their neighbours). */
 fn ownPixels(plane: u32, lid: u32, adjoint: bool) -> vec2u {
   var bits = vec2u(0u, 0u);
   for (var k = 0u; lid + k * WG < p.H * p.W; k++) {

@@ -286,6 +286,16 @@ Deno.test("noiseScaleShare: a share of training examples gets RT2's noise scaled
       }),
     /pretraining.noiseScaleShare: give noiseFreeShare or noiseScaleShare, not both/,
   );
+  assert.throws(
+    () =>
+      parseSpec({
+        name: "t",
+        classifier: { arch: "smallcnn" },
+        purifier: { kind: "none" },
+        classifierTraining: { noiseScaleShare: 0.5 },
+      }),
+    /classifierTraining.noiseScaleShare: the noise shares are for the purifier stages/,
+  );
   for (const t of [x, got.image, got.mask, noise, u, factor, want.image, want.mask]) t.dispose();
 });
 

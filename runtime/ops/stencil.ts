@@ -23,7 +23,8 @@ export function neighbourSum4(x: Tensor): Tensor {
 
 /** Where harmonicFill runs: "workgroup" keeps each plane in workgroup memory (one launch for
  * all sweeps), "global" launches one phase at a time (planes of any size); "auto" picks
- * workgroup when the plane fits the adapter's workgroup memory. */
+ * workgroup when the plane fits the adapter's workgroup memory and has at most 32 * WG pixels
+ * (8,192: 64x128; the per-thread pixel masks are one u32). */
 export type HarmonicPath = "auto" | "workgroup" | "global";
 
 export interface HarmonicOptions {

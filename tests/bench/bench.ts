@@ -276,13 +276,16 @@ function purifierStepBench(batch: number): Bench {
       D.train();
       const optG = new Adam(G.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
       const optD = new Adam(D.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
+      const dParams = D.parameters();
       const x = randomTensor([batch, 3, 32, 32], 9, 0, 1);
       const rng = new Rng(1, 2);
       const rep = async () => {
         const { image, mask } = rt1(rng, x, { missingRate: 0.25, blockSize: 4 });
-        // One generator forward for both updates, as runtime/train/purifier.ts does.
+        // One generator forward for both updates, and the critic frozen for the generator's
+        // loss, as runtime/train/purifier.ts does.
         const { dl, gl } = tidy(() => {
           const out = G.run(image, mask);
+          for (const p of dParams) p.requiresGrad = true;
           const dl = tidy(() => {
             const l = ops.hingeGanLossD(D.score(x, mask), D.score(ops.detach(out.fine), mask));
             backward(l);
@@ -290,6 +293,7 @@ function purifierStepBench(batch: number): Bench {
           });
           optD.step();
           optD.zeroGrad();
+          for (const p of dParams) p.requiresGrad = false;
           const gl = ops.add(
             ops.add(ops.l1Loss(out.coarse, x), ops.l1Loss(out.fine, x)),
             ops.scale(ops.hingeGanLossG(D.score(out.fine, mask)), 0.01),
