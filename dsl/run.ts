@@ -97,13 +97,11 @@ export function trainingTransform(
   };
 }
 
-/** Stage-key field for a noise share: since 2026-12-02 one gate per training draw for the whole
- * chain (it was one per noisy step), so stages trained with a share before are not reused. Absent
- * without a share: other stages keep their keys. */
-function noiseDrawKey(s: { noiseFreeShare?: number; noiseScaleShare?: number }) {
-  return (s.noiseFreeShare ?? 0) > 0 || (s.noiseScaleShare ?? 0) > 0
-    ? { noiseDraw: "per-chain" }
-    : {};
+/** Stage-key field for a noise-free share: since 2026-12-02 one gate per training draw for the
+ * whole chain (it was one per noisy step), so stages trained with a share before are not reused.
+ * Absent otherwise (noiseScaleShare came with the per-chain gate): other stages keep their keys. */
+function noiseDrawKey(s: { noiseFreeShare?: number }) {
+  return (s.noiseFreeShare ?? 0) > 0 ? { noiseDraw: "per-chain" } : {};
 }
 
 /** Inpainting quality of purifiers under the spec's RT1/RT2 settings (fixed draws keyed by the
