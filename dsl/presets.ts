@@ -60,6 +60,7 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     ],
     // Random crops and flips are on in classifier training (runtime/train/classifier.ts).
     classifierTraining: { epochs: 15, batchSize: 128, lr: 0.1 },
+    // gatedGain 4 and noiseScaleShare as in quick (measured there only).
     pretraining: { epochs: 3, batchSize: 32, lr: 1e-3, ema: 0.99, noiseScaleShare: 0.5 },
     finetuning: { epochs: 1, batchSize: 32, lr: 5e-4, limit: 2048 },
     evaluation: {
@@ -78,8 +79,8 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     classifier: { arch: "smallcnn" },
     // The transform and the purifier at 64x64 (purifierSize, as the AToP code works at 256):
     // RT2's noise then averages down to about sigma / 2 at the classifier's pixels (the purifier
-    // kept 27.1% of 54.2% on 48 images at 32x32; 47.9%, and AToP 50.0%, at 64x64 with this
-    // recipe, BENCHMARKS.md). The coarse stage starts from the classical diffusion fill
+    // kept 27.1% of 54.2% on 48 images at 32x32; 47.9%, and AToP 47.9%, at 64x64 with this
+    // recipe: quick run 8, BENCHMARKS.md). The coarse stage starts from the classical diffusion fill
     // (push-pull solved by SOR: "harmonic"), the refine stage from the coarse image, and the
     // hinge GAN term is weak and late (0.01 from step 100): at this schedule a GAN weight of 1
     // made the refined image worse than its input. The gated layers' feature weights start at
@@ -107,7 +108,8 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     // width-8 purifier inpaints visibly within minutes.
     // The generator's weights averaged (decay 0.99) smooth the high learning rate's jitter.
     pretraining: { epochs: 1, batchSize: 16, lr: 2e-3, ema: 0.99, noiseScaleShare: 0.5 },
-    // Fine-tuning at half the rate: at 1e-3 with gatedGain 4 AToP lost clean accuracy (77%).
+    // Fine-tuning at a quarter of the rate: with gatedGain 4, AToP kept 77% of the classifier's
+    // clean accuracy at 1e-3, 84.5% at 5e-4, 88% at 2.5e-4 (48 images, BENCHMARKS.md).
     finetuning: { epochs: 1, batchSize: 16, lr: 2.5e-4, limit: 1024 },
     evaluation: {
       limit: 48,
