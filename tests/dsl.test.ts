@@ -229,7 +229,6 @@ Deno.test("evaluation EOT: every attack on a randomized defense gets the spec's 
 
 Deno.test("training transforms the chain it is evaluated behind: custom stages and noise alone", async () => {
   const { trainingTransform } = await import("../dsl/run.ts");
-  const ops = await import("../runtime/ops/mod.ts");
   const spec = parseSpec({
     name: "t",
     classifier: { arch: "smallcnn" },
@@ -249,15 +248,37 @@ Deno.test("training transforms the chain it is evaluated behind: custom stages a
   for (const t of [x, got.image, got.mask, noise, want]) t.dispose();
 });
 
-Deno.test("noiseScaleShare: a share of training examples gets RT2's noise scaled by a uniform factor", async () => {
-  const { trainingTransform } = await import("../dsl/run.ts");
-  const { rt1 } = await import("../runtime/transforms.ts");
-  const spec = parseSpec({
+/** A classifier-only spec for the noise-share tests, with `extra` fields. */
+function noiseSpec(extra: Record<string, unknown> = {}) {
+  return parseSpec({
     name: "t",
     classifier: { arch: "smallcnn" },
     purifier: { kind: "none" },
-    transform: [{ kind: "rt2", sigma: 0.25, missingRate: 0.25, blockSize: 2 }],
+    ...extra,
   });
+}
+
+const RT2_SMALL = { kind: "rt2", sigma: 0.25, missingRate: 0.25, blockSize: 2 } as const;
+
+/** Per example of x [n,3,8,8]: does the transformed image equal x with its holes zeroed (no
+ * noise reached it)? */
+async function noiseFreeExamples(x: Tensor, t: { image: Tensor; mask: Tensor }) {
+  const [xs, img, mask] = [await x.data(), await t.image.data(), await t.mask.data()];
+  const d = 3 * 64;
+  return Array.from({ length: x.shape[0] }, (_, i) => {
+    for (let j = 0; j < d; j++) {
+      if (img[i * d + j] !== Math.fround(xs[i * d + j] * (1 - mask[i * 64 + (j % 64)]))) {
+        return false;
+      }
+    }
+    return true;
+  });
+}
+
+Deno.test("noiseScaleShare: a share of training examples gets RT2's noise scaled by a uniform factor", async () => {
+  const { trainingTransform } = await import("../dsl/run.ts");
+  const { rt1 } = await import("../runtime/transforms.ts");
+  const spec = noiseSpec({ transform: [RT2_SMALL] });
   const n = 32, share = 0.5;
   const x = new Rng(3).uniform([n, 3, 8, 8]);
   const got = trainingTransform(spec, { noiseScaleShare: share })(new Rng(5, 1), x);
@@ -277,23 +298,11 @@ Deno.test("noiseScaleShare: a share of training examples gets RT2's noise scaled
   const scaled = [...us].filter((v) => v < share).length;
   assert.ok(scaled > 8 && scaled < 24, `about half the examples scaled, got ${scaled} of ${n}`);
   assert.throws(
-    () =>
-      parseSpec({
-        name: "t",
-        classifier: { arch: "smallcnn" },
-        purifier: { kind: "none" },
-        pretraining: { noiseFreeShare: 0.2, noiseScaleShare: 0.5 },
-      }),
+    () => noiseSpec({ pretraining: { noiseFreeShare: 0.2, noiseScaleShare: 0.5 } }),
     /pretraining.noiseScaleShare: give noiseFreeShare or noiseScaleShare, not both/,
   );
   assert.throws(
-    () =>
-      parseSpec({
-        name: "t",
-        classifier: { arch: "smallcnn" },
-        purifier: { kind: "none" },
-        classifierTraining: { noiseScaleShare: 0.5 },
-      }),
+    () => noiseSpec({ classifierTraining: { noiseScaleShare: 0.5 } }),
     /classifierTraining.noiseScaleShare: the noise shares are for the purifier stages/,
   );
   for (const t of [x, got.image, got.mask, noise, u, factor, want.image, want.mask]) t.dispose();
@@ -302,15 +311,9 @@ Deno.test("noiseScaleShare: a share of training examples gets RT2's noise scaled
 Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per example", async () => {
   const { trainingTransform } = await import("../dsl/run.ts");
   const { gaussianNoise, rt1 } = await import("../runtime/transforms.ts");
-  const spec = parseSpec({
-    name: "t",
-    classifier: { arch: "smallcnn" },
-    purifier: { kind: "none" },
-    transform: [{ kind: "rt2", sigma: 0.25, missingRate: 0.25, blockSize: 2 }],
-  });
-  const n = 16, d = 3 * 8 * 8;
+  const spec = noiseSpec({ transform: [RT2_SMALL] });
+  const n = 16;
   const x = new Rng(3).uniform([n, 3, 8, 8]);
-  const xs = await x.data();
   // Without a share the draw is RT2's as it was defined before the share (noise, then RT1's
   // mask), bit for bit: earlier runs keep their numbers.
   const plain = trainingTransform(spec, {})(new Rng(5, 1), x);
@@ -319,16 +322,9 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
   assert.deepEqual(await plain.image.data(), await direct.image.data());
   const cleanRows = async (share: number) => {
     const t = trainingTransform(spec, { noiseFreeShare: share })(new Rng(5, 1), x);
-    const [img, mask] = [await t.image.data(), await t.mask.data()];
-    const clean: boolean[] = [];
-    for (let i = 0; i < n; i++) {
-      let same = true;
-      for (let j = 0; j < d; j++) {
-        const keep = 1 - mask[i * 64 + (j % 64)];
-        if (img[i * d + j] !== Math.fround(xs[i * d + j] * keep)) same = false;
-      }
-      clean.push(same);
-    }
+    const clean = await noiseFreeExamples(x, t);
+    t.image.dispose();
+    t.mask.dispose();
     return clean;
   };
   const half = await cleanRows(0.5);
@@ -338,40 +334,14 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
   assert.ok((await cleanRows(0)).every((c) => !c), "share 0: every example noisy");
   // One draw per example for the whole chain: with two noisy steps, still about half the
   // examples are clean (a draw per step would leave a quarter).
-  const chain = parseSpec({
-    name: "t",
-    classifier: { arch: "smallcnn" },
-    purifier: { kind: "none" },
-    transform: [{ kind: "noise", sigma: 0.1 }, {
-      kind: "rt2",
-      sigma: 0.25,
-      missingRate: 0.25,
-      blockSize: 2,
-    }],
-  });
-  const m = 64, xm = new Rng(4).uniform([m, 3, 8, 8]), xms = await xm.data();
+  const chain = noiseSpec({ transform: [{ kind: "noise", sigma: 0.1 }, RT2_SMALL] });
+  const m = 64, xm = new Rng(4).uniform([m, 3, 8, 8]);
   const t2 = trainingTransform(chain, { noiseFreeShare: 0.5 })(new Rng(6, 1), xm);
-  const [img2, mask2] = [await t2.image.data(), await t2.mask.data()];
-  let clean2 = 0;
-  for (let i = 0; i < m; i++) {
-    let same = true;
-    for (let j = 0; j < d; j++) {
-      if (img2[i * d + j] !== Math.fround(xms[i * d + j] * (1 - mask2[i * 64 + (j % 64)]))) {
-        same = false;
-      }
-    }
-    if (same) clean2++;
-  }
+  const clean2 = (await noiseFreeExamples(xm, t2)).filter(Boolean).length;
   assert.ok(clean2 > 24 && clean2 < 40, `two noisy steps: about half clean, got ${clean2} of ${m}`);
   for (const t of [xm, t2.image, t2.mask]) t.dispose();
   assert.throws(
-    () =>
-      parseSpec({
-        name: "t",
-        classifier: { arch: "smallcnn" },
-        purifier: { kind: "none" },
-        classifierTraining: { noiseFreeShare: 0.5 },
-      }),
+    () => noiseSpec({ classifierTraining: { noiseFreeShare: 0.5 } }),
     /classifierTraining.noiseFreeShare: the noise shares are for the purifier stages/,
   );
   for (const t of [x, plain.image, plain.mask, direct.image, direct.mask]) t.dispose();

@@ -149,6 +149,38 @@ export function generatorLoss(
   return { total, values };
 }
 
+/** One adversarial step's two updates from one generator forward: the critic's hinge step on
+ * real vs generated images (detached), then the generator's loss `loss(out)`, built and
+ * backpropagated with the critic frozen so gradients flow through it to G only. G's weights do
+ * not change in between, so this is the two-forward step, one forward cheaper. The caller steps
+ * G's optimizer after this scope. Shared by the trainer and its benchmark. */
+export function criticThenGeneratorLoss<T extends { total: Tensor | null }>(
+  m: { G: Purifier; D: PatchDiscriminator; optD: Adam; dParams: Tensor[] },
+  b: { image: Tensor; mask: Tensor; real: Tensor },
+  loss: (out: { coarse: Tensor; fine: Tensor }) => T,
+): T & { dLoss: Tensor } {
+  return tidy(() => {
+    const out = m.G.run(b.image, b.mask);
+    // The critic's update runs after its graph's scope: forward values nobody read are
+    // dropped, not computed after the weights they depend on change.
+    setTrainable(m.dParams, true);
+    const dLoss = tidy(() => {
+      const l = ops.hingeGanLossD(
+        m.D.score(b.real, b.mask),
+        m.D.score(ops.detach(out.fine), b.mask),
+      );
+      backward(l);
+      return l;
+    });
+    m.optD.step();
+    m.optD.zeroGrad();
+    setTrainable(m.dParams, false);
+    const r = loss(out);
+    if (r.total) backward(r.total);
+    return { ...r, dLoss };
+  });
+}
+
 function setTrainable(params: Tensor[], on: boolean) {
   for (const p of params) p.requiresGrad = on;
 }
@@ -264,34 +296,18 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
           // The clean image at the purifier's size: L1 target and the critic's real images.
           const real = up(x);
           const { image, mask } = o.transform(rng, source === x ? real : up(source));
-          // One generator forward serves both updates: the critic step sees its output
-          // detached, and the generator's loss reads it after the critic's update (G's weights
-          // do not change in between, so this is the two-forward step, one forward cheaper).
           setTrainable(gParams, true);
-          const g = tidy(() => {
-            const out = G.run(image, mask);
-            // Critic step on clean (real) vs purified (fake) images. The update runs after
-            // its graph's scope: forward values nobody read are dropped, not computed after
-            // the weights they depend on change.
-            setTrainable(dParams, true);
-            const dLoss = tidy(() => {
-              const l = ops.hingeGanLossD(D.score(real, mask), D.score(ops.detach(out.fine), mask));
-              backward(l);
-              return l;
-            });
-            optD.step();
-            optD.zeroGrad();
-            // Generator step: the critic is frozen, gradients flow through it to G.
-            setTrainable(dParams, false);
-            const { total, values } = generatorLoss(active, out, real, y, {
-              critic: (img) => D.score(img, mask),
-              classifier: o.classifier
-                ? (img) => o.classifier!.forward(toClassifierSize(img, size))
-                : null,
-            });
-            if (total) backward(total);
-            return { total, values, dLoss };
-          });
+          const g = criticThenGeneratorLoss(
+            { G, D, optD, dParams },
+            { image, mask, real },
+            (out) =>
+              generatorLoss(active, out, real, y, {
+                critic: (img) => D.score(img, mask),
+                classifier: o.classifier
+                  ? (img) => o.classifier!.forward(toClassifierSize(img, size))
+                  : null,
+              }),
+          );
           const dLoss = g.dLoss;
           if (g.total) {
             optG.step();

@@ -19,6 +19,7 @@ import { engine } from "../../runtime/engine.ts";
 import { writeJsonAtomic } from "../../runtime/io/atomic.ts";
 import { Adam } from "../../runtime/optim.ts";
 import { PatchDiscriminator, Purifier } from "../../runtime/models/mod.ts";
+import { criticThenGeneratorLoss } from "../../runtime/train/purifier.ts";
 import { ExampleDraws, Rng } from "../../runtime/rng.ts";
 import { autoAttack } from "../../runtime/attacks/autoattack.ts";
 import { rt1 } from "../../runtime/transforms.ts";
@@ -281,26 +282,18 @@ function purifierStepBench(batch: number): Bench {
       const rng = new Rng(1, 2);
       const rep = async () => {
         const { image, mask } = rt1(rng, x, { missingRate: 0.25, blockSize: 4 });
-        // One generator forward for both updates, and the critic frozen for the generator's
-        // loss, as runtime/train/purifier.ts does.
-        const { dl, gl } = tidy(() => {
-          const out = G.run(image, mask);
-          for (const p of dParams) p.requiresGrad = true;
-          const dl = tidy(() => {
-            const l = ops.hingeGanLossD(D.score(x, mask), D.score(ops.detach(out.fine), mask));
-            backward(l);
-            return l;
-          });
-          optD.step();
-          optD.zeroGrad();
-          for (const p of dParams) p.requiresGrad = false;
-          const gl = ops.add(
-            ops.add(ops.l1Loss(out.coarse, x), ops.l1Loss(out.fine, x)),
-            ops.scale(ops.hingeGanLossG(D.score(out.fine, mask)), 0.01),
-          );
-          backward(gl);
-          return { dl, gl };
-        });
+        // The trainer's step (runtime/train/purifier.ts).
+        const { dLoss: dl, total } = criticThenGeneratorLoss(
+          { G, D, optD, dParams },
+          { image, mask, real: x },
+          (out) => ({
+            total: ops.add(
+              ops.add(ops.l1Loss(out.coarse, x), ops.l1Loss(out.fine, x)),
+              ops.scale(ops.hingeGanLossG(D.score(out.fine, mask)), 0.01),
+            ),
+          }),
+        );
+        const gl = total;
         optG.step();
         optG.zeroGrad();
         await finish(dl, gl);
