@@ -72,8 +72,8 @@ export function rt1(rng: Rng, x: Tensor, o: MaskOptions): MaskedImage {
  * (1: all of it, 0: none). */
 export type NoiseGate = (rng: Rng, n: number) => Tensor;
 
-/** Gaussian noise (sigma in pixel units), clipped to [0,1]; with a gate, only on the examples
- * it marks noisy (the gate is drawn after the noise). */
+/** Gaussian noise (sigma in pixel units), clipped to [0,1]; with a gate, each example's noise
+ * times its factor (the gate is drawn after the noise). */
 export function gaussianNoise(rng: Rng, x: Tensor, sigma: number, gate?: NoiseGate): Tensor {
   if (sigma === 0) return x;
   const noise = rng.normal(x.shape, 0, sigma);
