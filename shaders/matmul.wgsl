@@ -6,7 +6,8 @@
 // A 4x4 block of C is a mat4x4f: (transpose(X) * Y)[j][i] = dot(x_i, y_j) where x_i is row
 // m0+i of A and y_j row n0+j of B (4 values of K each).
 // Entry points: tile16 (16x16 outputs per thread: 8 vec4 loads per 256 dot products, for the
-// CPU adapter, where accumulators spill cheaply to L1) and tile4 (4x4, for GPUs).
+// CPU adapter, where accumulators spill cheaply to L1), tile4 (4x4, no workgroup memory) and
+// tiled (4x4 per thread over operands staged in workgroup memory, for GPUs).
 // Rows clamp at the edges so loads never branch; only the stores are guarded.
 override WX: u32 = 8u;
 override WY: u32 = 8u;
@@ -99,6 +100,55 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u) {
     c += transpose(loadA(a, k)) * loadB(b, k);
   }
   store(gid.z * p.sc, m0, n0, c);
+}
+
+// tiled: for GPUs. A 16x16 workgroup computes a 64x64 block of C; each thread a 4x4 block whose
+// rows are m = mb + ly + 16 i and columns n = nb + lx + 16 j (strided, so that neighbouring
+// threads read neighbouring workgroup-memory vec4s and write neighbouring outputs). Slabs of 4
+// vec4s of K (16 floats) of both operands are staged in workgroup memory, K-major, one vec4
+// per thread and operand each; every output sums its dot products in the order of tile4.
+const TILE_K = 4u;
+var<workgroup> tA: array<vec4f, 256>; // [kk][row]: TILE_K x 64
+var<workgroup> tB: array<vec4f, 256>;
+
+@compute @workgroup_size(16, 16)
+fn tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let mb = wid.y * 64u;
+  let nb = wid.x * 64u;
+  let ba = wid.z * p.sa;
+  let bb = wid.z * p.sb;
+  // The vec4 this thread stages: row lr of the slab (clamped at the edge), K offset lk.
+  let t = lid.y * 16u + lid.x;
+  let lr = t / TILE_K;
+  let lk = t - lr * TILE_K;
+  let rowA = ba + min(mb + lr, p.M - 1u) * p.k4;
+  let rowB = bb + min(nb + lr, p.N - 1u) * p.k4;
+  var c: mat4x4f;
+  for (var k0 = 0u; k0 < p.k4; k0 += TILE_K) {
+    let k = k0 + lk;
+    let inK = k < p.k4;
+    tA[lk * 64u + lr] = select(vec4f(0.0), A[rowA + min(k, p.k4 - 1u)], inK);
+    tB[lk * 64u + lr] = select(vec4f(0.0), B[rowB + min(k, p.k4 - 1u)], inK);
+    workgroupBarrier();
+    let kn = min(TILE_K, p.k4 - k0);
+    for (var kk = 0u; kk < kn; kk++) {
+      let o = kk * 64u;
+      let x = mat4x4f(tA[o + lid.y], tA[o + lid.y + 16u], tA[o + lid.y + 32u], tA[o + lid.y + 48u]);
+      let y = mat4x4f(tB[o + lid.x], tB[o + lid.x + 16u], tB[o + lid.x + 32u], tB[o + lid.x + 48u]);
+      c += transpose(x) * y;
+    }
+    workgroupBarrier();
+  }
+  let bc = wid.z * p.sc;
+  for (var i = 0u; i < 4u; i++) {
+    let m = mb + lid.y + 16u * i;
+    if (m < p.M) {
+      for (var j = 0u; j < 4u; j++) {
+        let n = nb + lid.x + 16u * j;
+        if (n < p.N) { C[bc + m * p.N + n] = c[j][i]; }
+      }
+    }
+  }
 }
 
 // pack: out[b, o, i] = S[b*sb + o*so + i*si] for i < I, 0 for I <= i < I4 (a multiple of 4),

@@ -1,6 +1,7 @@
 import { assert, assertClose, checkOp, gpu, input, randInt, rng } from "./helpers/check.ts";
 import { matmulRef, reduceRef } from "./ref/basic.ts";
 import * as ops from "../runtime/ops/mod.ts";
+import { forceMatmulVariant, type MatmulVariant } from "../runtime/ops/matmul.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
 
 await gpu();
@@ -165,4 +166,32 @@ Deno.test("matmul on 4-aligned shapes (vec4 packing fast path)", async () => {
     input([2, 8, 12], r),
     input([2, 12, 16], r),
   ]);
+});
+
+Deno.test("every matmul variant (tile4, tile16, workgroup-tiled) matches reference", async () => {
+  // Each variant on this adapter whatever it would pick: shapes past one 64x64 workgroup
+  // block, K not a multiple of the tiled kernel's 16-float slab, a shared operand, and the
+  // gradients (transposed products through the packs).
+  const r = rng(15);
+  for (const v of ["tile4", "tile16", "tiled"] as MatmulVariant[]) {
+    forceMatmulVariant(v);
+    try {
+      await checkOp(`${v} matmul 70x37x66`, ([a, b]) => ops.matmul(a, b), matmulRef(70, 37, 66), [
+        input([70, 37], r),
+        input([37, 66], r),
+      ]);
+      await checkOp(`${v} matmul 3x20x8`, ([a, b]) => ops.matmul(a, b), matmulRef(3, 20, 8), [
+        input([3, 20], r),
+        input([20, 8], r),
+      ]);
+      await checkOp(
+        `${v} batched @ shared 2x65x24x17`,
+        ([a, b]) => ops.matmul(a, b),
+        matmulRef(65, 24, 17, 2),
+        [input([2, 65, 24], r), input([24, 17], r)],
+      );
+    } finally {
+      forceMatmulVariant(null);
+    }
+  }
 });

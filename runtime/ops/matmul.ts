@@ -11,7 +11,29 @@ import { sum } from "./reduce.ts";
 
 const WX = 8, WY = 8;
 
-const tileSize = blockTile;
+/** The matmul kernel variants: tile16 (CPU adapter), tile4 and tiled (workgroup memory, the
+ * default on GPUs). Chosen per adapter, not by timing: they may round differently. */
+export type MatmulVariant = "tile4" | "tile16" | "tiled";
+let forcedVariant: MatmulVariant | null = null;
+
+/** Forces a matmul variant (tests run every variant on every adapter); null lifts it. */
+export function forceMatmulVariant(v: MatmulVariant | null): void {
+  forcedVariant = v;
+}
+
+function matmulVariant(): MatmulVariant {
+  if (forcedVariant) return forcedVariant;
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("ATOP_MATMUL");
+  } catch {
+    env = undefined;
+  }
+  if (env === "tile4" || env === "tile16" || env === "tiled") return env;
+  if (env) throw new Error(`ATOP_MATMUL: expected tile4, tile16 or tiled, got "${env}"`);
+  const t = blockTile(); // ATOP_TILE=4|16 and the adapter default
+  return t === 16 ? "tile16" : engine().adapter.isFallbackAdapter ? "tile4" : "tiled";
+}
 
 export interface PackStrides {
   /** Element strides of the source: between batches, between output rows, along a row. */
@@ -110,16 +132,18 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   const bp = transB && direct
     ? b
     : packRows4(b, bb, N, K, transB ? { sb: N * K, so: K, si: 1 } : { sb: K * N, so: 1, si: N });
-  // Not tuned: tile4 and tile16 sum a dot product in different orders (different bits), and
-  // a choice made by timing must never change results.
-  const t = tileSize();
+  // Not tuned: the variants may round a dot product differently (tile4 and tile16 do on
+  // llvmpipe), and a choice made by timing must never change results.
+  const v = matmulVariant();
+  // Outputs per workgroup along N and M.
+  const per = v === "tiled" ? [64, 64] : v === "tile16" ? [16 * WX, 16 * WY] : [4 * WX, 4 * WY];
   engine().dispatch({
     kernel: "matmul",
-    entry: t === 16 ? "tile16" : "tile4",
-    constants: { WX, WY },
+    entry: v,
+    constants: v === "tiled" ? {} : { WX, WY },
     buffers: [ap.buffer, bp.buffer, out.buffer],
     params: words(M, N, k4, ba === 1 ? 0 : M * k4, bb === 1 ? 0 : N * k4, M * N),
-    workgroups: [Math.ceil(N / (t * WX)), Math.ceil(M / (t * WY)), batch],
+    workgroups: [Math.ceil(N / per[0]), Math.ceil(M / per[1]), batch],
     flops: 2 * batch * M * N * K,
   });
   if (ap !== a) ap.dispose();
