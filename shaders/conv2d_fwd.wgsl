@@ -8,7 +8,8 @@
 // load (on the CPU adapter every storage load is a loop over the SIMD lanes: the number of
 // loads, not of FLOPs, sets the speed). A 4x4 block is a mat4x4f:
 // (transpose(Xs) * Ws)[j][i] = dot(x_i, w_j) over 4 input channels.
-// Entry points: tile16 (16 pixels x 16 channels, CPU adapter) and tile4 (4 x 4, GPUs).
+// Entry points: tile16 (16 pixels x 16 channels, CPU adapter), tile4 (4 x 4) and tiled (4 x 4
+// per thread over operands staged in workgroup memory, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
 
@@ -151,3 +152,71 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   store(q0, c0, acc);
 }
 
+
+// tiled: for GPUs. A 16x16 workgroup computes 64 output pixels x 64 output channels; thread
+// (lx, ly) owns pixels qb + lx + 16 i and channels cb + ly + 16 j (neighbouring threads store
+// neighbouring pixels of one channel plane). Per kernel tap, slabs of 4 vec4s of input
+// channels of the 64 pixels and of the 64 weight rows are staged in workgroup memory, one vec4
+// per thread and operand; every output sums its dot products in the order of tile4.
+const SLAB = 4u;
+var<workgroup> sX: array<vec4f, 256>; // [kk][pixel]
+var<workgroup> sW: array<vec4f, 256>; // [kk][channel]
+
+@compute @workgroup_size(16, 16)
+fn tiled(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+) {
+  let total = p.N * p.Ho * p.Wo;
+  let qb = (wid.x + wid.z * nwg.x) * 64u;
+  let cb = wid.y * 64u;
+  // The pixel and weight row this thread stages, and its slab offset.
+  let t = lid.y * 16u + lid.x;
+  let lr = t / SLAB;
+  let lk = t - lr * SLAB;
+  let px = pixels(min(qb + lr, total - 1u)); // lane x is pixel qb + lr
+  let co = min(cb + lr, p.Cout - 1u);
+  var acc: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let row = tapRows(px, ky, kx).x;
+      let wrow = (co * (p.KH * p.KW) + ky * p.KW + kx) * p.c4;
+      for (var k0 = 0u; k0 < p.c4; k0 += SLAB) {
+        let k = k0 + lk;
+        let inK = k < p.c4;
+        let kc = min(k, p.c4 - 1u);
+        sX[lk * 64u + lr] = select(vec4f(0.0), X[row + kc], inK);
+        sW[lk * 64u + lr] = select(vec4f(0.0), Wt[wrow + kc], inK);
+        workgroupBarrier();
+        let kn = min(SLAB, p.c4 - k0);
+        for (var kk = 0u; kk < kn; kk++) {
+          let o = kk * 64u;
+          let xm = transpose(mat4x4f(
+            sX[o + lid.x], sX[o + lid.x + 16u], sX[o + lid.x + 32u], sX[o + lid.x + 48u],
+          ));
+          let wm = mat4x4f(
+            sW[o + lid.y], sW[o + lid.y + 16u], sW[o + lid.y + 32u], sW[o + lid.y + 48u],
+          );
+          acc += xm * wm;
+        }
+        workgroupBarrier();
+      }
+    }
+  }
+  let hwo = p.Ho * p.Wo;
+  for (var j = 0u; j < 4u; j++) {
+    let c = cb + lid.y + 16u * j;
+    if (c < p.Cout) {
+      var b = 0.0;
+      if (p.hasBias != 0u) { b = Bias[c]; }
+      for (var i = 0u; i < 4u; i++) {
+        let q = qb + lid.x + 16u * i;
+        if (q < total) {
+          let n = q / hwo;
+          Y[(n * p.Cout + c) * hwo + (q - n * hwo)] = acc[j][i] + b;
+        }
+      }
+    }
+  }
+}

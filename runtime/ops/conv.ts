@@ -5,7 +5,7 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { engine } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
-import { runTuned } from "../tune/tuner.ts";
+import { forcedVariant, runTuned } from "../tune/tuner.ts";
 import { keep, Tensor } from "../tensor.ts";
 import { words } from "./util.ts";
 import { reshape } from "./shape.ts";
@@ -81,10 +81,14 @@ function geoWords(g: Geometry): number[] {
 
 /** Splits `quads` thread columns over x (and z when x would exceed the limit). */
 function columns(quads: number): [number, number] {
-  const groups = Math.ceil(quads / WX);
-  if (groups <= MAX_GROUPS) return [groups, 1];
-  const z = Math.ceil(groups / MAX_GROUPS);
-  return [Math.ceil(groups / z), z];
+  return groups(Math.ceil(quads / WX));
+}
+
+/** Splits `n` workgroups over x and z within the per-dimension limit. */
+function groups(n: number): [number, number] {
+  if (n <= MAX_GROUPS) return [n, 1];
+  const z = Math.ceil(n / MAX_GROUPS);
+  return [Math.ceil(n / z), z];
 }
 
 /** The conv input x [N,Cin,H,W] channels-last, Cin padded to 4, plus a zero row that padding
@@ -156,24 +160,35 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
     `fwd:${g.Cout},${kk},${g.Cin}`,
     () => packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk }),
   );
-  const run = (t: number) => () => {
-    const [gx, gz] = columns(Math.ceil((g.N * g.Ho * g.Wo) / t));
+  const run = (v: string) => () => {
+    const tiled = v === "tiled";
+    const per = tiled ? 64 : v === "tile16" ? 16 : 4;
+    // tiled: 64x64 blocks per 16x16 workgroup; tileN: N x N per thread, WX x WY threads.
+    const [gx, gz] = tiled
+      ? groups(Math.ceil((g.N * g.Ho * g.Wo) / 64))
+      : columns(Math.ceil((g.N * g.Ho * g.Wo) / per));
     engine().dispatch({
       kernel: "conv2d_fwd",
-      entry: `tile${t}`,
-      constants: { WX, WY },
+      entry: v,
+      constants: tiled ? {} : { WX, WY },
       buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
       params: [...geoWords(g), Math.ceil(g.Cin / 4), b ? 1 : 0],
-      workgroups: [gx, Math.ceil(g.Cout / (t * WY)), gz],
+      workgroups: [gx, Math.ceil(g.Cout / (tiled ? 64 : per * WY)), gz],
       flops: convFlops(g),
     });
   };
-  runTuned(
-    "conv2d_fwd",
-    shapeKey(g),
-    TILES.map((v) => ({ name: `tile${v}`, run: run(v) })),
-    `tile${t}`,
-  );
+  // On GPUs the workgroup-memory kernel, not timed against the others: it may round the dot
+  // products differently (on llvmpipe it does), and a timed choice must never change bits.
+  const f = forcedVariant("conv2d_fwd");
+  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) run("tiled")();
+  else {
+    runTuned(
+      "conv2d_fwd",
+      shapeKey(g),
+      TILES.map((v) => ({ name: `tile${v}`, run: run(`tile${v}`) })),
+      `tile${t}`,
+    );
+  }
   if (own) wp.dispose();
   return y;
 }

@@ -126,6 +126,11 @@ export function forceVariant(family: string, name: string | null): void {
   else forced.set(family, name);
 }
 
+/** The variant a test forced for a family, if any. */
+export function forcedVariant(family: string): string | undefined {
+  return forced.get(family);
+}
+
 /** Records the kernel `family` for shape class `key` with its best known variant; on first
  * use times every candidate (each writes the same output) and remembers the fastest. */
 export function runTuned(
