@@ -12,7 +12,8 @@
 // on the pixel's phase (iy mod S, ix mod S). Pixels are therefore enumerated phase by phase
 // (q -> phase, n, iy div S, ix div S; ragged phases leave holes that are skipped) so that a
 // thread's pixels share their phase and taps that reach none of them are skipped.
-// Entry points: tile16 (16 pixels x 16 channels, CPU adapter) and tile4 (4 x 4, GPUs).
+// Entry points: tile16 (16 pixels x 16 channels, CPU adapter), tile4 (4 x 4) and tiled (4 x 4
+// per thread over operands staged in workgroup memory, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
 
@@ -165,4 +166,74 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
     }
   }
   store(px, c0, acc);
+}
+
+// tiled: for GPUs, as conv2d_fwd's tiled: 64 input pixels (in phase order) x 64 input channels
+// per 16x16 workgroup; thread (lx, ly) owns pixels q0 + lx + 16 i and channels c0 + ly + 16 j.
+// A tap that reaches none of the workgroup's pixels is skipped by the whole workgroup (a flag
+// in workgroup memory, read uniformly), so strided convolutions skip what tile4 skips.
+const SLAB = 4u;
+var<workgroup> sG: array<vec4f, 256>; // [kk][pixel]
+var<workgroup> sW: array<vec4f, 256>; // [kk][channel]
+var<workgroup> reached: u32;
+
+@compute @workgroup_size(16, 16)
+fn tiled(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+) {
+  let qb = (wid.x + wid.z * nwg.x) * 64u;
+  let cb = wid.y * 64u;
+  let t = lid.y * 16u + lid.x;
+  let lr = t / SLAB;
+  let lk = t - lr * SLAB;
+  let px = pixels(qb + lr); // lane x is pixel qb + lr (not real past the end)
+  let ci = min(cb + lr, p.Cin - 1u);
+  let zero = zeroRow();
+  if (t == 0u) { reached = 0u; }
+  workgroupBarrier();
+  var acc: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let row = tapRows(px, ky, kx).x;
+      if (row != zero) { reached = 1u; }
+      if (workgroupUniformLoad(&reached) != 0u) {
+        let wrow = (ci * (p.KH * p.KW) + ky * p.KW + kx) * p.c4;
+        for (var k0 = 0u; k0 < p.c4; k0 += SLAB) {
+          let k = k0 + lk;
+          let inK = k < p.c4;
+          let kc = min(k, p.c4 - 1u);
+          sG[lk * 64u + lr] = select(vec4f(0.0), GY[row + kc], inK);
+          sW[lk * 64u + lr] = select(vec4f(0.0), Wt[wrow + kc], inK);
+          workgroupBarrier();
+          let kn = min(SLAB, p.c4 - k0);
+          for (var kk = 0u; kk < kn; kk++) {
+            let o = kk * 64u;
+            let gm = transpose(mat4x4f(
+              sG[o + lid.x], sG[o + lid.x + 16u], sG[o + lid.x + 32u], sG[o + lid.x + 48u],
+            ));
+            let wm = mat4x4f(
+              sW[o + lid.y], sW[o + lid.y + 16u], sW[o + lid.y + 32u], sW[o + lid.y + 48u],
+            );
+            acc += gm * wm;
+          }
+          workgroupBarrier();
+        }
+      }
+      workgroupBarrier();
+      if (t == 0u) { reached = 0u; }
+      workgroupBarrier();
+    }
+  }
+  let hw = p.H * p.W;
+  for (var i = 0u; i < 4u; i++) {
+    let pi = pixels(qb + lid.x + 16u * i);
+    if (pi.real.x) {
+      for (var j = 0u; j < 4u; j++) {
+        let c = cb + lid.y + 16u * j;
+        if (c < p.Cin) { GX[pi.at.x + c * hw] = acc[j][i]; }
+      }
+    }
+  }
 }

@@ -15,8 +15,9 @@ import {
   tuningChoices,
 } from "../runtime/tune/tuner.ts";
 import { conv2dRef } from "./ref/conv.ts";
-// (matmul is not tuned: its two tiles round a dot product differently on llvmpipe; nor is the
-// conv forward's workgroup-memory variant for GPUs, "tiled", for the same reason: it is the
+// (matmul is not tuned: its two tiles round a dot product differently on llvmpipe; nor are the
+// conv forward's and input gradient's workgroup-memory variants for GPUs, "tiled", for the
+// same reason: it is the
 // GPU default, and checked against float64 here.)
 
 await gpu();
@@ -76,27 +77,31 @@ Deno.test("every conv variant matches the float64 reference, forward and gradien
   const r = rng(9);
   for (const v of ["tile4", "tile16", "tiled"]) {
     for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) {
-      forceVariant(f, v === "tiled" && f !== "conv2d_fwd" ? "tile4" : v);
+      forceVariant(f, v === "tiled" && f === "conv2d_bwd_weight" ? "tile4" : v);
     }
     try {
-      const g = {
-        N: 2,
-        Cin: 5,
-        H: 7,
-        W: 6,
-        Cout: 6,
-        KH: 3,
-        KW: 3,
-        stride: [1, 1] as [number, number],
-        padding: [2, 2] as [number, number],
-        dilation: [2, 2] as [number, number],
-      };
-      await checkOp(
-        `conv2d ${v}`,
-        ([x, w]) => ops.conv2d(x, w, null, { padding: 2, dilation: 2 }),
-        conv2dRef(g, false),
-        [input([g.N, g.Cin, g.H, g.W], r), input([g.Cout, g.Cin, g.KH, g.KW], r)],
-      );
+      // Dilated; strided with ragged phases (the input gradient skips taps per phase); and
+      // wider than one 64-channel block of the tiled kernels.
+      const cases = [
+        { N: 2, Cin: 5, H: 7, W: 6, Cout: 6, KH: 3, s: 1, p: 2, d: 2 },
+        { N: 3, Cin: 4, H: 9, W: 7, Cout: 5, KH: 3, s: 2, p: 1, d: 1 },
+        { N: 1, Cin: 70, H: 5, W: 5, Cout: 66, KH: 1, s: 1, p: 0, d: 1 },
+      ];
+      for (const c of cases) {
+        const g = {
+          ...c,
+          KW: c.KH,
+          stride: [c.s, c.s] as [number, number],
+          padding: [c.p, c.p] as [number, number],
+          dilation: [c.d, c.d] as [number, number],
+        };
+        await checkOp(
+          `conv2d ${v} ${JSON.stringify(c)}`,
+          ([x, w]) => ops.conv2d(x, w, null, { stride: c.s, padding: c.p, dilation: c.d }),
+          conv2dRef(g, false),
+          [input([g.N, g.Cin, g.H, g.W], r), input([g.Cout, g.Cin, g.KH, g.KW], r)],
+        );
+      }
     } finally {
       for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) forceVariant(f, null);
     }

@@ -207,24 +207,32 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   );
   // Input pixels are enumerated phase by phase (see the shader), holes included.
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
-  const run = (t: number) => () => {
-    const [cx, cz] = columns(Math.ceil((g.N * g.SH * g.SW * Hs * Ws) / t));
+  const pixels = g.N * g.SH * g.SW * Hs * Ws;
+  const run = (v: string) => () => {
+    const tiled = v === "tiled";
+    const per = tiled ? 64 : v === "tile16" ? 16 : 4;
+    const [cx, cz] = tiled ? groups(Math.ceil(pixels / 64)) : columns(Math.ceil(pixels / per));
     engine().dispatch({
       kernel: "conv2d_bwd_data",
-      entry: `tile${t}`,
-      constants: { WX, WY },
+      entry: v,
+      constants: tiled ? {} : { WX, WY },
       buffers: [gp.buffer, wp.buffer, gx.buffer],
       params: [...geoWords(g), Math.ceil(g.Cout / 4), Hs, Ws],
-      workgroups: [cx, Math.ceil(g.Cin / (t * WY)), cz],
+      workgroups: [cx, Math.ceil(g.Cin / (tiled ? 64 : per * WY)), cz],
       flops: convFlops(g),
     });
   };
-  runTuned(
-    "conv2d_bwd_data",
-    shapeKey(g),
-    TILES.map((v) => ({ name: `tile${v}`, run: run(v) })),
-    `tile${t}`,
-  );
+  // GPUs: the workgroup-memory kernel, not timed (as the forward).
+  const f = forcedVariant("conv2d_bwd_data");
+  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) run("tiled")();
+  else {
+    runTuned(
+      "conv2d_bwd_data",
+      shapeKey(g),
+      TILES.map((v) => ({ name: `tile${v}`, run: run(`tile${v}`) })),
+      `tile${t}`,
+    );
+  }
   if (own) wp.dispose();
   return gx;
 }
