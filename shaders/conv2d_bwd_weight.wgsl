@@ -8,7 +8,8 @@
 // checks. The batch is split into chunks written to separate partial planes (summed
 // afterwards in a fixed order): more threads on a big GPU, and still no atomics.
 // Entry points: tile16 (16 x 16 channels, CPU adapter), tile16x4 (16 x 4, CPU adapter with at
-// most 4 input channels, e.g. RGB) and tile4 (4 x 4, GPUs).
+// most 4 input channels, e.g. RGB), tile4 (4 x 4) and tiled (4 x 4 per thread over pixels
+// staged in workgroup memory, GPUs).
 override WG: u32 = 64u;
 
 struct Params {
@@ -167,4 +168,59 @@ fn tile16x4(@builtin(global_invocation_id) gid: vec3u) {
   let ci = jb.ci * 4u;
   store(gid.y, jb.tap, co, ci, a0); store(gid.y, jb.tap, co + 4u, ci, a1);
   store(gid.y, jb.tap, co + 8u, ci, a2); store(gid.y, jb.tap, co + 12u, ci, a3);
+}
+
+// tiled: for GPUs. A 16x16 workgroup owns one tap and batch chunk (z) and a block of 16 x 16
+// channel vec4s (64 output x 64 input channels); thread (lx, ly) owns input channel vec4
+// cib + lx and output channel vec4 cob + ly. The tap's valid output pixels (n, oy, ox in the
+// box tile4 walks, in the same order) are staged 16 at a time in workgroup memory: each
+// thread loads one vec4 of X and one of GY, 16 neighbouring threads one pixel's channels.
+const PIX = 16u;
+var<workgroup> sX: array<vec4f, 256>; // [pixel][ci vec4]
+var<workgroup> sG: array<vec4f, 256>; // [pixel][co vec4]
+
+@compute @workgroup_size(16, 16)
+fn tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let nci = (p.ci4 + 15u) / 16u;
+  let cob = (wid.x / nci) * 16u;
+  let cib = (wid.x % nci) * 16u;
+  let jb = job(0u, wid.y, 1u, 1u); // the tap and batch chunk (channels come from the block)
+  let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
+  let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
+  let ny = ry.y - ry.x;
+  let nx = rx.y - rx.x;
+  let count = (jb.n1 - jb.n0) * ny * nx;
+  // What this thread stages: pixel sp of each slab, channel vec4 sc of X and of GY.
+  let t = lid.y * 16u + lid.x;
+  let sp = t / 16u;
+  let sc = t - sp * 16u;
+  let xc = cib + sc;
+  let gc = cob + sc;
+  var acc: mat4x4f;
+  for (var v0 = 0u; v0 < count; v0 += PIX) {
+    let v = v0 + sp;
+    var xv = vec4f(0.0);
+    var gv = vec4f(0.0);
+    if (v < count) {
+      let n = jb.n0 + v / (ny * nx);
+      let r = v % (ny * nx);
+      let oy = ry.x + r / nx;
+      let ox = rx.x + r % nx;
+      let iy = oy * p.SH + jb.ky * p.DH - p.PH;
+      let ix = ox * p.SW + jb.kx * p.DW - p.PW;
+      if (xc < p.ci4) { xv = X[((n * p.H + iy) * p.W + ix) * p.ci4 + xc]; }
+      if (gc < p.co4) { gv = GY[((n * p.Ho + oy) * p.Wo + ox) * p.co4 + gc]; }
+    }
+    sX[t] = xv;
+    sG[t] = gv;
+    workgroupBarrier();
+    let pn = min(PIX, count - v0);
+    for (var q = 0u; q < pn; q++) {
+      acc += outer(sX[q * 16u + lid.x], sG[q * 16u + lid.y]);
+    }
+    workgroupBarrier();
+  }
+  if (cob + lid.y < p.co4 && cib + lid.x < p.ci4) {
+    store(wid.y, jb.tap, (cob + lid.y) * 4u, (cib + lid.x) * 4u, acc);
+  }
 }

@@ -264,25 +264,36 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   split = Math.ceil(g.N / nPer);
   const partial = Tensor.empty([split, ...wShape]);
   const run = (v: string) => () => {
+    const tiled = v === "tiled";
     const { to, ti } = blocks(v);
     const lanes = Math.ceil(g.Cin / ti) * Math.ceil(g.Cout / to);
+    // tiled: one 16x16 workgroup per block of 64 x 64 channels (and tap and batch chunk).
+    const gx = tiled
+      ? Math.ceil(g.Cin / 64) * Math.ceil(g.Cout / 64)
+      : Math.ceil(lanes / WG_WEIGHT);
     engine().dispatch({
       kernel: "conv2d_bwd_weight",
       entry: v,
-      constants: { WG: WG_WEIGHT },
+      constants: tiled ? {} : { WG: WG_WEIGHT },
       buffers: [xp.buffer, gp.buffer, partial.buffer],
       params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
-      workgroups: [Math.ceil(lanes / WG_WEIGHT), split * kk],
+      workgroups: [gx, split * kk],
       flops: convFlops(g),
     });
   };
-  const variants = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
-  runTuned(
-    "conv2d_bwd_weight",
-    shapeKey(g),
-    variants.map((v) => ({ name: v, run: run(v) })),
-    dflt,
-  );
+  // GPUs: the workgroup-memory kernel, not timed (as the forward); the batch split above is
+  // the same for every variant.
+  const f = forcedVariant("conv2d_bwd_weight");
+  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) run("tiled")();
+  else {
+    const variants = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
+    runTuned(
+      "conv2d_bwd_weight",
+      shapeKey(g),
+      variants.map((v) => ({ name: v, run: run(v) })),
+      dflt,
+    );
+  }
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();
