@@ -77,6 +77,32 @@ Deno.test("long reductions split into chunks match float64 and are bit-identical
   });
 });
 
+Deno.test("per-example reductions give the same bits whatever the batch size", async () => {
+  // 12,288 values per example (a 64x64 RGB image) take the chunked path on every adapter; the
+  // split must not depend on how many examples are reduced together.
+  const r = rng(16);
+  const d = 12288;
+  const rows = Array.from({ length: 20 }, () => Float32Array.from({ length: d }, () => r() - 0.5));
+  const perRow = async (k: number) => {
+    const x = Tensor.fromData(Float32Array.from(rows.slice(0, k).flatMap((v) => [...v])), [k, d]);
+    const out = {
+      sum: [...(await ops.sum(x, [1]).data())],
+      l2: [...(await ops.normL2PerExample(x).data())],
+      max: [...(await ops.normLinfPerExample(x).data())],
+    };
+    x.dispose();
+    return out;
+  };
+  assert.ok(ops.chunksFor("sum", 1, d) > 1, "the test must exercise the split path");
+  const all = await perRow(20);
+  for (const k of [1, 3, 17]) {
+    const some = await perRow(k);
+    for (const key of ["sum", "l2", "max"] as const) {
+      assert.deepEqual(some[key], all[key].slice(0, k), `${key}: batch ${k} vs 20`);
+    }
+  }
+});
+
 Deno.test("argmax, per-example norms", async () => {
   const r = rng(12);
   await tidyAsync(async () => {

@@ -85,16 +85,18 @@ function reduceRaw(op: RedOp, x: Tensor, axes: number[], scale = 1): Tensor {
   return v;
 }
 
-/** How many chunks to split each output's reduced range into: enough threads to fill the
- * adapter when outputs are few and reductions long; 1 (one serial thread per output)
- * otherwise, and always for argmax (its partials would need their indices). */
-export function chunksFor(op: RedOp, nOut: number, nRed: number): number {
+/** How many chunks to split each output's reduced range into: from the range's length alone,
+ * never from the number of outputs, so that a per-example value (a norm, a loss) sums in the
+ * same order whatever the batch size. Ranges under two chunks run serially, one thread per
+ * output; argmax always does (its partials would need their indices). */
+export function chunksFor(op: RedOp, _nOut: number, nRed: number): number {
   if (op === "argmax") return 1;
   const sw = engine().adapter.isFallbackAdapter;
+  // CPU adapter: a few long chunks (threads are SIMD lanes of 2 cores); GPUs: short ones.
   const minChunk = sw ? 4096 : 256;
-  const threads = sw ? 16 : 16384;
-  if (nRed < 2 * minChunk || nOut >= threads) return 1;
-  const n = Math.min(Math.ceil(nRed / minChunk), Math.ceil(threads / nOut));
+  const maxChunks = sw ? 16 : 4096;
+  if (nRed < 2 * minChunk) return 1;
+  const n = Math.min(Math.ceil(nRed / minChunk), maxChunks);
   return Math.ceil(nRed / Math.ceil(nRed / n));
 }
 
