@@ -4,10 +4,13 @@
 // (alpha <= alpha_max), with overshoot eta and a backward step beta after each success. It
 // finds minimal-norm adversarials; a point counts only if its norm is <= eps.
 //
-// Gradients and predictions run on the GPU; the iterate and the projections live on the CPU
-// in float64 (the Linf/L2 box-constrained hyperplane projection is a sort-based scan).
+// Everything in a run's iterations stays on the GPU: gradients, predictions, the iterate, the
+// box-constrained hyperplane projections (a kernel per batch, shaders/fab_project.wgsl) and
+// the best point; a run reads back once at its end. Between runs the rows still robust are
+// chosen on the CPU (a handful of runs per call).
 
-import { Tensor, tidy } from "../tensor.ts";
+import { keep, Tensor, tidy } from "../tensor.ts";
+import { noGrad } from "../autograd.ts";
 import * as ops from "../ops/mod.ts";
 import {
   type AttackInput,
@@ -19,7 +22,7 @@ import {
 } from "./common.ts";
 import { pick } from "./losses.ts";
 import { eotGradient, type Target } from "./target.ts";
-import { projectHyperplaneL2, projectHyperplaneLinf } from "./fab_projection.ts";
+import { projectHyperplane } from "./fab_projection.ts";
 import { exampleNormal, exampleUniform, STREAM } from "./rand.ts";
 
 export interface FabOptions {
@@ -83,8 +86,10 @@ async function logitsOf(
 
 /** One FAB run on a batch (all rows correctly classified at the start): targeted at yTarget,
  * or untargeted (yTarget null: each iteration linearizes every class k != y and projects onto
- * the closest boundary, |f_k| / ||w_k||_dual smallest, as the reference's FAB). Returns the
- * smallest-norm adversarial found per row (res = Infinity where none). */
+ * the closest boundary, |f_k| / ||w_k||_dual smallest, as the reference's FAB). The iterate,
+ * the projections (shaders/fab_project.wgsl), the best point and its norm stay on the GPU;
+ * the run reads back once, at its end. Returns the smallest-norm adversarial found per row
+ * (res = Infinity where none). */
 async function singleRun(
   target: Target,
   im: Float32Array,
@@ -97,7 +102,7 @@ async function singleRun(
   randStart: boolean,
 ): Promise<{ adv: Float32Array; res: number[] }> {
   const n = labels.length, d = im.length / n;
-  const x1 = Float64Array.from(im);
+  const start = Float32Array.from(im);
   if (randStart) {
     for (let i = 0; i < n; i++) {
       const t = o.norm === "linf"
@@ -105,121 +110,118 @@ async function singleRun(
         : exampleNormal(o.seed, indices[i], stream, d);
       const s = (o.eps * 0.5) / (norm(o.norm, t) || 1);
       for (let j = 0; j < d; j++) {
-        x1[i * d + j] = Math.min(1, Math.max(0, im[i * d + j] + s * t[j]));
+        start[i * d + j] = Math.min(1, Math.max(0, im[i * d + j] + s * t[j]));
       }
     }
   }
-  const adv = Float32Array.from(im);
-  const res = new Array<number>(n).fill(Infinity);
-  const y = Tensor.fromData(labels, [n]);
-  const yt = yTarget ? Tensor.fromData(yTarget, [n]) : null;
-  for (let it = 0; it < o.steps; it++) {
-    const xt = Tensor.fromData(Float32Array.from(x1), shape);
-    const { g, f } = yt
-      ? await linearizeTargeted(target, xt, y, yt, indices)
-      : await linearizeClosest(target, xt, labels, o.norm, indices);
-    xt.dispose();
-    for (let i = 0; i < n; i++) {
-      const off = i * d;
-      const w = g.subarray(off, off + d);
-      // Linearization f(z) ~ f + w.(z - x1); the boundary is w.z = w.x1 - f.
-      let b = -f[i];
-      for (let j = 0; j < d; j++) b += w[j] * x1[off + j];
-      const proj = o.norm === "linf" ? projectHyperplaneLinf : projectHyperplaneL2;
-      const d1 = proj(x1.subarray(off, off + d), w, b);
-      const d2 = proj(im.subarray(off, off + d), w, b);
-      const a1 = Math.max(norm(o.norm, d1), 1e-8);
-      const a2 = Math.max(norm(o.norm, d2), 1e-8);
-      const alpha = Math.min(Math.max(a1 / (a1 + a2), 0), o.alphaMax);
-      for (let j = 0; j < d; j++) {
-        const v = (x1[off + j] + o.eta * d1[j]) * (1 - alpha) +
-          (im[off + j] + o.eta * d2[j]) * alpha;
-        x1[off + j] = Math.min(1, Math.max(0, v));
-      }
+  const col = [n, ...shape.slice(1).map(() => 1)]; // a per-row value over a row's pixels
+  const rowNorm = (v: Tensor) =>
+    o.norm === "linf" ? ops.normLinfPerExample(v) : ops.normL2PerExample(v);
+  const imT = keep(Tensor.fromData(im, shape));
+  const y = keep(Tensor.fromData(labels, [n]));
+  const yt = yTarget ? keep(Tensor.fromData(yTarget, [n])) : null;
+  const closest = yt ? null : closestSetup(target.numClasses, labels, indices);
+  let x1 = keep(Tensor.fromData(start, shape));
+  let adv = keep(ops.clone(imT));
+  let res = keep(ops.full([n], Infinity));
+  try {
+    for (let it = 0; it < o.steps; it++) {
+      const next = tidy(() => {
+        const { g, f } = yt
+          ? linearizeTargeted(target, x1, y, yt, indices)
+          : linearizeClosest(target, x1, y, o.norm, closest!);
+        // Linearization f(z) ~ f + w.(z - x1); the boundary is w.z = w.x1 - f.
+        const b = ops.sub(ops.sum(ops.mul(g, x1), shape.slice(1).map((_, k) => k + 1)), f);
+        const d1 = projectHyperplane(o.norm, x1, g, b);
+        const d2 = projectHyperplane(o.norm, imT, g, b);
+        const a1 = ops.maximum(rowNorm(d1), 1e-8);
+        const a2 = ops.maximum(rowNorm(d2), 1e-8);
+        const alpha = ops.clamp(ops.div(a1, ops.add(a1, a2)), 0, o.alphaMax).view(col);
+        const xn = ops.clamp(
+          ops.add(
+            ops.mul(ops.add(x1, ops.mul(d1, o.eta)), ops.sub(1, alpha)),
+            ops.mul(ops.add(imT, ops.mul(d2, o.eta)), alpha),
+          ),
+          0,
+          1,
+        );
+        // Misclassified: a candidate (kept if closer than the best so far), then a step back
+        // toward the clean image to look for a closer one.
+        const z = noGrad(() => target.logits(xn, indices));
+        const wrong = ops.sub(1, ops.eq(ops.argmax(z, 1), y));
+        const delta = ops.sub(xn, imT);
+        const t = rowNorm(delta);
+        const better = ops.mul(wrong, ops.lt(t, res));
+        return {
+          res: keep(ops.where(better, t, res)),
+          adv: keep(ops.where(better.view(col), xn, adv)),
+          x1: keep(ops.where(wrong.view(col), ops.add(imT, ops.mul(delta, o.beta)), xn)),
+        };
+      });
+      for (const t of [x1, adv, res]) t.dispose();
+      ({ x1, adv, res } = next);
     }
-    const x1f = Float32Array.from(x1);
-    const { pred } = await logitsOf(target, x1f, shape, indices);
-    for (let i = 0; i < n; i++) {
-      if (pred[i] === labels[i]) continue;
-      const off = i * d;
-      const delta = new Float64Array(d);
-      for (let j = 0; j < d; j++) delta[j] = x1f[off + j] - im[off + j];
-      const t = norm(o.norm, delta);
-      if (t < res[i]) {
-        res[i] = t;
-        adv.set(x1f.subarray(off, off + d), off);
-      }
-      // Step back toward the clean image to look for a closer adversarial.
-      for (let j = 0; j < d; j++) x1[off + j] = im[off + j] + delta[j] * o.beta;
-    }
+    const [a, r] = await Promise.all([adv.data(), res.data()]);
+    return { adv: a, res: Array.from(r) };
+  } finally {
+    for (const t of [x1, adv, res, imT, y, yt, closest?.cls]) t?.dispose();
   }
-  y.dispose();
-  yt?.dispose();
-  return { adv, res };
 }
 
 /** f = z_t - z_y (the target wins where f > 0) and its input gradient, per row. */
-async function linearizeTargeted(
+function linearizeTargeted(
   target: Target,
   xt: Tensor,
   y: Tensor,
   yt: Tensor,
   indices: number[],
-): Promise<{ g: Float32Array; f: Float32Array }> {
+): { g: Tensor; f: Tensor } {
   const e = eotGradient(target, xt, (z) => ops.sub(pick(z, yt), pick(z, y)), 1, indices);
-  const g = await e.grad.data();
-  const f = await e.lastLoss.data();
-  for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
-  return { g, f };
+  return { g: e.grad, f: e.lastLoss };
+}
+
+/** What linearizeClosest repeats every iteration: each row once per class (the copies share
+ * the example's index, so a randomized defense gives all of them the same draw), the class of
+ * each copy, and the copy holding each row's own class. */
+function closestSetup(k: number, labels: number[], indices: number[]) {
+  const n = labels.length;
+  return {
+    k,
+    repeat: Array.from({ length: n * k }, (_, r) => Math.floor(r / k)),
+    own: labels.map((yi, i) => i * k + yi),
+    first: labels.map((_, i) => i * k),
+    rows: indices.flatMap((ix) => new Array<number>(k).fill(ix)),
+    cls: keep(Tensor.fromData(Array.from({ length: n * k }, (_, r) => r % k), [n * k])),
+  };
 }
 
 /** Untargeted: per row the class k != y whose linearized boundary z_k - z_y = 0 is closest in
  * the dual norm of the attack's norm; returns that class's f and gradient. The Jacobian of the
- * logits comes from one pass over a batch repeating each row once per class: the copies share
- * the example's index, so a randomized defense gives all of them the same draw, and every
- * class gradient and the logits belong to one forward, as in the reference. */
-async function linearizeClosest(
+ * logits comes from one pass over a batch repeating each row once per class, so every class
+ * gradient and the logits belong to one forward, as in the reference. Ties go to the lowest
+ * class. */
+function linearizeClosest(
   target: Target,
   xt: Tensor,
-  labels: number[],
+  y: Tensor,
   p: Norm,
-  indices: number[],
-): Promise<{ g: Float32Array; f: Float32Array }> {
-  const n = labels.length, k = target.numClasses, d = xt.size / n;
-  const src = await xt.data();
-  const rep = new Float32Array(n * k * d);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < k; c++) rep.set(src.subarray(i * d, (i + 1) * d), (i * k + c) * d);
-  }
-  const xk = Tensor.fromData(rep, [n * k, ...xt.shape.slice(1)]);
-  const cls = Tensor.fromData(Array.from({ length: n * k }, (_, r) => r % k), [n * k]);
-  const rows = indices.flatMap((ix) => new Array<number>(k).fill(ix));
-  const e = eotGradient(target, xk, (l) => pick(l, cls), 1, rows);
-  const grads = await e.grad.data(); // row i*k+c: the gradient of z_c at row i
-  const zs = await e.lastLogits.data();
-  for (const t of [xk, cls, e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
-  const gr = (i: number, c: number, j: number) => grads[(i * k + c) * d + j];
-  const g = new Float32Array(n * d), f = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const yi = labels[i], z = zs.subarray(i * k * k, i * k * k + k); // copy 0's logits
-    let best = -1, bestDist = Infinity;
-    for (let c = 0; c < k; c++) {
-      if (c === yi) continue;
-      let dual = 0;
-      for (let j = 0; j < d; j++) {
-        const w = gr(i, c, j) - gr(i, yi, j);
-        dual = p === "linf" ? dual + Math.abs(w) : dual + w * w; // L1 for linf, L2 for l2
-      }
-      if (p === "l2") dual = Math.sqrt(dual);
-      const dist = Math.abs(z[c] - z[yi]) / (1e-12 + dual);
-      if (dist < bestDist) {
-        bestDist = dist;
-        best = c;
-      }
-    }
-    f[i] = z[best] - z[yi];
-    for (let j = 0; j < d; j++) g[i * d + j] = gr(i, best, j) - gr(i, yi, j);
-  }
+  c: ReturnType<typeof closestSetup>,
+): { g: Tensor; f: Tensor } {
+  const n = xt.shape[0], k = c.k, d = xt.size / n;
+  const xk = ops.takeRows(xt, c.repeat);
+  const e = eotGradient(target, xk, (l) => pick(l, c.cls), 1, c.rows);
+  const grads = e.grad.view([n, k, d]); // [i, c]: the gradient of z_c at row i
+  const gy = ops.takeRows(e.grad.view([n * k, d]), c.own).view([n, 1, d]);
+  const w = ops.sub(grads, gy); // w_c = grad z_c - grad z_y
+  // L1 (the dual of Linf) or L2 norms of every w_c.
+  const dual = p === "linf" ? ops.sum(ops.abs(w), 2) : ops.sqrt(ops.sum(ops.square(w), 2));
+  const z = ops.takeRows(e.lastLogits, c.first); // the logits of each row's copy 0
+  const zy = pick(z, y);
+  const gap = ops.abs(ops.sub(z, zy.view([n, 1])));
+  const dist = ops.where(ops.oneHot(y, k), Infinity, ops.div(gap, ops.add(dual, 1e-12)));
+  const best = ops.argmax(ops.neg(dist), 1); // the first smallest distance
+  const f = ops.sub(pick(z, best), zy);
+  const g = ops.sum(ops.mul(w, ops.oneHot(best, k).view([n, k, 1])), 1).view(xt.shape);
   return { g, f };
 }
 

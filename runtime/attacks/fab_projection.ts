@@ -1,7 +1,38 @@
 // The projection step of FAB (Croce & Hein, ICML 2020): the smallest perturbation d (Linf or
 // L2) that moves a point t onto the hyperplane w.z = b while staying in the box [0,1]^d. When
 // the box does not reach the hyperplane, d moves every coordinate to the box bound on the
-// side of the hyperplane (the closest one can get). Float64, one point at a time, O(d log d).
+// side of the hyperplane (the closest one can get).
+// projectHyperplane runs it on the GPU for a batch of rows (shaders/fab_project.wgsl), as FAB
+// does; the float64 functions below, one point at a time in O(d log d), are its reference.
+
+import { engine, grid1d } from "../engine.ts";
+import { Tensor } from "../tensor.ts";
+import { words } from "../ops/util.ts";
+import type { Norm } from "./common.ts";
+
+/** Per row r of t and w ([n, ...], the same shape) and b ([n]): the smallest step d (Linf or
+ * L2) with w_r.(t_r + d_r) = b_r and t_r + d_r in [0,1], or every coordinate at the box bound
+ * on the hyperplane's side when the box does not reach it. No gradient (attack bookkeeping). */
+export function projectHyperplane(norm: Norm, t: Tensor, w: Tensor, b: Tensor): Tensor {
+  const n = t.shape[0] ?? 0;
+  if (w.shape.join() !== t.shape.join() || b.shape.join() !== String(n)) {
+    throw new Error(
+      `projectHyperplane: expected t and w of one shape [n, ...] and b [n], got [${t.shape}], [${w.shape}], [${b.shape}]`,
+    );
+  }
+  const out = Tensor.empty(t.shape);
+  if (out.size === 0) return out;
+  const d = t.size / n;
+  engine().dispatch({
+    kernel: "fab_project",
+    constants: { WG: 256 },
+    buffers: [t.buffer, w.buffer, b.buffer, out.buffer],
+    params: words(n, d, norm === "l2" ? 1 : 0),
+    // One workgroup per row.
+    workgroups: grid1d(n, 1),
+  });
+  return out;
+}
 
 export function projectHyperplaneLinf(
   t: ArrayLike<number>,
