@@ -6,18 +6,21 @@
 // do not depend on the batch), and the initial query counts toward the budget, so no example
 // ever uses more than `queries` forward passes per restart.
 //
-// The search state lives on the CPU; each query is one batched forward of the examples still
-// robust.
+// The search state (best point, margin, loss, query counts) lives on the GPU and each query is
+// one batched forward; an example fooled stops searching at once (masked, its forwards not
+// counted) and leaves the batch at the next checkpoint (iterations 1, 2, 4, ... and every
+// 256th), the only readbacks before a run's end.
 
 import { noGrad } from "../autograd.ts";
-import { Tensor, tidy } from "../tensor.ts";
+import { keep, Tensor, tidy } from "../tensor.ts";
+import * as ops from "../ops/mod.ts";
+import { oneHotMask, pick } from "./losses.ts";
 import {
   type AttackInput,
   type AttackResult,
   checkEps,
   defaultIndices,
   type Norm,
-  predictions,
 } from "./common.ts";
 import type { Target } from "./target.ts";
 import { exampleUniform, STREAM } from "./rand.ts";
@@ -140,43 +143,27 @@ interface Geometry {
   d: number;
 }
 
-/** Margin z_y - max_{i!=y} z_i and the loss the search minimizes, per row. */
-async function marginAndLoss(
-  target: Target,
-  rows: Float32Array,
-  m: number,
-  g: Geometry,
-  labels: number[],
+/** Margin z_y - max_{i!=y} z_i and the loss the search minimizes (the margin, or minus the
+ * cross-entropy), per row of the logits z [m, k], as tensors. */
+function marginAndLoss(
+  z: Tensor,
+  y: Tensor,
   loss: "margin" | "ce",
-  examples: readonly number[],
-): Promise<{ margin: number[]; loss: number[] }> {
-  const t = Tensor.fromData(rows, [m, g.c, g.h, g.w]);
-  // tidy: a forward's intermediates go now, not at the end of the caller's scope (Square
-  // runs thousands of forwards in one evaluation batch).
-  const z = tidy(() => noGrad(() => target.logits(t, examples)));
-  const { z: zc } = await predictions(z);
-  z.dispose();
-  t.dispose();
-  const k = zc.length / m;
-  const margin: number[] = [], lossOut: number[] = [];
-  for (let i = 0; i < m; i++) {
-    const row = zc.subarray(i * k, (i + 1) * k);
-    const y = labels[i];
-    let other = -Infinity, mx = -Infinity;
-    for (let j = 0; j < k; j++) {
-      mx = Math.max(mx, row[j]);
-      if (j !== y) other = Math.max(other, row[j]);
-    }
-    const mg = row[y] - other;
-    margin.push(mg);
-    if (loss === "margin") lossOut.push(mg);
-    else {
-      let s = 0;
-      for (let j = 0; j < k; j++) s += Math.exp(row[j] - mx);
-      lossOut.push(-(mx + Math.log(s) - row[y]));
-    }
-  }
-  return { margin, loss: lossOut };
+): { margin: Tensor; loss: Tensor } {
+  const k = z.shape[1];
+  const zy = pick(z, y);
+  const other = ops.max(ops.where(oneHotMask(y, k), -Infinity, z), 1);
+  const margin = ops.sub(zy, other);
+  if (loss === "margin") return { margin, loss: margin };
+  const mx = ops.max(z, 1, true);
+  const lse = ops.add(ops.log(ops.sum(ops.exp(ops.sub(z, mx)), 1)), mx.view([z.shape[0]]));
+  return { margin, loss: ops.sub(zy, lse) };
+}
+
+/** One forward of the target without gradients (its intermediates freed at once: Square runs
+ * thousands of forwards in one evaluation batch). */
+function query(target: Target, x: Tensor, examples: readonly number[]): Tensor {
+  return tidy(() => noGrad(() => target.logits(x, examples)));
 }
 
 /** Rescales a float32 point so that its float64 L2 distance to x is <= eps. */
@@ -191,74 +178,60 @@ function enforceL2(xn: Float32Array, x: Float32Array, eps: number): void {
   }
 }
 
-/** One L2 Square proposal on a perturbation `delta` ([c,h,w], float64, changed in place),
- * before the final rescale to eps: window 1 ([vh,vw], side s) gets a fresh eta pattern of
- * per-channel `signs` plus its old direction, window 2 is zeroed. The new window's norm is,
- * per channel as in the reference's square.py, sqrt(max(eps^2 - |delta|^2, 0) / c +
- * |delta over both windows, this channel|^2). */
+/** One L2 Square proposal for a batch of perturbations `delta` [m, c, h, w], before the final
+ * rescale to eps: window 1 (mask w1 [m,1,h,w], side s) gets a fresh eta pattern (`eta`, the
+ * pattern placed in window 1, zeros elsewhere) of per-channel `signs` [m,c,1,1] plus its old
+ * direction, window 2 (mask w2) is zeroed. The new window's norm is, per channel as in the
+ * reference's square.py, sqrt(max(eps^2 - |delta|^2, 0) / c + |delta over both windows, this
+ * channel|^2). */
 export function squareL2Proposal(
-  delta: Float64Array,
-  g: { c: number; h: number; w: number },
-  s: number,
-  [vh, vw, vh2, vw2]: [number, number, number, number],
-  eta: Float64Array | Float32Array | number[],
-  signs: number[],
+  delta: Tensor,
+  w1: Tensor,
+  w2: Tensor,
+  eta: Tensor,
+  signs: Tensor,
   eps: number,
-): void {
-  const { c, h, w } = g;
-  let normImage = 0;
-  for (let j = 0; j < delta.length; j++) normImage += delta[j] * delta[j];
-  normImage = Math.sqrt(normImage);
-  const inW = (r: number, cc: number, a0: number, b0: number) =>
-    r >= a0 && r < a0 + s && cc >= b0 && cc < b0 + s;
-  // Per channel, as the reference ([n,c,1,1] norms over both windows).
-  const scaleTo = new Float64Array(c);
-  for (let ch = 0; ch < c; ch++) {
-    let nw = 0;
-    for (let r = 0; r < h; r++) {
-      for (let cc = 0; cc < w; cc++) {
-        if (inW(r, cc, vh, vw) || inW(r, cc, vh2, vw2)) nw += delta[ch * h * w + r * w + cc] ** 2;
-      }
-    }
-    scaleTo[ch] = Math.sqrt(Math.max(eps * eps - normImage * normImage, 0) / c + nw);
-  }
-  const fresh: Float64Array[] = [];
-  for (let ch = 0; ch < c; ch++) {
-    let n1 = 0;
-    for (let r = 0; r < s; r++) {
-      for (let cc = 0; cc < s; cc++) n1 += delta[ch * h * w + (vh + r) * w + vw + cc] ** 2;
-    }
-    n1 = Math.sqrt(n1);
-    const sign = signs[ch];
-    const nd = new Float64Array(s * s);
-    let n2 = 0;
-    for (let r = 0; r < s; r++) {
-      for (let cc = 0; cc < s; cc++) {
-        const v = eta[r * s + cc] * sign +
-          delta[ch * h * w + (vh + r) * w + vw + cc] / (1e-12 + n1);
-        nd[r * s + cc] = v;
-        n2 += v * v;
-      }
-    }
-    n2 = Math.sqrt(n2);
-    for (let q = 0; q < nd.length; q++) nd[q] = (nd[q] / (1e-12 + n2)) * scaleTo[ch];
-    fresh.push(nd);
-  }
-  for (let ch = 0; ch < c; ch++) {
-    for (let r = 0; r < s; r++) {
-      for (let cc = 0; cc < s; cc++) delta[ch * h * w + (vh2 + r) * w + vw2 + cc] = 0;
-    }
-  }
-  for (let ch = 0; ch < c; ch++) {
-    for (let r = 0; r < s; r++) {
-      for (let cc = 0; cc < s; cc++) {
-        delta[ch * h * w + (vh + r) * w + vw + cc] = fresh[ch][r * s + cc];
-      }
-    }
-  }
+): Tensor {
+  const [m, c] = delta.shape;
+  const col = [m, 1, 1, 1];
+  const sq = ops.square(delta);
+  const normImage2 = ops.sum(sq, [1, 2, 3]).view(col);
+  const both = ops.maximum(w1, w2);
+  const nw = ops.sum(ops.mul(sq, both), [2, 3], true); // [m, c, 1, 1]
+  const scaleTo = ops.sqrt(
+    ops.add(ops.div(ops.maximum(ops.sub(eps * eps, normImage2), 0), c), nw),
+  );
+  const n1 = ops.sqrt(ops.sum(ops.mul(sq, w1), [2, 3], true));
+  const nd = ops.mul(ops.add(ops.mul(eta, signs), ops.div(delta, ops.add(n1, 1e-12))), w1);
+  const n2 = ops.sqrt(ops.sum(ops.square(nd), [2, 3], true));
+  const fresh = ops.mul(ops.div(nd, ops.add(n2, 1e-12)), scaleTo);
+  return ops.where(w1, fresh, ops.where(w2, 0, delta));
 }
 
-/** One restart on a batch: returns x_best, its margin, and the queries used per row. */
+/** Rescales points xn so that their L2 distance to x is <= eps (float32 norms; the last
+ * result is also enforced in float64 on the CPU, enforceL2). */
+function enforceL2Gpu(xn: Tensor, x: Tensor, eps: number): Tensor {
+  const col = [x.shape[0], 1, 1, 1];
+  for (let tries = 0; tries < 4; tries++) {
+    const d = ops.sub(xn, x);
+    const nrm = ops.normL2PerExample(d).view(col);
+    const f = ops.mul(ops.div(eps, nrm), 1 - 1e-6 * (tries + 1));
+    xn = ops.where(ops.gt(nrm, eps), ops.add(x, ops.mul(d, f)), xn);
+  }
+  return xn;
+}
+
+/** Iterations before which a run reads its margins back and drops the rows already fooled
+ * from the batch: 1, 2, 4, ... and every 256th (a few dozen readbacks in 5,000 queries). */
+function isCheckpoint(it: number): boolean {
+  return it > 0 && ((it & (it - 1)) === 0 || it % 256 === 0);
+}
+
+/** One restart on a batch: returns x_best, its margin, and the queries used per row. The
+ * search state (best point, margin, loss, query counts) and the proposals live on the GPU;
+ * the random windows and signs come from each example's table (uploaded per iteration). A
+ * row that is fooled stops: it is masked at once, and dropped from the batch at the next
+ * checkpoint (isCheckpoint), the only readbacks before the end. */
 async function singleRun(
   target: Target,
   x: Float32Array,
@@ -285,7 +258,7 @@ async function singleRun(
     );
   }
 
-  const xBest = new Float32Array(n * d);
+  const init = new Float32Array(n * d);
   for (let i = 0; i < n; i++) {
     const u = tables[i], off = i * d;
     if (o.norm === "linf") {
@@ -294,7 +267,7 @@ async function singleRun(
         for (let r = 0; r < h; r++) {
           for (let col = 0; col < w; col++) {
             const j = off + ch * h * w + r * w + col;
-            xBest[j] = Math.min(1, Math.max(0, x[j] + eps * sgn(u[ch * w + col])));
+            init[j] = Math.min(1, Math.max(0, x[j] + eps * sgn(u[ch * w + col])));
           }
         }
       }
@@ -321,83 +294,171 @@ async function singleRun(
       for (const v of delta) nrm += v * v;
       const f = eps / (Math.sqrt(nrm) + 1e-12);
       for (let j = 0; j < d; j++) {
-        xBest[off + j] = Math.min(1, Math.max(0, x[off + j] + delta[j] * f));
+        init[off + j] = Math.min(1, Math.max(0, x[off + j] + delta[j] * f));
       }
-      enforceL2(xBest.subarray(off, off + d), x.subarray(off, off + d), eps);
+      enforceL2(init.subarray(off, off + d), x.subarray(off, off + d), eps);
     }
   }
-  const queries = new Array<number>(n).fill(1);
-  let { margin: marginMin, loss: lossMin } = await marginAndLoss(
-    target,
-    xBest,
-    n,
-    g,
-    labels,
-    o.loss,
-    indices,
-  );
-  for (let it = 0; it < nIter; it++) {
-    const active = marginMin.flatMap((m, i) => (m > 0 ? [i] : []));
-    if (active.length === 0) break;
-    const s = squareSide(o.norm, it, o, c, h, w);
-    const xNew = new Float32Array(active.length * d);
-    active.forEach((i, a) => {
-      const u = tables[i], base = initDraws + it * perIter, off = i * d, no = a * d;
-      const vh = Math.floor((h - s) * u[base]);
-      const vw = Math.floor((w - s) * u[base + 1]);
-      if (o.norm === "linf") {
-        xNew.set(xBest.subarray(off, off + d), no);
-        for (let ch = 0; ch < c; ch++) {
-          const v = 2 * eps * sgn(u[base + 2 + ch]);
-          for (let r = vh; r < vh + s; r++) {
-            for (let cc = vw; cc < vw + s; cc++) {
-              const j = ch * h * w + r * w + cc;
-              const lo = Math.max(x[off + j] - eps, 0), hi = Math.min(x[off + j] + eps, 1);
-              xNew[no + j] = Math.min(hi, Math.max(lo, xBest[off + j] + v));
-            }
-          }
-        }
-        return;
-      }
-      // L2: move the perturbation mass of window 2 into window 1 with a fresh eta pattern.
-      const vh2 = Math.floor((h - s) * u[base + 2]);
-      const vw2 = Math.floor((w - s) * u[base + 3]);
-      const eta = squareEta(s, u[base + 4] > 0.5);
-      const delta = new Float64Array(d);
-      for (let j = 0; j < d; j++) delta[j] = xBest[off + j] - x[off + j];
-      const signs = Array.from({ length: c }, (_, ch) => sgn(u[base + 5 + ch]));
-      squareL2Proposal(delta, g, s, [vh, vw, vh2, vw2], eta, signs, eps);
-      let nd2 = 0;
-      for (const v of delta) nd2 += v * v;
-      const f = eps / (Math.sqrt(nd2) + 1e-12);
-      for (let j = 0; j < d; j++) {
-        xNew[no + j] = Math.min(1, Math.max(0, x[off + j] + delta[j] * f));
-      }
-      enforceL2(xNew.subarray(no, no + d), x.subarray(off, off + d), eps);
+
+  const shape = [n, c, h, w];
+  const out = {
+    xBest: new Float32Array(n * d),
+    margin: new Array<number>(n).fill(0),
+    queries: new Array<number>(n).fill(1),
+  };
+  // Rows of the run still in the batch, and the batch's tensors (kept across iterations).
+  let live = Array.from({ length: n }, (_, i) => i);
+  const rowsIota = keep(Tensor.fromData(Array.from({ length: h }, (_, i) => i), [1, 1, h, 1]));
+  const colsIota = keep(Tensor.fromData(Array.from({ length: w }, (_, i) => i), [1, 1, 1, w]));
+  let st = tidy(() => {
+    const xT = Tensor.fromData(x, shape);
+    const xBest = Tensor.fromData(init, shape);
+    const y = Tensor.fromData(labels, [n]);
+    const ml = marginAndLoss(query(target, xBest, indices), y, o.loss);
+    const lo = o.norm === "linf" ? ops.maximum(ops.sub(xT, eps), 0) : xT;
+    const hi = o.norm === "linf" ? ops.minimum(ops.add(xT, eps), 1) : xT;
+    return keepAll({
+      x: xT,
+      lo,
+      hi,
+      y,
+      xBest,
+      margin: ml.margin,
+      loss: ml.loss,
+      queries: ops.zeros([n]),
     });
-    const res = await marginAndLoss(
-      target,
-      xNew,
-      active.length,
-      g,
-      active.map((i) => labels[i]),
-      o.loss,
-      active.map((i) => indices[i]),
+  });
+  // Writes the results of the batch rows at positions `pos` (of `live`) into `out`.
+  const retire = async (pos: number[]) => {
+    const [xb, mg, qs] = await Promise.all([st.xBest.data(), st.margin.data(), st.queries.data()]);
+    for (const p of pos) {
+      const i = live[p];
+      out.xBest.set(xb.subarray(p * d, (p + 1) * d), i * d);
+      out.margin[i] = mg[p];
+      out.queries[i] = 1 + qs[p];
+    }
+  };
+  const window = (vh: Tensor, vw: Tensor, s: number) =>
+    ops.mul(
+      ops.mul(ops.ge(rowsIota, vh), ops.lt(rowsIota, ops.add(vh, s))),
+      ops.mul(ops.ge(colsIota, vw), ops.lt(colsIota, ops.add(vw, s))),
     );
-    active.forEach((i, a) => {
-      queries[i]++;
-      let improved = res.loss[a] < lossMin[i];
-      if (improved) lossMin[i] = res.loss[a];
-      improved ||= res.margin[a] <= 0;
-      if (improved) {
-        marginMin[i] = res.margin[a];
-        xBest.set(xNew.subarray(a * d, (a + 1) * d), i * d);
+  try {
+    for (let it = 0; it < nIter; it++) {
+      if (isCheckpoint(it)) {
+        const mg = await st.margin.data();
+        const stay: number[] = [], leave: number[] = [];
+        mg.forEach((v, p) => (v > 0 ? stay : leave).push(p));
+        if (leave.length > 0) {
+          await retire(leave);
+          if (stay.length === 0) {
+            live = [];
+            break;
+          }
+          const prev = st;
+          st = tidy(() =>
+            keepAll(
+              Object.fromEntries(
+                Object.entries(prev).map(([k, t]) => [k, ops.takeRows(t, stay)]),
+              ) as typeof prev,
+            )
+          );
+          disposeAll(prev);
+          live = stay.map((p) => live[p]);
+        }
       }
-    });
-    marginMin = marginMin.slice();
-    lossMin = lossMin.slice();
+      const m = live.length;
+      const s = squareSide(o.norm, it, o, c, h, w);
+      const base = initDraws + it * perIter;
+      const at = (k: number) => live.map((i) => tables[i][base + k]);
+      const next = tidy(() => {
+        const col = [m, 1, 1, 1];
+        const vh = Tensor.fromData(at(0).map((u) => Math.floor((h - s) * u)), col);
+        const vw = Tensor.fromData(at(1).map((u) => Math.floor((w - s) * u)), col);
+        const w1 = window(vh, vw, s);
+        let xNew: Tensor;
+        if (o.norm === "linf") {
+          const signs = Tensor.fromData(
+            live.flatMap((i) =>
+              Array.from({ length: c }, (_, ch) => sgn(tables[i][base + 2 + ch]))
+            ),
+            [m, c, 1, 1],
+          );
+          const moved = ops.minimum(
+            st.hi,
+            ops.maximum(st.lo, ops.add(st.xBest, ops.mul(signs, 2 * eps))),
+          );
+          xNew = ops.where(w1, moved, st.xBest);
+        } else {
+          // L2: move the perturbation mass of window 2 into window 1 with a fresh eta pattern.
+          const vh2 = Tensor.fromData(at(2).map((u) => Math.floor((h - s) * u)), col);
+          const vw2 = Tensor.fromData(at(3).map((u) => Math.floor((w - s) * u)), col);
+          const etaImg = new Float32Array(m * h * w);
+          live.forEach((i, a) => {
+            const u = tables[i];
+            const eta = squareEta(s, u[base + 4] > 0.5);
+            const r0 = Math.floor((h - s) * u[base]), c0 = Math.floor((w - s) * u[base + 1]);
+            for (let r = 0; r < s; r++) {
+              for (let cc = 0; cc < s; cc++) {
+                etaImg[a * h * w + (r0 + r) * w + c0 + cc] = eta[r * s + cc];
+              }
+            }
+          });
+          const signs = Tensor.fromData(
+            live.flatMap((i) =>
+              Array.from({ length: c }, (_, ch) => sgn(tables[i][base + 5 + ch]))
+            ),
+            [m, c, 1, 1],
+          );
+          const delta = squareL2Proposal(
+            ops.sub(st.xBest, st.x),
+            w1,
+            window(vh2, vw2, s),
+            Tensor.fromData(etaImg, [m, 1, h, w]),
+            signs,
+            eps,
+          );
+          const f = ops.div(eps, ops.add(ops.normL2PerExample(delta), 1e-12)).view(col);
+          xNew = enforceL2Gpu(ops.clamp(ops.add(st.x, ops.mul(delta, f)), 0, 1), st.x, eps);
+        }
+        const rows = live.map((i) => indices[i]);
+        const res = marginAndLoss(query(target, xNew, rows), st.y, o.loss);
+        // Only rows not fooled yet search; a lower loss is kept, and a fooling point always.
+        const active = ops.gt(st.margin, 0);
+        const lower = ops.mul(active, ops.lt(res.loss, st.loss));
+        const improved = ops.mul(active, ops.maximum(lower, ops.le(res.margin, 0)));
+        return keepAll({
+          ...st,
+          xBest: ops.where(improved.view(col), xNew, st.xBest),
+          margin: ops.where(improved, res.margin, st.margin),
+          loss: ops.where(lower, res.loss, st.loss),
+          queries: ops.add(st.queries, active),
+        });
+      });
+      for (const k of ["xBest", "margin", "loss", "queries"] as const) st[k].dispose();
+      st = next;
+    }
+    if (live.length > 0) await retire(live.map((_, p) => p));
+  } finally {
+    disposeAll(st);
+    rowsIota.dispose();
+    colsIota.dispose();
   }
-  return { xBest, margin: marginMin, queries };
+  if (o.norm === "l2") {
+    for (let i = 0; i < n; i++) {
+      enforceL2(out.xBest.subarray(i * d, (i + 1) * d), x.subarray(i * d, (i + 1) * d), eps);
+    }
+  }
+  return out;
+}
+
+function keepAll<T extends Record<string, Tensor>>(ts: T): T {
+  for (const t of Object.values(ts)) keep(t);
+  return ts;
+}
+
+function disposeAll(ts: Record<string, Tensor>): void {
+  for (const t of Object.values(ts)) if (!t.disposed) t.dispose();
 }
 
 /** Square Attack. `queries` in the result counts every forward pass of each example: the
@@ -415,7 +476,11 @@ export async function square(input: AttackInput, opts: SquareOptions = {}): Prom
   if (o.norm === "l2" && h < 5) throw new Error(`square: l2 needs images of height >= 5, got ${h}`);
   const g: Geometry = { c, h, w, d: c * h * w };
   const xc = await x.data();
-  const clean = await marginAndLoss(target, xc, n, g, labels, o.loss, indices);
+  const cleanMargin = tidy(() =>
+    marginAndLoss(query(target, x, indices), Tensor.fromData(labels, [n]), o.loss).margin
+  );
+  const clean = { margin: Array.from(await cleanMargin.data()) };
+  cleanMargin.dispose();
   const fooled = clean.margin.map((m) => input.attackAll !== true && m <= 0);
   const out = Float32Array.from(xc);
   const queries = new Array<number>(n).fill(1); // the clean check
