@@ -310,7 +310,7 @@ export function parseSpec(value: unknown): PipelineSpecT {
     const sc = spec[stage];
     if ((sc.noiseFreeShare ?? 0) > 0 && (sc.noiseScaleShare ?? 0) > 0) {
       problems.push(
-        `${stage}.noiseScaleShare: give noiseFreeShare or noiseScaleShare, not both (noiseFreeShare is ${sc.noiseFreeShare}; the quick and standard presets set noiseScaleShare 0.5: set it to 0)`,
+        `${stage}.noiseScaleShare: give noiseFreeShare or noiseScaleShare, not both (noiseFreeShare is ${sc.noiseFreeShare}; the quick and standard presets set noiseScaleShare 1: set it to 0)`,
       );
     }
   }
