@@ -28,7 +28,8 @@ fn validRange(k: u32, S: u32, P: u32, D: u32, size: u32, outSize: u32) -> vec2u 
   let b = i32(size) - 1 + a; // o*S <= b
   if (b < 0) { return vec2u(0u, 0u); }
   let lo = select(0u, (u32(a) + S - 1u) / S, a > 0);
-  return vec2u(lo, min(outSize, u32(b) / S + 1u));
+  let hi = min(outSize, u32(b) / S + 1u);
+  return vec2u(min(lo, hi), hi); // empty, never lo > hi, when the tap reaches no output pixel
 }
 
 /** The thread's tap, channel blocks (in vec4s) and batch chunk; false if it has no work. */

@@ -1,8 +1,8 @@
 // Reduction over any set of axes. Each output element is reduced serially in a fixed order, so
-// results are deterministic (no atomics). Long reductions with few outputs (a full sum, a bias
-// gradient) are split: thread (i, c) reduces chunk c of output i's reduced range, and a second
-// launch reduces the nChunks partials (the chunking depends only on the shapes and the adapter
-// kind, so a given adapter always adds in the same order). Kept and reduced dimensions are
+// results are deterministic (no atomics). Long reductions (a full sum, a bias gradient, a norm
+// of a large image) are split: thread (i, c) reduces chunk c of output i's reduced range, and a
+// second launch reduces the nChunks partials (the chunking depends only on the reduced length
+// and the adapter kind, so a given adapter always adds in the same order, whatever the batch). Kept and reduced dimensions are
 // passed compacted: (kshape, kstride) for kept axes, (rshape, rstride) for reduced axes,
 // strides in elements of the input.
 // OP: 0 sum (times scale: mean), 1 max, 2 min, 3 argmax (first maximal index, as f32),

@@ -83,6 +83,8 @@ Deno.test("every conv variant matches the float64 reference, forward and gradien
         { N: 2, Cin: 5, H: 7, W: 6, Cout: 6, KH: 3, s: 1, p: 2, d: 2 },
         { N: 3, Cin: 4, H: 9, W: 7, Cout: 5, KH: 3, s: 2, p: 1, d: 1 },
         { N: 1, Cin: 70, H: 5, W: 5, Cout: 66, KH: 1, s: 1, p: 0, d: 1 },
+        // A dilation larger than the image: some taps reach no output pixel at all.
+        { N: 2, Cin: 3, H: 2, W: 3, Cout: 4, KH: 3, s: 1, p: 8, d: 8 },
       ];
       for (const c of cases) {
         const g = {

@@ -15,6 +15,8 @@ import { SGD } from "../../runtime/optim.ts";
 import { classifierTarget } from "../../runtime/attacks/target.ts";
 import { pgd } from "../../runtime/attacks/pgd.ts";
 import { apgd } from "../../runtime/attacks/apgd.ts";
+import { fabTargeted } from "../../runtime/attacks/fab.ts";
+import { square } from "../../runtime/attacks/square.ts";
 import { engine } from "../../runtime/engine.ts";
 import { writeJsonAtomic } from "../../runtime/io/atomic.ts";
 import { Adam } from "../../runtime/optim.ts";
@@ -220,7 +222,9 @@ function trainStep(arch: string, batch: number) {
   };
 }
 
-function attackCall(which: "pgd10" | "apgd_ce100", arch: string, batch: number) {
+type CountedAttack = "pgd10" | "apgd_ce100" | "fab_t20" | "square1000";
+
+function attackCall(which: CountedAttack, arch: string, batch: number) {
   const model = createModel(arch, { seed: 1 });
   const target = classifierTarget(model);
   const x = randomTensor([batch, 3, 32, 32], 7, 0, 1);
@@ -229,7 +233,11 @@ function attackCall(which: "pgd10" | "apgd_ce100", arch: string, batch: number) 
     const input = { target, x, labels: lab, attackAll: true };
     const r = which === "pgd10"
       ? await pgd(input, { steps: 10, eps: 8 / 255 })
-      : await apgd(input, { steps: 100, loss: "ce" });
+      : which === "apgd_ce100"
+      ? await apgd(input, { steps: 100, loss: "ce" })
+      : which === "fab_t20"
+      ? await fabTargeted(input, { steps: 20, targets: 2 })
+      : await square(input, { queries: 1000, eps: 4 / 255 });
     engine().flush();
     r.xAdv.dispose();
   };
@@ -260,6 +268,17 @@ const COUNT_BENCHES: Bench[] = [
     "per call",
     () => attackCall("apgd_ce100", "resnet18", 32),
     false,
+  ),
+  // FAB-T (20 steps, 2 targets) and Square (Linf 4/255, 1000 queries) on an untrained small
+  // CNN: their readbacks per call (state on the GPU), with --only.
+  ...(["fab_t20", "square1000"] as const).map((a) =>
+    countBench(
+      `${a}_smallcnn_readbacks`,
+      "readbacks",
+      "per call",
+      () => attackCall(a, "smallcnn", 32),
+      false,
+    )
   ),
 ];
 
