@@ -1,5 +1,8 @@
 // FAB's projection (runtime/attacks/fab_projection.ts has the float64 reference): per row, the
-// smallest Linf or L2 step d that moves point t onto the hyperplane w.z = b inside [0,1]^d.
+// smallest Linf or L2 step d that moves point t onto the hyperplane w.z = b inside [0,1]^d. The
+// caller passes c = w.t - b (FAB knows it without cancellation: the linearized margin), and each
+// row is scaled by its largest |w| first (the solution does not change; w^2 then neither
+// overflows nor underflows in float32).
 // Both norms are one problem: coordinate j moves d_j = unit_j * min(delta, cap_j) with
 // gain_j = unit_j * w_j per unit of delta, and delta solves g(delta) = sum_j gain_j
 // min(delta, cap_j) = |w.t - b| (g is increasing and piecewise linear):
@@ -15,7 +18,7 @@ override WG: u32 = 256u;
 struct Params { rows: u32, d: u32, l2: u32 }
 @group(0) @binding(0) var<storage, read> T: array<f32>;
 @group(0) @binding(1) var<storage, read> Wv: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> C: array<f32>; // c = w.t - b per row
 @group(0) @binding(3) var<storage, read_write> D: array<f32>;
 @group(0) @binding(4) var<storage, read> p: Params;
 
@@ -48,9 +51,10 @@ fn largest(v: u32, lid: u32) -> u32 {
   return r;
 }
 
-/** Coordinate j of the row at `base`: (unit, cap, gain); gain 0 = the coordinate never moves. */
-fn coord(base: u32, j: u32, s: f32) -> vec3f {
-  let w = Wv[base + j];
+/** Coordinate j of the row at `base` (w scaled by `inv`): (unit, cap, gain); gain 0 = the
+ * coordinate never moves. */
+fn coord(base: u32, j: u32, s: f32, inv: f32) -> vec3f {
+  let w = Wv[base + j] * inv;
   let t = T[base + j];
   if (w == 0.0) { return vec3f(0.0); }
   if (p.l2 == 0u) {
@@ -70,9 +74,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
   let lid = lid3.x;
   if (row >= p.rows) { return; } // uniform: the whole workgroup leaves
   let base = row * p.d;
-  var acc = 0.0;
-  for (var j = lid; j < p.d; j += WG) { acc += Wv[base + j] * T[base + j]; }
-  let c = total(acc, lid) - B[row];
+  var wBits = 0u;
+  for (var j = lid; j < p.d; j += WG) { wBits = max(wBits, bitcast<u32>(abs(Wv[base + j]))); }
+  let wmax = bitcast<f32>(largest(wBits, lid));
+  let inv = select(1.0, 1.0 / wmax, wmax > 0.0 && wmax < bitcast<f32>(0x7f800000u));
+  let c = C[row] * inv;
   if (c == 0.0) {
     for (var j = lid; j < p.d; j += WG) { D[base + j] = 0.0; }
     return;
@@ -82,10 +88,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
   var all = 0.0;
   var capBits = 0u;
   for (var j = lid; j < p.d; j += WG) {
-    let k = coord(base, j, s);
+    let k = coord(base, j, s, inv);
     if (k.z > 0.0) {
       all += k.z * k.y;
-      capBits = max(capBits, bitcast<u32>(max(k.y, 0.0)));
+      capBits = max(capBits, select(0u, bitcast<u32>(k.y), k.y > 0.0)); // never -0 or NaN bits
     }
   }
   let reach = total(all, lid);
@@ -98,7 +104,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
       let m = bitcast<f32>(mid);
       var g = 0.0;
       for (var j = lid; j < p.d; j += WG) {
-        let k = coord(base, j, s);
+        let k = coord(base, j, s, inv);
         g += k.z * min(m, k.y);
       }
       if (total(g, lid) >= need) { hi = mid; } else { lo = mid; }
@@ -108,7 +114,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
     var done = 0.0;
     var rest = 0.0;
     for (var j = lid; j < p.d; j += WG) {
-      let k = coord(base, j, s);
+      let k = coord(base, j, s, inv);
       if (k.y <= flo) { done += k.z * k.y; } else { rest += k.z; }
     }
     let sd = total(done, lid);
@@ -116,7 +122,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
     delta = clamp(select(flo, (need - sd) / sr, sr > 0.0), flo, bitcast<f32>(hi));
   }
   for (var j = lid; j < p.d; j += WG) {
-    let k = coord(base, j, s);
+    let k = coord(base, j, s, inv);
     D[base + j] = k.x * min(delta, k.y);
   }
 }

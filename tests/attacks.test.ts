@@ -354,14 +354,22 @@ Deno.test("FAB's GPU projection matches the float64 one, row by row", async () =
         b[i] = i < 3 ? wt + (r() - 0.5) * 0.2 * wa : i === 3 ? wt + 2 * wa : 0;
         if (i === 4) w.fill(0, i * d, (i + 1) * d);
       }
-      const got = await tidy(() =>
+      // c = w.t - b per row (float64, as FAB computes it without cancellation).
+      const c = b.map((bi, i) => {
+        let wt = 0;
+        for (let j = 0; j < d; j++) wt += w[i * d + j] * t[i * d + j];
+        return wt - bi;
+      });
+      const out = tidy(() =>
         projectHyperplane(
           norm,
           Tensor.fromData(t, [n, d]),
           Tensor.fromData(w, [n, d]),
-          Tensor.fromData(b, [n]),
+          Tensor.fromData(c, [n]),
         )
-      ).data();
+      );
+      const got = await out.data();
+      out.dispose();
       for (let i = 0; i < n; i++) {
         const ti = Float64Array.from(t.subarray(i * d, (i + 1) * d));
         const wi = Float64Array.from(w.subarray(i * d, (i + 1) * d));
@@ -378,6 +386,43 @@ Deno.test("FAB's GPU projection matches the float64 one, row by row", async () =
           `${norm} d=${d} row ${i}: max error ${err} against max |d| ${scale}`,
         );
       }
+    }
+  }
+});
+
+Deno.test("FAB's GPU projection is scale-free: normals of 1e-20 or 1e20 give the same step", async () => {
+  // In float32, w^2 (the L2 case) under- or overflows at these scales unless each row is
+  // rescaled; the step itself does not depend on the scale of (w, c).
+  const r = rng(53);
+  const d = 40;
+  const t = Float32Array.from({ length: d }, () => r());
+  const w = Float32Array.from({ length: d }, () => r() - 0.5);
+  let wt = 0, wa = 0;
+  for (let j = 0; j < d; j++) {
+    wt += w[j] * t[j];
+    wa += Math.abs(w[j]);
+  }
+  const c = 0.05 * wa; // reachable: a few % of the box
+  for (const norm of ["linf", "l2"] as const) {
+    const want = (norm === "linf" ? projectHyperplaneLinf : projectHyperplaneL2)(
+      Float64Array.from(t),
+      Float64Array.from(w),
+      wt - c,
+    );
+    for (const scale of [1e-20, 1, 1e20]) {
+      const out = tidy(() =>
+        projectHyperplane(
+          norm,
+          Tensor.fromData(t, [1, d]),
+          Tensor.fromData(w.map((v) => v * scale), [1, d]),
+          Tensor.fromData([c * scale], [1]),
+        )
+      );
+      const got = await out.data();
+      out.dispose();
+      const err = Math.max(...Array.from(got, (v, j) => Math.abs(v - want[j])));
+      const big = Math.max(...Array.from(want, Math.abs));
+      assert.ok(err <= 1e-5 * big, `${norm} scale ${scale}: error ${err} of ${big}`);
     }
   }
 });
@@ -735,7 +780,7 @@ Deno.test("Square L2: the window proposal uses per-channel norms, as the referen
     for (let i = 0; i < s; i++) {
       for (let j = 0; j < s; j++) etaImg[(vh + i) * w + vw + j] = eta[i * s + j];
     }
-    const got = await tidy(() =>
+    const proposal = tidy(() =>
       squareL2Proposal(
         Tensor.fromData(Float32Array.from(delta), [1, c, h, w]),
         Tensor.fromData(mask(vh, vw), [1, 1, h, w]),
@@ -744,7 +789,9 @@ Deno.test("Square L2: the window proposal uses per-channel norms, as the referen
         Tensor.fromData(signs, [1, c, 1, 1]),
         eps,
       )
-    ).data();
+    );
+    const got = await proposal.data();
+    proposal.dispose();
     for (let i = 0; i < got.length; i++) {
       assert.ok(
         Math.abs(got[i] - want[i]) <= 2e-6 * (1 + Math.abs(want[i])),

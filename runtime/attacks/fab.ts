@@ -130,10 +130,16 @@ async function singleRun(
         const { g, f } = yt
           ? linearizeTargeted(target, x1, y, yt, indices)
           : linearizeClosest(target, x1, y, o.norm, closest!);
-        // Linearization f(z) ~ f + w.(z - x1); the boundary is w.z = w.x1 - f.
-        const b = ops.sub(ops.sum(ops.mul(g, x1), shape.slice(1).map((_, k) => k + 1)), f);
-        const d1 = projectHyperplane(o.norm, x1, g, b);
-        const d2 = projectHyperplane(o.norm, imT, g, b);
+        // Linearization f(z) ~ f + w.(z - x1); the boundary is w.z = w.x1 - f, which x1 misses
+        // by f and the clean image by f + w.(im - x1) (no cancellation of two large dots).
+        const axes = shape.slice(1).map((_, k) => k + 1);
+        const d1 = projectHyperplane(o.norm, x1, g, f);
+        const d2 = projectHyperplane(
+          o.norm,
+          imT,
+          g,
+          ops.add(f, ops.sum(ops.mul(g, ops.sub(imT, x1)), axes)),
+        );
         const a1 = ops.maximum(rowNorm(d1), 1e-8);
         const a2 = ops.maximum(rowNorm(d2), 1e-8);
         const alpha = ops.clamp(ops.div(a1, ops.add(a1, a2)), 0, o.alphaMax).view(col);

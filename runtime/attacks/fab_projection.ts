@@ -10,14 +10,16 @@ import { Tensor } from "../tensor.ts";
 import { words } from "../ops/util.ts";
 import type { Norm } from "./common.ts";
 
-/** Per row r of t and w ([n, ...], the same shape) and b ([n]): the smallest step d (Linf or
- * L2) with w_r.(t_r + d_r) = b_r and t_r + d_r in [0,1], or every coordinate at the box bound
- * on the hyperplane's side when the box does not reach it. No gradient (attack bookkeeping). */
-export function projectHyperplane(norm: Norm, t: Tensor, w: Tensor, b: Tensor): Tensor {
+/** Per row r of t and w ([n, ...], the same shape) and c = w_r.t_r - b_r ([n], how far t_r is
+ * from the hyperplane w_r.z = b_r, passed rather than b so that the caller can compute it
+ * without cancellation): the smallest step d (Linf or L2) with w_r.(t_r + d_r) = b_r and
+ * t_r + d_r in [0,1], or every coordinate at the box bound on the hyperplane's side when the
+ * box does not reach it. No gradient (attack bookkeeping). */
+export function projectHyperplane(norm: Norm, t: Tensor, w: Tensor, c: Tensor): Tensor {
   const n = t.shape[0] ?? 0;
-  if (w.shape.join() !== t.shape.join() || b.shape.join() !== String(n)) {
+  if (w.shape.join() !== t.shape.join() || c.shape.join() !== String(n)) {
     throw new Error(
-      `projectHyperplane: expected t and w of one shape [n, ...] and b [n], got [${t.shape}], [${w.shape}], [${b.shape}]`,
+      `projectHyperplane: expected t and w of one shape [n, ...] and c [n], got [${t.shape}], [${w.shape}], [${c.shape}]`,
     );
   }
   const out = Tensor.empty(t.shape);
@@ -26,7 +28,7 @@ export function projectHyperplane(norm: Norm, t: Tensor, w: Tensor, b: Tensor): 
   engine().dispatch({
     kernel: "fab_project",
     constants: { WG: 256 },
-    buffers: [t.buffer, w.buffer, b.buffer, out.buffer],
+    buffers: [t.buffer, w.buffer, c.buffer, out.buffer],
     params: words(n, d, norm === "l2" ? 1 : 0),
     // One workgroup per row.
     workgroups: grid1d(n, 1),
