@@ -91,6 +91,35 @@ function groups(n: number): [number, number] {
   return [Math.ceil(n / z), z];
 }
 
+/** Workgroups of a kernel over pixel x channel blocks (forward, input gradient): tiled runs
+ * 64 x 64 per 16x16 workgroup, tileN N x N per thread on WX x WY threads. */
+function blockGrid(v: string, pixels: number, channels: number): [number, number, number] {
+  if (v === "tiled") {
+    const [x, z] = groups(Math.ceil(pixels / 64));
+    return [x, Math.ceil(channels / 64), z];
+  }
+  const per = v === "tile16" ? 16 : 4;
+  const [x, z] = columns(Math.ceil(pixels / per));
+  return [x, Math.ceil(channels / (per * WY)), z];
+}
+
+/** Runs a conv kernel family: on GPUs its workgroup-memory variant "tiled", never timed against
+ * the others (it may round the dot products differently, on llvmpipe it does, and a timed
+ * choice must never change bits); on the CPU adapter the tuner's choice among `variants`. */
+function runConvKernel(
+  family: string,
+  g: Geometry,
+  run: (v: string) => () => void,
+  variants: string[],
+  dflt: string,
+): void {
+  const f = forcedVariant(family);
+  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) {
+    return run("tiled")();
+  }
+  runTuned(family, shapeKey(g), variants.map((v) => ({ name: v, run: run(v) })), dflt);
+}
+
 /** The conv input x [N,Cin,H,W] channels-last, Cin padded to 4, plus a zero row that padding
  * taps read: [N*H*W + 1, Cin4]. Shared by the forward and the weight gradient. */
 function packInput(x: Tensor, g: Geometry): Tensor {
@@ -160,35 +189,17 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
     `fwd:${g.Cout},${kk},${g.Cin}`,
     () => packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk }),
   );
-  const run = (v: string) => () => {
-    const tiled = v === "tiled";
-    const per = tiled ? 64 : v === "tile16" ? 16 : 4;
-    // tiled: 64x64 blocks per 16x16 workgroup; tileN: N x N per thread, WX x WY threads.
-    const [gx, gz] = tiled
-      ? groups(Math.ceil((g.N * g.Ho * g.Wo) / 64))
-      : columns(Math.ceil((g.N * g.Ho * g.Wo) / per));
+  const run = (v: string) => () =>
     engine().dispatch({
       kernel: "conv2d_fwd",
       entry: v,
-      constants: tiled ? {} : { WX, WY },
+      constants: v === "tiled" ? {} : { WX, WY },
       buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
       params: [...geoWords(g), Math.ceil(g.Cin / 4), b ? 1 : 0],
-      workgroups: [gx, Math.ceil(g.Cout / (tiled ? 64 : per * WY)), gz],
+      workgroups: blockGrid(v, g.N * g.Ho * g.Wo, g.Cout),
       flops: convFlops(g),
     });
-  };
-  // On GPUs the workgroup-memory kernel, not timed against the others: it may round the dot
-  // products differently (on llvmpipe it does), and a timed choice must never change bits.
-  const f = forcedVariant("conv2d_fwd");
-  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) run("tiled")();
-  else {
-    runTuned(
-      "conv2d_fwd",
-      shapeKey(g),
-      TILES.map((v) => ({ name: `tile${v}`, run: run(`tile${v}`) })),
-      `tile${t}`,
-    );
-  }
+  runConvKernel("conv2d_fwd", g, run, TILES.map((v) => `tile${v}`), `tile${t}`);
   if (own) wp.dispose();
   return y;
 }
@@ -207,32 +218,17 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   );
   // Input pixels are enumerated phase by phase (see the shader), holes included.
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
-  const pixels = g.N * g.SH * g.SW * Hs * Ws;
-  const run = (v: string) => () => {
-    const tiled = v === "tiled";
-    const per = tiled ? 64 : v === "tile16" ? 16 : 4;
-    const [cx, cz] = tiled ? groups(Math.ceil(pixels / 64)) : columns(Math.ceil(pixels / per));
+  const run = (v: string) => () =>
     engine().dispatch({
       kernel: "conv2d_bwd_data",
       entry: v,
-      constants: tiled ? {} : { WX, WY },
+      constants: v === "tiled" ? {} : { WX, WY },
       buffers: [gp.buffer, wp.buffer, gx.buffer],
       params: [...geoWords(g), Math.ceil(g.Cout / 4), Hs, Ws],
-      workgroups: [cx, Math.ceil(g.Cin / (tiled ? 64 : per * WY)), cz],
+      workgroups: blockGrid(v, g.N * g.SH * g.SW * Hs * Ws, g.Cin),
       flops: convFlops(g),
     });
-  };
-  // GPUs: the workgroup-memory kernel, not timed (as the forward).
-  const f = forcedVariant("conv2d_bwd_data");
-  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) run("tiled")();
-  else {
-    runTuned(
-      "conv2d_bwd_data",
-      shapeKey(g),
-      TILES.map((v) => ({ name: `tile${v}`, run: run(`tile${v}`) })),
-      `tile${t}`,
-    );
-  }
+  runConvKernel("conv2d_bwd_data", g, run, TILES.map((v) => `tile${v}`), `tile${t}`);
   if (own) wp.dispose();
   return gx;
 }
@@ -281,19 +277,9 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
       flops: convFlops(g),
     });
   };
-  // GPUs: the workgroup-memory kernel, not timed (as the forward); the batch split above is
-  // the same for every variant.
-  const f = forcedVariant("conv2d_bwd_weight");
-  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) run("tiled")();
-  else {
-    const variants = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
-    runTuned(
-      "conv2d_bwd_weight",
-      shapeKey(g),
-      variants.map((v) => ({ name: v, run: run(v) })),
-      dflt,
-    );
-  }
+  // The batch split above is the same for every variant, the GPU's tiled one included.
+  const variants = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
+  runConvKernel("conv2d_bwd_weight", g, run, variants, dflt);
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();
