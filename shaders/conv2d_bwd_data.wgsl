@@ -172,9 +172,7 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
 // per 16x16 workgroup; thread (lx, ly) owns pixels q0 + lx + 16 i and channels c0 + ly + 16 j.
 // A tap that reaches none of the workgroup's pixels is skipped by the whole workgroup (a flag
 // in workgroup memory, read uniformly), so strided convolutions skip what tile4 skips.
-const SLAB = 4u;
-var<workgroup> sG: array<vec4f, 256>; // [kk][pixel]
-var<workgroup> sW: array<vec4f, 256>; // [kk][channel]
+//! include conv_tiled_slab
 var<workgroup> reached: u32;
 
 @compute @workgroup_size(16, 16)
@@ -204,21 +202,9 @@ fn tiled(
           let k = k0 + lk;
           let inK = k < p.c4;
           let kc = min(k, p.c4 - 1u);
-          sG[lk * 64u + lr] = select(vec4f(0.0), GY[row + kc], inK);
-          sW[lk * 64u + lr] = select(vec4f(0.0), Wt[wrow + kc], inK);
-          workgroupBarrier();
-          let kn = min(SLAB, p.c4 - k0);
-          for (var kk = 0u; kk < kn; kk++) {
-            let o = kk * 64u;
-            let gm = transpose(mat4x4f(
-              sG[o + lid.x], sG[o + lid.x + 16u], sG[o + lid.x + 32u], sG[o + lid.x + 48u],
-            ));
-            let wm = mat4x4f(
-              sW[o + lid.y], sW[o + lid.y + 16u], sW[o + lid.y + 32u], sW[o + lid.y + 48u],
-            );
-            acc += gm * wm;
-          }
-          workgroupBarrier();
+          let pix = select(vec4f(0.0), GY[row + kc], inK);
+          let chan = select(vec4f(0.0), Wt[wrow + kc], inK);
+          acc = slabProduct(acc, pix, chan, lr, lk, min(SLAB, p.c4 - k0), lid);
         }
       }
       workgroupBarrier();

@@ -158,9 +158,7 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
 // neighbouring pixels of one channel plane). Per kernel tap, slabs of 4 vec4s of input
 // channels of the 64 pixels and of the 64 weight rows are staged in workgroup memory, one vec4
 // per thread and operand; every output sums its dot products in the order of tile4.
-const SLAB = 4u;
-var<workgroup> sX: array<vec4f, 256>; // [kk][pixel]
-var<workgroup> sW: array<vec4f, 256>; // [kk][channel]
+//! include conv_tiled_slab
 
 @compute @workgroup_size(16, 16)
 fn tiled(
@@ -186,21 +184,9 @@ fn tiled(
         let k = k0 + lk;
         let inK = k < p.c4;
         let kc = min(k, p.c4 - 1u);
-        sX[lk * 64u + lr] = select(vec4f(0.0), X[row + kc], inK);
-        sW[lk * 64u + lr] = select(vec4f(0.0), Wt[wrow + kc], inK);
-        workgroupBarrier();
-        let kn = min(SLAB, p.c4 - k0);
-        for (var kk = 0u; kk < kn; kk++) {
-          let o = kk * 64u;
-          let xm = transpose(mat4x4f(
-            sX[o + lid.x], sX[o + lid.x + 16u], sX[o + lid.x + 32u], sX[o + lid.x + 48u],
-          ));
-          let wm = mat4x4f(
-            sW[o + lid.y], sW[o + lid.y + 16u], sW[o + lid.y + 32u], sW[o + lid.y + 48u],
-          );
-          acc += xm * wm;
-        }
-        workgroupBarrier();
+        let pix = select(vec4f(0.0), X[row + kc], inK);
+        let chan = select(vec4f(0.0), Wt[wrow + kc], inK);
+        acc = slabProduct(acc, pix, chan, lr, lk, min(SLAB, p.c4 - k0), lid);
       }
     }
   }
