@@ -373,51 +373,48 @@ async function singleRun(
       const s = squareSide(o.norm, it, o, c, h, w);
       const base = initDraws + it * perIter;
       const at = (k: number) => live.map((i) => tables[i][base + k]);
+      // Per batch row: a window corner along an axis of `size` from draw k, and the channel
+      // signs from draws k.. (k + c - 1).
+      const corner = (k: number, size: number) => at(k).map((u) => Math.floor((size - s) * u));
+      const signsAt = (k: number) =>
+        Tensor.fromData(
+          live.flatMap((i) => Array.from({ length: c }, (_, ch) => sgn(tables[i][base + k + ch]))),
+          [m, c, 1, 1],
+        );
       const next = tidy(() => {
         const col = [m, 1, 1, 1];
-        const vh = Tensor.fromData(at(0).map((u) => Math.floor((h - s) * u)), col);
-        const vw = Tensor.fromData(at(1).map((u) => Math.floor((w - s) * u)), col);
-        const w1 = window(vh, vw, s);
+        const vh = corner(0, h), vw = corner(1, w);
+        const w1 = window(Tensor.fromData(vh, col), Tensor.fromData(vw, col), s);
         let xNew: Tensor;
         if (o.norm === "linf") {
-          const signs = Tensor.fromData(
-            live.flatMap((i) =>
-              Array.from({ length: c }, (_, ch) => sgn(tables[i][base + 2 + ch]))
-            ),
-            [m, c, 1, 1],
-          );
           const moved = ops.minimum(
             st.hi,
-            ops.maximum(st.lo, ops.add(st.xBest, ops.mul(signs, 2 * eps))),
+            ops.maximum(st.lo, ops.add(st.xBest, ops.mul(signsAt(2), 2 * eps))),
           );
           xNew = ops.where(w1, moved, st.xBest);
         } else {
           // L2: move the perturbation mass of window 2 into window 1 with a fresh eta pattern.
-          const vh2 = Tensor.fromData(at(2).map((u) => Math.floor((h - s) * u)), col);
-          const vw2 = Tensor.fromData(at(3).map((u) => Math.floor((w - s) * u)), col);
+          const w2 = window(
+            Tensor.fromData(corner(2, h), col),
+            Tensor.fromData(corner(3, w), col),
+            s,
+          );
+          const etas = [squareEta(s, false), squareEta(s, true)];
           const etaImg = new Float32Array(m * h * w);
           live.forEach((i, a) => {
-            const u = tables[i];
-            const eta = squareEta(s, u[base + 4] > 0.5);
-            const r0 = Math.floor((h - s) * u[base]), c0 = Math.floor((w - s) * u[base + 1]);
+            const eta = etas[tables[i][base + 4] > 0.5 ? 1 : 0];
             for (let r = 0; r < s; r++) {
               for (let cc = 0; cc < s; cc++) {
-                etaImg[a * h * w + (r0 + r) * w + c0 + cc] = eta[r * s + cc];
+                etaImg[a * h * w + (vh[a] + r) * w + vw[a] + cc] = eta[r * s + cc];
               }
             }
           });
-          const signs = Tensor.fromData(
-            live.flatMap((i) =>
-              Array.from({ length: c }, (_, ch) => sgn(tables[i][base + 5 + ch]))
-            ),
-            [m, c, 1, 1],
-          );
           const delta = squareL2Proposal(
             ops.sub(st.xBest, st.x),
             w1,
-            window(vh2, vw2, s),
+            w2,
             Tensor.fromData(etaImg, [m, 1, h, w]),
-            signs,
+            signsAt(5),
             eps,
           );
           const f = ops.div(eps, ops.add(ops.normL2PerExample(delta), 1e-12)).view(col);
