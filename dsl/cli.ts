@@ -9,7 +9,13 @@ import { Rng } from "../runtime/rng.ts";
 import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
 import { parseSpec, type PipelineDraft } from "./spec.ts";
 import { type PresetName, PRESETS, resolveSpecInput } from "./presets.ts";
-import { explainDefense, explainSteps, explainStepsText, explainText } from "./compile.ts";
+import {
+  explainDefense,
+  explainSteps,
+  explainStepsText,
+  explainText,
+  purifierOptions,
+} from "./compile.ts";
 import { runPipeline } from "./run.ts";
 import { pipelineMarkdown } from "./evaluate.ts";
 import { writeManifest } from "./manifest.ts";
@@ -80,14 +86,7 @@ export async function pipelineMain(
     const classifier = createModel(spec.classifier.arch, {
       numClasses: spec.classifier.numClasses,
     }) as Classifier;
-    const purifier = spec.purifier.kind === "deepfill"
-      ? new Purifier({
-        width: spec.purifier.width,
-        dilations: spec.purifier.dilations,
-        prefill: spec.purifier.prefill,
-        gatedGain: spec.purifier.gatedGain,
-      })
-      : null;
+    const purifier = spec.purifier.kind === "deepfill" ? new Purifier(purifierOptions(spec)) : null;
     classifier.eval();
     purifier?.eval();
     const batch = spec.finetuning.batchSize;

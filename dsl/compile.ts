@@ -9,16 +9,22 @@ import { engine } from "../runtime/engine.ts";
 import { ExampleDraws, type RandomSource, type Rng } from "../runtime/rng.ts";
 import { backward, noGrad } from "../runtime/autograd.ts";
 import { bpda, classifierTarget, eotGradient, type Target } from "../runtime/attacks/target.ts";
-import { type Classifier, createModel, type Purifier } from "../runtime/models/mod.ts";
+import {
+  type Classifier,
+  createModel,
+  type Purifier,
+  type PurifierOptions,
+} from "../runtime/models/mod.ts";
 import { fusionStats } from "../runtime/graph/fuse.ts";
 import { Adam } from "../runtime/optim.ts";
-import { type PipelineSpecT, purifierScale, type TransformSpec } from "./spec.ts";
+import { noiseSigma, type PipelineSpecT, purifierScale, type TransformSpec } from "./spec.ts";
 import {
   blocksAt,
-  gaussianNoise,
+  combineNoise,
   type Inpaint,
   type MaskedImage,
   type NoiseVariation,
+  noisyImage,
   rt1,
   rt2,
   rt3,
@@ -29,7 +35,7 @@ import {
 
 /** The purifier interface the compiler needs (runtime/models/purifier.ts implements it). */
 export interface PurifierLike {
-  run(x: Tensor, mask: Tensor): { coarse: Tensor; fine: Tensor };
+  run(x: Tensor, mask: Tensor, noise?: Tensor): { coarse: Tensor; fine: Tensor };
   train(mode?: boolean): unknown;
   eval(): unknown;
 }
@@ -78,7 +84,10 @@ export function transformSteps(
       case "noise":
         return {
           name,
-          run: (s) => ({ image: gaussianNoise(rng, s.image, t.sigma, gate), mask: s.mask }),
+          run: (s) => {
+            const r = noisyImage(rng, s.image, t.sigma, gate);
+            return { image: r.image, mask: s.mask, noise: combineNoise(s.noise, r.noise) };
+          },
         };
       case "rt3": {
         if (opts.training) {
@@ -88,7 +97,11 @@ export function transformSteps(
         if (!inpaint) throw new Error(`${name}: rt3 needs a purifier`);
         return {
           name,
-          run: (s) => ({ image: rt3(rng, s.image, t, inpaint), mask: ops.zerosLike(s.mask) }),
+          // Purified: no holes and no noise left to report.
+          run: (s) => ({
+            image: rt3(rng, s.image, t, inpaint, s.noise),
+            mask: ops.zerosLike(s.mask),
+          }),
         };
       }
       case "custom": {
@@ -100,7 +113,7 @@ export function transformSteps(
           });
         return {
           name: `${name}(${t.name})`,
-          run: (s) => ({ image: stage.apply(s.image), mask: s.mask }),
+          run: (s) => ({ ...s, image: stage.apply(s.image) }),
         };
       }
     }
@@ -108,7 +121,30 @@ export function transformSteps(
 }
 
 function combine(prev: MaskedImage, next: MaskedImage): MaskedImage {
-  return { image: next.image, mask: ops.maximum(prev.mask, next.mask) };
+  return {
+    image: next.image,
+    mask: ops.maximum(prev.mask, next.mask),
+    noise: combineNoise(prev.noise, next.noise),
+  };
+}
+
+/** The purifier's constructor options from a spec with a deepfill purifier (one place for the
+ * pipeline, the attack CLI and --explain). prefillBlur is in classifier pixels: at the
+ * purifier's size it is purifierScale times wider. */
+export function purifierOptions(spec: PipelineSpecT): PurifierOptions {
+  const p = spec.purifier;
+  if (p.kind !== "deepfill") throw new Error("purifierOptions: the spec has no deepfill purifier");
+  return {
+    width: p.width,
+    dilations: p.dilations,
+    seed: spec.seed,
+    prefill: p.prefill,
+    gatedGain: p.gatedGain,
+    // Nothing to tell without noise in the chain (a preset's prefillBlur under an RT1 chain).
+    ...((p.prefillBlur ?? 0) > 0 && noiseSigma(spec) > 0
+      ? { denoise: { blur: p.prefillBlur! * purifierScale(spec), reference: noiseSigma(spec) } }
+      : {}),
+  };
 }
 
 export function buildModules(spec: PipelineSpecT, purifier: PurifierLike | null): Modules {
@@ -141,7 +177,9 @@ export function preprocess(
   const rng: RandomSource = rows && p.draws ? p.draws.next(rows) : p.rng;
   const { purifier } = p.modules;
   const usePurifier = p.variant.purifier && purifier !== null;
-  const inpaint: Inpaint | null = usePurifier ? (img, m) => purifier!.run(img, m).fine : null;
+  const inpaint: Inpaint | null = usePurifier
+    ? (img, m, noise) => purifier!.run(img, m, noise).fine
+    : null;
   const size = x.shape[2], big = p.spec.purifierSize;
   const resample = big !== undefined && big !== size && (p.variant.transform || usePurifier);
   const input = resample ? toPurifierSize(x, big) : x;
@@ -159,7 +197,7 @@ export function preprocess(
     }
   }
   if (usePurifier && !purified && inpaint) {
-    s = { image: inpaint(s.image, s.mask), mask: s.mask };
+    s = { image: inpaint(s.image, s.mask, s.noise), mask: s.mask };
     trace?.("purifier", s.image);
   }
   if (!resample) return s.image;
@@ -284,7 +322,8 @@ export function explainSteps(p: DefenseParts, batch: number, eot: number): StepE
     out.push(one(`purifier update (batch ${batch})`, () => {
       const x = ops.full([batch, 3, size, size], 0.5);
       const mask = ops.zeros([batch, 1, size, size]);
-      const r = purifier.run(x, mask);
+      const sigma = noiseSigma(p.spec);
+      const r = purifier.run(x, mask, sigma > 0 ? ops.full([batch, 1, 1, 1], sigma) : undefined);
       backward(ops.add(ops.l1Loss(r.coarse, x), ops.l1Loss(r.fine, x)));
       opt.step();
       opt.zeroGrad();

@@ -14,7 +14,7 @@ import type { Tensor } from "../runtime/tensor.ts";
 import type { DefenseModule } from "../runtime/eval/threat.ts";
 import { parseSpec, type PipelineDraft, type PipelineSpecT } from "./spec.ts";
 import { resolveSpecInput } from "./presets.ts";
-import { type DefenseParts, defenseTarget, preprocess } from "./compile.ts";
+import { type DefenseParts, defenseTarget, preprocess, purifierOptions } from "./compile.ts";
 import { DEFENSE_NAMES, type DefenseName } from "../runtime/eval/threat.ts";
 import { type RunManifest, stagePath } from "../runtime/eval/run_files.ts";
 
@@ -81,12 +81,7 @@ export async function loadPipelineRun(
     if (spec.purifier.kind !== "deepfill") {
       throw new Error(`--defense ${defense}: the pipeline "${spec.name}" has no purifier`);
     }
-    purifier = new Purifier({
-      width: spec.purifier.width,
-      dilations: spec.purifier.dilations,
-      prefill: spec.purifier.prefill,
-      gatedGain: spec.purifier.gatedGain,
-    });
+    purifier = new Purifier(purifierOptions(spec));
     const stage = defense === "atop" ? "atop" : "pretrain";
     await loadWeights(purifier, await stagePath(run, m, stage, "purifier.safetensors"));
     purifier.eval();

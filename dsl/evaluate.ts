@@ -4,7 +4,7 @@
 // models. Every number in the report carries the protocol that produced it.
 
 import { join } from "node:path";
-import type { Tensor } from "../runtime/tensor.ts";
+import { Tensor } from "../runtime/tensor.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { classifierTarget, type Target } from "../runtime/attacks/target.ts";
 import type { Classifier, Purifier } from "../runtime/models/mod.ts";
@@ -17,7 +17,8 @@ import type { Dataset } from "../runtime/eval/data.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { Progress } from "../runtime/io/progress.ts";
 import { accuracyInterval, pctWithInterval, wilson } from "../runtime/eval/stats.ts";
-import { protocolText } from "../runtime/eval/verdict.ts";
+import { protocolPredict, protocolText } from "../runtime/eval/verdict.ts";
+import { gatherImages } from "../runtime/eval/data.ts";
 import { type DefenseParts, defenseTarget, preprocess, type Variant } from "./compile.ts";
 import type { PipelineSpecT } from "./spec.ts";
 import { inpaintingMarkdown, type InpaintingReport } from "./inpainting_eval.ts";
@@ -72,6 +73,9 @@ export interface DefenseSummary {
   /** Share of examples robust to every attack under every threat model. */
   worst_case_robust_accuracy: number;
   intervals: { clean: [number, number]; worst_case: [number, number] };
+  /** Clean accuracy on the first `n` test images (evaluation.cleanLimit), 95% Wilson interval,
+   * and the per-image verdicts ("0"/"1"). */
+  clean_all?: { n: number; accuracy: number; interval: [number, number]; verdicts: string };
 }
 
 /** Per example AND: an example stays robust only if it is robust in `robust` too. */
@@ -154,6 +158,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
   const { spec } = o;
   const data = o.test;
   const n = Math.min(spec.evaluation.limit, data.labels.length);
+  const nClean = Math.min(spec.evaluation.cleanLimit ?? 0, data.labels.length);
   const indices = Array.from({ length: n }, (_, i) => i);
   const threats: Threat[] = o.threat === "both" ? ["classifier-only", "full-pipeline"] : [o.threat];
   const clf = classifierTarget(o.classifier, { name: spec.classifier.arch });
@@ -297,7 +302,32 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
         clean: accuracyInterval(mean(cleans), n),
         worst_case: wilson((robustAll ?? []).filter(Boolean).length, n),
       },
+      ...(nClean > 0 ? { clean_all: await cleanAll(defense ?? clf) } : {}),
     });
+  }
+  /** The clean verdicts of images 0..nClean-1 as the runner decides them (draws keyed by
+   * example, restarted per batch; the same majority vote). */
+  async function cleanAll(t: Target): Promise<NonNullable<DefenseSummary["clean_all"]>> {
+    o.log(`[eval] ${t.name}: clean accuracy on ${nClean} images`);
+    const bits: string[] = [];
+    for (let s = 0; s < nClean; s += CLEAN_BATCH) {
+      const idx = Array.from({ length: Math.min(CLEAN_BATCH, nClean - s) }, (_, i) => s + i);
+      const x = ToTensor(gatherImages(data, idx), [idx.length, ...data.shape]);
+      try {
+        t.resetDraws?.(idx);
+        const pred = await protocolPredict(t, x, idx, spec.evaluation.votes ?? 1, "clean images");
+        bits.push(...idx.map((i, j) => (pred[j] === data.labels[i] ? "1" : "0")));
+      } finally {
+        x.dispose();
+      }
+    }
+    const k = bits.filter((b) => b === "1").length;
+    return {
+      n: nClean,
+      accuracy: k / nClean,
+      interval: wilson(k, nClean),
+      verdicts: bits.join(""),
+    };
   }
   const report: PipelineReport = {
     format: "atop-pipeline/1",
@@ -316,6 +346,10 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
   await writeFileAtomic(join(o.dir, "report.md"), pipelineMarkdown(report));
   return report;
 }
+
+/** Images per clean-accuracy pass (evaluation.cleanLimit). */
+const CLEAN_BATCH = 64;
+const ToTensor = (v: Float32Array, shape: number[]) => Tensor.fromData(v, shape);
 
 const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 
@@ -352,6 +386,29 @@ export function pipelineMarkdown(r: PipelineReport): string {
       `| ${row.defense} | ${row.defense === "none" ? "-" : row.threat} | ${
         ci(row.clean_accuracy)
       } | ${cells.join(" | ")} | ${ci(row.worst_case_robust_accuracy)} |`,
+    );
+  }
+  const all = r.summary.filter((s) => s.clean_all);
+  if (all.length) {
+    const m = all[0].clean_all!.n;
+    const none = r.summary.find((s) => s.defense === "none")?.clean_all;
+    lines.push(
+      "",
+      `## Clean accuracy on ${m} test images`,
+      "",
+      `Every defense on the first ${m} test images (evaluation.cleanLimit; the attacks above run on`,
+      `the first ${r.n}), with the same verdict rule and per-example draws; share: of the bare`,
+      "classifier's accuracy on the same images.",
+      "",
+      "| defense | clean | share of none |",
+      "|---|---|---|",
+      ...all.map((s) => {
+        const c = s.clean_all!;
+        const share = none && none.accuracy > 0
+          ? `${(100 * c.accuracy / none.accuracy).toFixed(1)}%`
+          : "-";
+        return `| ${s.defense} | ${pctWithInterval(c.accuracy, c.n)} | ${share} |`;
+      }),
     );
   }
   lines.push(

@@ -77,7 +77,7 @@ export async function drawCase(
       image: await t.image.data(),
       mask: await t.mask.data(),
       shape: [...x.shape] as [number, number, number, number],
-      noisy: kind === "rt2",
+      sigma: kind === "rt2" ? settings.rt2.sigma : 0,
       scale,
     };
   });

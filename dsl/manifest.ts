@@ -38,7 +38,10 @@ export function reportMetrics(r: PipelineReport): Record<string, number> {
     m[`${k}/worst_case`] = row.worst_case_robust_accuracy;
     for (const a of row.attacks) m[`${k}/${a.attack}-${a.norm}`] = a.robust_accuracy;
   }
-  for (const s of r.summary) m[`${s.defense}/worst_case_all`] = s.worst_case_robust_accuracy;
+  for (const s of r.summary) {
+    m[`${s.defense}/worst_case_all`] = s.worst_case_robust_accuracy;
+    if (s.clean_all) m[`${s.defense}/clean_accuracy_all`] = s.clean_all.accuracy;
+  }
   return m;
 }
 

@@ -25,7 +25,7 @@ import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/tra
 import { type PipelineSpecT, purifierScale } from "./spec.ts";
 import type { MaskedImage } from "../runtime/transforms.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import { transformSteps } from "./compile.ts";
+import { purifierOptions, transformSteps } from "./compile.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
 import { EVAL_PROTOCOL_VERSION } from "../runtime/eval/verdict.ts";
 import {
@@ -213,14 +213,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
   let inpainting: InpaintingReport | null = null;
   if (spec.purifier.kind === "deepfill") {
     const p = spec.purifier;
-    const make = () =>
-      new Purifier({
-        width: p.width,
-        dilations: p.dilations,
-        seed: spec.seed,
-        prefill: p.prefill,
-        gatedGain: p.gatedGain,
-      });
+    const make = () => new Purifier(purifierOptions(spec));
     const makeD = () =>
       new PatchDiscriminator({ width: p.discWidth, layers: p.discLayers, seed: spec.seed });
     // The evaluated chain's training form (the PNG grids); each stage adds its noise shares.

@@ -84,6 +84,13 @@ export const Purifier = z.discriminatedUnion("kind", [
     /** Scale of the gated layers' feature weights over PyTorch's default init ([1]); about 4
      * keeps activations and gradients at one scale through a stage (runtime/nn/layers.ts). */
     gatedGain: z.number().positive("expected a gain > 0").optional(),
+    /** Tell the purifier each example's noise level (FFDNet's noise map): the prefill fills
+     * the holes from the known pixels blurred by a Gaussian of this sigma, in the classifier's
+     * pixels, at the transform's noise sigma, and proportionally less at lower levels
+     * (pre-training's noiseScaleShare); the known pixels keep their values; both stages see the
+     * level as an input channel. Needs a prefill. Absent or 0, or a transform without noise:
+     * not told. */
+    prefillBlur: nonNegative().optional(),
   }),
   z.strictObject({ kind: z.literal("none") }),
 ]);
@@ -113,6 +120,9 @@ export const LossTerm = z.strictObject({
   weight: nonNegative(),
   /** Switch the term on only after this many steps (lambda warm-up for CE). */
   after: z.number().int().min(0).default(0),
+  /** l1-coarse, l1-fine, mse-fine: weight of a hole pixel against a known one (default 1, the
+   * plain mean; partial convolutions' hole/valid split uses 6). */
+  holes: z.number().positive("expected a hole weight > 0").optional(),
 });
 
 /** AToP: L = L_gan + a (L1 coarse + L1 fine) + lambda CE, CE switched on after warm-up. */
@@ -205,6 +215,10 @@ export const PipelineSpec = z.strictObject({
     /** Draws in the majority vote that decides a randomized defense's clean and adversarial
      * predictions (1 = a single draw, when absent). */
     votes: positiveInt().optional(),
+    /** Also score every defense's clean accuracy on the first this many test images (one
+     * forward pass each, the same verdict rule and draws as the attacked `limit` images): a
+     * clean figure with a narrow interval where attacks can afford only a few images. */
+    cleanLimit: positiveInt().optional(),
   }).default({ limit: 512, attacks: [], threat: "both", eotDraws: 20 }),
   seed: z.number().int().min(0).default(0),
 });
@@ -214,6 +228,16 @@ export type PipelineSpecInput = z.input<typeof PipelineSpec>;
 export type PipelineDraft = { name: string } & Partial<PipelineSpecInput>;
 export type PipelineSpecT = z.output<typeof PipelineSpec>;
 export type TransformSpec = z.output<typeof Transform>;
+
+/** The largest noise sigma of the transform chain (0 when it adds none): the level at which
+ * the purifier's prefillBlur applies in full. */
+export function noiseSigma(spec: Pick<PipelineSpecT, "transform">): number {
+  let s = 0;
+  for (const t of spec.transform) {
+    if (t.kind === "rt2" || t.kind === "rt3" || t.kind === "noise") s = Math.max(s, t.sigma);
+  }
+  return s;
+}
 
 /** How many purifier pixels per classifier pixel, along each side (1 without purifierSize). */
 export function purifierScale(spec: Pick<PipelineSpecT, "imageSize" | "purifierSize">): number {
@@ -275,6 +299,13 @@ export function parseSpec(value: unknown): PipelineSpecT {
       );
     }
   });
+  spec.loss.forEach((t, i) => {
+    if (t.holes !== undefined && !["l1-coarse", "l1-fine", "mse-fine"].includes(t.term)) {
+      problems.push(
+        `loss[${i}].holes: only the l1-coarse, l1-fine and mse-fine terms weigh holes, got it on "${t.term}": remove it`,
+      );
+    }
+  });
   const classes = CIFAR[spec.dataset].classes;
   if (spec.classifier.numClasses !== classes) {
     problems.push(
@@ -324,6 +355,13 @@ export function parseSpec(value: unknown): PipelineSpecT {
     problems.push(
       `purifierSize: expected imageSize (${spec.imageSize}) times an integer from 1 to 16, got ${ps}`,
     );
+  }
+  if (spec.purifier.kind === "deepfill" && (spec.purifier.prefillBlur ?? 0) > 0) {
+    if (spec.purifier.prefill === undefined || spec.purifier.prefill === "zeros") {
+      problems.push(
+        `purifier.prefillBlur: the blur feeds the prefill's hole fill; set purifier.prefill (e.g. "harmonic"), or prefillBlur to 0, got ${spec.purifier.prefillBlur}`,
+      );
+    }
   }
   if (spec.imageSize % 4 !== 0 && spec.purifier.kind === "deepfill") {
     problems.push(

@@ -6,13 +6,21 @@
 import { Tensor } from "./tensor.ts";
 import * as ops from "./ops/mod.ts";
 import type { RandomSource as Rng } from "./rng.ts";
-import type { Stage } from "./attacks/target.ts";
 import { keep } from "./tensor.ts";
 
-/** An image stage that also exposes the hole mask it used (the purifier needs it). */
+/** An image stage that also exposes the hole mask it used and the noise it added (the
+ * purifier needs both). */
 export interface MaskedImage {
   image: Tensor;
   mask: Tensor;
+  /** Each example's noise sigma [N,1,1,1] (pixel units); absent when no noise was added. */
+  noise?: Tensor;
+}
+
+/** The noise level after two independent noises: sigmas add in quadrature. */
+export function combineNoise(a?: Tensor, b?: Tensor): Tensor | undefined {
+  if (!a || !b) return a ?? b;
+  return ops.sqrt(ops.add(ops.square(a), ops.square(b)));
 }
 
 const expanders = new Map<string, Tensor>();
@@ -75,9 +83,25 @@ export type NoiseGate = (rng: Rng, n: number) => Tensor;
 /** Gaussian noise (sigma in pixel units), clipped to [0,1]; with a gate, each example's noise
  * times its factor (the gate is drawn after the noise). */
 export function gaussianNoise(rng: Rng, x: Tensor, sigma: number, gate?: NoiseGate): Tensor {
-  if (sigma === 0) return x;
+  return noisyImage(rng, x, sigma, gate).image;
+}
+
+/** gaussianNoise with each example's noise sigma [N,1,1,1] (sigma times its gate factor),
+ * absent when sigma is 0. */
+export function noisyImage(
+  rng: Rng,
+  x: Tensor,
+  sigma: number,
+  gate?: NoiseGate,
+): { image: Tensor; noise?: Tensor } {
+  if (sigma === 0) return { image: x };
+  const n = x.shape[0];
   const noise = rng.normal(x.shape, 0, sigma);
-  return ops.clamp(ops.add(x, gate ? ops.mul(noise, gate(rng, x.shape[0])) : noise), 0, 1);
+  const factor = gate ? gate(rng, n) : null;
+  return {
+    image: ops.clamp(ops.add(x, factor ? ops.mul(noise, factor) : noise), 0, 1),
+    noise: factor ? ops.scale(factor, sigma) : ops.full([n, 1, 1, 1], sigma),
+  };
 }
 
 /** How training draws vary the transform's noise per example (Schedule.noiseFreeShare and
@@ -118,46 +142,28 @@ export function rt2(
   o: MaskOptions & { sigma: number },
   gate?: NoiseGate,
 ): MaskedImage {
-  return rt1(rng, gaussianNoise(rng, x, o.sigma, gate), o);
+  const noisy = noisyImage(rng, x, o.sigma, gate);
+  return { ...rt1(rng, noisy.image, o), noise: noisy.noise };
 }
 
-/** What RT3 needs from the purifier: inpaint given the hole mask. */
-export type Inpaint = (x: Tensor, mask: Tensor) => Tensor;
+/** What RT3 needs from the purifier: inpaint given the hole mask and the noise level. */
+export type Inpaint = (x: Tensor, mask: Tensor, noise?: Tensor) => Tensor;
 
-/** RT3: `repeats` rounds of fresh mask (optionally after noise) then purify. */
+/** RT3: `repeats` rounds of fresh mask (optionally after noise) then purify. `noise`: the level
+ * of noise the input already carries (it adds to the first round's). */
 export function rt3(
   rng: Rng,
   x: Tensor,
   o: MaskOptions & { sigma: number; repeats: number },
   inpaint: Inpaint,
+  noise?: Tensor,
 ): Tensor {
   let h = x;
   for (let i = 0; i < o.repeats; i++) {
     const m = rt2(rng, h, o);
-    h = inpaint(m.image, m.mask);
+    h = inpaint(m.image, m.mask, i === 0 ? combineNoise(noise, m.noise) : m.noise);
   }
   return h;
-}
-
-/** A masking transform as a Stage in front of a purifier: the purifier receives the mask of
- * the latest call through `lastMask`. Differentiable in x (masks are constants). */
-export function maskingStage(
-  name: string,
-  rng: Rng,
-  fn: (x: Tensor) => MaskedImage,
-): Stage & { lastMask: Tensor | null } {
-  const stage = {
-    name,
-    randomized: true,
-    lastMask: null as Tensor | null,
-    apply(x: Tensor): Tensor {
-      const r = fn(x);
-      stage.lastMask = r.mask;
-      return r.image;
-    },
-  };
-  void rng;
-  return stage;
 }
 
 /** The purifier's resolution (`purifierSize`, as in the AToP code, which works at 256x256 on

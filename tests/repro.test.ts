@@ -55,7 +55,7 @@ Deno.test("repro: the committed ci_tiny manifest reruns to the same metrics and 
       0,
       `repro failed:\n${text}\n${new TextDecoder().decode(r.stderr).slice(-2000)}`,
     );
-    assert.match(text, /repro: all 25 metrics match/);
+    assert.match(text, /repro: all 29 metrics match/);
     // The per-defense summary ANDs, by example index, every attack report of every threat model.
     const evalDir = [...Deno.readDirSync(out)].find((e) => e.name.startsWith("eval-"))!.name;
     const pr = JSON.parse(await Deno.readTextFile(`${out}/${evalDir}/report.json`));

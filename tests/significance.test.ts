@@ -303,6 +303,8 @@ Deno.test("pipeline report: per-example verdicts and the Significance section, e
       limit: 6,
       eotDraws: 1,
       attacks: [{ attack: "pgd", norm: "linf", eps: 8 / 255, steps: 1 }],
+      // Past one clean batch (64 images): the attacked 6 come from the runner's batches.
+      cleanLimit: 70,
     },
   });
   const classifier = createModel(
@@ -344,7 +346,20 @@ Deno.test("pipeline report: per-example verdicts and the Significance section, e
       assert.equal(c.atop_accuracy, want, `${c.threat} ${c.metric}`);
       assert.equal(c.p_value, mcnemarExact(c.b, c.c));
     }
+    // cleanLimit: every defense on 70 images, by the same rule and draws as the attacked 6.
+    for (const sm of json.summary) {
+      const c = sm.clean_all!;
+      assert.equal(c.n, 70);
+      assert.equal(c.verdicts.length, 70);
+      const row = json.rows.find((r) => r.defense === sm.defense)!;
+      assert.equal(c.verdicts.slice(0, 6), row.verdicts.clean, sm.defense);
+      const k = fromBits(c.verdicts).filter(Boolean).length;
+      assert.equal(c.accuracy, k / 70);
+      assert.deepEqual(c.interval, wilson(k, 70));
+    }
     const md = await Deno.readTextFile(`${dir}/report.md`);
+    assert.match(md, /## Clean accuracy on 70 test images/);
+    assert.match(md, /\| atop \| \d+\.\d% \[[\d.]+, [\d.]+\] \| \d+\.\d% \|/);
     assert.match(md, /## Significance/);
     assert.match(md, /\| classifier-only \| purifier \| clean \|/);
     assert.match(md, /\| full-pipeline \| none \| worst case \|/);

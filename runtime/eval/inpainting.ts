@@ -4,6 +4,7 @@
 
 import { Tensor, tidyAsync } from "../tensor.ts";
 import { noGrad } from "../autograd.ts";
+import * as ops from "../ops/mod.ts";
 import type { Purifier } from "../models/purifier.ts";
 import { type ImageQuality, imageQualityBatch, type Nchw } from "../metrics/image.ts";
 import { blurDiffusionFill, diffusionFill, fillSettingsAt, meanFill } from "../metrics/fill.ts";
@@ -15,8 +16,9 @@ export interface InpaintingCase {
   /** [N,1,H,W], 1 = hole. */
   mask: Float32Array;
   shape: Nchw;
-  /** The known pixels carry noise (RT2): add the blur + diffusion baseline. */
-  noisy: boolean;
+  /** The noise sigma of the known pixels (RT2; 0 or absent for RT1): a noisy case adds the blur
+   * + diffusion baseline, and the purifier is told the level. */
+  sigma?: number;
   /** image, mask and shape are at this many times the resolution of `clean` (purifierSize):
    * every method works at that size and is scored after the area downsampling the classifier
    * sees. Default 1. */
@@ -65,7 +67,7 @@ export function baselineImages(c: InpaintingCase): { method: string; images: Flo
     { method: "mean fill", images: meanFill(c.image, c.mask, c.shape) },
     { method: "diffusion fill", images: diffusionFill(c.image, c.mask, c.shape, sweeps) },
   ];
-  if (c.noisy) {
+  if ((c.sigma ?? 0) > 0) {
     out.push({
       method: "blur + diffusion",
       images: blurDiffusionFill(c.image, c.mask, c.shape, sweeps, sigma),
@@ -74,14 +76,16 @@ export function baselineImages(c: InpaintingCase): { method: string; images: Flo
   return out;
 }
 
-/** The purifier's coarse and refined images (eval mode, no gradients, in batches). */
+/** The purifier's coarse and refined images (eval mode, no gradients, in batches). `noise`:
+ * each image's noise sigma, or one for all (absent: none). */
 export async function purifierImages(
   purifier: Purifier,
   image: Float32Array,
   mask: Float32Array,
   shape: Nchw,
-  batchSize = 32,
+  o: { noise?: ArrayLike<number> | number; batchSize?: number } = {},
 ): Promise<{ coarse: Float32Array; fine: Float32Array }> {
+  const batchSize = o.batchSize ?? 32;
   const [n, c, h, w] = shape, d = c * h * w;
   const coarse = new Float32Array(n * d), fine = new Float32Array(n * d);
   const wasTraining = purifier.training;
@@ -92,7 +96,12 @@ export async function purifierImages(
       await tidyAsync(async () => {
         const x = Tensor.fromData(image.subarray(s * d, (s + b) * d), [b, c, h, w]);
         const m = Tensor.fromData(mask.subarray(s * h * w, (s + b) * h * w), [b, 1, h, w]);
-        const out = noGrad(() => purifier.run(x, m));
+        const levels = o.noise === undefined
+          ? undefined
+          : typeof o.noise === "number"
+          ? ops.full([b, 1, 1, 1], o.noise)
+          : Tensor.fromData(Float32Array.from(o.noise).subarray(s, s + b), [b, 1, 1, 1]);
+        const out = noGrad(() => purifier.run(x, m, levels));
         coarse.set(await out.coarse.data(), s * d);
         fine.set(await out.fine.data(), s * d);
       });
@@ -119,7 +128,7 @@ export async function purifierRows(
   purifier: Purifier,
   c: InpaintingCase,
 ): Promise<InpaintingRow[]> {
-  const out = await purifierImages(purifier, c.image, c.mask, c.shape);
+  const out = await purifierImages(purifier, c.image, c.mask, c.shape, { noise: c.sigma });
   return [row(`${label} coarse`, out.coarse, c), row(`${label} refined`, out.fine, c)];
 }
 

@@ -5,7 +5,7 @@
 // pixels of the full-resolution image come back exactly. The purifier starts its coarse stage
 // from this fill, so before any training it already matches a classical baseline.
 
-import type { Tensor } from "../tensor.ts";
+import { keep, Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 
 /** x [N,C,H,W], mask [N,1,H,W] (1 = hole; H, W powers of two times a common size). Returns x
@@ -49,4 +49,48 @@ function diffuse(fill: Tensor, known: Tensor, mask: Tensor, sweeps: number): Ten
   let f = fill;
   for (let i = 0; i < sweeps; i++) f = ops.add(fixed, ops.mul(mask, ops.div(neighbours(f), count)));
   return f;
+}
+
+/** Radius of the blur window: the blur baseline's (runtime/metrics/fill.ts: 2 px at sigma 1,
+ * growing with sigma). */
+export const denoiseRadius = (sigma: number) => Math.ceil(2 * sigma);
+
+const gaussians = new Map<number, [Tensor, Tensor]>();
+/** Unnormalised separable Gaussian taps as conv weights [1,1,K,1] and [1,1,1,K] (the
+ * normalised convolution divides by the same weights, so the scale cancels). */
+function gaussianTaps(sigma: number): [Tensor, Tensor] {
+  let g = gaussians.get(sigma);
+  if (!g || g[0].disposed) {
+    const r = denoiseRadius(sigma);
+    const v = Float32Array.from(
+      { length: 2 * r + 1 },
+      (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)),
+    );
+    g = [
+      keep(Tensor.fromData(v, [1, 1, v.length, 1])),
+      keep(Tensor.fromData(v, [1, 1, 1, v.length])),
+    ];
+    gaussians.set(sigma, g);
+  }
+  return g;
+}
+
+/** Denoising of the known pixels before the fill, scaled per example by its noise level: the
+ * Gaussian blur (sigma in pixels) of the known pixels by normalised convolution (each becomes
+ * the weighted mean of the known pixels in its window inside the image, as the blur + diffusion
+ * baseline does), blended with the pixel itself by `level` [N,1,1,1] in [0,1]:
+ * x + level (blur(x) - x). Level 0 leaves x as it is; level 1 is the baseline's blur. Holes come
+ * out 0. x [N,C,H,W] (holes zeroed), mask [N,1,H,W] (1 = hole). Linear in x. */
+export function denoiseKnown(x: Tensor, mask: Tensor, level: Tensor, sigma: number): Tensor {
+  const [n, c, h, w] = x.shape;
+  const [gy, gx] = gaussianTaps(sigma);
+  const r = denoiseRadius(sigma);
+  const blur = (v: Tensor) =>
+    ops.conv2d(ops.conv2d(v, gy, null, { padding: [r, 0] }), gx, null, { padding: [0, r] });
+  const known = ops.sub(1, mask);
+  const sums = ops.reshape(blur(ops.reshape(ops.mul(x, known), [n * c, 1, h, w])), [n, c, h, w]);
+  // The weights are 0 only where no known pixel is in reach, inside a hole (zeroed below).
+  const weights = ops.maximum(blur(known), 1e-20);
+  const blurred = ops.div(sums, weights);
+  return ops.mul(ops.add(x, ops.mul(level, ops.sub(blurred, x))), known);
 }

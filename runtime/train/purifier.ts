@@ -30,6 +30,9 @@ export interface WeightedTerm {
   weight: number;
   /** Active from this step on (lambda warm-up). */
   after: number;
+  /** L1/MSE terms: weight of a hole pixel against a known one (1: the plain mean). The split
+   * into hole and valid pixels of Liu et al. 2018 (partial convolutions, hole weight 6). */
+  holes?: number;
 }
 
 /** AToP's fine-tuning loss: L_gan + a (L1 coarse + L1 fine) + lambda CE (from `warmup`). */
@@ -53,6 +56,8 @@ export interface TrainAttackOptions {
 export interface MaskedBatch {
   image: Tensor;
   mask: Tensor;
+  /** Each example's noise sigma [N,1,1,1] (absent: none); the purifier may use it. */
+  noise?: Tensor;
 }
 
 export interface TrainPurifierOptions {
@@ -118,22 +123,40 @@ export function generatorLoss(
   out: { coarse: Tensor; fine: Tensor },
   x: Tensor,
   y: Tensor,
-  f: { critic: (img: Tensor) => Tensor; classifier: ((img: Tensor) => Tensor) | null },
+  f: {
+    critic: (img: Tensor) => Tensor;
+    classifier: ((img: Tensor) => Tensor) | null;
+    /** The hole mask [N,1,H,W] (needed by terms with a hole weight). */
+    mask?: Tensor;
+  },
 ): { total: Tensor | null; values: Partial<Record<LossTermName, Tensor>> } {
   const values: Partial<Record<LossTermName, Tensor>> = {};
+  // mean(|d| w) (or d^2) with w = 1 on known pixels and `holes` on holes.
+  const pixelLoss = (t: WeightedTerm, d: Tensor, square: boolean) => {
+    const e = square ? ops.square(d) : ops.abs(d);
+    if ((t.holes ?? 1) === 1) return ops.mean(e);
+    if (!f.mask) throw new Error(`generatorLoss: "${t.term}" with a hole weight needs the mask`);
+    return ops.mean(ops.mul(e, ops.add(1, ops.scale(f.mask, t.holes! - 1))));
+  };
   for (const t of active) {
     switch (t.term) {
       case "gan":
         values.gan = ops.hingeGanLossG(f.critic(out.fine));
         break;
       case "l1-coarse":
-        values["l1-coarse"] = ops.l1Loss(out.coarse, x);
+        values["l1-coarse"] = (t.holes ?? 1) === 1
+          ? ops.l1Loss(out.coarse, x)
+          : pixelLoss(t, ops.sub(out.coarse, x), false);
         break;
       case "l1-fine":
-        values["l1-fine"] = ops.l1Loss(out.fine, x);
+        values["l1-fine"] = (t.holes ?? 1) === 1
+          ? ops.l1Loss(out.fine, x)
+          : pixelLoss(t, ops.sub(out.fine, x), false);
         break;
       case "mse-fine":
-        values["mse-fine"] = ops.mseLoss(out.fine, x);
+        values["mse-fine"] = (t.holes ?? 1) === 1
+          ? ops.mseLoss(out.fine, x)
+          : pixelLoss(t, ops.sub(out.fine, x), true);
         break;
       case "ce":
         if (!f.classifier) throw new Error('generatorLoss: the "ce" term needs a classifier');
@@ -156,11 +179,11 @@ export function generatorLoss(
  * G's optimizer after this scope. Shared by the trainer and its benchmark. */
 export function criticThenGeneratorLoss<T extends { total: Tensor | null }>(
   m: { G: Purifier; D: PatchDiscriminator; optD: Adam; dParams: Tensor[] },
-  b: { image: Tensor; mask: Tensor; real: Tensor },
+  b: { image: Tensor; mask: Tensor; noise?: Tensor; real: Tensor },
   loss: (out: { coarse: Tensor; fine: Tensor }) => T,
 ): T & { dLoss: Tensor } {
   return tidy(() => {
-    const out = m.G.run(b.image, b.mask);
+    const out = m.G.run(b.image, b.mask, b.noise);
     // The critic's update runs after its graph's scope: forward values nobody read are
     // dropped, not computed after the weights they depend on change.
     setTrainable(m.dParams, true);
@@ -295,14 +318,15 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
             : x;
           // The clean image at the purifier's size: L1 target and the critic's real images.
           const real = up(x);
-          const { image, mask } = o.transform(rng, source === x ? real : up(source));
+          const { image, mask, noise } = o.transform(rng, source === x ? real : up(source));
           setTrainable(gParams, true);
           const g = criticThenGeneratorLoss(
             { G, D, optD, dParams },
-            { image, mask, real },
+            { image, mask, noise, real },
             (out) =>
               generatorLoss(active, out, real, y, {
                 critic: (img) => D.score(img, mask),
+                mask,
                 classifier: o.classifier
                   ? (img) => o.classifier!.forward(toClassifierSize(img, size))
                   : null,
@@ -377,12 +401,17 @@ export async function inpaintingGrid(
   const [c, h, w] = ds.shape;
   const img = [c, h * scale, w * scale] as [number, number, number];
   const shape = [idx.length, ...img] as [number, number, number, number];
-  const { x, image, mask } = await tidyAsync(async () => {
+  const { x, image, mask, noise } = await tidyAsync(async () => {
     const x = toPurifierSize(toTensorBatch(ds, idx).x, h * scale);
     const t = transform(new Rng(seed, 0x9a1d), x);
-    return { x: await x.data(), image: await t.image.data(), mask: await t.mask.data() };
+    return {
+      x: await x.data(),
+      image: await t.image.data(),
+      mask: await t.mask.data(),
+      noise: t.noise ? await t.noise.data() : undefined,
+    };
   });
-  const out = await purifierImages(purifier, image, mask, shape);
+  const out = await purifierImages(purifier, image, mask, shape, { noise });
   purifier.eval();
   // The same baselines as the inpainting tables (runtime/eval/inpainting.ts).
   const { sweeps, sigma } = fillSettingsAt(scale);
