@@ -18,6 +18,7 @@ export const spec: PipelineDraft = {
   finetuning: { epochs: 1, batchSize: 8, lr: 1e-3, limit: 16 },
   evaluation: {
     limit: 16,
+    cleanLimit: 32,
     eotDraws: 2,
     threat: "both",
     attacks: [{ attack: "pgd", norm: "linf", eps: 8 / 255, steps: 2, restarts: 1, eot: 1 }],
