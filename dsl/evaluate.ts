@@ -312,7 +312,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
     const bits: string[] = [];
     for (let s = 0; s < nClean; s += CLEAN_BATCH) {
       const idx = Array.from({ length: Math.min(CLEAN_BATCH, nClean - s) }, (_, i) => s + i);
-      const x = ToTensor(gatherImages(data, idx), [idx.length, ...data.shape]);
+      const x = Tensor.fromData(gatherImages(data, idx), [idx.length, ...data.shape]);
       try {
         t.resetDraws?.(idx);
         const pred = await protocolPredict(t, x, idx, spec.evaluation.votes ?? 1, "clean images");
@@ -349,7 +349,6 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
 
 /** Images per clean-accuracy pass (evaluation.cleanLimit). */
 const CLEAN_BATCH = 64;
-const ToTensor = (v: Float32Array, shape: number[]) => Tensor.fromData(v, shape);
 
 const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 

@@ -86,6 +86,7 @@ export async function purifierImages(
   o: { noise?: ArrayLike<number> | number; batchSize?: number } = {},
 ): Promise<{ coarse: Float32Array; fine: Float32Array }> {
   const batchSize = o.batchSize ?? 32;
+  const perImage = typeof o.noise === "object" ? Float32Array.from(o.noise) : null;
   const [n, c, h, w] = shape, d = c * h * w;
   const coarse = new Float32Array(n * d), fine = new Float32Array(n * d);
   const wasTraining = purifier.training;
@@ -96,11 +97,11 @@ export async function purifierImages(
       await tidyAsync(async () => {
         const x = Tensor.fromData(image.subarray(s * d, (s + b) * d), [b, c, h, w]);
         const m = Tensor.fromData(mask.subarray(s * h * w, (s + b) * h * w), [b, 1, h, w]);
-        const levels = o.noise === undefined
-          ? undefined
+        const levels = perImage
+          ? Tensor.fromData(perImage.subarray(s, s + b), [b, 1, 1, 1])
           : typeof o.noise === "number"
           ? ops.full([b, 1, 1, 1], o.noise)
-          : Tensor.fromData(Float32Array.from(o.noise).subarray(s, s + b), [b, 1, 1, 1]);
+          : undefined;
         const out = noGrad(() => purifier.run(x, m, levels));
         coarse.set(await out.coarse.data(), s * d);
         fine.set(await out.fine.data(), s * d);

@@ -179,11 +179,15 @@ export class Purifier extends Module {
     // sixth of its accuracy on the purified images: docs/DSL.md.)
     const coarse = this.prefill !== "zeros"
       ? (() => {
-        const source = this.denoise && noise
-          ? denoiseKnown(xin, mask, level!, this.denoise.blur)
-          : xin;
-        const filled = prefillOf(this.prefill, source, mask);
-        const start = source === xin ? filled : ops.add(xin, ops.mul(filled, mask));
+        const start = this.denoise && noise
+          ? ops.add(
+            xin,
+            ops.mul(
+              prefillOf(this.prefill, denoiseKnown(xin, mask, level!, this.denoise.blur), mask),
+              mask,
+            ),
+          )
+          : prefillOf(this.prefill, xin, mask);
         return this.coarse.forward(ops.concat([start, mask, ...extra], 1), start);
       })()
       : this.coarse.forward(ops.concat([xin, mask, ...extra], 1));

@@ -11,7 +11,7 @@ import { Adam } from "../optim.ts";
 import { Rng } from "../rng.ts";
 import type { Classifier, PatchDiscriminator, Purifier } from "../models/mod.ts";
 import { type CifarDataset, DataLoader, toTensorBatch } from "../data/mod.ts";
-import { toClassifierSize, toPurifierSize } from "../transforms.ts";
+import { type MaskedImage, toClassifierSize, toPurifierSize } from "../transforms.ts";
 import { imageGrid } from "../io/png.ts";
 import { blurDiffusionFill, diffusionFill, fillSettingsAt } from "../metrics/fill.ts";
 import { purifierImages } from "../eval/inpainting.ts";
@@ -53,12 +53,8 @@ export interface TrainAttackOptions {
   stepSize?: number;
 }
 
-export interface MaskedBatch {
-  image: Tensor;
-  mask: Tensor;
-  /** Each example's noise sigma [N,1,1,1] (absent: none); the purifier may use it. */
-  noise?: Tensor;
-}
+/** A transformed batch: image, hole mask and each example's noise level. */
+export type MaskedBatch = MaskedImage;
 
 export interface TrainPurifierOptions {
   purifier: Purifier;
@@ -131,11 +127,13 @@ export function generatorLoss(
   },
 ): { total: Tensor | null; values: Partial<Record<LossTermName, Tensor>> } {
   const values: Partial<Record<LossTermName, Tensor>> = {};
-  // mean(|d| w) (or d^2) with w = 1 on known pixels and `holes` on holes.
-  const pixelLoss = (t: WeightedTerm, d: Tensor, square: boolean) => {
-    const e = square ? ops.square(d) : ops.abs(d);
-    if ((t.holes ?? 1) === 1) return ops.mean(e);
+  // L1 (or MSE) to the clean image; with a hole weight, mean(|d| w) with w = 1 on known pixels
+  // and `holes` on holes.
+  const pixelLoss = (t: WeightedTerm, out: Tensor, square: boolean) => {
+    if ((t.holes ?? 1) === 1) return square ? ops.mseLoss(out, x) : ops.l1Loss(out, x);
     if (!f.mask) throw new Error(`generatorLoss: "${t.term}" with a hole weight needs the mask`);
+    const d = ops.sub(out, x);
+    const e = square ? ops.square(d) : ops.abs(d);
     return ops.mean(ops.mul(e, ops.add(1, ops.scale(f.mask, t.holes! - 1))));
   };
   for (const t of active) {
@@ -144,19 +142,13 @@ export function generatorLoss(
         values.gan = ops.hingeGanLossG(f.critic(out.fine));
         break;
       case "l1-coarse":
-        values["l1-coarse"] = (t.holes ?? 1) === 1
-          ? ops.l1Loss(out.coarse, x)
-          : pixelLoss(t, ops.sub(out.coarse, x), false);
+        values["l1-coarse"] = pixelLoss(t, out.coarse, false);
         break;
       case "l1-fine":
-        values["l1-fine"] = (t.holes ?? 1) === 1
-          ? ops.l1Loss(out.fine, x)
-          : pixelLoss(t, ops.sub(out.fine, x), false);
+        values["l1-fine"] = pixelLoss(t, out.fine, false);
         break;
       case "mse-fine":
-        values["mse-fine"] = (t.holes ?? 1) === 1
-          ? ops.mseLoss(out.fine, x)
-          : pixelLoss(t, ops.sub(out.fine, x), true);
+        values["mse-fine"] = pixelLoss(t, out.fine, true);
         break;
       case "ce":
         if (!f.classifier) throw new Error('generatorLoss: the "ce" term needs a classifier');
