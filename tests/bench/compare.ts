@@ -3,6 +3,9 @@
 // Both trees run THIS tree's tests/bench/bench.ts (copied into the other tree's tests/bench/ as
 // bench_compare.ts), so the same benchmark code measures both runtimes.
 //   deno run -A tests/bench/compare.ts --old ../old [--only a,b] [--rounds 2] [--json out.json]
+// --old-bench REV gives the old tree the benchmark source of a revision of this tree instead, so
+// that each tree runs its own trainer's step where today's bench imports helpers the old tree
+// lacks (the pre-training step: 1447207's bench runs the generator twice, as that trainer did).
 
 import { parseArgs } from "node:util";
 import { writeJsonAtomic } from "../../runtime/io/atomic.ts";
@@ -48,6 +51,7 @@ async function main() {
       rounds: { type: "string", default: "2" },
       json: { type: "string" },
       quick: { type: "boolean", default: false },
+      "old-bench": { type: "string" },
     },
     strict: true,
   });
@@ -56,6 +60,20 @@ async function main() {
   // Modules that moved since older trees: point the copy at the old location when needed.
   const moved: Record<string, string> = { "runtime/transforms.ts": "dsl/transforms.ts" };
   let src = await Deno.readTextFile("tests/bench/bench.ts");
+  const rev = values["old-bench"];
+  if (rev) {
+    const shown = await new Deno.Command("git", {
+      args: ["show", `${rev}:tests/bench/bench.ts`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!shown.success) {
+      throw new Error(
+        `--old-bench: no tests/bench/bench.ts at "${rev}"; give a commit of this tree`,
+      );
+    }
+    src = new TextDecoder().decode(shown.stdout);
+  }
   for (const [now, before] of Object.entries(moved)) {
     const exists = await Deno.stat(`${old}/${now}`).then(() => true, () => false);
     if (!exists) src = src.replaceAll(`"../../${now}"`, `"../../${before}"`);
