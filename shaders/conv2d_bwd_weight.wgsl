@@ -33,7 +33,7 @@ fn validRange(k: u32, S: u32, P: u32, D: u32, size: u32, outSize: u32) -> vec2u 
 }
 
 /** The thread's tap, channel blocks (in vec4s) and batch chunk; false if it has no work. */
-struct Job { tap: u32, ky: u32, kx: u32, co: u32, ci: u32, n0: u32, n1: u32 }
+struct Job { z: u32, tap: u32, ky: u32, kx: u32, co: u32, ci: u32, n0: u32, n1: u32 }
 
 fn job(lane: u32, z: u32, co4s: u32, ci4s: u32) -> Job {
   let nci = (p.ci4 + ci4s - 1u) / ci4s;
@@ -41,8 +41,18 @@ fn job(lane: u32, z: u32, co4s: u32, ci4s: u32) -> Job {
   let tap = z % kk;
   let split = z / kk;
   let ky = tap / p.KW;
-  return Job(tap, ky, tap - ky * p.KW, (lane / nci) * co4s, (lane % nci) * ci4s,
+  return Job(z, tap, ky, tap - ky * p.KW, (lane / nci) * co4s, (lane % nci) * ci4s,
     split * p.NPER, min(p.N, (split + 1u) * p.NPER));
+}
+
+/** The CPU variants number their threads flat over (tap and batch chunk, channel block), so
+ * that a workgroup holds several taps when a tap has fewer channel blocks than WG threads: on
+ * llvmpipe an idle thread of a workgroup costs nearly as much as a busy one. The launch is
+ * 2-D (grid1d): flat = gid.x + gid.y * nwg.x * WG. A thread past the last chunk has n0 >= N. */
+fn flatJob(gid: vec3u, nwg: vec3u, co4s: u32, ci4s: u32) -> Job {
+  let lanes = ((p.co4 + co4s - 1u) / co4s) * ((p.ci4 + ci4s - 1u) / ci4s);
+  let flat = gid.x + gid.y * nwg.x * WG;
+  return job(flat % lanes, flat / lanes, co4s, ci4s);
 }
 
 /** Outer product of 4 input channels x and 4 output channels g: [column co][row ci]. */
@@ -66,9 +76,9 @@ fn store(z: u32, tap: u32, co0: u32, ci0: u32, c: mat4x4f) {
 }
 
 @compute @workgroup_size(WG)
-fn tile16(@builtin(global_invocation_id) gid: vec3u) {
-  let jb = job(gid.x, gid.y, 4u, 4u);
-  if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
+fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let jb = flatJob(gid, nwg, 4u, 4u);
+  if (jb.n0 >= p.N) { return; }
   let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
   let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
   // Channel vec4s of the block (clamped to the last one; duplicates are not stored).
@@ -105,20 +115,20 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u) {
   }
   let co = jb.co * 4u;
   let ci = jb.ci * 4u;
-  store(gid.y, jb.tap, co, ci, a00); store(gid.y, jb.tap, co + 4u, ci, a01);
-  store(gid.y, jb.tap, co + 8u, ci, a02); store(gid.y, jb.tap, co + 12u, ci, a03);
-  store(gid.y, jb.tap, co, ci + 4u, a10); store(gid.y, jb.tap, co + 4u, ci + 4u, a11);
-  store(gid.y, jb.tap, co + 8u, ci + 4u, a12); store(gid.y, jb.tap, co + 12u, ci + 4u, a13);
-  store(gid.y, jb.tap, co, ci + 8u, a20); store(gid.y, jb.tap, co + 4u, ci + 8u, a21);
-  store(gid.y, jb.tap, co + 8u, ci + 8u, a22); store(gid.y, jb.tap, co + 12u, ci + 8u, a23);
-  store(gid.y, jb.tap, co, ci + 12u, a30); store(gid.y, jb.tap, co + 4u, ci + 12u, a31);
-  store(gid.y, jb.tap, co + 8u, ci + 12u, a32); store(gid.y, jb.tap, co + 12u, ci + 12u, a33);
+  store(jb.z, jb.tap, co, ci, a00); store(jb.z, jb.tap, co + 4u, ci, a01);
+  store(jb.z, jb.tap, co + 8u, ci, a02); store(jb.z, jb.tap, co + 12u, ci, a03);
+  store(jb.z, jb.tap, co, ci + 4u, a10); store(jb.z, jb.tap, co + 4u, ci + 4u, a11);
+  store(jb.z, jb.tap, co + 8u, ci + 4u, a12); store(jb.z, jb.tap, co + 12u, ci + 4u, a13);
+  store(jb.z, jb.tap, co, ci + 8u, a20); store(jb.z, jb.tap, co + 4u, ci + 8u, a21);
+  store(jb.z, jb.tap, co + 8u, ci + 8u, a22); store(jb.z, jb.tap, co + 12u, ci + 8u, a23);
+  store(jb.z, jb.tap, co, ci + 12u, a30); store(jb.z, jb.tap, co + 4u, ci + 12u, a31);
+  store(jb.z, jb.tap, co + 8u, ci + 12u, a32); store(jb.z, jb.tap, co + 12u, ci + 12u, a33);
 }
 
 @compute @workgroup_size(WG)
-fn tile4(@builtin(global_invocation_id) gid: vec3u) {
-  let jb = job(gid.x, gid.y, 1u, 1u);
-  if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
+fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let jb = flatJob(gid, nwg, 1u, 1u);
+  if (jb.n0 >= p.N) { return; }
   let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
   let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
   var acc: mat4x4f;
@@ -136,13 +146,13 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u) {
       }
     }
   }
-  store(gid.y, jb.tap, jb.co * 4u, jb.ci * 4u, acc);
+  store(jb.z, jb.tap, jb.co * 4u, jb.ci * 4u, acc);
 }
 
 @compute @workgroup_size(WG)
-fn tile16x4(@builtin(global_invocation_id) gid: vec3u) {
-  let jb = job(gid.x, gid.y, 4u, 1u);
-  if (jb.co >= p.co4 || jb.ci >= p.ci4) { return; }
+fn tile16x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let jb = flatJob(gid, nwg, 4u, 1u);
+  if (jb.n0 >= p.N) { return; }
   let ry = validRange(jb.ky, p.SH, p.PH, p.DH, p.H, p.Ho);
   let rx = validRange(jb.kx, p.SW, p.PW, p.DW, p.W, p.Wo);
   let g = min(vec4u(jb.co) + vec4u(0u, 1u, 2u, 3u), vec4u(p.co4 - 1u));
@@ -167,8 +177,8 @@ fn tile16x4(@builtin(global_invocation_id) gid: vec3u) {
   }
   let co = jb.co * 4u;
   let ci = jb.ci * 4u;
-  store(gid.y, jb.tap, co, ci, a0); store(gid.y, jb.tap, co + 4u, ci, a1);
-  store(gid.y, jb.tap, co + 8u, ci, a2); store(gid.y, jb.tap, co + 12u, ci, a3);
+  store(jb.z, jb.tap, co, ci, a0); store(jb.z, jb.tap, co + 4u, ci, a1);
+  store(jb.z, jb.tap, co + 8u, ci, a2); store(jb.z, jb.tap, co + 12u, ci, a3);
 }
 
 // tiled: for GPUs. A 16x16 workgroup owns one tap and batch chunk (z) and a block of 16 x 16

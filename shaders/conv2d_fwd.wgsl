@@ -8,8 +8,12 @@
 // load (on the CPU adapter every storage load is a loop over the SIMD lanes: the number of
 // loads, not of FLOPs, sets the speed). A 4x4 block is a mat4x4f:
 // (transpose(Xs) * Ws)[j][i] = dot(x_i, w_j) over 4 input channels.
-// Entry points: tile16 (16 pixels x 16 channels, CPU adapter), tile4 (4 x 4) and tiled (4 x 4
-// per thread over operands staged in workgroup memory, GPUs).
+// A tap whose rows are all the zero row (padding, e.g. a dilated kernel on a small map) is
+// skipped: its products are zeros, and adding a zero to a sum that started at +0 never changes
+// its bits, so the skip keeps every variant's result.
+// Entry points: tile16 (16 pixels x 16 channels, CPU adapter), tile16x8 and tile16x4 (16 pixels
+// x 8 or 4 channels, for layers with few output channels, where tile16's block is mostly empty),
+// tile4 (4 x 4) and tiled (4 x 4 per thread over operands staged in workgroup memory, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
 
@@ -47,8 +51,17 @@ fn tapRows(px: Pixels, ky: u32, kx: u32) -> vec4u {
   let iy = px.iy + i32(ky * p.DH);
   let ix = px.ix + i32(kx * p.DW);
   let ok = (iy >= vec4i(0)) & (iy < vec4i(i32(p.H))) & (ix >= vec4i(0)) & (ix < vec4i(i32(p.W)));
-  let zero = p.N * p.H * p.W * p.c4;
-  return select(vec4u(zero), vec4u(px.base + iy * i32(p.W) + ix) * p.c4, ok);
+  return select(vec4u(zeroRow()), vec4u(px.base + iy * i32(p.W) + ix) * p.c4, ok);
+}
+
+fn zeroRow() -> u32 {
+  return p.N * p.H * p.W * p.c4;
+}
+
+/** Whether every row of a tap is the zero row (nothing to add). */
+fn padding4(r0: vec4u, r1: vec4u, r2: vec4u, r3: vec4u) -> bool {
+  let z = vec4u(zeroRow());
+  return all(r0 == z) && all(r1 == z) && all(r2 == z) && all(r3 == z);
 }
 
 /** Start (in vec4s) of the weight rows of channels c..c+3 (clamped) at tap t. */
@@ -104,6 +117,7 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
       let r1 = tapRows(p1, ky, kx);
       let r2 = tapRows(p2, ky, kx);
       let r3 = tapRows(p3, ky, kx);
+      if (padding4(r0, r1, r2, r3)) { continue; }
       let w0 = weightRows(c0, t);
       let w1 = weightRows(c0 + 4u, t);
       let w2 = weightRows(c0 + 8u, t);
@@ -134,6 +148,76 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
 }
 
 @compute @workgroup_size(WX, WY)
+fn tile16x8(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
+  let c0 = gid.y * 8u;
+  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
+  let p0 = pixels(q0);
+  let p1 = pixels(q0 + 4u);
+  let p2 = pixels(q0 + 8u);
+  let p3 = pixels(q0 + 12u);
+  var a00: mat4x4f; var a01: mat4x4f; var a10: mat4x4f; var a11: mat4x4f;
+  var a20: mat4x4f; var a21: mat4x4f; var a30: mat4x4f; var a31: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let t = ky * p.KW + kx;
+      let r0 = tapRows(p0, ky, kx);
+      let r1 = tapRows(p1, ky, kx);
+      let r2 = tapRows(p2, ky, kx);
+      let r3 = tapRows(p3, ky, kx);
+      if (padding4(r0, r1, r2, r3)) { continue; }
+      let w0 = weightRows(c0, t);
+      let w1 = weightRows(c0 + 4u, t);
+      for (var k = 0u; k < p.c4; k++) {
+        let y0 = ws(w0, k);
+        let y1 = ws(w1, k);
+        var x = xs(r0, k);
+        a00 += x * y0; a01 += x * y1;
+        x = xs(r1, k);
+        a10 += x * y0; a11 += x * y1;
+        x = xs(r2, k);
+        a20 += x * y0; a21 += x * y1;
+        x = xs(r3, k);
+        a30 += x * y0; a31 += x * y1;
+      }
+    }
+  }
+  store(q0, c0, a00); store(q0, c0 + 4u, a01); store(q0 + 4u, c0, a10); store(q0 + 4u, c0 + 4u, a11);
+  store(q0 + 8u, c0, a20); store(q0 + 8u, c0 + 4u, a21);
+  store(q0 + 12u, c0, a30); store(q0 + 12u, c0 + 4u, a31);
+}
+
+@compute @workgroup_size(WX, WY)
+fn tile16x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
+  let c0 = gid.y * 4u;
+  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
+  let p0 = pixels(q0);
+  let p1 = pixels(q0 + 4u);
+  let p2 = pixels(q0 + 8u);
+  let p3 = pixels(q0 + 12u);
+  var a0: mat4x4f; var a1: mat4x4f; var a2: mat4x4f; var a3: mat4x4f;
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let r0 = tapRows(p0, ky, kx);
+      let r1 = tapRows(p1, ky, kx);
+      let r2 = tapRows(p2, ky, kx);
+      let r3 = tapRows(p3, ky, kx);
+      if (padding4(r0, r1, r2, r3)) { continue; }
+      let w = weightRows(c0, ky * p.KW + kx);
+      for (var k = 0u; k < p.c4; k++) {
+        let y = ws(w, k);
+        a0 += xs(r0, k) * y;
+        a1 += xs(r1, k) * y;
+        a2 += xs(r2, k) * y;
+        a3 += xs(r3, k) * y;
+      }
+    }
+  }
+  store(q0, c0, a0); store(q0 + 4u, c0, a1); store(q0 + 8u, c0, a2); store(q0 + 12u, c0, a3);
+}
+
+@compute @workgroup_size(WX, WY)
 fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
   let c0 = gid.y * 4u;
@@ -143,6 +227,7 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   for (var ky = 0u; ky < p.KH; ky++) {
     for (var kx = 0u; kx < p.KW; kx++) {
       let r = tapRows(px, ky, kx);
+      if (all(r == vec4u(zeroRow()))) { continue; }
       let w = weightRows(c0, ky * p.KW + kx);
       for (var k = 0u; k < p.c4; k++) {
         acc += xs(r, k) * ws(w, k);

@@ -35,7 +35,14 @@ const CASES = [
   { x: [2, 3, 9, 8], w: [5, 3, 3, 3], o: { padding: 1 } },
   { x: [3, 8, 8, 8], w: [16, 8, 3, 3], o: { padding: 2, dilation: 2 } },
   { x: [1, 6, 7, 7], w: [20, 6, 5, 5], o: { stride: 2, padding: 2 } },
+  // Few channels both ways (the narrow blocks), a dilation that leaves whole taps in the
+  // padding of an 8x8 map (skipped taps), and a strided one with 3 input channels.
+  { x: [3, 7, 8, 8], w: [6, 7, 3, 3], o: { padding: 4, dilation: 4 } },
+  { x: [2, 3, 10, 9], w: [4, 3, 3, 3], o: { stride: 2, padding: 1 } },
 ];
+
+/** Forward and input-gradient variants beside tile4 (the weight gradient's are separate). */
+const BLOCK_VARIANTS = ["tile16", "tile16x8", "tile16x4"];
 
 Deno.test("conv variants are bit-identical to each other (fwd, input and weight gradients)", async () => {
   for (const c of CASES) {
@@ -61,8 +68,10 @@ Deno.test("conv variants are bit-identical to each other (fwd, input and weight 
       }
     };
     const a = await run("tile4", "tile4", "tile4");
-    const b = await run("tile16", "tile16", "tile16");
-    assert.deepEqual(b, a, `conv ${JSON.stringify(c)}: tile16 vs tile4`);
+    for (const v of BLOCK_VARIANTS) {
+      const b = await run(v, v, "tile16");
+      assert.deepEqual(b, a, `conv ${JSON.stringify(c)}: ${v} vs tile4`);
+    }
     if (c.x[1] <= 4) {
       const d = await run("tile16", "tile16", "tile16x4");
       assert.deepEqual(d.gw, a.gw, "weight gradient tile16x4 vs tile4");
@@ -74,8 +83,10 @@ Deno.test("conv variants are bit-identical to each other (fwd, input and weight 
 
 Deno.test("every conv variant matches the float64 reference, forward and gradients", async () => {
   const r = rng(9);
-  for (const v of ["tile4", "tile16", "tiled"]) {
-    for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) forceVariant(f, v);
+  for (const v of ["tile4", ...BLOCK_VARIANTS, "tiled"]) {
+    for (const f of ["conv2d_fwd", "conv2d_bwd_data"]) forceVariant(f, v);
+    // The weight gradient has no 16x8 block; its 16x4 is 16 output x 4 input channels.
+    forceVariant("conv2d_bwd_weight", v === "tile16x8" ? "tile16" : v);
     try {
       // Dilated; strided with ragged phases (the input gradient skips taps per phase); and
       // wider than one 64-channel block of the tiled kernels.

@@ -3,7 +3,7 @@
 // (= transposed-conv forward) and weight gradient; none needs an im2col buffer.
 
 import { isGradEnabled, record } from "../autograd.ts";
-import { engine } from "../engine.ts";
+import { engine, grid1d } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
 import { forcedVariant, runTuned } from "../tune/tuner.ts";
 import { keep, Tensor } from "../tensor.ts";
@@ -13,7 +13,10 @@ import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { packRows4 } from "./matmul.ts";
 
-const WX = 8, WY = 8;
+// Workgroups of the CPU variants: 64 threads along the pixels, one channel block each. On
+// llvmpipe an idle thread of a workgroup costs nearly as much as a busy one, and layers with few
+// channels left most of an 8x8 workgroup idle (16 -> 8 channels, 16 x 8 blocks: 4.8 -> 1.6 ms).
+const WX = 64, WY = 1;
 
 const tileSize = blockTile;
 const MAX_GROUPS = 65535;
@@ -91,16 +94,35 @@ function groups(n: number): [number, number] {
   return [Math.ceil(n / z), z];
 }
 
+/** Pixels x channels per thread of the forward and input-gradient variants (the shaders' entry
+ * points of the same names). */
+const BLOCKS: Record<string, readonly [number, number]> = {
+  tile4: [4, 4],
+  tile16: [16, 16],
+  tile16x8: [16, 8],
+  tile16x4: [16, 4],
+};
+
+/** Every variant of the forward and input-gradient families (a test may force any of them). */
+const BLOCK_VARIANTS = [...Object.keys(BLOCKS), "tiled"];
+
+/** The variants timed for a layer with `channels` channels per pixel: the narrow blocks only
+ * where tile16's channel block would be at least half empty (the purifier's 3-8 channel layers),
+ * so that wide layers do not pay for compiling and timing them. */
+function blockVariants(channels: number): string[] {
+  return ["tile4", "tile16", ...(channels <= 4 ? ["tile16x4"] : channels <= 8 ? ["tile16x8"] : [])];
+}
+
 /** Workgroups of a kernel over pixel x channel blocks (forward, input gradient): tiled runs
- * 64 x 64 per 16x16 workgroup, tileN N x N per thread on WX x WY threads. */
+ * 64 x 64 per 16x16 workgroup, the others BLOCKS[v] per thread on WX x WY threads. */
 function blockGrid(v: string, pixels: number, channels: number): [number, number, number] {
   if (v === "tiled") {
     const [x, z] = groups(Math.ceil(pixels / 64));
     return [x, Math.ceil(channels / 64), z];
   }
-  const per = v === "tile16" ? 16 : 4;
-  const [x, z] = columns(Math.ceil(pixels / per));
-  return [x, Math.ceil(channels / (per * WY)), z];
+  const [pp, pc] = BLOCKS[v];
+  const [x, z] = columns(Math.ceil(pixels / pp));
+  return [x, Math.ceil(channels / (pc * WY)), z];
 }
 
 /** Runs a conv kernel family: on GPUs its workgroup-memory variant "tiled", never timed against
@@ -112,11 +134,16 @@ function runConvKernel(
   run: (v: string) => () => void,
   variants: string[],
   dflt: string,
+  known: string[],
 ): void {
   const f = forcedVariant(family);
-  if (f === "tiled" || (f === undefined && !engine().adapter.isFallbackAdapter)) {
-    return run("tiled")();
+  if (f !== undefined) {
+    if (!known.includes(f)) {
+      throw new Error(`forceVariant: ${family} has no variant "${f}"; one of ${known.join(", ")}`);
+    }
+    return run(f)();
   }
+  if (!engine().adapter.isFallbackAdapter) return run("tiled")();
   runTuned(family, shapeKey(g), variants.map((v) => ({ name: v, run: run(v) })), dflt);
 }
 
@@ -134,13 +161,12 @@ function packOutput(gy: Tensor, g: Geometry): Tensor {
   return packRows4(gy, g.N, hwo, g.Cout, { sb: g.Cout * hwo, so: 1, si: hwo }, 1);
 }
 
-const TILES = [4, 16];
-
 /** The shape class a tuned conv choice is kept for (batch rounded up to a power of two). */
 function shapeKey(g: Geometry): string {
   const n = 2 ** Math.ceil(Math.log2(Math.max(1, g.N)));
+  // wg64: choices timed with the 8x8 workgroups of before are not reused.
   return `n${n} ${g.Cin}>${g.Cout} ${g.H}x${g.W}>${g.Ho}x${g.Wo} k${g.KH}x${g.KW} ` +
-    `s${g.SH},${g.SW} p${g.PH},${g.PW} d${g.DH},${g.DW}`;
+    `s${g.SH},${g.SW} p${g.PH},${g.PW} d${g.DH},${g.DW} wg64`;
 }
 
 /** Packed weights of frozen layers, by weight buffer and layout: an attack runs the same
@@ -199,7 +225,7 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
       workgroups: blockGrid(v, g.N * g.Ho * g.Wo, g.Cout),
       flops: convFlops(g),
     });
-  runConvKernel("conv2d_fwd", g, run, TILES.map((v) => `tile${v}`), `tile${t}`);
+  runConvKernel("conv2d_fwd", g, run, blockVariants(g.Cout), `tile${t}`, BLOCK_VARIANTS);
   if (own) wp.dispose();
   return y;
 }
@@ -228,7 +254,7 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
       workgroups: blockGrid(v, g.N * g.SH * g.SW * Hs * Ws, g.Cin),
       flops: convFlops(g),
     });
-  runConvKernel("conv2d_bwd_data", g, run, TILES.map((v) => `tile${v}`), `tile${t}`);
+  runConvKernel("conv2d_bwd_data", g, run, blockVariants(g.Cin), `tile${t}`, BLOCK_VARIANTS);
   if (own) wp.dispose();
   return gx;
 }
@@ -263,23 +289,29 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
     const tiled = v === "tiled";
     const { to, ti } = blocks(v);
     const lanes = Math.ceil(g.Cin / ti) * Math.ceil(g.Cout / to);
-    // tiled: one 16x16 workgroup per block of 64 x 64 channels (and tap and batch chunk).
-    const gx = tiled
-      ? Math.ceil(g.Cin / 64) * Math.ceil(g.Cout / 64)
-      : Math.ceil(lanes / WG_WEIGHT);
+    // tiled: one 16x16 workgroup per block of 64 x 64 channels (and tap and batch chunk); the
+    // others number their threads flat over (tap and chunk, channel block): see the shader.
+    const workgroups: [number, number] = tiled
+      ? [Math.ceil(g.Cin / 64) * Math.ceil(g.Cout / 64), split * kk]
+      : grid1d(lanes * split * kk, WG_WEIGHT);
     engine().dispatch({
       kernel: "conv2d_bwd_weight",
       entry: v,
       constants: tiled ? {} : { WG: WG_WEIGHT },
       buffers: [xp.buffer, gp.buffer, partial.buffer],
       params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
-      workgroups: [gx, split * kk],
+      workgroups,
       flops: convFlops(g),
     });
   };
   // The batch split above is the same for every variant, the GPU's tiled one included.
   const variants = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
-  runConvKernel("conv2d_bwd_weight", g, run, variants, dflt);
+  runConvKernel("conv2d_bwd_weight", g, run, variants, dflt, [
+    "tile4",
+    "tile16",
+    "tile16x4",
+    "tiled",
+  ]);
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();

@@ -151,7 +151,8 @@ export function runTuned(
     return dflt.run();
   }
   load();
-  const id = `${family}|${key}`;
+  // The candidates are part of the key: a choice made before a variant existed is re-timed.
+  const id = `${family}|${key}|${candidates.map((c) => c.name).join(",")}`;
   const chosen = state.choices.get(id);
   if (chosen !== undefined) return (byName(chosen) ?? dflt).run();
   const eng = engine();
