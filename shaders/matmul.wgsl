@@ -9,8 +9,10 @@
 // CPU adapter, where accumulators spill cheaply to L1), tile4 (4x4, no workgroup memory) and
 // tiled (4x4 per thread over operands staged in workgroup memory, for GPUs).
 // Rows clamp at the edges so loads never branch; only the stores are guarded.
-override WX: u32 = 8u;
-override WY: u32 = 8u;
+// tile16 and tile4 number their blocks flat (row-major over the blocks of C) on 1-D workgroups
+// of WG threads, so that a thin product (a [1,K] x [K,N] power iteration, a [32,512] x [512,10]
+// head) leaves no thread of a workgroup idle: on llvmpipe idle threads cost nearly as much as
+// busy ones. (WG is declared with the pack kernels below; the matmul launches set it to 64.)
 
 // M, N: output size; k4: K4 / 4; sa, sb: batch strides of A, B in vec4s; sc: of C in floats
 // (0 broadcasts an operand over the batch).
@@ -44,11 +46,19 @@ fn store(bc: u32, m0: u32, n0: u32, c: mat4x4f) {
   }
 }
 
-@compute @workgroup_size(WX, WY)
+/** Block (row, column) of thread gid.x over blocks of `per` x `per` outputs; false past the end. */
+fn block(x: u32, per: u32) -> vec3u {
+  let nbx = (p.N + per - 1u) / per;
+  let by = x / nbx;
+  return vec3u(by * per, (x - by * nbx) * per, u32(by * per < p.M));
+}
+
+@compute @workgroup_size(WG)
 fn tile16(@builtin(global_invocation_id) gid: vec3u) {
-  let m0 = gid.y * 16u;
-  let n0 = gid.x * 16u;
-  if (m0 >= p.M || n0 >= p.N) { return; }
+  let bk = block(gid.x, 16u);
+  if (bk.z == 0u) { return; }
+  let m0 = bk.x;
+  let n0 = bk.y;
   let ba = gid.z * p.sa;
   let bb = gid.z * p.sb;
   let a0 = rows(ba, m0, p.M);
@@ -88,11 +98,12 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u) {
   store(bc, m0 + 12u, n0 + 8u, c32); store(bc, m0 + 12u, n0 + 12u, c33);
 }
 
-@compute @workgroup_size(WX, WY)
+@compute @workgroup_size(WG)
 fn tile4(@builtin(global_invocation_id) gid: vec3u) {
-  let m0 = gid.y * 4u;
-  let n0 = gid.x * 4u;
-  if (m0 >= p.M || n0 >= p.N) { return; }
+  let bk = block(gid.x, 4u);
+  if (bk.z == 0u) { return; }
+  let m0 = bk.x;
+  let n0 = bk.y;
   let a = rows(gid.z * p.sa, m0, p.M);
   let b = rows(gid.z * p.sb, n0, p.N);
   var c: mat4x4f;

@@ -210,6 +210,16 @@ Deno.test("every matmul variant (tile4, tile16, workgroup-tiled) matches referen
         input([3, 20], r),
         input([20, 8], r),
       ]);
+      // Thin products (a power iteration's row and column): blocks numbered flat over more
+      // than one 64-thread workgroup along one side only.
+      await checkOp(`${v} row 1x30x1100`, ([a, b]) => ops.matmul(a, b), matmulRef(1, 30, 1100), [
+        input([1, 30], r),
+        input([30, 1100], r),
+      ]);
+      await checkOp(`${v} column 1100x21x1`, ([a, b]) => ops.matmul(a, b), matmulRef(1100, 21, 1), [
+        input([1100, 21], r),
+        input([21, 1], r),
+      ]);
       await checkOp(
         `${v} batched @ shared 2x65x24x17`,
         ([a, b]) => ops.matmul(a, b),

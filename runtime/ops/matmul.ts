@@ -9,7 +9,8 @@ import { launch1d, words } from "./util.ts";
 import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 
-const WX = 8, WY = 8;
+/** Threads per workgroup of tile16 and tile4 (blocks numbered flat: see the shader). */
+const WG = 64;
 
 /** The matmul kernel variants: tile16 (CPU adapter), tile4 and tiled (workgroup memory, the
  * default on GPUs). Chosen per adapter, not by timing: they may round differently. */
@@ -135,15 +136,21 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   // Not tuned: the variants may round a dot product differently (tile4 and tile16 do on
   // llvmpipe), and a choice made by timing must never change results.
   const v = matmulVariant();
-  // Outputs per workgroup along N and M.
-  const per = v === "tiled" ? [64, 64] : v === "tile16" ? [16 * WX, 16 * WY] : [4 * WX, 4 * WY];
+  // tiled: a 64x64 block per workgroup; the others one block per thread, numbered flat.
+  const per = v === "tiled" ? 64 : v === "tile16" ? 16 : 4;
+  const blocks = Math.ceil(N / per) * Math.ceil(M / per);
+  if (v !== "tiled" && blocks > 65535 * WG) {
+    throw new Error(`matmul: [${M}, ${N}] output has too many blocks for one launch`);
+  }
   engine().dispatch({
     kernel: "matmul",
     entry: v,
-    constants: v === "tiled" ? {} : { WX, WY },
+    constants: v === "tiled" ? {} : { WG },
     buffers: [ap.buffer, bp.buffer, out.buffer],
     params: words(M, N, k4, ba === 1 ? 0 : M * k4, bb === 1 ? 0 : N * k4, M * N),
-    workgroups: [Math.ceil(N / per[0]), Math.ceil(M / per[1]), batch],
+    workgroups: v === "tiled"
+      ? [Math.ceil(N / per), Math.ceil(M / per), batch]
+      : [Math.ceil(blocks / WG), 1, batch],
     flops: 2 * batch * M * N * K,
   });
   if (ap !== a) ap.dispose();
