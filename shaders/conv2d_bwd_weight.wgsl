@@ -47,8 +47,8 @@ fn job(lane: u32, z: u32, co4s: u32, ci4s: u32) -> Job {
 
 /** The CPU variants number their threads flat over (tap and batch chunk, channel block), so
  * that a workgroup holds several taps when a tap has fewer channel blocks than WG threads: on
- * llvmpipe an idle thread of a workgroup costs nearly as much as a busy one. The launch is
- * 2-D (grid1d): flat = gid.x + gid.y * nwg.x * WG. A thread past the last chunk has n0 >= N. */
+ * llvmpipe an idle thread of a workgroup costs a large part of what a busy one does. The launch
+ * is 2-D (grid1d): flat = gid.x + gid.y * nwg.x * WG. A thread past the last chunk has n0 >= N. */
 fn flatJob(gid: vec3u, nwg: vec3u, co4s: u32, ci4s: u32) -> Job {
   let lanes = ((p.co4 + co4s - 1u) / co4s) * ((p.ci4 + ci4s - 1u) / ci4s);
   let flat = gid.x + gid.y * nwg.x * WG;

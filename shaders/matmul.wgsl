@@ -11,8 +11,8 @@
 // Rows clamp at the edges so loads never branch; only the stores are guarded.
 // tile16 and tile4 number their blocks flat (row-major over the blocks of C) on 1-D workgroups
 // of WG threads, so that a thin product (a [1,K] x [K,N] power iteration, a [32,512] x [512,10]
-// head) leaves no thread of a workgroup idle: on llvmpipe idle threads cost nearly as much as
-// busy ones. (WG is declared with the pack kernels below; the matmul launches set it to 64.)
+// head) leaves no thread of a workgroup idle: on llvmpipe an idle thread costs a large part of
+// what a busy one does. (WG is declared with the pack kernels below; matmul launches set it to 64.)
 
 // M, N: output size; k4: K4 / 4; sa, sb: batch strides of A, B in vec4s; sc: of C in floats
 // (0 broadcasts an operand over the batch).

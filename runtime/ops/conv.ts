@@ -14,8 +14,9 @@ import { sum } from "./reduce.ts";
 import { packRows4 } from "./matmul.ts";
 
 // Workgroups of the CPU variants: 64 threads along the pixels, one channel block each. On
-// llvmpipe an idle thread of a workgroup costs nearly as much as a busy one, and layers with few
-// channels left most of an 8x8 workgroup idle (16 -> 8 channels, 16 x 8 blocks: 4.8 -> 1.6 ms).
+// llvmpipe an idle thread of a workgroup costs a large part of what a busy one does, and layers
+// with few channels left most of an 8x8 workgroup idle (16 -> 8 channels, 16 x 8 blocks: 4.8 ->
+// 1.6 ms).
 const WX = 64, WY = 1;
 
 const tileSize = blockTile;
