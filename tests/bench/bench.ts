@@ -443,12 +443,21 @@ async function measureCount(b: Bench): Promise<{ value: number; notes: string }>
   if (!delta) {
     const { rep, cleanup } = b.setup();
     try {
-      // No warm-up: a count does not depend on compiled pipelines or a filled pool.
+      // No warm-up: a count does not depend on compiled pipelines or a filled pool. Nor on the
+      // tuner's choice (every variant is one launch), but a shape timed for the first time
+      // launches each candidate twice more: the defaults run instead (ATOP_TUNE=off).
       const eng = engine();
       await eng.sync();
       const before = { ...eng.counters };
+      const tune = Deno.env.get("ATOP_TUNE");
+      Deno.env.set("ATOP_TUNE", "off");
       const t0 = performance.now();
-      await rep();
+      try {
+        await rep();
+      } finally {
+        if (tune === undefined) Deno.env.delete("ATOP_TUNE");
+        else Deno.env.set("ATOP_TUNE", tune);
+      }
       const ms = performance.now() - t0;
       await eng.sync();
       const after = eng.counters as Record<string, number>;
