@@ -30,7 +30,8 @@ import { rt1 } from "../../runtime/transforms.ts";
 import { parseSpec } from "../../dsl/spec.ts";
 import { resolveSpecInput } from "../../dsl/presets.ts";
 import { buildModules, defenseTarget } from "../../dsl/compile.ts";
-import { spec as atopSpec } from "../../pipelines/cifar10_atop.ts";
+// Issue 12's workload (67d94fe's quick preset); compare.ts copies it into an old tree too.
+import { spec as issue12Spec } from "./quick_67d94fe.ts";
 
 interface Result {
   name: string;
@@ -348,11 +349,11 @@ function purifierStepBench(batch: number): Bench {
 }
 
 /** AutoAttack "rand" (APGD-CE + APGD-DLR, EOT 20) through issue 12's defense, the quick preset's
- * of 67d94fe, pinned here so that the comparison with that tree measures one workload (the quick
- * preset has since moved its purifier to 64x64): RT2 -> width-8 purifier with push-pull prefill
- * at 32x32 -> smallcnn, random weights, Linf 8/255, on `batch` images
- * with `steps` iterations per attack: one repetition is 2 * (steps + 1) * 20 forward+backward
- * passes per image. */
+ * of 67d94fe, pinned in quick_67d94fe.ts so that the comparison with that tree measures one
+ * workload (the quick preset has since moved its purifier to 64x64): RT2 -> width-8 purifier with
+ * push-pull prefill at 32x32 -> smallcnn, random weights, Linf 8/255, on `batch` images with
+ * `steps` iterations per attack: one repetition is 2 * (steps + 1) * 20 forward+backward passes
+ * per image. */
 function autoAttackRandBench(batch: number, steps: number): Bench {
   return {
     name: `autoattack_rand_eot20_quick_defense_images_per_s`,
@@ -360,18 +361,8 @@ function autoAttackRandBench(batch: number, steps: number): Bench {
     work: batch,
     default: false,
     setup() {
-      const spec = parseSpec({
-        ...resolveSpecInput(atopSpec, "paper"),
-        classifier: { arch: "smallcnn" },
-        purifier: {
-          kind: "deepfill",
-          width: 8,
-          dilations: [2, 4],
-          discWidth: 8,
-          discLayers: 3,
-          prefill: "pushpull",
-        },
-      });
+      // Every field is set by the workload, so the preset under it contributes nothing.
+      const spec = parseSpec(resolveSpecInput(issue12Spec, "paper"));
       const ps = spec.purifier;
       if (ps.kind !== "deepfill") throw new Error("bench: the quick preset has no purifier");
       const purifier = new Purifier({

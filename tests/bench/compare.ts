@@ -79,6 +79,11 @@ async function main() {
     if (!exists) src = src.replaceAll(`"../../${now}"`, `"../../${before}"`);
   }
   await Deno.writeTextFile(`${old}/tests/bench/bench_compare.ts`, src);
+  // The bench's pinned workloads, for trees older than them (an older --old-bench ignores it).
+  const workload = "tests/bench/quick_67d94fe.ts";
+  if (!(await Deno.stat(`${old}/${workload}`).then(() => true, () => false))) {
+    await Deno.copyFile(workload, `${old}/${workload}`);
+  }
   const names = (values.only ??
     "matmul_1024_gflops,conv3x3_c64_fwd_bwd_gflops,resnet18_train_step_images_per_s," +
       "pgd10_resnet18_images_per_s,smallcnn_train_step_images_per_s," +

@@ -4,7 +4,8 @@
 // Every field is set here, so run it under --preset paper (whose fields it all overrides) with
 // the shipped subset:
 //   deno task run tests/bench/quick_67d94fe.ts --preset paper --data data/cifar10 --out DIR
-// and the old tree with `deno task run pipelines/cifar10_atop.ts --preset quick`.
+// and the old tree with `deno task run pipelines/cifar10_atop.ts --preset quick`. The
+// AutoAttack-rand benchmark (bench.ts) attacks its defense.
 
 import type { PipelineDraft } from "../../dsl/spec.ts";
 import { runAsMain } from "../../dsl/cli.ts";
