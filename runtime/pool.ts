@@ -142,15 +142,23 @@ export class BufferPool {
     }
   }
 
+  /** Called with each buffer just before it is destroyed (the engine drops its bind groups). */
+  onDestroy: ((buf: GPUBuffer) => void)[] = [];
+
+  #destroy(buf: GPUBuffer): void {
+    for (const f of this.onDestroy) f(buf);
+    buf.destroy();
+  }
+
   /** Destroys the buffers evicted before a submit; the engine calls it after each submit. */
   afterSubmit(): void {
-    for (const b of this.#toDestroy) b.destroy();
+    for (const b of this.#toDestroy) this.#destroy(b);
     this.#toDestroy = [];
   }
 
   /** Destroys all free buffers (e.g. between benchmark phases). */
   trim(): void {
-    for (const list of this.#free.values()) for (const b of list) b.destroy();
+    for (const list of this.#free.values()) for (const b of list) this.#destroy(b);
     this.#free.clear();
     this.#freeOrder.clear();
     this.#freeBytes = 0;

@@ -10,7 +10,8 @@
 // (transpose(Xs) * Ws)[j][i] = dot(x_i, w_j) over 4 input channels.
 // A tap whose rows are all the zero row (padding, e.g. a dilated kernel on a small map) is
 // skipped: its products are zeros, and adding a zero to a sum that started at +0 never changes
-// its bits, so the skip keeps every variant's result.
+// its bits, so the skip keeps every variant's result (for finite weights: an Inf or NaN weight
+// times a padding zero is NaN, and variants skip over groups of 4 or 16 pixels).
 // Entry points: tile16 (16 pixels x 16 channels, CPU adapter), tile16x8 and tile16x4 (16 pixels
 // x 8 or 4 channels, for layers with few output channels, where tile16's block is mostly empty),
 // tile4 (4 x 4) and tiled (4 x 4 per thread over operands staged in workgroup memory, GPUs).

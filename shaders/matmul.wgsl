@@ -46,7 +46,8 @@ fn store(bc: u32, m0: u32, n0: u32, c: mat4x4f) {
   }
 }
 
-/** Block (row, column) of thread gid.x over blocks of `per` x `per` outputs; false past the end. */
+/** Block (row, column) of flat thread x over blocks of `per` x `per` outputs; false past the
+ * end. The launch is [grid1d(blocks), batch]: x = gid.x + gid.y * nwg.x * WG. */
 fn block(x: u32, per: u32) -> vec3u {
   let nbx = (p.N + per - 1u) / per;
   let by = x / nbx;
@@ -54,8 +55,8 @@ fn block(x: u32, per: u32) -> vec3u {
 }
 
 @compute @workgroup_size(WG)
-fn tile16(@builtin(global_invocation_id) gid: vec3u) {
-  let bk = block(gid.x, 16u);
+fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let bk = block(gid.x + gid.y * nwg.x * WG, 16u);
   if (bk.z == 0u) { return; }
   let m0 = bk.x;
   let n0 = bk.y;
@@ -99,8 +100,8 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 @compute @workgroup_size(WG)
-fn tile4(@builtin(global_invocation_id) gid: vec3u) {
-  let bk = block(gid.x, 4u);
+fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let bk = block(gid.x + gid.y * nwg.x * WG, 4u);
   if (bk.z == 0u) { return; }
   let m0 = bk.x;
   let n0 = bk.y;

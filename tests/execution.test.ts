@@ -236,3 +236,39 @@ Deno.test("a validation error surfaces at the next sync, naming the batch's kern
   a.dispose();
   b.dispose();
 });
+
+Deno.test("bind groups repeat across identical steps and go with destroyed buffers", async () => {
+  const eng = engine();
+  const x = images(8, 41);
+  const w = Tensor.fromData(Array.from({ length: 10 * D }, (_, i) => Math.sin(i)), [D, 10]);
+  const step = () => tidy(() => ops.sum(ops.relu(ops.matmul(ops.reshape(x, [8, D]), w))));
+  const run = async () => {
+    const before = { ...eng.bindGroupStats };
+    const y = step();
+    const v = await y.item();
+    y.dispose();
+    return {
+      v,
+      created: eng.bindGroupStats.created - before.created,
+      reused: eng.bindGroupStats.reused - before.reused,
+    };
+  };
+  await run();
+  const a = await run();
+  const b = await run();
+  // The same launches on the same pooled buffers and params offsets: nothing new by the third.
+  assert.equal(b.created, 0, `third identical step created ${b.created} bind groups`);
+  assert.ok(b.reused > 0, "no bind group was reused");
+  assert.equal(b.v, a.v);
+  // Destroying the free buffers drops their bind groups: the next step binds new buffers and
+  // still computes the same value (a stale group would fail validation at the sync).
+  await eng.sync();
+  const held = eng.cachedBindGroups;
+  eng.pool.trim();
+  assert.ok(eng.cachedBindGroups < held, "bind groups of destroyed buffers are still held");
+  const c = await run();
+  assert.ok(c.created > 0, "no bind group was created for the new buffers");
+  assert.equal(c.v, a.v);
+  x.dispose();
+  w.dispose();
+});

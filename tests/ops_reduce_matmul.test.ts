@@ -3,6 +3,7 @@ import { matmulRef, reduceRef } from "./ref/basic.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import { forceMatmulVariant, type MatmulVariant } from "../runtime/ops/matmul.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
+import { engine } from "../runtime/engine.ts";
 
 await gpu();
 
@@ -200,6 +201,9 @@ Deno.test("every matmul variant (tile4, tile16, workgroup-tiled) matches referen
   // gradients (transposed products through the packs).
   const r = rng(15);
   for (const v of ["tile4", "tile16", "tiled"] as MatmulVariant[]) {
+    // Fresh buffers per variant: a recycled one could hold the previous variant's product.
+    await engine().sync();
+    engine().pool.trim();
     forceMatmulVariant(v);
     try {
       await checkOp(`${v} matmul 70x37x66`, ([a, b]) => ops.matmul(a, b), matmulRef(70, 37, 66), [

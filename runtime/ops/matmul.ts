@@ -1,7 +1,7 @@
 // Matrix products: batched matmul with transposes, and linear layers (x @ W^T + b).
 
 import { record } from "../autograd.ts";
-import { engine } from "../engine.ts";
+import { engine, grid1d } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
 import { Tensor } from "../tensor.ts";
 import { isPendingExpr, realizePacked } from "../graph/fuse.ts";
@@ -139,9 +139,6 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   // tiled: a 64x64 block per workgroup; the others one block per thread, numbered flat.
   const per = v === "tiled" ? 64 : v === "tile16" ? 16 : 4;
   const blocks = Math.ceil(N / per) * Math.ceil(M / per);
-  if (v !== "tiled" && blocks > 65535 * WG) {
-    throw new Error(`matmul: [${M}, ${N}] output has too many blocks for one launch`);
-  }
   engine().dispatch({
     kernel: "matmul",
     entry: v,
@@ -150,7 +147,7 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
     params: words(M, N, k4, ba === 1 ? 0 : M * k4, bb === 1 ? 0 : N * k4, M * N),
     workgroups: v === "tiled"
       ? [Math.ceil(N / per), Math.ceil(M / per), batch]
-      : [Math.ceil(blocks / WG), 1, batch],
+      : [...grid1d(blocks, WG), batch],
     flops: 2 * batch * M * N * K,
   });
   if (ap !== a) ap.dispose();
