@@ -13,8 +13,8 @@
 // (q -> phase, n, iy div S, ix div S; ragged phases leave holes that are skipped) so that a
 // thread's pixels share their phase and taps that reach none of them are skipped.
 // Entry points: tile16 (16 pixels x 16 channels, CPU adapter), tile16x8 and tile16x4 (16 pixels
-// x 8 or 4 channels, for layers with few input channels), tile4 (4 x 4) and tiled (4 x 4 per
-// thread over operands staged in workgroup memory, GPUs).
+// x 8 or 4 channels, for layers with few input channels) and tile4 (4 x 4), from
+// conv_blocks.wgsl; tiled (4 x 4 per thread over operands staged in workgroup memory, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
 
@@ -76,7 +76,7 @@ fn weightRows(c: u32, t: u32) -> vec4u {
   return (ci * (p.KH * p.KW) + t) * p.c4;
 }
 
-fn gs(r: vec4u, k: u32) -> mat4x4f {
+fn operand(r: vec4u, k: u32) -> mat4x4f {
   return transpose(mat4x4f(GY[r.x + k], GY[r.y + k], GY[r.z + k], GY[r.w + k]));
 }
 
@@ -97,151 +97,19 @@ fn store(px: Pixels, c0: u32, c: mat4x4f) {
   }
 }
 
-/** Whether every row of a tap is the zero row (nothing to add: see conv2d_fwd.wgsl). */
-fn padding4(r0: vec4u, r1: vec4u, r2: vec4u, r3: vec4u) -> bool {
-  let z = vec4u(zeroRow());
-  return all(r0 == z) && all(r1 == z) && all(r2 == z) && all(r3 == z);
-}
-
 fn threadsDone(q0: u32) -> bool {
   return q0 >= p.N * p.SH * p.SW * p.Hs * p.Ws;
 }
 
-@compute @workgroup_size(WX, WY)
-fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
-  let c0 = gid.y * 16u;
-  if (threadsDone(q0) || c0 >= p.Cin) { return; }
-  let p0 = pixels(q0);
-  let p1 = pixels(q0 + 4u);
-  let p2 = pixels(q0 + 8u);
-  let p3 = pixels(q0 + 12u);
-  var a00: mat4x4f; var a01: mat4x4f; var a02: mat4x4f; var a03: mat4x4f;
-  var a10: mat4x4f; var a11: mat4x4f; var a12: mat4x4f; var a13: mat4x4f;
-  var a20: mat4x4f; var a21: mat4x4f; var a22: mat4x4f; var a23: mat4x4f;
-  var a30: mat4x4f; var a31: mat4x4f; var a32: mat4x4f; var a33: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let t = ky * p.KW + kx;
-      let r0 = tapRows(p0, ky, kx);
-      let r1 = tapRows(p1, ky, kx);
-      let r2 = tapRows(p2, ky, kx);
-      let r3 = tapRows(p3, ky, kx);
-      if (padding4(r0, r1, r2, r3)) { continue; }
-      let w0 = weightRows(c0, t);
-      let w1 = weightRows(c0 + 4u, t);
-      let w2 = weightRows(c0 + 8u, t);
-      let w3 = weightRows(c0 + 12u, t);
-      for (var k = 0u; k < p.c4; k++) {
-        let y0 = ws(w0, k);
-        let y1 = ws(w1, k);
-        let y2 = ws(w2, k);
-        let y3 = ws(w3, k);
-        var g = gs(r0, k);
-        a00 += g * y0; a01 += g * y1; a02 += g * y2; a03 += g * y3;
-        g = gs(r1, k);
-        a10 += g * y0; a11 += g * y1; a12 += g * y2; a13 += g * y3;
-        g = gs(r2, k);
-        a20 += g * y0; a21 += g * y1; a22 += g * y2; a23 += g * y3;
-        g = gs(r3, k);
-        a30 += g * y0; a31 += g * y1; a32 += g * y2; a33 += g * y3;
-      }
-    }
-  }
-  store(p0, c0, a00); store(p0, c0 + 4u, a01); store(p0, c0 + 8u, a02); store(p0, c0 + 12u, a03);
-  store(p1, c0, a10); store(p1, c0 + 4u, a11); store(p1, c0 + 8u, a12); store(p1, c0 + 12u, a13);
-  store(p2, c0, a20); store(p2, c0 + 4u, a21); store(p2, c0 + 8u, a22); store(p2, c0 + 12u, a23);
-  store(p3, c0, a30); store(p3, c0 + 4u, a31); store(p3, c0 + 8u, a32); store(p3, c0 + 12u, a33);
+fn put(_q: u32, px: Pixels, c0: u32, c: mat4x4f) {
+  store(px, c0, c);
 }
 
-@compute @workgroup_size(WX, WY)
-fn tile16x8(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
-  let c0 = gid.y * 8u;
-  if (threadsDone(q0) || c0 >= p.Cin) { return; }
-  let p0 = pixels(q0);
-  let p1 = pixels(q0 + 4u);
-  let p2 = pixels(q0 + 8u);
-  let p3 = pixels(q0 + 12u);
-  var a00: mat4x4f; var a01: mat4x4f; var a10: mat4x4f; var a11: mat4x4f;
-  var a20: mat4x4f; var a21: mat4x4f; var a30: mat4x4f; var a31: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let t = ky * p.KW + kx;
-      let r0 = tapRows(p0, ky, kx);
-      let r1 = tapRows(p1, ky, kx);
-      let r2 = tapRows(p2, ky, kx);
-      let r3 = tapRows(p3, ky, kx);
-      if (padding4(r0, r1, r2, r3)) { continue; }
-      let w0 = weightRows(c0, t);
-      let w1 = weightRows(c0 + 4u, t);
-      for (var k = 0u; k < p.c4; k++) {
-        let y0 = ws(w0, k);
-        let y1 = ws(w1, k);
-        var g = gs(r0, k);
-        a00 += g * y0; a01 += g * y1;
-        g = gs(r1, k);
-        a10 += g * y0; a11 += g * y1;
-        g = gs(r2, k);
-        a20 += g * y0; a21 += g * y1;
-        g = gs(r3, k);
-        a30 += g * y0; a31 += g * y1;
-      }
-    }
-  }
-  store(p0, c0, a00); store(p0, c0 + 4u, a01); store(p1, c0, a10); store(p1, c0 + 4u, a11);
-  store(p2, c0, a20); store(p2, c0 + 4u, a21); store(p3, c0, a30); store(p3, c0 + 4u, a31);
+fn blockDone(q0: u32, c0: u32) -> bool {
+  return threadsDone(q0) || c0 >= p.Cin;
 }
 
-@compute @workgroup_size(WX, WY)
-fn tile16x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
-  let c0 = gid.y * 4u;
-  if (threadsDone(q0) || c0 >= p.Cin) { return; }
-  let p0 = pixels(q0);
-  let p1 = pixels(q0 + 4u);
-  let p2 = pixels(q0 + 8u);
-  let p3 = pixels(q0 + 12u);
-  var a0: mat4x4f; var a1: mat4x4f; var a2: mat4x4f; var a3: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let r0 = tapRows(p0, ky, kx);
-      let r1 = tapRows(p1, ky, kx);
-      let r2 = tapRows(p2, ky, kx);
-      let r3 = tapRows(p3, ky, kx);
-      if (padding4(r0, r1, r2, r3)) { continue; }
-      let w = weightRows(c0, ky * p.KW + kx);
-      for (var k = 0u; k < p.c4; k++) {
-        let y = ws(w, k);
-        a0 += gs(r0, k) * y;
-        a1 += gs(r1, k) * y;
-        a2 += gs(r2, k) * y;
-        a3 += gs(r3, k) * y;
-      }
-    }
-  }
-  store(p0, c0, a0); store(p1, c0, a1); store(p2, c0, a2); store(p3, c0, a3);
-}
-
-@compute @workgroup_size(WX, WY)
-fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
-  let c0 = gid.y * 4u;
-  if (threadsDone(q0) || c0 >= p.Cin) { return; }
-  let px = pixels(q0);
-  var acc: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let r = tapRows(px, ky, kx);
-      if (all(r == vec4u(zeroRow()))) { continue; }
-      let w = weightRows(c0, ky * p.KW + kx);
-      for (var k = 0u; k < p.c4; k++) {
-        acc += gs(r, k) * ws(w, k);
-      }
-    }
-  }
-  store(px, c0, acc);
-}
+//! include conv_blocks
 
 // tiled: for GPUs, as conv2d_fwd's tiled: 64 input pixels (in phase order) x 64 input channels
 // per 16x16 workgroup; thread (lx, ly) owns pixels q0 + lx + 16 i and channels c0 + ly + 16 j.

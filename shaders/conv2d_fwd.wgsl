@@ -13,8 +13,9 @@
 // its bits, so the skip keeps every variant's result (for finite weights: an Inf or NaN weight
 // times a padding zero is NaN, and variants skip over groups of 4 or 16 pixels).
 // Entry points: tile16 (16 pixels x 16 channels, CPU adapter), tile16x8 and tile16x4 (16 pixels
-// x 8 or 4 channels, for layers with few output channels, where tile16's block is mostly empty),
-// tile4 (4 x 4) and tiled (4 x 4 per thread over operands staged in workgroup memory, GPUs).
+// x 8 or 4 channels, for layers with few output channels, where tile16's block is mostly empty)
+// and tile4 (4 x 4), written once in conv_blocks.wgsl for this kernel and the input gradient;
+// tiled (4 x 4 per thread over operands staged in workgroup memory, GPUs).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
 
@@ -59,19 +60,13 @@ fn zeroRow() -> u32 {
   return p.N * p.H * p.W * p.c4;
 }
 
-/** Whether every row of a tap is the zero row (nothing to add). */
-fn padding4(r0: vec4u, r1: vec4u, r2: vec4u, r3: vec4u) -> bool {
-  let z = vec4u(zeroRow());
-  return all(r0 == z) && all(r1 == z) && all(r2 == z) && all(r3 == z);
-}
-
 /** Start (in vec4s) of the weight rows of channels c..c+3 (clamped) at tap t. */
 fn weightRows(c: u32, t: u32) -> vec4u {
   let co = min(vec4u(c) + vec4u(0u, 1u, 2u, 3u), vec4u(p.Cout - 1u));
   return (co * (p.KH * p.KW) + t) * p.c4;
 }
 
-fn xs(r: vec4u, k: u32) -> mat4x4f {
+fn operand(r: vec4u, k: u32) -> mat4x4f {
   return transpose(mat4x4f(X[r.x + k], X[r.y + k], X[r.z + k], X[r.w + k]));
 }
 
@@ -98,146 +93,15 @@ fn store(q0: u32, c0: u32, c: mat4x4f) {
   }
 }
 
-@compute @workgroup_size(WX, WY)
-fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
-  let c0 = gid.y * 16u;
-  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
-  let p0 = pixels(q0);
-  let p1 = pixels(q0 + 4u);
-  let p2 = pixels(q0 + 8u);
-  let p3 = pixels(q0 + 12u);
-  var a00: mat4x4f; var a01: mat4x4f; var a02: mat4x4f; var a03: mat4x4f;
-  var a10: mat4x4f; var a11: mat4x4f; var a12: mat4x4f; var a13: mat4x4f;
-  var a20: mat4x4f; var a21: mat4x4f; var a22: mat4x4f; var a23: mat4x4f;
-  var a30: mat4x4f; var a31: mat4x4f; var a32: mat4x4f; var a33: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let t = ky * p.KW + kx;
-      let r0 = tapRows(p0, ky, kx);
-      let r1 = tapRows(p1, ky, kx);
-      let r2 = tapRows(p2, ky, kx);
-      let r3 = tapRows(p3, ky, kx);
-      if (padding4(r0, r1, r2, r3)) { continue; }
-      let w0 = weightRows(c0, t);
-      let w1 = weightRows(c0 + 4u, t);
-      let w2 = weightRows(c0 + 8u, t);
-      let w3 = weightRows(c0 + 12u, t);
-      for (var k = 0u; k < p.c4; k++) {
-        let y0 = ws(w0, k);
-        let y1 = ws(w1, k);
-        let y2 = ws(w2, k);
-        let y3 = ws(w3, k);
-        var x = xs(r0, k);
-        a00 += x * y0; a01 += x * y1; a02 += x * y2; a03 += x * y3;
-        x = xs(r1, k);
-        a10 += x * y0; a11 += x * y1; a12 += x * y2; a13 += x * y3;
-        x = xs(r2, k);
-        a20 += x * y0; a21 += x * y1; a22 += x * y2; a23 += x * y3;
-        x = xs(r3, k);
-        a30 += x * y0; a31 += x * y1; a32 += x * y2; a33 += x * y3;
-      }
-    }
-  }
-  store(q0, c0, a00); store(q0, c0 + 4u, a01); store(q0, c0 + 8u, a02); store(q0, c0 + 12u, a03);
-  store(q0 + 4u, c0, a10); store(q0 + 4u, c0 + 4u, a11);
-  store(q0 + 4u, c0 + 8u, a12); store(q0 + 4u, c0 + 12u, a13);
-  store(q0 + 8u, c0, a20); store(q0 + 8u, c0 + 4u, a21);
-  store(q0 + 8u, c0 + 8u, a22); store(q0 + 8u, c0 + 12u, a23);
-  store(q0 + 12u, c0, a30); store(q0 + 12u, c0 + 4u, a31);
-  store(q0 + 12u, c0 + 8u, a32); store(q0 + 12u, c0 + 12u, a33);
+fn put(q: u32, _px: Pixels, c0: u32, c: mat4x4f) {
+  store(q, c0, c);
 }
 
-@compute @workgroup_size(WX, WY)
-fn tile16x8(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
-  let c0 = gid.y * 8u;
-  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
-  let p0 = pixels(q0);
-  let p1 = pixels(q0 + 4u);
-  let p2 = pixels(q0 + 8u);
-  let p3 = pixels(q0 + 12u);
-  var a00: mat4x4f; var a01: mat4x4f; var a10: mat4x4f; var a11: mat4x4f;
-  var a20: mat4x4f; var a21: mat4x4f; var a30: mat4x4f; var a31: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let t = ky * p.KW + kx;
-      let r0 = tapRows(p0, ky, kx);
-      let r1 = tapRows(p1, ky, kx);
-      let r2 = tapRows(p2, ky, kx);
-      let r3 = tapRows(p3, ky, kx);
-      if (padding4(r0, r1, r2, r3)) { continue; }
-      let w0 = weightRows(c0, t);
-      let w1 = weightRows(c0 + 4u, t);
-      for (var k = 0u; k < p.c4; k++) {
-        let y0 = ws(w0, k);
-        let y1 = ws(w1, k);
-        var x = xs(r0, k);
-        a00 += x * y0; a01 += x * y1;
-        x = xs(r1, k);
-        a10 += x * y0; a11 += x * y1;
-        x = xs(r2, k);
-        a20 += x * y0; a21 += x * y1;
-        x = xs(r3, k);
-        a30 += x * y0; a31 += x * y1;
-      }
-    }
-  }
-  store(q0, c0, a00); store(q0, c0 + 4u, a01); store(q0 + 4u, c0, a10); store(q0 + 4u, c0 + 4u, a11);
-  store(q0 + 8u, c0, a20); store(q0 + 8u, c0 + 4u, a21);
-  store(q0 + 12u, c0, a30); store(q0 + 12u, c0 + 4u, a31);
+fn blockDone(q0: u32, c0: u32) -> bool {
+  return q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout;
 }
 
-@compute @workgroup_size(WX, WY)
-fn tile16x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 16u;
-  let c0 = gid.y * 4u;
-  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
-  let p0 = pixels(q0);
-  let p1 = pixels(q0 + 4u);
-  let p2 = pixels(q0 + 8u);
-  let p3 = pixels(q0 + 12u);
-  var a0: mat4x4f; var a1: mat4x4f; var a2: mat4x4f; var a3: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let r0 = tapRows(p0, ky, kx);
-      let r1 = tapRows(p1, ky, kx);
-      let r2 = tapRows(p2, ky, kx);
-      let r3 = tapRows(p3, ky, kx);
-      if (padding4(r0, r1, r2, r3)) { continue; }
-      let w = weightRows(c0, ky * p.KW + kx);
-      for (var k = 0u; k < p.c4; k++) {
-        let y = ws(w, k);
-        a0 += xs(r0, k) * y;
-        a1 += xs(r1, k) * y;
-        a2 += xs(r2, k) * y;
-        a3 += xs(r3, k) * y;
-      }
-    }
-  }
-  store(q0, c0, a0); store(q0 + 4u, c0, a1); store(q0 + 8u, c0, a2); store(q0 + 12u, c0, a3);
-}
-
-@compute @workgroup_size(WX, WY)
-fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let q0 = (gid.x + gid.z * nwg.x * WX) * 4u;
-  let c0 = gid.y * 4u;
-  if (q0 >= p.N * p.Ho * p.Wo || c0 >= p.Cout) { return; }
-  let px = pixels(q0);
-  var acc: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let r = tapRows(px, ky, kx);
-      if (all(r == vec4u(zeroRow()))) { continue; }
-      let w = weightRows(c0, ky * p.KW + kx);
-      for (var k = 0u; k < p.c4; k++) {
-        acc += xs(r, k) * ws(w, k);
-      }
-    }
-  }
-  store(q0, c0, acc);
-}
-
+//! include conv_blocks
 
 // tiled: for GPUs. A 16x16 workgroup computes 64 output pixels x 64 output channels; thread
 // (lx, ly) owns pixels qb + lx + 16 i and channels cb + ly + 16 j (neighbouring threads store
