@@ -81,13 +81,8 @@ export function rt1(rng: Rng, x: Tensor, o: MaskOptions): MaskedImage {
 export type NoiseGate = (rng: Rng, n: number) => Tensor;
 
 /** Gaussian noise (sigma in pixel units), clipped to [0,1]; with a gate, each example's noise
- * times its factor (the gate is drawn after the noise). */
-export function gaussianNoise(rng: Rng, x: Tensor, sigma: number, gate?: NoiseGate): Tensor {
-  return noisyImage(rng, x, sigma, gate).image;
-}
-
-/** gaussianNoise with each example's noise sigma [N,1,1,1] (sigma times its gate factor),
- * absent when sigma is 0. */
+ * times its factor (the gate is drawn after the noise). Also each example's noise sigma
+ * [N,1,1,1] (sigma times its gate factor), absent when sigma is 0. */
 export function noisyImage(
   rng: Rng,
   x: Tensor,

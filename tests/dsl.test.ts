@@ -310,7 +310,7 @@ Deno.test("noiseScaleShare: a share of training examples gets RT2's noise scaled
 
 Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per example", async () => {
   const { trainingTransform } = await import("../dsl/run.ts");
-  const { gaussianNoise, rt1 } = await import("../runtime/transforms.ts");
+  const { noisyImage, rt1 } = await import("../runtime/transforms.ts");
   const spec = noiseSpec({ transform: [RT2_SMALL] });
   const n = 16;
   const x = new Rng(3).uniform([n, 3, 8, 8]);
@@ -318,7 +318,7 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
   // mask), bit for bit: earlier runs keep their numbers.
   const plain = trainingTransform(spec, {})(new Rng(5, 1), x);
   const r0 = new Rng(5, 1);
-  const direct = rt1(r0, gaussianNoise(r0, x, 0.25), { missingRate: 0.25, blockSize: 2 });
+  const direct = rt1(r0, noisyImage(r0, x, 0.25).image, { missingRate: 0.25, blockSize: 2 });
   assert.deepEqual(await plain.image.data(), await direct.image.data());
   const cleanRows = async (share: number) => {
     const t = trainingTransform(spec, { noiseFreeShare: share })(new Rng(5, 1), x);

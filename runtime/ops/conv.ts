@@ -165,9 +165,8 @@ function packOutput(gy: Tensor, g: Geometry): Tensor {
 /** The shape class a tuned conv choice is kept for (batch rounded up to a power of two). */
 function shapeKey(g: Geometry): string {
   const n = 2 ** Math.ceil(Math.log2(Math.max(1, g.N)));
-  // wg64: choices timed with the 8x8 workgroups of before are not reused.
   return `n${n} ${g.Cin}>${g.Cout} ${g.H}x${g.W}>${g.Ho}x${g.Wo} k${g.KH}x${g.KW} ` +
-    `s${g.SH},${g.SW} p${g.PH},${g.PW} d${g.DH},${g.DW} wg64`;
+    `s${g.SH},${g.SW} p${g.PH},${g.PW} d${g.DH},${g.DW}`;
 }
 
 /** Packed weights of frozen layers, by weight buffer and layout: an attack runs the same

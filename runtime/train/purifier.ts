@@ -53,15 +53,12 @@ export interface TrainAttackOptions {
   stepSize?: number;
 }
 
-/** A transformed batch: image, hole mask and each example's noise level. */
-export type MaskedBatch = MaskedImage;
-
 export interface TrainPurifierOptions {
   purifier: Purifier;
   discriminator: PatchDiscriminator;
   train: CifarDataset;
   /** The random transform applied before purification (RT1/RT2 of the spec). */
-  transform: (rng: Rng, x: Tensor) => MaskedBatch;
+  transform: (rng: Rng, x: Tensor) => MaskedImage;
   terms: WeightedTerm[];
   epochs: number;
   batchSize: number;
@@ -384,7 +381,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
 export async function inpaintingGrid(
   purifier: Purifier,
   ds: CifarDataset,
-  transform: (rng: Rng, x: Tensor) => MaskedBatch,
+  transform: (rng: Rng, x: Tensor) => MaskedImage,
   n = 8,
   seed = 0,
   scale = 1,

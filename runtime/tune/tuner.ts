@@ -6,8 +6,8 @@
 // First use of a (family, shape) records every candidate twice, each time in its own timestamped
 // pass, and keeps each one's faster time: a variant's first launch also loads its pipeline (from
 // Mesa's shader cache or by compiling it), which made a variant no other shape had used yet look
-// up to 1.5x slower than it is. The output is written identically by each. When the times come back (after that batch's
-// submit) the fastest is kept, in memory and in a cache file per adapter (ATOP_TUNE_CACHE, by
+// up to 1.5x slower than it is. The output is written identically by each. When the times come
+// back (after that batch's submit) the fastest is kept, in memory and in a cache file per adapter (ATOP_TUNE_CACHE, by
 // default ~/.cache/atop-gpu/tune.json, beside Mesa's shader cache); until then the default
 // runs. A budget bounds the extra kernel time per run (ATOP_TUNE_BUDGET_MS, default 20000).
 // ATOP_TUNE=off runs the defaults; ATOP_TILE=4|16 forces a tile everywhere (tests).
@@ -21,7 +21,8 @@ export interface Candidate {
   run: () => void;
 }
 
-/** Cache format: 2 since choices are timed twice (version 1's single timings are dropped). */
+/** Cache format: 2 since choices are timed twice and the CPU variants run 64-thread workgroups
+ * (version 1's choices are dropped). Bump it whenever a change makes the cached choices stale. */
 const CACHE_VERSION = 2;
 
 interface CacheFile {
