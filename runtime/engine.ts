@@ -25,6 +25,70 @@ export interface Dispatch {
   flops?: number;
   /** Generated WGSL (fused kernels); `kernel` then only names it. */
   code?: string;
+  /** Recomputes `params` from host state when a captured graph replays this launch (values
+   * that change from step to step, such as a learning rate: runtime/graph/capture.ts). */
+  refresh?: () => ArrayLike<number>;
+}
+
+/** One entry of a recording (runtime/graph/capture.ts): what a step did, in order. */
+export type Recorded =
+  | {
+    t: "dispatch";
+    kernel: string;
+    pipeline: GPUComputePipeline;
+    layout: GPUBindGroupLayout;
+    buffers: GPUBuffer[];
+    /** The binding of each buffer. */
+    bindings: number[];
+    /** The params block's binding, words and bytes (none: -1). */
+    paramsBinding: number;
+    params: Uint32Array;
+    paramBytes: number;
+    refresh?: () => ArrayLike<number>;
+    workgroups: [number, number, number];
+    /** The buffers it writes (read_write bindings). */
+    writes: GPUBuffer[];
+    flops: number;
+  }
+  | {
+    t: "upload";
+    buf: GPUBuffer;
+    byteOffset: number;
+    data: Uint8Array;
+    refresh?: () => Float32Array | Uint32Array | Int32Array;
+  }
+  | { t: "hook"; fn: () => void }
+  | { t: "readback" }
+  | { t: "timed" };
+
+/** A captured graph ready to replay: launches with their bind groups built once. */
+export interface ReplayPlan {
+  name: string;
+  steps: (
+    | {
+      t: "dispatch";
+      kernel: string;
+      pipeline: GPUComputePipeline;
+      group: GPUBindGroup;
+      workgroups: [number, number, number];
+      /** Words recomputed at each replay, where they sit in the graph's parameter block. */
+      refresh?: { offsetWords: number; n: number; fn: () => ArrayLike<number> };
+    }
+    | {
+      t: "upload";
+      buf: GPUBuffer;
+      byteOffset: number;
+      data: Uint8Array;
+      refresh?: () => Float32Array | Uint32Array | Int32Array;
+    }
+    | { t: "hook"; fn: () => void }
+  )[];
+  /** The graph's own parameter block, and the launches whose words are recomputed. */
+  params: GPUBuffer | null;
+  paramData: Uint32Array<ArrayBuffer>;
+  /** Buffers outside the graph that it writes (their readers are realized first). */
+  externalWrites: GPUBuffer[];
+  dispatches: number;
 }
 
 /** One launch seen by `Engine.trace`. */
@@ -111,6 +175,32 @@ export class Engine {
   beforeWrite: ((buf: GPUBuffer) => void) | null = null;
   #writes = new Map<string, number[]>();
   #versions = new WeakMap<GPUBuffer, number>();
+  #recording: Recorded[] | null = null;
+
+  /** Records every launch, upload and replay hook from now on (the work still runs). */
+  startRecording(): void {
+    if (this.#recording) throw new Error("engine.startRecording: already recording");
+    if (this.#trace) throw new Error("engine.startRecording: inside a trace");
+    this.#recording = [];
+  }
+
+  /** Ends the recording and returns it. */
+  stopRecording(): Recorded[] {
+    const r = this.#recording;
+    if (!r) throw new Error("engine.stopRecording: not recording");
+    this.#recording = null;
+    return r;
+  }
+
+  get recording(): boolean {
+    return this.#recording !== null;
+  }
+
+  /** Host work a captured graph must repeat at each replay (e.g. an optimizer's step count).
+   * Outside a recording it does nothing: the caller has done that work already. */
+  onReplay(fn: () => void): void {
+    this.#recording?.push({ t: "hook", fn });
+  }
 
   /** How many times a buffer has been written by a dispatch or an upload (for caches of
    * values derived from it, e.g. packed conv weights). */
@@ -293,6 +383,24 @@ export class Engine {
     if (!layout) this.#layouts.set(pipeline, layout = pipeline.getBindGroupLayout(0));
     const bindGroup = this.#bindGroup(layout, entries, d.kernel);
     const [x, y = 1, z = 1] = d.workgroups;
+    if (this.#recording) {
+      const written = this.#writtenBindings(d.kernel, d.code);
+      this.#recording.push({
+        t: "dispatch",
+        kernel: d.kernel,
+        pipeline,
+        layout,
+        buffers: [...d.buffers],
+        bindings: d.buffers.map((_, i) => (i < pAt || nParams === 0 ? i : i + 1)),
+        paramsBinding: nParams > 0 ? pAt : -1,
+        params: Uint32Array.from(d.params ?? []),
+        paramBytes: nParams > 0 ? paramBytes : 0,
+        refresh: d.refresh,
+        workgroups: [x, y, z],
+        writes: written.map((b) => d.buffers[b < pBind ? b : b - 1]).filter((b) => b),
+        flops: d.flops ?? 0,
+      });
+    }
     if (prof && !this.#inTimed) {
       // One pass per dispatch, its start and end time stamped.
       this.#pass!.end();
@@ -528,6 +636,7 @@ export class Engine {
    * the GPU milliseconds of those dispatches once they have run, or null without the
    * timestamp-query feature (the dispatches are recorded either way). */
   timed(record: () => void): Promise<number | null> {
+    this.#recording?.push({ t: "timed" });
     if (!this.device.features.has("timestamp-query") || this.#trace || this.#inTimed) {
       record();
       return Promise.resolve(null);
@@ -623,8 +732,24 @@ export class Engine {
    * a plain queue write. Otherwise queue.writeBuffer would run before the unsubmitted commands
    * (which may still read the recycled buffer), so the data goes into a staging buffer and is
    * copied in the command stream; no submit is forced. */
-  upload(buf: GPUBuffer, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
+  upload(
+    buf: GPUBuffer,
+    data: Float32Array | Uint32Array | Int32Array,
+    byteOffset = 0,
+    refresh?: () => Float32Array | Uint32Array | Int32Array,
+  ): void {
     this.#wrote(buf);
+    this.#recording?.push({
+      t: "upload",
+      buf,
+      byteOffset,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(),
+      refresh,
+    });
+    this.#stage(buf, data, byteOffset);
+  }
+
+  #stage(buf: GPUBuffer, data: Float32Array | Uint32Array | Int32Array | Uint8Array, byteOffset = 0) {
     this.counters.uploads++;
     if (!this.#encoder) {
       this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);
@@ -652,7 +777,76 @@ export class Engine {
     this.#stagedBytes += size;
   }
 
+  /** Alignment of parameter blocks inside a buffer (bytes). */
+  get paramAlign(): number {
+    return this.#align;
+  }
+
+  /** Records a buffer-to-buffer copy in order with the recorded work. */
+  copy(src: GPUBuffer, dst: GPUBuffer, bytes: number, srcOffset = 0, dstOffset = 0): void {
+    if (bytes === 0) return;
+    this.#wrote(dst);
+    this.#openPass();
+    this.#pass!.end();
+    this.#pass = null;
+    this.#encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, Math.ceil(bytes / 4) * 4);
+  }
+
+  /** Records a captured graph (runtime/graph/capture.ts) into the open batch: host hooks and
+   * refreshed words first, then the launches and uploads in their captured order. No JS of the
+   * step runs and no bind group is built. */
+  replay(plan: ReplayPlan): void {
+    this.#checkLost(plan.name);
+    if (this.#recording || this.#trace) {
+      throw new Error(`graph ${plan.name}: cannot replay inside a recording or a trace`);
+    }
+    // Values still pending on buffers the graph overwrites are computed before it runs.
+    for (const b of plan.externalWrites) this.#wrote(b);
+    // Host work in captured order: a hook may advance what a later refresh reads.
+    const fresh: (Float32Array | Uint32Array | Int32Array | null)[] = [];
+    let lo = Infinity, hi = -1;
+    for (const s of plan.steps) {
+      if (s.t === "hook") s.fn();
+      else if (s.t === "upload") fresh.push(s.refresh ? s.refresh() : null);
+      if (s.t !== "dispatch" || !s.refresh) continue;
+      const r = s.refresh;
+      const w = r.fn();
+      if (w.length !== r.n) {
+        throw new Error(`graph ${plan.name}: a refreshed launch changed its parameter count`);
+      }
+      for (let i = 0; i < r.n; i++) {
+        const v = w[i] >>> 0;
+        if (plan.paramData[r.offsetWords + i] !== v) {
+          plan.paramData[r.offsetWords + i] = v;
+          lo = Math.min(lo, r.offsetWords + i);
+          hi = Math.max(hi, r.offsetWords + i);
+        }
+      }
+    }
+    if (hi >= lo && plan.params) {
+      this.#stage(plan.params, plan.paramData.subarray(lo, hi + 1), lo * 4);
+    }
+    if (this.#batchKernels.length + plan.dispatches > MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    let u = 0;
+    for (const s of plan.steps) {
+      if (s.t === "hook") continue;
+      if (s.t === "upload") {
+        const data = fresh[u++] ?? s.data;
+        this.#stage(s.buf, data, s.byteOffset);
+        continue;
+      }
+      this.#openPass();
+      const pass = this.#pass!;
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.group);
+      pass.dispatchWorkgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+      this.#batchKernels.push(s.kernel);
+      this.counters.dispatches++;
+    }
+  }
+
   async readback(buf: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
+    this.#recording?.push({ t: "readback" });
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.device.createBuffer({
       size,

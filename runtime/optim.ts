@@ -8,6 +8,7 @@ import { keep, Tensor } from "./tensor.ts";
 import { assign } from "./ops/assign.ts";
 import { words } from "./ops/util.ts";
 import { launchUpdates, type OptimKind, type ParamUpdate } from "./optim_kernel.ts";
+import { engine } from "./engine.ts";
 
 type StateName = "momentum_buffer" | "exp_avg" | "exp_avg_sq";
 
@@ -71,6 +72,7 @@ abstract class Optimizer {
    * first step. */
   step(): void {
     const updates: ParamUpdate[] = [];
+    const counted: number[] = [];
     this.params.forEach((p, i) => {
       const g = p.grad;
       if (!g) return;
@@ -83,7 +85,13 @@ abstract class Optimizer {
         if (!this.state[i].has(s)) this.state[i].set(s, keep(Tensor.empty(p.shape)));
       }
       this.steps[i]++;
+      counted.push(i);
       if (p.size > 0) updates.push(this.update(i, p, g, first));
+    });
+    // A captured step replays the counts before its launches recompute their words.
+    engine().onReplay(() => {
+      for (const i of counted) this.steps[i]++;
+      this.stepCount++;
     });
     launchUpdates(this.kind(), updates);
     this.stepCount++;
@@ -237,20 +245,31 @@ export class SGD extends Optimizer {
 
   protected update(i: number, p: Tensor, g: Tensor, first: boolean): ParamUpdate {
     const buf = this.state[i].get("momentum_buffer");
+    const n = p.size;
+    // A replay is never a first step (the step is captured from its second call on).
+    let once = first;
     return {
-      n: p.size,
+      n,
       buffers: [p.buffer, g.buffer, ...(buf ? [buf.buffer] : [])],
-      params: words(
-        p.size,
-        { f: this.lr },
-        { f: this.weightDecay },
-        first ? 1 : 0,
-        { f: this.momentum },
-        { f: 1 - this.dampening },
-        this.nesterov ? 1 : 0,
-        [0, 0, 0, 0, 0, 0, 0, 0, 0],
-      ),
+      words: () => {
+        const f = once;
+        once = false;
+        return this.#words(n, f);
+      },
     };
+  }
+
+  #words(n: number, first: boolean): number[] {
+    return words(
+      n,
+      { f: this.lr },
+      { f: this.weightDecay },
+      first ? 1 : 0,
+      { f: this.momentum },
+      { f: 1 - this.dampening },
+      this.nesterov ? 1 : 0,
+      [0, 0, 0, 0, 0, 0, 0, 0, 0],
+    );
   }
 }
 
@@ -294,31 +313,41 @@ class AdamBase extends Optimizer {
   }
 
   protected update(i: number, p: Tensor, g: Tensor, first: boolean): ParamUpdate {
+    const st = this.state[i];
+    const n = p.size;
+    let once = first;
+    return {
+      n,
+      buffers: [p.buffer, g.buffer, st.get("exp_avg")!.buffer, st.get("exp_avg_sq")!.buffer],
+      words: () => {
+        const f = once;
+        once = false;
+        return this.#words(i, n, f);
+      },
+    };
+  }
+
+  #words(i: number, n: number, first: boolean): number[] {
     const [b1, b2] = this.betas;
     const t = this.steps[i];
     // Bias corrections in float64, as PyTorch computes them in Python floats.
     const stepSize = this.lr / (1 - b1 ** t);
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
-    const st = this.state[i];
-    return {
-      n: p.size,
-      buffers: [p.buffer, g.buffer, st.get("exp_avg")!.buffer, st.get("exp_avg_sq")!.buffer],
-      params: words(
-        p.size,
-        { f: this.lr },
-        { f: this.weightDecay },
-        first ? 1 : 0,
-        [0, 0, 0],
-        { f: 1 - this.lr * this.weightDecay },
-        { f: 1 - b1 },
-        { f: b2 },
-        { f: 1 - b2 },
-        { f: this.eps },
-        { f: stepSize },
-        { f: bc2Sqrt },
-        [0, 0],
-      ),
-    };
+    return words(
+      n,
+      { f: this.lr },
+      { f: this.weightDecay },
+      first ? 1 : 0,
+      [0, 0, 0],
+      { f: 1 - this.lr * this.weightDecay },
+      { f: 1 - b1 },
+      { f: b2 },
+      { f: 1 - b2 },
+      { f: this.eps },
+      { f: stepSize },
+      { f: bc2Sqrt },
+      [0, 0],
+    );
   }
 }
 

@@ -11,8 +11,9 @@ export type OptimKind = "sgd" | "sgd-momentum" | "adam" | "adamw";
 export interface ParamUpdate {
   /** Parameter, gradient, then the state buffers of the kind (momentum / exp_avg, exp_avg_sq). */
   buffers: GPUBuffer[];
-  /** The 16 words of the Params struct. */
-  params: number[];
+  /** The 16 words of the Params struct, computed from the optimizer's state at the time of the
+   * call (a captured step calls it again at each replay: learning rate, bias corrections). */
+  words: () => number[];
   n: number;
 }
 
@@ -110,20 +111,26 @@ export function launchUpdates(kind: OptimKind, updates: ParamUpdate[]): void {
   for (let at = 0; at < order.length; at += k) {
     const group = order.slice(at, at + k).map((i) => updates[i]);
     // Offsets of each parameter's first thread, in the Params pad0 word.
-    let offset = 0;
-    const params: number[] = [];
-    for (const u of group) {
-      const w = [...u.params];
-      w[14] = offset;
-      offset += u.n;
-      params.push(...w);
-    }
+    const groupWords = () => {
+      let offset = 0;
+      const params: number[] = [];
+      for (const u of group) {
+        const w = u.words();
+        w[14] = offset;
+        offset += u.n;
+        params.push(...w);
+      }
+      return params;
+    };
+    const params = groupWords();
+    const offset = group.reduce((s, u) => s + u.n, 0);
     engine().dispatch({
       kernel: `optim:${kind}x${group.length}`,
       code: kernelCode(kind, group.length),
       constants: { WG },
       buffers: group.flatMap((u) => u.buffers),
       params,
+      refresh: groupWords,
       workgroups: grid1d(offset, WG),
     });
   }

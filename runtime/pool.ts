@@ -29,6 +29,9 @@ export interface PoolStats {
   evictions: number;
   /** The cap on free bytes now. */
   freeCapBytes: number;
+  /** Buffers owned by captured graphs (runtime/graph/capture.ts). */
+  claimedBuffers: number;
+  claimedBytes: number;
 }
 
 const MIB = 1024 * 1024;
@@ -106,6 +109,43 @@ export class BufferPool {
     return buf;
   }
 
+  #claimed = new Set<GPUBuffer>();
+  #claimedBytes = 0;
+
+  /** True while the buffer sits in a free list. */
+  isFree(buf: GPUBuffer): boolean {
+    return this.#freeOrder.has(buf);
+  }
+
+  /** True while a tensor holds the buffer. */
+  isLive(buf: GPUBuffer): boolean {
+    return this.#live.has(buf);
+  }
+
+  /** Takes a free buffer out of the pool for good (a captured graph's own buffers: its replays
+   * write them, so nothing else may receive them). */
+  claim(buf: GPUBuffer): void {
+    if (!this.#freeOrder.has(buf)) throw new Error("internal: claimed buffer is not free");
+    const size = buf.size;
+    const list = this.#free.get(size)!;
+    list.splice(list.indexOf(buf), 1);
+    if (list.length === 0) this.#free.delete(size);
+    this.#freeOrder.delete(buf);
+    this.#freeBytes -= size;
+    this.#freeCount--;
+    this.#claimed.add(buf);
+    this.#claimedBytes += size;
+  }
+
+  /** Gives a claimed buffer back to the free lists. */
+  unclaim(buf: GPUBuffer): void {
+    if (!this.#claimed.delete(buf)) throw new Error("internal: buffer was not claimed");
+    this.#claimedBytes -= buf.size;
+    this.#live.add(buf);
+    this.#liveBytes += buf.size;
+    this.release(buf);
+  }
+
   /** Called with each buffer returned to the pool (caches of values derived from a buffer's
    * contents drop them: the next owner is another tensor). */
   onRelease: ((buf: GPUBuffer) => void)[] = [];
@@ -174,6 +214,8 @@ export class BufferPool {
       allocations: this.#allocations,
       evictions: this.#evictions,
       freeCapBytes: this.freeCap,
+      claimedBuffers: this.#claimed.size,
+      claimedBytes: this.#claimedBytes,
     };
   }
 }

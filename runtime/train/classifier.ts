@@ -14,6 +14,8 @@ import { writeJsonAtomic } from "../io/atomic.ts";
 import { checkFiniteLogits } from "../eval/finite.ts";
 import { loadCheckpoint, saveCheckpoint, type TrainSettings } from "./checkpoint.ts";
 import { READ_EVERY, ScalarLog } from "./scalars.ts";
+import { CompiledStep } from "../graph/capture.ts";
+import type { Tensor } from "../tensor.ts";
 
 export interface TrainClassifierOptions {
   model: Classifier;
@@ -160,6 +162,22 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
     if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st, settings);
   };
   const progress = o.quiet ? null : new Progress(total, `train ${model.arch}`, st.step);
+  // One training step, captured after its first call and replayed from then on: the batch in,
+  // the summed loss and the hits out (read back in groups, not now).
+  const step = new CompiledStep(`train ${model.arch}`, (x: Tensor, y: Tensor) => {
+    const packed = tidy(() => {
+      const logits = model.forward(x);
+      const loss = ops.crossEntropy(logits, y);
+      backward(loss);
+      const hits = ops.sum(ops.eq(ops.argmax(ops.detach(logits), 1), y));
+      return ScalarLog.pack([ops.scale(loss, y.size), hits]);
+    });
+    // After the scope: forward intermediates nobody read are dropped, not computed before the
+    // in-place update of the weights they depend on.
+    opt.step();
+    opt.zeroGrad();
+    return packed;
+  }, { key: () => (model.training ? "train" : "eval") });
   let stepsThisCall = 0;
   try {
     while (st.epoch < o.epochs) {
@@ -167,18 +185,7 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
       let t0 = performance.now();
       for await (const { x, y } of loader.batches(st.epoch, st.batch)) {
         opt.lr = schedule(st.step);
-        tidy(() => {
-          const logits = model.forward(x);
-          const loss = ops.crossEntropy(logits, y);
-          backward(loss);
-          const hits = ops.sum(ops.eq(ops.argmax(ops.detach(logits), 1), y));
-          // Read back in groups of steps, not now.
-          scalars.push(st.step, { loss: ops.scale(loss, y.size), hits });
-        });
-        // After the scope: forward intermediates nobody read are dropped, not computed
-        // before the in-place update of the weights they depend on.
-        opt.step();
-        opt.zeroGrad();
+        scalars.pushPacked(st.step, ["loss", "hits"], step.run(x, y));
         x.dispose();
         y.dispose();
         st.seen += o.batchSize;
@@ -230,6 +237,7 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<EpochL
       if (o.logPath) await writeJsonAtomic(o.logPath, { arch: model.arch, history: st.history });
     }
   } finally {
+    step.dispose();
     scalars.dispose();
     progress?.done();
     opt.dispose();

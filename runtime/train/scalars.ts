@@ -20,8 +20,22 @@ export class ScalarLog<K extends string> {
       this.#pending.push({ tag, names, t: keep(ops.zeros([0])) });
       return;
     }
-    const t = tidy(() => ops.concat(names.map((k) => ops.reshape(values[k]!, [1])), 0));
+    const t = tidy(() => ScalarLog.pack(names.map((k) => values[k]!)));
     this.#pending.push({ tag, names, t: keep(t) });
+  }
+
+  /** Records one step's scalars already packed in a tensor of `names.length` values (a compiled
+   * step's output; the log owns it from now on). */
+  pushPacked(tag: number, names: K[], t: Tensor): void {
+    if (t.size !== names.length) {
+      throw new Error(`ScalarLog.pushPacked: ${names.length} names for ${t.size} values`);
+    }
+    this.#pending.push({ tag, names, t: keep(t) });
+  }
+
+  /** The packing `push` does, for a step that returns its scalars. */
+  static pack(values: Tensor[]): Tensor {
+    return ops.concat(values.map((v) => ops.reshape(v, [1])), 0);
   }
 
   get pending(): number {

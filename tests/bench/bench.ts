@@ -17,6 +17,7 @@ import { pgd } from "../../runtime/attacks/pgd.ts";
 import { apgd } from "../../runtime/attacks/apgd.ts";
 import { fabTargeted } from "../../runtime/attacks/fab.ts";
 import { square } from "../../runtime/attacks/square.ts";
+import { CompiledStep } from "../../runtime/graph/capture.ts";
 import { engine } from "../../runtime/engine.ts";
 import { writeJsonAtomic } from "../../runtime/io/atomic.ts";
 import { Adam } from "../../runtime/optim.ts";
@@ -53,6 +54,9 @@ interface Bench {
   /** A count benchmark: `setup().rep` is one step or call; the value is the engine counter's
    * increase over it, not a speed. */
   count?: "dispatches" | "submits" | "readbacks";
+  /** Repetitions run before a count's (a compiled step is captured on its second and third
+   * calls and replayed from the fourth). */
+  countAfter?: number;
 }
 
 /** Deterministic pseudo-random values in [lo, hi) (mulberry32), so runs see the same data. */
@@ -149,7 +153,8 @@ function trainBench(arch: string, batch: number): Bench {
       const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
       const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
       const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
-      const rep = async () => {
+      // Compiled as the trainer compiles it (ATOP_GRAPH=off: eager).
+      const step = new CompiledStep(`bench ${arch}`, (x: Tensor, y: Tensor) => {
         const loss = tidy(() => {
           const l = ops.crossEntropy(model.forward(x), y);
           backward(l);
@@ -157,6 +162,10 @@ function trainBench(arch: string, batch: number): Bench {
         });
         opt.step();
         opt.zeroGrad();
+        return loss;
+      });
+      const rep = async () => {
+        const loss = step.run(x, y);
         await finish(loss, model.parameters()[0]);
         loss.dispose();
       };
@@ -164,7 +173,9 @@ function trainBench(arch: string, batch: number): Bench {
         rep,
         cleanup: () => {
           [x, y].forEach((t) => t.dispose());
-          model.dispose(); // the optimizer's momentum buffers have no dispose API and stay
+          step.dispose();
+          opt.dispose();
+          model.dispose();
         },
       };
     },
@@ -207,12 +218,15 @@ function trainStep(arch: string, batch: number) {
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
   const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
-  const step = () => {
+  const compiled = new CompiledStep(`count ${arch}`, (x: Tensor, y: Tensor) => {
     // The update runs after the scope: unread forward intermediates are dropped, not computed
     // before the in-place write.
     tidy(() => backward(ops.crossEntropy(model.forward(x), y)));
     opt.step();
     opt.zeroGrad();
+  });
+  const step = () => {
+    compiled.run(x, y);
     engine().flush();
     return Promise.resolve();
   };
@@ -220,6 +234,8 @@ function trainStep(arch: string, batch: number) {
     rep: step,
     cleanup: () => {
       [x, y].forEach((t) => t.dispose());
+      compiled.dispose();
+      opt.dispose();
       model.dispose();
     },
   };
@@ -253,13 +269,21 @@ function countBench(
   unit: string,
   make: () => { rep: () => Promise<void>; cleanup: () => void },
   isDefault = true,
+  countAfter = 0,
 ): Bench {
-  return { name, unit, work: 1, count, default: isDefault, setup: make };
+  return { name, unit, work: 1, count, default: isDefault, setup: make, countAfter };
 }
 
 const COUNT_BENCHES: Bench[] = [
   ...(["dispatches", "submits", "readbacks"] as const).map((c) =>
-    countBench(`resnet18_train_step_${c}`, c, "per step", () => trainStep("resnet18", 32))
+    countBench(
+      `resnet18_train_step_${c}`,
+      c,
+      "per step",
+      () => trainStep("resnet18", 32),
+      true,
+      3,
+    )
   ),
   ...(["dispatches", "submits", "readbacks"] as const).map((c) =>
     countBench(`pgd10_resnet18_${c}`, c, "per call", () => attackCall("pgd10", "resnet18", 32))
@@ -438,12 +462,15 @@ async function measureCount(b: Bench): Promise<{ value: number; notes: string }>
       // tuner's choice (every variant is one launch), but a shape timed for the first time
       // launches each candidate twice more: the defaults run instead (ATOP_TUNE=off).
       const eng = engine();
-      await eng.sync();
-      const before = { ...eng.counters };
       const tune = Deno.env.get("ATOP_TUNE");
       Deno.env.set("ATOP_TUNE", "off");
-      const t0 = performance.now();
+      let before = { ...eng.counters };
+      let t0 = 0;
       try {
+        for (let i = 0; i < (b.countAfter ?? 0); i++) await rep();
+        await eng.sync();
+        before = { ...eng.counters };
+        t0 = performance.now();
         await rep();
       } finally {
         if (tune === undefined) Deno.env.delete("ATOP_TUNE");

@@ -1,0 +1,186 @@
+// Graph capture and replay (runtime/graph/capture.ts): a compiled training step gives the same
+// bits as eager execution, replays without running the step's JS, and a step whose launches
+// depend on host values it does not declare stays eager with the reason named.
+
+import { assert, gpu } from "./helpers/check.ts";
+import { engine } from "../runtime/engine.ts";
+import { Tensor, tidy } from "../runtime/tensor.ts";
+import * as ops from "../runtime/ops/mod.ts";
+import { backward } from "../runtime/autograd.ts";
+import { Adam, SGD } from "../runtime/optim.ts";
+import { createModel, type SmallCnn } from "../runtime/models/mod.ts";
+import { CompiledStep } from "../runtime/graph/capture.ts";
+import { Rng } from "../runtime/rng.ts";
+
+await gpu();
+
+function tiny(): SmallCnn {
+  return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] } as never) as SmallCnn;
+}
+
+function batches(n: number, b = 8) {
+  const rng = new Rng(11);
+  return Array.from({ length: n }, () => {
+    const x = rng.uniform([b, 3, 32, 32]);
+    const y = ops.floor(rng.uniform([b], 0, 10));
+    void x.buffer, y.buffer; // computed now, not inside the first step
+    return { x, y };
+  });
+}
+
+async function bits(ts: Iterable<Tensor>): Promise<number[][]> {
+  const out: number[][] = [];
+  for (const t of ts) out.push([...new Uint32Array((await t.data()).buffer)]);
+  return out;
+}
+
+/** Trains `steps` steps with SGD (nesterov, the learning rate changed every step) or Adam and
+ * returns the per-step losses, the final weights and the optimizer's step count. */
+async function train(kind: "sgd" | "adam", compiled: boolean, steps: number) {
+  const model = tiny();
+  model.train();
+  const params = model.parameters();
+  const opt = kind === "sgd"
+    ? new SGD(params, { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 })
+    : new Adam(params, { lr: 1e-3, weightDecay: 1e-4 });
+  const body = (x: Tensor, y: Tensor) => {
+    const logits = model.forward(x);
+    const loss = ops.crossEntropy(logits, y);
+    backward(loss);
+    opt.step();
+    opt.zeroGrad();
+    return ops.detach(loss);
+  };
+  const step = new CompiledStep("test step", body);
+  const data = batches(steps);
+  const losses: Tensor[] = [];
+  const before = { ...engine().counters };
+  let replayDispatches = 0;
+  for (let i = 0; i < steps; i++) {
+    opt.lr = (kind === "sgd" ? 0.05 : 1e-3) * (1 - i / (2 * steps));
+    const { x, y } = data[i];
+    const d0 = engine().counters.dispatches;
+    const loss = compiled ? step.run(x, y) : tidy(() => body(x, y));
+    if (compiled && step.state(x, y) === "replay" && i === steps - 1) {
+      replayDispatches = engine().counters.dispatches - d0;
+    }
+    losses.push(loss);
+  }
+  const state = step.state(data[0].x, data[0].y);
+  const stats = step.stats(data[0].x, data[0].y);
+  const out = {
+    losses: await bits(losses),
+    weights: await bits(params),
+    stepCount: opt.stepCount,
+    state,
+    stats,
+    replayDispatches,
+    dispatches: engine().counters.dispatches - before.dispatches,
+  };
+  for (const t of losses) t.dispose();
+  for (const { x, y } of data) {
+    x.dispose();
+    y.dispose();
+  }
+  step.dispose();
+  opt.dispose();
+  model.dispose();
+  return out;
+}
+
+for (const kind of ["sgd", "adam"] as const) {
+  Deno.test(`a compiled ${kind} training step replays with the bits of eager execution`, async () => {
+    const steps = 7;
+    const eager = await train(kind, false, steps);
+    const compiled = await train(kind, true, steps);
+    assert.equal(compiled.state, "replay", "the step was not captured");
+    assert.deepEqual(compiled.losses, eager.losses, "losses differ");
+    assert.deepEqual(compiled.weights, eager.weights, "weights differ");
+    assert.equal(compiled.stepCount, eager.stepCount, "the optimizer's step count was not replayed");
+    const s = compiled.stats!;
+    assert.ok(s.dispatches > 10 && s.refreshed > 0 && s.hooks === 1, JSON.stringify(s));
+    assert.ok(s.peakBytes > 0 && s.peakBytes <= s.bytes, JSON.stringify(s));
+    // A replay launches what an eager step does (plus nothing).
+    assert.equal(compiled.replayDispatches, s.dispatches);
+  });
+}
+
+Deno.test("a step that bakes a host value into a launch or an upload stays eager, naming it", () => {
+  let counter = 0;
+  const rng = new Rng(3);
+  const x = rng.uniform([4, 4]);
+  // The sequential generator's counter is a launch parameter that moves every call.
+  const drawing = new CompiledStep("drawing", (a: Tensor) => ops.add(a, rng.uniform([4, 4])), {
+    warn: false,
+  });
+  for (let i = 0; i < 4; i++) drawing.run(x).dispose();
+  assert.equal(drawing.state(x), "eager");
+  assert.match(drawing.reason(x)!, /philox.*parameter word \d+ changed/);
+  // A scalar made from a host counter is an upload whose values move every call.
+  const counting = new CompiledStep(
+    "counting",
+    (a: Tensor) => ops.mul(a, Tensor.scalar(counter++)),
+    { warn: false },
+  );
+  for (let i = 0; i < 4; i++) counting.run(x).dispose();
+  assert.equal(counting.state(x), "eager");
+  assert.match(counting.reason(x)!, /upload \d+ uploaded other values/);
+  // A constant is fine: the step replays and computes the same values.
+  const constant = new CompiledStep("constant", (a: Tensor) => ops.mul(a, Tensor.scalar(3)), {
+    warn: false,
+  });
+  for (let i = 0; i < 3; i++) constant.run(x).dispose();
+  assert.equal(constant.state(x), "replay");
+  drawing.dispose();
+  counting.dispose();
+  constant.dispose();
+  x.dispose();
+});
+
+Deno.test("a step reading a tensor it did not make and disposes stays eager", () => {
+  const rng = new Rng(4);
+  const x = rng.uniform([4, 4]);
+  const outside = Array.from({ length: 4 }, () => rng.uniform([4, 4]));
+  for (const t of outside) void t.buffer;
+  let k = 0;
+  const step = new CompiledStep("stale", (a: Tensor) => {
+    const r = ops.exp(ops.add(a, outside[k]));
+    void r.buffer;
+    outside[k++].dispose();
+    return r;
+  }, { warn: false });
+  for (let i = 0; i < 3; i++) step.run(x).dispose();
+  assert.equal(step.state(x), "eager");
+  assert.match(step.reason(x)!, /reads a buffer the step did not write first/);
+  step.dispose();
+  for (const t of outside) t.dispose();
+  x.dispose();
+});
+
+Deno.test("freeing a buffer the graph names invalidates it; the next call captures again", async () => {
+  const rng = new Rng(5);
+  const x = rng.uniform([8, 8]);
+  let w = rng.uniform([8, 8]);
+  const step = new CompiledStep("uses w", (a: Tensor) => ops.mul(ops.add(a, w), 2), {
+    warn: false,
+  });
+  for (let i = 0; i < 3; i++) step.run(x).dispose();
+  assert.equal(step.state(x), "replay");
+  const want = await tidy(() => ops.mul(ops.add(x, w), 2)).data();
+  const got = step.run(x);
+  assert.deepEqual(await got.data(), want);
+  got.dispose();
+  w.dispose();
+  w = rng.uniform([8, 8]);
+  assert.equal(step.state(x), "capturing");
+  const want2 = await tidy(() => ops.mul(ops.add(x, w), 2)).data();
+  for (let i = 0; i < 3; i++) {
+    const r = step.run(x);
+    assert.deepEqual(await r.data(), want2, `call ${i} after the invalidation`);
+    r.dispose();
+  }
+  assert.equal(step.state(x), "replay");
+  step.dispose();
+  w.dispose();
+  x.dispose();
+});
