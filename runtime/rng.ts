@@ -3,6 +3,7 @@
 // offset .. offset + ceil(n/4) - 1, then the offset moves past them, so draws never overlap
 // and any draw can be replayed from its state. `fork(i)` gives an independent child key.
 
+import { engine } from "./engine.ts";
 import { type Shape, shapeSize, Tensor } from "./tensor.ts";
 import { checkShape } from "./tensor.ts";
 import { launch1d, words } from "./ops/util.ts";
@@ -184,13 +185,22 @@ export class Rng {
     checkShape(shape, `Rng.${op}`);
     const n = shapeSize(shape);
     const out = Tensor.empty(shape);
-    const base = this.#offset;
+    const at = (base: number) =>
+      words(n, this.#key, base >>> 0, Math.floor(base / TWO32) >>> 0, { f: a }, { f: b });
+    // A captured step replays this draw at the counter reached by then, and moves it on.
+    let replayBase = this.#offset;
+    engine().onReplay(() => {
+      replayBase = this.#offset;
+      this.#offset += blocks(n);
+    });
     launch1d(
       "philox",
       blocks(n),
       [out.buffer],
-      words(n, this.#key, base >>> 0, Math.floor(base / TWO32) >>> 0, { f: a }, { f: b }),
+      at(this.#offset),
       { OP: OP[op] },
+      undefined,
+      () => at(replayBase),
     );
     this.#offset += blocks(n);
     return out;

@@ -107,15 +107,14 @@ for (const kind of ["sgd", "adam"] as const) {
 
 Deno.test("a step that bakes a host value into a launch or an upload stays eager, naming it", () => {
   let counter = 0;
-  const rng = new Rng(3);
-  const x = rng.uniform([4, 4]);
-  // The sequential generator's counter is a launch parameter that moves every call.
-  const drawing = new CompiledStep("drawing", (a: Tensor) => ops.add(a, rng.uniform([4, 4])), {
+  const x = new Rng(3).uniform([4, 4]);
+  // A host counter folded into a fused kernel's scalar: a launch word that moves every call.
+  const shifting = new CompiledStep("shifting", (a: Tensor) => ops.add(a, counter++), {
     warn: false,
   });
-  for (let i = 0; i < 4; i++) drawing.run(x).dispose();
-  assert.equal(drawing.state(x), "eager");
-  assert.match(drawing.reason(x)!, /philox.*parameter word \d+ changed/);
+  for (let i = 0; i < 4; i++) shifting.run(x).dispose();
+  assert.equal(shifting.state(x), "eager");
+  assert.match(shifting.reason(x)!, /launch \d+ \(fused:\w+\): parameter word \d+ changed/);
   // A scalar made from a host counter is an upload whose values move every call.
   const counting = new CompiledStep(
     "counting",
@@ -131,10 +130,37 @@ Deno.test("a step that bakes a host value into a launch or an upload stays eager
   });
   for (let i = 0; i < 3; i++) constant.run(x).dispose();
   assert.equal(constant.state(x), "replay");
-  drawing.dispose();
+  shifting.dispose();
   counting.dispose();
   constant.dispose();
   x.dispose();
+});
+
+Deno.test("a compiled step drawing from a sequential Rng replays its counter: eager's bits", async () => {
+  const run = async (compiled: boolean) => {
+    const rng = new Rng(3);
+    const x = new Rng(9).uniform([4, 8]);
+    const body = (a: Tensor) => ops.add(a, ops.mul(rng.normal([4, 8]), rng.uniform([4, 8])));
+    const step = new CompiledStep("drawing", body);
+    const outs: number[][] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = compiled ? step.run(x) : tidy(() => body(x));
+      outs.push([...new Uint32Array((await r.data()).buffer)]);
+      r.dispose();
+    }
+    const state = step.state(x);
+    const after = [...new Uint32Array((await rng.uniform([3]).data()).buffer)];
+    step.dispose();
+    x.dispose();
+    return { outs, state, after, rngState: rng.getState() };
+  };
+  const eager = await run(false);
+  const compiled = await run(true);
+  assert.equal(compiled.state, "replay");
+  assert.deepEqual(compiled.outs, eager.outs);
+  assert.deepEqual(compiled.rngState, eager.rngState, "the generator's counter did not advance");
+  assert.deepEqual(compiled.after, eager.after);
+  assert.ok(new Set(eager.outs.map((o) => o.join())).size === 6, "draws repeat");
 });
 
 Deno.test("a step reading a tensor it did not make and disposes stays eager", () => {
@@ -183,4 +209,56 @@ Deno.test("freeing a buffer the graph names invalidates it; the next call captur
   step.dispose();
   w.dispose();
   x.dispose();
+});
+
+Deno.test("purifier training compiled and eager: the same weights, logs and generator state", async () => {
+  const { trainPurifier } = await import("../runtime/train/purifier.ts");
+  const { PatchDiscriminator, Purifier } = await import("../runtime/models/mod.ts");
+  const { readCifar } = await import("../runtime/data/mod.ts");
+  const { rt2 } = await import("../runtime/transforms.ts");
+  const { atopLoss } = await import("../dsl/spec.ts");
+  const { graphCounters, setGraphs } = await import("../runtime/graph/capture.ts");
+  const train = await readCifar(new URL("../data/cifar10/", import.meta.url).pathname, {
+    split: "train",
+  });
+  const clf = tiny();
+  const run = async (graphs: boolean) => {
+    const prev = setGraphs(graphs);
+    const g = new Purifier({ width: 4, dilations: [2], seed: 1 });
+    const d = new PatchDiscriminator({ width: 4, layers: 3, seed: 1 });
+    const before = { ...graphCounters };
+    try {
+      const log = await trainPurifier({
+        purifier: g,
+        discriminator: d,
+        train,
+        transform: (rng, x) => rt2(rng, x, { sigma: 0.25, missingRate: 0.25, blockSize: 4 }),
+        // CE from step 3 on: the key changes, the step is captured again.
+        terms: atopLoss(1, 0.1, 3),
+        epochs: 1,
+        batchSize: 4,
+        lr: 1e-3,
+        classifier: clf,
+        attack: { kind: "fgsm", norm: "linf", eps: 8 / 255, steps: 1 },
+        seed: 2,
+        trainLimit: 40,
+        ema: 0.9,
+        quiet: true,
+      });
+      const replayed = graphCounters.replayed - before.replayed;
+      return { log, w: await bits([...g.parameters(), ...d.parameters()]), replayed };
+    } finally {
+      setGraphs(prev);
+      g.dispose();
+      d.dispose();
+    }
+  };
+  const eager = await run(false);
+  const compiled = await run(true);
+  assert.equal(eager.replayed, 0);
+  // 10 steps: 3 before CE (eager, 2 recordings), 7 after (eager, 2 recordings, 4 replays).
+  assert.equal(compiled.replayed, 4);
+  assert.deepEqual(compiled.log, eager.log);
+  assert.deepEqual(compiled.w, eager.w);
+  clf.dispose();
 });

@@ -29,7 +29,7 @@
 // ATOP_GRAPH=off (or ATOP_PROFILE=1, which times launches one by one) runs every step eagerly.
 
 import { engine, type Recorded, type ReplayPlan } from "../engine.ts";
-import { keep, type Shape, Tensor, tidy } from "../tensor.ts";
+import { keep, Tensor, tidy } from "../tensor.ts";
 
 export type StepOutputs = Tensor | Tensor[] | Record<string, Tensor> | void;
 
@@ -61,6 +61,9 @@ function env(name: string): string | undefined {
 }
 
 let enabled = env("ATOP_GRAPH") !== "off" && env("ATOP_PROFILE") !== "1";
+
+/** Calls by how they ran, over the process (tests and benchmarks). */
+export const graphCounters = { eager: 0, recorded: 0, replayed: 0, captured: 0 };
 
 /** Turns graph replay on or off (tests compare both); returns the previous setting. */
 export function setGraphs(on: boolean): boolean {
@@ -507,12 +510,14 @@ export class CompiledStep<O extends StepOutputs> {
     }
     if (slot.graph) {
       const g = slot.graph;
+      graphCounters.replayed++;
       return unflatten(g.at.layout, g.replay(inputs));
     }
     return this.#capture(slot, inputs);
   }
 
   #eager(inputs: Tensor[]): O {
+    graphCounters.eager++;
     return tidy(() => this.fn(...inputs));
   }
 
@@ -534,6 +539,7 @@ export class CompiledStep<O extends StepOutputs> {
   #capture(slot: Slot, inputs: Tensor[]): O {
     const eng = engine();
     slot.attempts++;
+    graphCounters.recorded++;
     const own = inputs.map((t) => keep(copyOf(t)));
     let out: O | undefined;
     eng.startRecording();
@@ -564,6 +570,7 @@ export class CompiledStep<O extends StepOutputs> {
       this.#drop(slot.last);
       slot.last = null;
       slot.graph = new Graph(this.name, at);
+      graphCounters.captured++;
       return result();
     }
     const r = result();

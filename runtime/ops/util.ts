@@ -66,6 +66,7 @@ export function launch1d(
   params: number[],
   constants: Record<string, number> = {},
   entry?: string,
+  refresh?: () => number[],
 ): void {
   if (n === 0) return;
   engine().dispatch({
@@ -74,6 +75,7 @@ export function launch1d(
     constants: { WG, ...constants },
     buffers,
     params,
+    refresh,
     workgroups: grid1d(n, WG),
   });
 }

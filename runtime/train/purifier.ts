@@ -5,6 +5,7 @@
 // Loss terms are the spec's weighted list, so custom weightings need no new code.
 
 import { type Tensor, tidy, tidyAsync } from "../tensor.ts";
+import { CompiledStep } from "../graph/capture.ts";
 import * as ops from "../ops/mod.ts";
 import { backward } from "../autograd.ts";
 import { Adam } from "../optim.ts";
@@ -193,6 +194,13 @@ export function criticThenGeneratorLoss<T extends { total: Tensor | null }>(
   });
 }
 
+/** The scalars a step logs, in the order it packs them: the active terms, the critic's loss,
+ * the generator's total (when any term is active). */
+function scalarNames(active: WeightedTerm[]): (LossTermName | "#d" | "#g")[] {
+  const terms = [...new Set(active.map((t) => t.term))];
+  return [...terms, "#d", ...(active.length ? ["#g" as const] : [])];
+}
+
 function setTrainable(params: Tensor[], on: boolean) {
   for (const p of params) p.requiresGrad = on;
 }
@@ -293,44 +301,57 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
   o.classifier?.eval();
   setTrainable(clfParams, false);
   let stepsThisCall = 0;
+  // The loss terms active at this step (the key of the compiled step: a warm-up changes them).
+  let active: WeightedTerm[] = [];
+  // One adversarial step: the critic's update, the generator's, the weight average; captured
+  // after its first call and replayed from then on (the transform's draws included: the
+  // generator's counter moves on at each replay). In: the clean batch, its labels and, when
+  // fine-tuning on attacks, the adversarial batch; out: the step's scalars, packed.
+  const compiled = new CompiledStep(
+    o.label ?? "purifier step",
+    (x: Tensor, y: Tensor, adv?: Tensor) => {
+      // The clean image at the purifier's size: L1 target and the critic's real images.
+      const real = up(x);
+      const { image, mask, noise } = o.transform(rng, adv ? up(adv) : real);
+      setTrainable(gParams, true);
+      const g = criticThenGeneratorLoss(
+        { G, D, optD, dParams },
+        { image, mask, noise, real },
+        (out) =>
+          generatorLoss(active, out, real, y, {
+            critic: (img) => D.score(img, mask),
+            mask,
+            classifier: o.classifier
+              ? (img) => o.classifier!.forward(toClassifierSize(img, size))
+              : null,
+          }),
+      );
+      if (g.total) {
+        optG.step();
+        optG.zeroGrad();
+        ema?.update();
+      }
+      setTrainable(dParams, true);
+      const values: Record<string, Tensor> = { ...g.values, "#d": g.dLoss };
+      if (g.total) values["#g"] = g.total;
+      return ScalarLog.pack(scalarNames(active).map((k) => values[k]));
+    },
+    { key: () => scalarNames(active).join(",") },
+  );
   try {
     while (st.epoch < o.epochs) {
       G.train();
       D.train();
       for await (const { x, y, labels } of loader.batches(st.epoch, st.batch)) {
         const step = st.step;
-        await tidyAsync(async () => {
-          const active = o.terms.filter((t) => t.weight > 0 && step >= t.after);
-          const useAdv = needsCe && o.attack;
-          const source = useAdv
-            ? await adversarial(o.classifier!, x, labels, o.attack!, seed, step)
-            : x;
-          // The clean image at the purifier's size: L1 target and the critic's real images.
-          const real = up(x);
-          const { image, mask, noise } = o.transform(rng, source === x ? real : up(source));
-          setTrainable(gParams, true);
-          const g = criticThenGeneratorLoss(
-            { G, D, optD, dParams },
-            { image, mask, noise, real },
-            (out) =>
-              generatorLoss(active, out, real, y, {
-                critic: (img) => D.score(img, mask),
-                mask,
-                classifier: o.classifier
-                  ? (img) => o.classifier!.forward(toClassifierSize(img, size))
-                  : null,
-              }),
-          );
-          const dLoss = g.dLoss;
-          if (g.total) {
-            optG.step();
-            optG.zeroGrad();
-            ema?.update();
-          }
-          // Read back in groups of steps, not now.
-          scalars.push(step, { ...g.values, "#d": dLoss, ...(g.total ? { "#g": g.total } : {}) });
-        });
-        setTrainable(dParams, true);
+        active = o.terms.filter((t) => t.weight > 0 && step >= t.after);
+        const source = needsCe && o.attack
+          ? await adversarial(o.classifier!, x, labels, o.attack!, seed, step)
+          : null;
+        const names = scalarNames(active);
+        // Read back in groups of steps, not now.
+        scalars.pushPacked(step, names, source ? compiled.run(x, y, source) : compiled.run(x, y));
+        source?.dispose();
         x.dispose();
         y.dispose();
         st.batch++;
@@ -360,6 +381,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
     // Training is complete: the purifier keeps the averaged weights.
     ema?.swap();
   } finally {
+    compiled.dispose();
     ema?.dispose();
     scalars.dispose();
     progress?.done();

@@ -339,10 +339,10 @@ function purifierStepBench(batch: number): Bench {
       const dParams = D.parameters();
       const x = randomTensor([batch, 3, 32, 32], 9, 0, 1);
       const rng = new Rng(1, 2);
-      const rep = async () => {
+      // The trainer's step (runtime/train/purifier.ts), compiled as the trainer compiles it.
+      const step = new CompiledStep("bench pretrain", (x: Tensor) => {
         const { image, mask } = rt1(rng, x, { missingRate: 0.25, blockSize: 4 });
-        // The trainer's step (runtime/train/purifier.ts).
-        const { dLoss: dl, total } = criticThenGeneratorLoss()(
+        const { dLoss, total } = criticThenGeneratorLoss()(
           { G, D, optD, dParams },
           { image, mask, real: x },
           (out) => ({
@@ -352,16 +352,20 @@ function purifierStepBench(batch: number): Bench {
             ),
           }),
         );
-        const gl = total;
         optG.step();
         optG.zeroGrad();
+        return [dLoss, total];
+      });
+      const rep = async () => {
+        const [dl, gl] = step.run(x) as Tensor[];
         await finish(dl, gl);
-        for (const t of [dl, gl, image, mask]) t.dispose();
+        for (const t of [dl, gl]) t.dispose();
       };
       return {
         rep,
         cleanup: () => {
           x.dispose();
+          step.dispose();
           optG.dispose();
           optD.dispose();
           G.dispose();
