@@ -190,6 +190,11 @@ export class BufferPool {
     buf.destroy();
   }
 
+  /** Destroys a buffer (not the pool's) after the next submit: recorded commands may name it. */
+  destroyLater(buf: GPUBuffer): void {
+    this.#toDestroy.push(buf);
+  }
+
   /** Destroys the buffers evicted before a submit; the engine calls it after each submit. */
   afterSubmit(): void {
     for (const b of this.#toDestroy) this.#destroy(b);

@@ -291,10 +291,23 @@ export class RowRng implements RandomSource {
     checkRowKeys("RowRng", rows);
     this.#key = rngKey(seed, stream);
     this.#rowWords = new Float32Array(rows.length * 2);
+    this.#setRows(rows);
+  }
+
+  #setRows(rows: readonly RowKey[]): void {
     rows.forEach((r, i) => {
       this.#rowWords[2 * i] = r.index;
       this.#rowWords[2 * i + 1] = r.call;
     });
+  }
+
+  /** New row keys and stream for the same rows (a captured step's replay: the draws it
+   * recorded then use what this call would have drawn). */
+  rekey(stream: number, rows: readonly RowKey[]): void {
+    if (rows.length !== this.rows.length) throw new Error("RowRng.rekey: the row count changed");
+    checkRowKeys("RowRng.rekey", rows);
+    this.#key = rngKey(this.seed, stream);
+    this.#setRows(rows);
   }
 
   /** The tag the next draw will use. */
@@ -325,13 +338,19 @@ export class RowRng implements RandomSource {
     const n = shapeSize(shape);
     const out = Tensor.empty(shape);
     const rowLen = this.rows.length ? n / this.rows.length : 0;
-    const keys = Tensor.fromData(this.#rowWords, [this.#rowWords.length]);
+    // The row words and the key are refreshed when a captured step replays (rekey).
+    const keys = Tensor.empty([this.#rowWords.length]);
+    if (keys.size > 0) engine().upload(keys.buffer, this.#rowWords, 0, () => this.#rowWords);
+    const tag = this.#tag;
+    const at = () => words(this.rows.length, this.#key, rowLen, tag, { f: a }, { f: b });
     launch1d(
       "philox_rows",
       this.rows.length * blocks(rowLen),
       [out.buffer, keys.buffer],
-      words(this.rows.length, this.#key, rowLen, this.#tag, { f: a }, { f: b }),
+      at(),
       { OP: OP[op] },
+      undefined,
+      at,
     );
     keys.dispose();
     this.#tag++;
@@ -358,12 +377,19 @@ export class ExampleDraws {
    * appears k times in one call takes k consecutive call numbers, in row order: a batch of K
    * stacked copies (batched EOT draws, votes) draws exactly what K calls would. */
   next(rows: readonly number[]): RowRng {
-    const keys = rows.map((index) => {
+    const own = [...rows];
+    const rng = new RowRng(this.seed, this.#stream, this.#advance(own));
+    // A captured step that drew here draws the next call's numbers at each replay.
+    engine().onReplay(() => rng.rekey(this.#stream, this.#advance(own)));
+    return rng;
+  }
+
+  #advance(rows: readonly number[]): RowKey[] {
+    return rows.map((index) => {
       const call = this.#calls.get(index) ?? 0;
       this.#calls.set(index, call + 1);
       return { index, call };
     });
-    return new RowRng(this.seed, this.#stream, keys);
   }
 
   /** Restarts these examples at call 0 in `scope` (0: the clean verdict and the checks). */

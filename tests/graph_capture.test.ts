@@ -96,7 +96,11 @@ for (const kind of ["sgd", "adam"] as const) {
     assert.equal(compiled.state, "replay", "the step was not captured");
     assert.deepEqual(compiled.losses, eager.losses, "losses differ");
     assert.deepEqual(compiled.weights, eager.weights, "weights differ");
-    assert.equal(compiled.stepCount, eager.stepCount, "the optimizer's step count was not replayed");
+    assert.equal(
+      compiled.stepCount,
+      eager.stepCount,
+      "the optimizer's step count was not replayed",
+    );
     const s = compiled.stats!;
     assert.ok(s.dispatches > 10 && s.refreshed > 0 && s.hooks === 1, JSON.stringify(s));
     assert.ok(s.peakBytes > 0 && s.peakBytes <= s.bytes, JSON.stringify(s));
@@ -262,3 +266,66 @@ Deno.test("purifier training compiled and eager: the same weights, logs and gene
   assert.deepEqual(compiled.w, eager.w);
   clf.dispose();
 });
+
+for (const which of ["pgd", "apgd-ce", "apgd-dlr-l2"] as const) {
+  Deno.test(`${which} with EOT on a randomized defense: compiled iterations give eager's bits and draws`, async () => {
+    const { pgd } = await import("../runtime/attacks/pgd.ts");
+    const { apgd } = await import("../runtime/attacks/apgd.ts");
+    const { classifierTarget } = await import("../runtime/attacks/target.ts");
+    const { rt2 } = await import("../runtime/transforms.ts");
+    const { ExampleDraws } = await import("../runtime/rng.ts");
+    const { graphCounters, setGraphs } = await import("../runtime/graph/capture.ts");
+    const model = tiny();
+    model.eval();
+    const clf = classifierTarget(model);
+    const b = 6;
+    const x = new Rng(21).uniform([b, 3, 32, 32]);
+    const labels = [0, 1, 2, 3, 4, 5];
+    const run = async (graphs: boolean) => {
+      const prev = setGraphs(graphs);
+      const draws = new ExampleDraws(7, 3);
+      const seq = new Rng(8, 1);
+      const target = {
+        name: "rt2 -> smallcnn",
+        numClasses: 10,
+        randomized: true,
+        // Keyed draws with rows, the sequential generator without (both replay).
+        logits: (xi: Tensor, rows?: readonly number[]) =>
+          clf.logits(
+            rt2((rows ? draws.next(rows) : seq) as Rng, xi, {
+              sigma: 0.1,
+              missingRate: 0.25,
+              blockSize: 4,
+            }).image,
+          ),
+      };
+      const before = graphCounters.replayed;
+      try {
+        const input = { target, x, labels, indices: [10, 11, 12, 13, 14, 15], attackAll: true };
+        const r = which === "pgd"
+          ? await pgd(input, { steps: 6, eot: 3, restarts: 2 })
+          : which === "apgd-ce"
+          ? await apgd(input, { steps: 8, eot: 2, loss: "ce" })
+          : await apgd(input, { steps: 7, eot: 2, loss: "dlr", norm: "l2", eps: 0.5 });
+        const xAdv = [...new Uint32Array((await r.xAdv.data()).buffer)];
+        r.xAdv.dispose();
+        // The draws' counters moved on as in eager execution: the next call draws the same.
+        const next = draws.next([10, 12]).uniform([2, 4]);
+        const after = [...new Uint32Array((await next.data()).buffer)];
+        next.dispose();
+        return { xAdv, r: { ...r, xAdv: null }, after, replayed: graphCounters.replayed - before };
+      } finally {
+        setGraphs(prev);
+      }
+    };
+    const eager = await run(false);
+    const compiled = await run(true);
+    assert.equal(eager.replayed, 0);
+    assert.ok(compiled.replayed >= 3, `replayed ${compiled.replayed} iterations`);
+    assert.deepEqual(compiled.xAdv, eager.xAdv);
+    assert.deepEqual(compiled.r, eager.r);
+    assert.deepEqual(compiled.after, eager.after);
+    x.dispose();
+    model.dispose();
+  });
+}

@@ -26,6 +26,7 @@ import {
 import { objective } from "./objective.ts";
 import { noGrad } from "../autograd.ts";
 import { eotGradient, type Target } from "./target.ts";
+import { CompiledStep } from "../graph/capture.ts";
 import { stackedRandom, STREAM } from "./rand.ts";
 
 export interface ApgdOptions {
@@ -173,65 +174,97 @@ async function singleRun(
   const checkpoints = apgdCheckpoints(nIter);
   let lastCheck = 0;
 
-  for (let i = 0; i < nIter; i++) {
-    const a = i > 0 ? 0.75 : 1.0;
-    const next = tidy(() => {
-      const grad2 = ops.sub(st.xa, st.xaOld);
-      const dir = o.norm === "linf" ? ops.sign(st.grad) : normalizeL2(st.grad);
-      const z1 = project(o.norm, ops.add(st.xa, ops.mul(st.step, dir)), x, eps);
-      const mom = ops.add(
-        ops.add(st.xa, ops.scale(ops.sub(z1, st.xa), a)),
-        ops.scale(grad2, 1 - a),
-      );
-      return project(o.norm, mom, x, eps);
-    });
-    st.xaOld.dispose();
-    st.xaOld = st.xa;
-    st.xa = next;
+  // One iteration (momentum step, EOT gradient, bookkeeping), captured after its first call
+  // and replayed from then on; the first iteration (no momentum yet) is its own graph. The
+  // state it reads comes in, its new values go out.
+  let a = 1.0;
+  const iteration = new CompiledStep(
+    "apgd iteration",
+    (
+      xa: Tensor,
+      xaOld: Tensor,
+      grad: Tensor,
+      step: Tensor,
+      acc: Tensor,
+      xBestAdv: Tensor,
+      xBest: Tensor,
+      gradBest: Tensor,
+      lossBest: Tensor,
+      increases: Tensor,
+      prevLoss: Tensor,
+    ) => {
+      const next = tidy(() => {
+        const grad2 = ops.sub(xa, xaOld);
+        const dir = o.norm === "linf" ? ops.sign(grad) : normalizeL2(grad);
+        const z1 = project(o.norm, ops.add(xa, ops.mul(step, dir)), x, eps);
+        const mom = ops.add(ops.add(xa, ops.scale(ops.sub(z1, xa), a)), ops.scale(grad2, 1 - a));
+        return project(o.norm, mom, x, eps);
+      });
+      const r = evalAt(next);
+      const improved = ops.gt(r.loss, lossBest);
+      return {
+        xa: next,
+        grad: r.grad,
+        acc: ops.minimum(acc, r.correct),
+        xBestAdv: rowsWhere(ops.sub(1, r.correct), next, xBestAdv),
+        xBest: rowsWhere(improved, next, xBest),
+        gradBest: rowsWhere(improved, r.grad, gradBest),
+        lossBest: ops.where(improved, r.loss, lossBest),
+        increases: ops.add(increases, ops.gt(r.loss, prevLoss)),
+        prevLoss: ops.clone(r.loss),
+      };
+    },
+    { key: () => String(a) },
+  );
 
-    const r = evalAt(st.xa);
-    update(
-      st,
-      tidy(() => {
-        const improved = ops.gt(r.loss, st.lossBest);
-        return {
-          grad: r.grad,
-          acc: ops.minimum(st.acc, r.correct),
-          xBestAdv: rowsWhere(ops.sub(1, r.correct), st.xa, st.xBestAdv),
-          xBest: rowsWhere(improved, st.xa, st.xBest),
-          gradBest: rowsWhere(improved, r.grad, st.gradBest),
-          lossBest: ops.where(improved, r.loss, st.lossBest),
-          increases: ops.add(st.increases, ops.gt(r.loss, st.prevLoss)),
-          prevLoss: ops.clone(r.loss),
-        };
-      }),
-    );
-    r.correct.dispose();
-    r.loss.dispose();
+  try {
+    for (let i = 0; i < nIter; i++) {
+      a = i > 0 ? 0.75 : 1.0;
+      const out = iteration.run(
+        st.xa,
+        st.xaOld,
+        st.grad,
+        st.step,
+        st.acc,
+        st.xBestAdv,
+        st.xBest,
+        st.gradBest,
+        st.lossBest,
+        st.increases,
+        st.prevLoss,
+      ) as Record<string, Tensor>;
+      st.xaOld.dispose();
+      st.xaOld = st.xa;
+      const { xa: next, ...rest } = out;
+      st.xa = next;
+      update(st, rest as Partial<typeof st>);
 
-    if (checkpoints.includes(i + 1)) {
-      const kk = i + 1 - lastCheck;
-      lastCheck = i + 1;
-      update(
-        st,
-        tidy(() => {
-          const oscillation = ops.le(st.increases, kk * o.rho);
-          const noImprovement = ops.mul(
-            ops.sub(1, st.reducedLastCheck),
-            ops.ge(st.lossBestLastCheck, st.lossBest),
-          );
-          const reduce = ops.maximum(oscillation, noImprovement);
-          return {
-            step: rowsWhere(reduce, ops.scale(st.step, 0.5), st.step),
-            xa: rowsWhere(reduce, st.xBest, st.xa),
-            grad: rowsWhere(reduce, st.gradBest, st.grad),
-            reducedLastCheck: reduce,
-            lossBestLastCheck: ops.clone(st.lossBest),
-            increases: ops.zeros([n]),
-          };
-        }),
-      );
+      if (checkpoints.includes(i + 1)) {
+        const kk = i + 1 - lastCheck;
+        lastCheck = i + 1;
+        update(
+          st,
+          tidy(() => {
+            const oscillation = ops.le(st.increases, kk * o.rho);
+            const noImprovement = ops.mul(
+              ops.sub(1, st.reducedLastCheck),
+              ops.ge(st.lossBestLastCheck, st.lossBest),
+            );
+            const reduce = ops.maximum(oscillation, noImprovement);
+            return {
+              step: rowsWhere(reduce, ops.scale(st.step, 0.5), st.step),
+              xa: rowsWhere(reduce, st.xBest, st.xa),
+              grad: rowsWhere(reduce, st.gradBest, st.grad),
+              reducedLastCheck: reduce,
+              lossBestLastCheck: ops.clone(st.lossBest),
+              increases: ops.zeros([n]),
+            };
+          }),
+        );
+      }
     }
+  } finally {
+    iteration.dispose();
   }
   const packed = ops.concat([st.acc, st.lossBest, st.lossStart], 0);
   const v = await packed.data();

@@ -19,6 +19,7 @@ import { type AttackLoss, objective } from "./objective.ts";
 import { noGrad } from "../autograd.ts";
 import { eotGradient } from "./target.ts";
 import { stackedRandom, STREAM } from "./rand.ts";
+import { CompiledStep } from "../graph/capture.ts";
 
 export interface PgdOptions {
   /** Default "linf". */
@@ -144,6 +145,26 @@ export async function pgd(input: AttackInput, opts: PgdOptions = {}): Promise<At
   return { xAdv: best, fooled, lossStart, lossBest: bestLoss };
 }
 
+/** The state after considering iterate xa with logits z and per-row loss l: per row the last
+ * fooling iterate if any, else the highest-loss one. */
+function bookkeeping(
+  xa: Tensor,
+  z: Tensor,
+  l: Tensor,
+  y: Tensor,
+  s: { best: Tensor; fooled: Tensor; bestLoss: Tensor },
+): { best: Tensor; fooled: Tensor; bestLoss: Tensor } {
+  const n = xa.shape[0];
+  const isAdv = ops.sub(1, ops.eq(ops.argmax(z, 1), y));
+  const improved = ops.mul(ops.sub(1, s.fooled), ops.gt(l, s.bestLoss));
+  const take = ops.maximum(isAdv, improved);
+  return {
+    best: ops.where(ops.reshape(take, [n, 1, 1, 1]), xa, s.best),
+    fooled: ops.maximum(s.fooled, isAdv),
+    bestLoss: ops.maximum(s.bestLoss, l),
+  };
+}
+
 /** One PGD restart on a batch: per row the last fooling iterate if any, else the
  * highest-loss iterate, with its loss at the start and its best loss. The bookkeeping (best
  * point, success mask, best loss) stays on the GPU; the three per-row vectors are read back
@@ -165,41 +186,42 @@ async function pgdRestart(
   let bestLoss = ops.full([n], -Infinity);
   let lossStart: Tensor | null = null;
 
-  /** Records the iterate xa with its logits z and per-row loss l into the state. */
-  const consider = (xa: Tensor, z: Tensor, l: Tensor) => {
-    const next = tidy(() => {
-      const isAdv = ops.sub(1, ops.eq(ops.argmax(z, 1), y));
-      const improved = ops.mul(ops.sub(1, fooled), ops.gt(l, bestLoss));
-      const take = ops.maximum(isAdv, improved);
-      return {
-        best: ops.where(ops.reshape(take, [n, 1, 1, 1]), xa, best),
-        fooled: ops.maximum(fooled, isAdv),
-        bestLoss: ops.maximum(bestLoss, l),
-      };
-    });
-    for (const t of [best, fooled, bestLoss]) t.dispose();
-    ({ best, fooled, bestLoss } = next);
-    lossStart ??= ops.clone(l);
-  };
-
   let xa = o.randomStart && o.eps > 0 ? randomStart(o, x, indices, restart) : ops.clone(x);
-  for (let s = 0; s <= o.steps; s++) {
-    if (s === o.steps) {
-      // The last iterate only needs a forward pass.
-      const { z, l } = tidy(() => {
-        const z = noGrad(() => target.logits(xa, indices));
-        return { z, l: noGrad(() => lossFn(z)) };
-      });
-      consider(xa, z, l);
-      z.dispose();
-      l.dispose();
-      break;
+  // One iteration (EOT gradient, bookkeeping, step), captured after its first call and replayed
+  // from then on: the iterate and the state in, their successors and the iterate's loss out.
+  const iteration = new CompiledStep(
+    "pgd iteration",
+    (xa: Tensor, best: Tensor, fooled: Tensor, bestLoss: Tensor) => {
+      const e = eotGradient(target, xa, lossFn, o.eot, indices);
+      const next = pgdStep(o.norm, xa, x, e.grad, o.stepSize, o.eps);
+      const st = bookkeeping(xa, e.lastLogits, e.lastLoss, y, { best, fooled, bestLoss });
+      return [next, st.best, st.fooled, st.bestLoss, e.lastLoss];
+    },
+  );
+  try {
+    for (let s = 0; s < o.steps; s++) {
+      const [next, b, f, bl, l] = iteration.run(xa, best, fooled, bestLoss) as Tensor[];
+      for (const t of [best, fooled, bestLoss, xa]) t.dispose();
+      ({ best, fooled, bestLoss } = { best: b, fooled: f, bestLoss: bl });
+      if (lossStart) l.dispose();
+      else lossStart = l;
+      xa = next;
     }
-    const e = eotGradient(target, xa, lossFn, o.eot, indices);
-    consider(xa, e.lastLogits, e.lastLoss);
-    const next = tidy(() => pgdStep(o.norm, xa, x, e.grad, o.stepSize, o.eps));
-    for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, xa]) t.dispose();
-    xa = next;
+  } finally {
+    iteration.dispose();
+  }
+  // The last iterate only needs a forward pass.
+  {
+    const { z, l } = tidy(() => {
+      const z = noGrad(() => target.logits(xa, indices));
+      return { z, l: noGrad(() => lossFn(z)) };
+    });
+    const st = tidy(() => bookkeeping(xa, z, l, y, { best, fooled, bestLoss }));
+    for (const t of [best, fooled, bestLoss]) t.dispose();
+    ({ best, fooled, bestLoss } = st);
+    lossStart ??= ops.clone(l);
+    z.dispose();
+    l.dispose();
   }
   xa.dispose();
   y.dispose();

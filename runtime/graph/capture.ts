@@ -439,7 +439,7 @@ class Graph {
     this.#owned = [];
     for (const t of this.at.inputs) t.dispose();
     for (const t of this.at.outputs) t.dispose();
-    this.plan.params?.destroy();
+    if (this.plan.params) pool.destroyLater(this.plan.params);
     this.valid = false;
   }
 }
