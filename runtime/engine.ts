@@ -196,6 +196,11 @@ export class Engine {
     return this.#recording !== null;
   }
 
+  /** True inside `trace` (launches are listed, not run). */
+  get tracing(): boolean {
+    return this.#trace !== null;
+  }
+
   /** Host work a captured graph must repeat at each replay (e.g. an optimizer's step count).
    * Outside a recording it does nothing: the caller has done that work already. */
   onReplay(fn: () => void): void {

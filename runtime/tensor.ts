@@ -226,6 +226,11 @@ export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
   return result;
 }
 
+/** Tensors created so far (ids are given in order: a tensor with a smaller id is older). */
+export function tensorsMade(): number {
+  return nextId;
+}
+
 export function liveTensors(): number {
   return liveCount;
 }

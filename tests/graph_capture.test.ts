@@ -329,3 +329,45 @@ for (const which of ["pgd", "apgd-ce", "apgd-dlr-l2"] as const) {
     model.dispose();
   });
 }
+
+Deno.test("a step may return its input or an outside tensor, throw, or run inside another", async () => {
+  const rng = new Rng(6);
+  const x = rng.uniform([4, 4]);
+  const w = rng.uniform([4, 4]);
+  // Returning the input and an outside tensor: the caller gets copies, w survives the graph.
+  const echo = new CompiledStep("echo", (a: Tensor) => [a, w, ops.add(a, w)]);
+  for (let i = 0; i < 4; i++) {
+    const [a, b, c] = echo.run(x) as Tensor[];
+    assert.deepEqual(await a.data(), await x.data());
+    assert.deepEqual(await b.data(), await w.data());
+    assert.deepEqual(await c.data(), await tidy(() => ops.add(x, w)).data());
+    for (const t of [a, b, c]) t.dispose();
+  }
+  assert.equal(echo.state(x), "replay");
+  echo.dispose();
+  assert.ok(!w.disposed && !x.disposed);
+  await w.data();
+  // An error inside a recording leaves the engine ready for the next step.
+  let n = 0;
+  const failing = new CompiledStep("failing", (a: Tensor) => {
+    if (++n === 2) throw new Error("boom");
+    return ops.exp(a);
+  });
+  failing.run(x).dispose();
+  assert.throws(() => failing.run(x), /boom/);
+  assert.equal(engine().recording, false);
+  for (let i = 0; i < 3; i++) failing.run(x).dispose();
+  assert.equal(failing.state(x), "replay");
+  // A step run inside another's recording is part of the outer graph.
+  const inner = new CompiledStep("inner", (a: Tensor) => ops.mul(a, 2));
+  const outer = new CompiledStep("outer", (a: Tensor) => ops.add(inner.run(a), 1));
+  for (let i = 0; i < 4; i++) {
+    const r = outer.run(x);
+    assert.deepEqual(await r.data(), await tidy(() => ops.add(ops.mul(x, 2), 1)).data());
+    r.dispose();
+  }
+  assert.equal(outer.state(x), "replay");
+  for (const s of [failing, inner, outer]) s.dispose();
+  x.dispose();
+  w.dispose();
+});

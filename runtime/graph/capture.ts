@@ -29,7 +29,8 @@
 // ATOP_GRAPH=off (or ATOP_PROFILE=1, which times launches one by one) runs every step eagerly.
 
 import { engine, type Recorded, type ReplayPlan } from "../engine.ts";
-import { keep, Tensor, tidy } from "../tensor.ts";
+import { keep, Tensor, tensorsMade, tidy } from "../tensor.ts";
+import { detach } from "../ops/elementwise.ts";
 
 export type StepOutputs = Tensor | Tensor[] | Record<string, Tensor> | void;
 
@@ -497,6 +498,9 @@ export class CompiledStep<O extends StepOutputs> {
       slot = { calls: 0, attempts: 0, last: null, graph: null, eager: null, recaptures: 0 };
       this.#slots.set(key, slot);
     }
+    // Inside another step's recording, or a trace (explain), a step is part of the outer work.
+    const eng = engine();
+    if (eng.recording || eng.tracing) return this.#call(inputs, false);
     slot.calls++;
     if (!enabled || slot.eager !== null || slot.calls === 1) return this.#eager(inputs);
     if (slot.graph && !slot.graph.valid) {
@@ -518,7 +522,19 @@ export class CompiledStep<O extends StepOutputs> {
 
   #eager(inputs: Tensor[]): O {
     graphCounters.eager++;
-    return tidy(() => this.fn(...inputs));
+    return this.#call(inputs, false);
+  }
+
+  /** Runs the step in a scope; outputs made before the call (an input, a parameter) come back
+   * as copies, so the caller owns every output in every mode. `realize`: compute them now. */
+  #call(inputs: Tensor[], realize: boolean): O {
+    const before = tensorsMade();
+    return tidy(() => {
+      const { layout, list } = flatten(this.fn(...inputs), this.name);
+      const fresh = list.map((t) => (t.id < before ? detach(t) : t));
+      if (realize) for (const t of fresh) void t.buffer;
+      return unflatten<O>(layout, fresh);
+    });
   }
 
   #leaveEager(slot: Slot, why: string): void {
@@ -543,14 +559,15 @@ export class CompiledStep<O extends StepOutputs> {
     const own = inputs.map((t) => keep(copyOf(t)));
     let out: O | undefined;
     eng.startRecording();
-    let rec: Recorded[];
     try {
-      out = tidy(() => this.fn(...own));
-      const { list } = flatten(out, this.name);
-      for (const t of list) void t.buffer; // computes pending outputs inside the recording
-    } finally {
-      rec = eng.stopRecording();
+      // Pending outputs are computed inside the recording; the graph owns their buffers.
+      out = this.#call(own, true);
+    } catch (e) {
+      eng.stopRecording();
+      for (const t of own) t.dispose();
+      throw e;
     }
+    const rec = eng.stopRecording();
     const { layout, list } = flatten(out!, this.name);
     const outputs = list.map((t) => keep(t));
     const at: Attempt = { rec, inputs: own, outputs, layout, roles: roleMap(rec, own, outputs) };
