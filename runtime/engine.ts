@@ -754,7 +754,11 @@ export class Engine {
     this.#stage(buf, data, byteOffset);
   }
 
-  #stage(buf: GPUBuffer, data: Float32Array | Uint32Array | Int32Array | Uint8Array, byteOffset = 0) {
+  #stage(
+    buf: GPUBuffer,
+    data: Float32Array | Uint32Array | Int32Array | Uint8Array,
+    byteOffset = 0,
+  ) {
     this.counters.uploads++;
     if (!this.#encoder) {
       this.device.queue.writeBuffer(buf, byteOffset, data as Float32Array<ArrayBuffer>);

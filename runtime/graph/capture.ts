@@ -215,7 +215,10 @@ function difference(a: Attempt, b: Attempt): { why: string; fatal: boolean } | n
       if (y.refresh) {
         const w = y.refresh();
         if (w.length !== y.params.length || y.params.some((v, k) => v !== w[k] >>> 0)) {
-          return { why: `${at}: its refresh does not give the words it launched with`, fatal: false };
+          return {
+            why: `${at}: its refresh does not give the words it launched with`,
+            fatal: false,
+          };
         }
         continue;
       }
@@ -532,7 +535,7 @@ export class CompiledStep<O extends StepOutputs> {
     return tidy(() => {
       const { layout, list } = flatten(this.fn(...inputs), this.name);
       const fresh = list.map((t) => (t.id < before ? detach(t) : t));
-      if (realize) for (const t of fresh) void t.buffer;
+      if (realize) { for (const t of fresh) void t.buffer; }
       return unflatten<O>(layout, fresh);
     });
   }

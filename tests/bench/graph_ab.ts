@@ -69,7 +69,12 @@ for (const w of [pretrain(16), resnet(32, "smallcnn"), resnet(32)]) {
   const step = new CompiledStep(w.name, w.body);
   // Warm-up and capture (eager runs share the model: it trains on in both modes).
   for (let i = 0; i < 4; i++) for (const t of step.run(...w.inputs)) t.dispose();
-  const ms = { compiled: [] as number[], eager: [] as number[], jsC: [] as number[], jsE: [] as number[] };
+  const ms = {
+    compiled: [] as number[],
+    eager: [] as number[],
+    jsC: [] as number[],
+    jsE: [] as number[],
+  };
   for (let r = 0; r < rounds; r++) {
     for (const mode of ["compiled", "eager"] as const) {
       for (let i = 0; i < block; i++) {
@@ -88,7 +93,9 @@ for (const w of [pretrain(16), resnet(32, "smallcnn"), resnet(32)]) {
   const c = median(ms.compiled), e = median(ms.eager);
   console.log(
     `${w.name}: compiled ${c.toFixed(1)} ms (${(w.work / c * 1000).toFixed(2)} img/s, host ` +
-      `${median(ms.jsC).toFixed(2)} ms), eager ${e.toFixed(1)} ms (${(w.work / e * 1000).toFixed(2)} ` +
+      `${median(ms.jsC).toFixed(2)} ms), eager ${e.toFixed(1)} ms (${
+        (w.work / e * 1000).toFixed(2)
+      } ` +
       `img/s, host ${median(ms.jsE).toFixed(2)} ms), ratio ${(e / c).toFixed(3)}; ` +
       `graph ${JSON.stringify(step.stats(...w.inputs))}`,
   );
