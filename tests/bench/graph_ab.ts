@@ -66,7 +66,8 @@ function resnet(batch: number, arch = "resnet18") {
 
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 for (const w of [pretrain(16), resnet(32, "smallcnn"), resnet(32)]) {
-  const step = new CompiledStep(w.name, w.body);
+  const body = w.body as (...t: Tensor[]) => Tensor[];
+  const step = new CompiledStep(w.name, body);
   // Warm-up and capture (eager runs share the model: it trains on in both modes).
   for (let i = 0; i < 4; i++) for (const t of step.run(...w.inputs)) t.dispose();
   const ms = {
@@ -80,7 +81,7 @@ for (const w of [pretrain(16), resnet(32, "smallcnn"), resnet(32)]) {
       for (let i = 0; i < block; i++) {
         await eng.sync();
         const t0 = performance.now();
-        const outs = mode === "compiled" ? step.run(...w.inputs) : tidy(() => w.body(...w.inputs));
+        const outs = mode === "compiled" ? step.run(...w.inputs) : tidy(() => body(...w.inputs));
         const t1 = performance.now();
         await outs[0].data();
         const t2 = performance.now();
