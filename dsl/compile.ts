@@ -348,9 +348,11 @@ export function explainStepsText(steps: StepExplain[]): string {
     );
   }
   lines.push(
-    "execution: a training step is recorded into the open command buffer with no readback " +
-      "(losses are read every 16 steps); PGD and APGD read back once per run " +
-      "(deno task bench --only resnet18_train_step_submits,pgd10_resnet18_readbacks counts them).",
+    "execution: training steps and PGD/APGD iterations are captured after their first call and " +
+      "replayed as graphs (no JS of the step runs; runtime/graph/capture.ts, ATOP_GRAPH=off for " +
+      "eager), one command buffer per step with no readback (losses are read every 16 steps); " +
+      "PGD and APGD read back once per run (deno task bench --only " +
+      "resnet18_train_step_submits,pgd10_resnet18_readbacks counts them).",
   );
   return lines.join("\n");
 }
