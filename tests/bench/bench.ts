@@ -54,6 +54,9 @@ interface Bench {
   /** A count benchmark: `setup().rep` is one step or call; the value is the engine counter's
    * increase over it, not a speed. */
   count?: "dispatches" | "submits" | "readbacks";
+  /** Untimed repetitions before the timed ones (default 1: pipelines compiled, pool filled; a
+   * compiled step needs 3: its first call runs eagerly, the next two are recorded). */
+  warmups?: number;
   /** Repetitions run before a count's (a compiled step is captured on its second and third
    * calls and replayed from the fourth). */
   countAfter?: number;
@@ -147,6 +150,7 @@ function trainBench(arch: string, batch: number): Bench {
     unit: "images/s",
     work: batch,
     default: true,
+    warmups: 3,
     setup() {
       const model = createModel(arch, { seed: 1 });
       model.train();
@@ -329,6 +333,7 @@ function purifierStepBench(batch: number): Bench {
     unit: "images/s",
     work: batch,
     default: true,
+    warmups: 3,
     setup() {
       const G = new Purifier({ width: 8, dilations: [2, 4], seed: 1, prefill: "pushpull" });
       const D = new PatchDiscriminator({ width: 8, layers: 3, seed: 1 });
@@ -508,7 +513,8 @@ async function measure(b: Bench, reps: number): Promise<{ value: number; notes: 
       const own = await rep();
       return typeof own === "number" ? own : performance.now() - t0;
     };
-    await timed(); // warm-up: compiles pipelines, fills the buffer pool
+    // Warm-up: compiles pipelines, fills the buffer pool, captures compiled steps.
+    for (let i = 0; i < (b.warmups ?? 1); i++) await timed();
     const ms: number[] = [];
     for (let i = 0; i < reps; i++) ms.push(await timed());
     const med = median(ms);

@@ -14,7 +14,8 @@ import { CompiledStep } from "../../runtime/graph/capture.ts";
 
 const eng = await initEngine();
 const rounds = Number(Deno.args[0] ?? 6);
-const block = 4;
+const block = Number(Deno.args[1] ?? 4);
+const only = Deno.args[2];
 
 function pretrain(batch: number) {
   const G = new Purifier({ width: 8, dilations: [2, 4], seed: 1, prefill: "pushpull" });
@@ -65,7 +66,11 @@ function resnet(batch: number, arch = "resnet18") {
 }
 
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
-for (const w of [pretrain(16), resnet(32, "smallcnn"), resnet(32)]) {
+for (
+  const w of [pretrain(16), resnet(32, "smallcnn"), resnet(32)].filter((w) =>
+    !only || w.name.startsWith(only)
+  )
+) {
   const body = w.body as (...t: Tensor[]) => Tensor[];
   const step = new CompiledStep(w.name, body);
   // Warm-up and capture (eager runs share the model: it trains on in both modes).
@@ -92,6 +97,10 @@ for (const w of [pretrain(16), resnet(32, "smallcnn"), resnet(32)]) {
     }
   }
   const c = median(ms.compiled), e = median(ms.eager);
+  const min = (a: number[]) => Math.min(...a);
+  console.log(
+    `  min compiled ${min(ms.compiled).toFixed(1)} ms, eager ${min(ms.eager).toFixed(1)} ms`,
+  );
   console.log(
     `${w.name}: compiled ${c.toFixed(1)} ms (${(w.work / c * 1000).toFixed(2)} img/s, host ` +
       `${median(ms.jsC).toFixed(2)} ms), eager ${e.toFixed(1)} ms (${
