@@ -267,10 +267,11 @@ Deno.test("purifier training compiled and eager: the same weights, logs and gene
   clf.dispose();
 });
 
-for (const which of ["pgd", "apgd-ce", "apgd-dlr-l2"] as const) {
+for (const which of ["pgd", "apgd-ce", "apgd-dlr-l2", "stadv"] as const) {
   Deno.test(`${which} with EOT on a randomized defense: compiled iterations give eager's bits and draws`, async () => {
     const { pgd } = await import("../runtime/attacks/pgd.ts");
     const { apgd } = await import("../runtime/attacks/apgd.ts");
+    const { stadv } = await import("../runtime/attacks/stadv.ts");
     const { classifierTarget } = await import("../runtime/attacks/target.ts");
     const { rt2 } = await import("../runtime/transforms.ts");
     const { ExampleDraws } = await import("../runtime/rng.ts");

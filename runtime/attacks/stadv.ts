@@ -16,6 +16,7 @@ import { type AttackInput, type AttackResult, defaultIndices } from "./common.ts
 import { noGrad } from "../autograd.ts";
 import { marginLoss } from "./losses.ts";
 import { eotGradient, type Target } from "./target.ts";
+import { CompiledStep } from "../graph/capture.ts";
 
 export interface StadvOptions {
   /** Adam iterations; default 100. */
@@ -180,10 +181,16 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
     logits: (f) => ops.reshape(objective(f), [n, 1]),
   };
   const b1 = 0.9, b2 = 0.999;
-  for (let it = 0; it <= steps; it++) {
-    const e = eotGradient(flowTarget, flow, (z) => ops.reshape(z, [n]), eot);
-    // Bookkeeping at the current flow: prediction, flow loss, objective.
-    const next0 = tidy(() => {
+  // One iteration: the EOT gradient of the objective at the flow, the bookkeeping there, and
+  // Adam's step. Captured after its first call and replayed; the bias corrections change every
+  // iteration, so they come in as tensors.
+  let phase = "first";
+  const iteration = new CompiledStep(
+    "stadv iteration",
+    (...a: Tensor[]) => {
+      const [flow, m, v, best, fooled, bestFlowLoss, bestObj, bestAdvLoss, c1, c2] = a;
+      const e = eotGradient(flowTarget, flow, (z) => ops.reshape(z, [n]), eot);
+      // Bookkeeping at the current flow: prediction, flow loss, objective.
       const xa = ops.clamp(warp(x, ops.mul(flow, toPixels)), 0, 1);
       const z = noGrad(() => target.logits(xa, indices));
       const isAdv = ops.sub(1, ops.eq(ops.argmax(z, 1), y));
@@ -192,49 +199,69 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
       const advLoss = ops.neg(marginLoss(z, y));
       const flv = flowSmoothnessLoss(ops.detach(flow));
       const obj = e.loss;
-      const notFooled = ops.sub(1, st.fooled);
+      const notFooled = ops.sub(1, fooled);
       // Prefer fooling flows, then the smoothest of them; otherwise the lowest objective.
       const take = ops.where(
         isAdv,
-        ops.maximum(notFooled, ops.lt(flv, st.bestFlowLoss)),
-        ops.mul(notFooled, ops.lt(obj, st.bestObj)),
+        ops.maximum(notFooled, ops.lt(flv, bestFlowLoss)),
+        ops.mul(notFooled, ops.lt(obj, bestObj)),
       );
-      return {
-        best: ops.where(ops.reshape(take, [n, 1, 1, 1]), xa, st.best),
-        bestFlowLoss: ops.where(ops.mul(isAdv, take), flv, st.bestFlowLoss),
-        fooled: ops.maximum(st.fooled, isAdv),
-        bestObj: ops.minimum(st.bestObj, obj),
-        bestAdvLoss: ops.maximum(st.bestAdvLoss, advLoss),
-        lossStart: st.lossStart ?? ops.clone(advLoss),
-      };
-    });
-    for (const k of ["best", "bestFlowLoss", "fooled", "bestObj", "bestAdvLoss"] as const) {
-      st[k].dispose();
-      st[k] = next0[k];
-    }
-    st.lossStart = next0.lossStart;
-    if (it === steps) {
-      for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss]) t.dispose();
-      break;
-    }
-    const t1 = it + 1;
-    const next = tidy(() => {
+      const kept = [
+        ops.where(ops.reshape(take, [n, 1, 1, 1]), xa, best),
+        ops.maximum(fooled, isAdv),
+        ops.where(ops.mul(isAdv, take), flv, bestFlowLoss),
+        ops.minimum(bestObj, obj),
+        ops.maximum(bestAdvLoss, advLoss),
+        advLoss,
+      ];
+      // Adam on the flow (c1, c2: 1 / (1 - beta^t)), then the Linf bound and the image box,
+      // as the reference's clip of the grid.
       const g = e.grad;
       const m2 = ops.add(ops.scale(m, b1), ops.scale(g, 1 - b1));
       const v2 = ops.add(ops.scale(v, b2), ops.scale(ops.square(g), 1 - b2));
       const upd = ops.div(
-        ops.scale(m2, 1 / (1 - b1 ** t1)),
-        ops.add(ops.sqrt(ops.scale(v2, 1 / (1 - b2 ** t1))), 1e-8),
+        ops.add(ops.mul(m2, c1), 0),
+        ops.add(ops.sqrt(ops.add(ops.mul(v2, c2), 0)), 1e-8),
       );
       let f2 = ops.sub(flow, ops.scale(upd, lr));
-      // Projection: the Linf bound and the image box, as the reference's clip of the grid.
       f2 = ops.minimum(ops.maximum(f2, box.lo), box.hi);
-      return { f2, m2, v2 };
-    });
-    for (const t of [e.grad, e.loss, e.lastLogits, e.lastLoss, flow, m, v]) t.dispose();
-    flow = next.f2;
-    m = next.m2;
-    v = next.v2;
+      return [f2, m2, v2, ...kept];
+    },
+    { key: () => phase },
+  );
+  try {
+    for (let it = 0; it <= steps; it++) {
+      phase = it === 0 ? "first" : it === steps ? "last" : "";
+      const t1 = it + 1;
+      const c1 = Tensor.fromData([1 / (1 - b1 ** t1)], [1]);
+      const c2 = Tensor.fromData([1 / (1 - b2 ** t1)], [1]);
+      const out = iteration.run(
+        flow,
+        m,
+        v,
+        st.best,
+        st.fooled,
+        st.bestFlowLoss,
+        st.bestObj,
+        st.bestAdvLoss,
+        c1,
+        c2,
+      ) as Tensor[];
+      const [f2, m2, v2, best, fooled, bestFlowLoss, bestObj, bestAdvLoss, advLoss] = out;
+      for (const t of [c1, c2, flow, m, v, st.best, st.fooled, st.bestFlowLoss, st.bestObj]) {
+        t.dispose();
+      }
+      st.bestAdvLoss.dispose();
+      Object.assign(st, { best, fooled, bestFlowLoss, bestObj, bestAdvLoss });
+      if (st.lossStart) advLoss.dispose();
+      else st.lossStart = advLoss;
+      // The last iteration only keeps its bookkeeping.
+      flow = f2;
+      m = m2;
+      v = v2;
+    }
+  } finally {
+    iteration.dispose();
   }
   for (const t of [flow, m, v, y, toPixels, box.lo, box.hi]) t.dispose();
   const packed = ops.concat([st.fooled, st.lossStart!, st.bestAdvLoss], 0);

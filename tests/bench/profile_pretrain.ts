@@ -41,7 +41,9 @@ await trainPurifier({
 });
 await engine().sync();
 const ms = performance.now() - t0;
-console.log(`${preset} pre-training: ${steps} steps of ${s.batchSize} in ${(ms / 1000).toFixed(1)} s`);
+console.log(
+  `${preset} pre-training: ${steps} steps of ${s.batchSize} in ${(ms / 1000).toFixed(1)} s`,
+);
 const prof = await engine().profileReport();
 const total = prof.reduce((a, p) => a + p.ms, 0);
 for (const p of prof.slice(0, 25)) {
