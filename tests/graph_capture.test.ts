@@ -372,3 +372,31 @@ Deno.test("a step may return its input or an outside tensor, throw, or run insid
   x.dispose();
   w.dispose();
 });
+
+Deno.test("a step keeps at most 4 graphs: shapes that stop coming give their buffers back", async () => {
+  const pool = engine().pool;
+  const count = () => pool.stats().claimedBuffers + pool.stats().liveBuffers;
+  const base = count();
+  const step = new CompiledStep("shrinking", (a: Tensor) => ops.exp(ops.mul(ops.add(a, 1), 2)));
+  const sizes = [12, 10, 8, 6, 4, 2];
+  for (const n of sizes) {
+    const x = new Rng(n).uniform([n, 5]);
+    for (let i = 0; i < 4; i++) {
+      const r = step.run(x);
+      const want = tidy(() => ops.exp(ops.mul(ops.add(x, 1), 2)));
+      assert.deepEqual(await r.data(), await want.data());
+      r.dispose();
+      want.dispose();
+    }
+    assert.equal(step.state(x), "replay", `batch ${n}`);
+    x.dispose();
+  }
+  const held = count() - base;
+  // Each graph owns its input and its output (the expression is one kernel: no temporary).
+  assert.equal(held, 4 * 2, `${held} buffers held by graphs`);
+  const x12 = new Rng(12).uniform([12, 5]);
+  assert.equal(step.state(x12), "capturing", "the oldest shape's graph was not dropped");
+  x12.dispose();
+  step.dispose();
+  assert.equal(count(), base);
+});

@@ -461,6 +461,9 @@ export interface CompileOptions {
   warn?: boolean;
 }
 
+/** Graphs (and pending recordings) a step keeps at once, most recently used first. */
+const MAX_GRAPHS = 4;
+
 interface Slot {
   calls: number;
   attempts: number;
@@ -497,9 +500,21 @@ export class CompiledStep<O extends StepOutputs> {
     });
     const key = this.#key(inputs);
     let slot = this.#slots.get(key);
-    if (!slot) {
-      slot = { calls: 0, attempts: 0, last: null, graph: null, eager: null, recaptures: 0 };
-      this.#slots.set(key, slot);
+    if (slot) this.#slots.delete(key); // most recently used last
+    else slot = { calls: 0, attempts: 0, last: null, graph: null, eager: null, recaptures: 0 };
+    this.#slots.set(key, slot);
+    // Shapes that stopped coming (an attack's batch shrinking as rows are fooled) give their
+    // buffers back: at most MAX_GRAPHS graphs per step.
+    let held = 0;
+    for (const [k, s] of [...this.#slots].reverse()) {
+      if (!s.graph && !s.last) continue;
+      if (++held <= MAX_GRAPHS || k === key) continue;
+      s.graph?.dispose();
+      s.graph = null;
+      this.#drop(s.last);
+      s.last = null;
+      s.calls = 0;
+      s.attempts = 0;
     }
     // Inside another step's recording, or a trace (explain), a step is part of the outer work.
     const eng = engine();
