@@ -8,7 +8,13 @@ import * as ops from "../runtime/ops/mod.ts";
 import { engine } from "../runtime/engine.ts";
 import { ExampleDraws, type RandomSource, type Rng } from "../runtime/rng.ts";
 import { backward, noGrad } from "../runtime/autograd.ts";
-import { bpda, classifierTarget, eotGradient, type Target } from "../runtime/attacks/target.ts";
+import {
+  bpda,
+  classifierTarget,
+  eotGradient,
+  replaySafe,
+  type Target,
+} from "../runtime/attacks/target.ts";
 import {
   type Classifier,
   createModel,
@@ -219,13 +225,17 @@ export function defenseTarget(p: DefenseParts): Target {
     p.variant.purifier && p.modules.purifier ? "purifier" : null,
     clf.name,
   ].filter(Boolean);
-  return {
+  const t: Target = {
     name: parts.join(" -> "),
     numClasses: clf.numClasses,
     randomized,
     logits: (x, rows) => clf.logits(preprocess(p, x, undefined, rows)),
     resetDraws: (rows, scope) => p.draws?.reset(rows, scope),
   };
+  // The built-in stages draw through Rng / ExampleDraws and keep no other host state; a custom
+  // stage's function may (attack iterations on it then run eagerly).
+  const custom = p.variant.transform && p.spec.transform.some((s) => s.kind === "custom");
+  return custom ? t : replaySafe(t);
 }
 
 export interface ExplainRow {

@@ -267,12 +267,22 @@ Deno.test("purifier training compiled and eager: the same weights, logs and gene
   clf.dispose();
 });
 
-for (const which of ["pgd", "apgd-ce", "apgd-dlr-l2", "stadv"] as const) {
+for (
+  const which of [
+    "pgd",
+    "apgd-ce",
+    "apgd-dlr-l2",
+    "stadv",
+    "square-linf",
+    "square-l2",
+  ] as const
+) {
   Deno.test(`${which} with EOT on a randomized defense: compiled iterations give eager's bits and draws`, async () => {
     const { pgd } = await import("../runtime/attacks/pgd.ts");
     const { apgd } = await import("../runtime/attacks/apgd.ts");
     const { stadv } = await import("../runtime/attacks/stadv.ts");
-    const { classifierTarget } = await import("../runtime/attacks/target.ts");
+    const { square } = await import("../runtime/attacks/square.ts");
+    const { classifierTarget, replaySafe } = await import("../runtime/attacks/target.ts");
     const { rt2 } = await import("../runtime/transforms.ts");
     const { ExampleDraws } = await import("../runtime/rng.ts");
     const { graphCounters, setGraphs } = await import("../runtime/graph/capture.ts");
@@ -286,7 +296,8 @@ for (const which of ["pgd", "apgd-ce", "apgd-dlr-l2", "stadv"] as const) {
       const prev = setGraphs(graphs);
       const draws = new ExampleDraws(7, 3);
       const seq = new Rng(8, 1);
-      const target = {
+      // Declared replay-safe: its randomness comes from ExampleDraws and Rng, which replay.
+      const target = replaySafe({
         name: "rt2 -> smallcnn",
         numClasses: 10,
         randomized: true,
@@ -299,7 +310,7 @@ for (const which of ["pgd", "apgd-ce", "apgd-dlr-l2", "stadv"] as const) {
               blockSize: 4,
             }).image,
           ),
-      };
+      });
       const before = graphCounters.replayed;
       try {
         const input = { target, x, labels, indices: [10, 11, 12, 13, 14, 15], attackAll: true };
@@ -399,4 +410,30 @@ Deno.test("a step keeps at most 4 graphs: shapes that stop coming give their buf
   x12.dispose();
   step.dispose();
   assert.equal(count(), base);
+});
+
+Deno.test("attack iterations compile only on replay-safe targets; a counting wrapper stays eager", async () => {
+  const { pgd } = await import("../runtime/attacks/pgd.ts");
+  const { classifierTarget, composeTarget, isReplaySafe } = await import(
+    "../runtime/attacks/target.ts"
+  );
+  const { graphCounters } = await import("../runtime/graph/capture.ts");
+  const model = tiny();
+  const clf = classifierTarget(model);
+  assert.ok(isReplaySafe(clf), "a built-in model's target is replay-safe");
+  const inverted = { name: "invert", apply: (x: Tensor) => ops.sub(1, x) };
+  assert.ok(!isReplaySafe(composeTarget(inverted, clf)), "an undeclared stage is not");
+  assert.ok(isReplaySafe(composeTarget({ ...inverted, replaySafe: true }, clf)));
+  let rows = 0;
+  const counting = { ...clf, logits: (x: Tensor) => (rows += x.shape[0], clf.logits(x)) };
+  assert.ok(!isReplaySafe(counting), "a wrapper that replaces logits is not");
+  const x = new Rng(2).uniform([4, 3, 32, 32]);
+  const before = graphCounters.replayed;
+  const r = await pgd({ target: counting, x, labels: [0, 1, 2, 3] }, { steps: 6 });
+  r.xAdv.dispose();
+  assert.equal(graphCounters.replayed, before, "iterations on an undeclared target replayed");
+  // 6 gradients and the last iterate's forward, 4 rows each: every call's JS ran.
+  assert.equal(rows, 7 * 4);
+  x.dispose();
+  model.dispose();
 });

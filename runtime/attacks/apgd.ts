@@ -25,7 +25,7 @@ import {
 } from "./common.ts";
 import { objective } from "./objective.ts";
 import { noGrad } from "../autograd.ts";
-import { eotGradient, type Target } from "./target.ts";
+import { eotGradient, isReplaySafe, type Target } from "./target.ts";
 import { CompiledStep } from "../graph/capture.ts";
 import { stackedRandom, STREAM } from "./rand.ts";
 
@@ -214,7 +214,7 @@ async function singleRun(
         prevLoss: ops.clone(r.loss),
       };
     },
-    { key: () => String(a) },
+    { key: () => String(a), eager: !isReplaySafe(target) },
   );
 
   try {

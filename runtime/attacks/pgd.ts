@@ -17,7 +17,7 @@ import {
 } from "./common.ts";
 import { type AttackLoss, objective } from "./objective.ts";
 import { noGrad } from "../autograd.ts";
-import { eotGradient } from "./target.ts";
+import { eotGradient, isReplaySafe } from "./target.ts";
 import { stackedRandom, STREAM } from "./rand.ts";
 import { CompiledStep } from "../graph/capture.ts";
 
@@ -197,6 +197,7 @@ async function pgdRestart(
       const st = bookkeeping(xa, e.lastLogits, e.lastLoss, y, { best, fooled, bestLoss });
       return [next, st.best, st.fooled, st.bestLoss, e.lastLoss];
     },
+    { eager: !isReplaySafe(target) },
   );
   try {
     for (let s = 0; s < o.steps; s++) {

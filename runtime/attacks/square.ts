@@ -11,6 +11,7 @@
 // counted) and leaves the batch at the next checkpoint (iterations 1, 2, 4, ... and every
 // 256th), the only readbacks before a run's end.
 
+import { CompiledStep } from "../graph/capture.ts";
 import { noGrad } from "../autograd.ts";
 import { keep, Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
@@ -22,7 +23,7 @@ import {
   defaultIndices,
   type Norm,
 } from "./common.ts";
-import type { Target } from "./target.ts";
+import { isReplaySafe, type Target } from "./target.ts";
 import { exampleUniform, STREAM } from "./rand.ts";
 
 export interface SquareOptions {
@@ -340,11 +341,47 @@ async function singleRun(
       out.queries[i] = 1 + qs[p];
     }
   };
-  const window = (vh: Tensor, vw: Tensor, s: number) =>
+  // The window of side s at corner (vh, vw) per row; the ends vh + s, vw + s come in computed
+  // on the host (small integers: the same values the former ops.add gave).
+  const window = (vh: Tensor, vhEnd: Tensor, vw: Tensor, vwEnd: Tensor) =>
     ops.mul(
-      ops.mul(ops.ge(rowsIota, vh), ops.lt(rowsIota, ops.add(vh, s))),
-      ops.mul(ops.ge(colsIota, vw), ops.lt(colsIota, ops.add(vw, s))),
+      ops.mul(ops.ge(rowsIota, vh), ops.lt(rowsIota, vhEnd)),
+      ops.mul(ops.ge(colsIota, vw), ops.lt(colsIota, vwEnd)),
     );
+  // One iteration (proposal, query, acceptance), captured after its first call and replayed:
+  // the batch's state and the iteration's draws (corners, signs, the L2 eta pattern) come in,
+  // the new best point, margin, loss and query counts go out. Keyed by the batch size: rows
+  // leave only at checkpoints.
+  let queryRows: number[] = [];
+  const iteration = new CompiledStep("square iteration", (...a: Tensor[]) => {
+    const [x, lo, hi, y, xBest, margin, loss, queries, vh, vhEnd, vw, vwEnd, signs, ...l2] = a;
+    const m = x.shape[0];
+    const col = [m, 1, 1, 1];
+    const w1 = window(vh, vhEnd, vw, vwEnd);
+    let xNew: Tensor;
+    if (o.norm === "linf") {
+      const moved = ops.minimum(hi, ops.maximum(lo, ops.add(xBest, ops.mul(signs, 2 * eps))));
+      xNew = ops.where(w1, moved, xBest);
+    } else {
+      // L2: move the perturbation mass of window 2 into window 1 with a fresh eta pattern.
+      const [vh2, vh2End, vw2, vw2End, etaImg, signs5] = l2;
+      const w2 = window(vh2, vh2End, vw2, vw2End);
+      const delta = squareL2Proposal(ops.sub(xBest, x), w1, w2, etaImg, signs5, eps);
+      const f = ops.div(eps, ops.add(ops.normL2PerExample(delta), 1e-12)).view(col);
+      xNew = enforceL2Gpu(ops.clamp(ops.add(x, ops.mul(delta, f)), 0, 1), x, eps);
+    }
+    const res = marginAndLoss(query(target, xNew, queryRows), y, o.loss);
+    // Only rows not fooled yet search; a lower loss is kept, and a fooling point always.
+    const active = ops.gt(margin, 0);
+    const lower = ops.mul(active, ops.lt(res.loss, loss));
+    const improved = ops.mul(active, ops.maximum(lower, ops.le(res.margin, 0)));
+    return [
+      ops.where(improved.view(col), xNew, xBest),
+      ops.where(improved, res.margin, margin),
+      ops.where(lower, res.loss, loss),
+      ops.add(queries, active),
+    ];
+  }, { eager: !isReplaySafe(target) });
   try {
     for (let it = 0; it < nIter; it++) {
       if (isCheckpoint(it)) {
@@ -381,64 +418,55 @@ async function singleRun(
           live.flatMap((i) => Array.from({ length: c }, (_, ch) => sgn(tables[i][base + k + ch]))),
           [m, c, 1, 1],
         );
-      const next = tidy(() => {
-        const col = [m, 1, 1, 1];
-        const vh = corner(0, h), vw = corner(1, w);
-        const w1 = window(Tensor.fromData(vh, col), Tensor.fromData(vw, col), s);
-        let xNew: Tensor;
-        if (o.norm === "linf") {
-          const moved = ops.minimum(
-            st.hi,
-            ops.maximum(st.lo, ops.add(st.xBest, ops.mul(signsAt(2), 2 * eps))),
-          );
-          xNew = ops.where(w1, moved, st.xBest);
-        } else {
-          // L2: move the perturbation mass of window 2 into window 1 with a fresh eta pattern.
-          const w2 = window(
-            Tensor.fromData(corner(2, h), col),
-            Tensor.fromData(corner(3, w), col),
-            s,
-          );
-          const etas = [squareEta(s, false), squareEta(s, true)];
-          const etaImg = new Float32Array(m * h * w);
-          live.forEach((i, a) => {
-            const eta = etas[tables[i][base + 4] > 0.5 ? 1 : 0];
-            for (let r = 0; r < s; r++) {
-              for (let cc = 0; cc < s; cc++) {
-                etaImg[a * h * w + (vh[a] + r) * w + vw[a] + cc] = eta[r * s + cc];
-              }
+      const col = [m, 1, 1, 1];
+      const vh = corner(0, h), vw = corner(1, w);
+      const draws: Tensor[] = [
+        Tensor.fromData(vh, col),
+        Tensor.fromData(vh.map((v) => v + s), col),
+        Tensor.fromData(vw, col),
+        Tensor.fromData(vw.map((v) => v + s), col),
+        signsAt(2),
+      ];
+      if (o.norm === "l2") {
+        const vh2 = corner(2, h), vw2 = corner(3, w);
+        const etas = [squareEta(s, false), squareEta(s, true)];
+        const etaImg = new Float32Array(m * h * w);
+        live.forEach((i, a) => {
+          const eta = etas[tables[i][base + 4] > 0.5 ? 1 : 0];
+          for (let r = 0; r < s; r++) {
+            for (let cc = 0; cc < s; cc++) {
+              etaImg[a * h * w + (vh[a] + r) * w + vw[a] + cc] = eta[r * s + cc];
             }
-          });
-          const delta = squareL2Proposal(
-            ops.sub(st.xBest, st.x),
-            w1,
-            w2,
-            Tensor.fromData(etaImg, [m, 1, h, w]),
-            signsAt(5),
-            eps,
-          );
-          const f = ops.div(eps, ops.add(ops.normL2PerExample(delta), 1e-12)).view(col);
-          xNew = enforceL2Gpu(ops.clamp(ops.add(st.x, ops.mul(delta, f)), 0, 1), st.x, eps);
-        }
-        const rows = live.map((i) => indices[i]);
-        const res = marginAndLoss(query(target, xNew, rows), st.y, o.loss);
-        // Only rows not fooled yet search; a lower loss is kept, and a fooling point always.
-        const active = ops.gt(st.margin, 0);
-        const lower = ops.mul(active, ops.lt(res.loss, st.loss));
-        const improved = ops.mul(active, ops.maximum(lower, ops.le(res.margin, 0)));
-        return keepAll({
-          ...st,
-          xBest: ops.where(improved.view(col), xNew, st.xBest),
-          margin: ops.where(improved, res.margin, st.margin),
-          loss: ops.where(lower, res.loss, st.loss),
-          queries: ops.add(st.queries, active),
+          }
         });
-      });
+        draws.push(
+          Tensor.fromData(vh2, col),
+          Tensor.fromData(vh2.map((v) => v + s), col),
+          Tensor.fromData(vw2, col),
+          Tensor.fromData(vw2.map((v) => v + s), col),
+          Tensor.fromData(etaImg, [m, 1, h, w]),
+          signsAt(5),
+        );
+      }
+      queryRows = live.map((i) => indices[i]);
+      const [xBest, margin, loss, queries] = iteration.run(
+        st.x,
+        st.lo,
+        st.hi,
+        st.y,
+        st.xBest,
+        st.margin,
+        st.loss,
+        st.queries,
+        ...draws,
+      ) as Tensor[];
+      for (const t of draws) t.dispose();
       for (const k of ["xBest", "margin", "loss", "queries"] as const) st[k].dispose();
-      st = next;
+      st = keepAll({ ...st, xBest, margin, loss, queries });
     }
     if (live.length > 0) await retire(live.map((_, p) => p));
   } finally {
+    iteration.dispose();
     disposeAll(st);
     rowsIota.dispose();
     colsIota.dispose();

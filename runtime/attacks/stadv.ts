@@ -15,7 +15,7 @@ import * as ops from "../ops/mod.ts";
 import { type AttackInput, type AttackResult, defaultIndices } from "./common.ts";
 import { noGrad } from "../autograd.ts";
 import { marginLoss } from "./losses.ts";
-import { eotGradient, type Target } from "./target.ts";
+import { eotGradient, isReplaySafe, type Target } from "./target.ts";
 import { CompiledStep } from "../graph/capture.ts";
 
 export interface StadvOptions {
@@ -227,7 +227,7 @@ export async function stadv(input: AttackInput, opts: StadvOptions = {}): Promis
       f2 = ops.minimum(ops.maximum(f2, box.lo), box.hi);
       return [f2, m2, v2, ...kept];
     },
-    { key: () => phase },
+    { key: () => phase, eager: !isReplaySafe(target) },
   );
   try {
     for (let it = 0; it <= steps; it++) {

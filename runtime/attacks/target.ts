@@ -5,6 +5,7 @@
 import { grad, isGradEnabled, noGrad, record } from "../autograd.ts";
 import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
+import { Module } from "../nn/module.ts";
 
 export interface Target {
   name: string;
@@ -21,10 +22,30 @@ export interface Target {
   resetDraws?(rows: readonly number[], scope?: number): void;
 }
 
+// Attack iterations are compiled (runtime/graph/capture.ts) only on targets whose logits do
+// nothing on the host that a replay would have to repeat: built-in models, and defenses that draw
+// their randomness through Rng / ExampleDraws (which replay their counters). A target is marked
+// by its logits function, so a wrapper that replaces logits (to count queries, say) is eager
+// unless it says otherwise.
+const safeLogits = new WeakSet<object>();
+
+/** Declares `t`'s logits replay-safe (see above); returns `t`. */
+export function replaySafe<T extends Target>(t: T): T {
+  safeLogits.add(t.logits);
+  return t;
+}
+
+/** Whether attack iterations on `t` may be captured and replayed. */
+export function isReplaySafe(t: Target): boolean {
+  return safeLogits.has(t.logits);
+}
+
 /** One preprocessing step of a defense (random transform, purifier, quantizer, ...). */
 export interface Stage {
   name: string;
   randomized?: boolean;
+  /** apply does nothing on the host a replayed attack iteration would skip (default false). */
+  replaySafe?: boolean;
   /** `rows` as in Target.logits. */
   apply(x: Tensor, rows?: readonly number[]): Tensor;
   resetDraws?(rows: readonly number[], scope?: number): void;
@@ -47,12 +68,14 @@ export function classifierTarget(
   if (!Number.isInteger(numClasses) || numClasses < 2) {
     throw new Error(`classifierTarget: numClasses must be an integer >= 2, got ${numClasses}`);
   }
-  return {
+  const t: Target = {
     name: opts.name ?? "classifier",
     numClasses,
     randomized: false,
     logits: (x) => model.forward(x),
   };
+  // The project's models keep no host state in forward; another ClassifierLike may.
+  return model instanceof Module ? replaySafe(t) : t;
 }
 
 function isTarget(s: Stage | Target): s is Target {
@@ -74,7 +97,7 @@ export function composeTarget(...stages: (Stage | Target)[]): Target {
     }
     return s;
   });
-  return {
+  const t: Target = {
     name: [...pre.map((s) => s.name), last.name].join(" -> "),
     numClasses: last.numClasses,
     randomized: last.randomized || pre.some((s) => s.randomized === true),
@@ -88,6 +111,7 @@ export function composeTarget(...stages: (Stage | Target)[]): Target {
       last.resetDraws?.(rows, scope);
     },
   };
+  return isReplaySafe(last) && pre.every((s) => s.replaySafe === true) ? replaySafe(t) : t;
 }
 
 /** Backward Pass Differentiable Approximation (Athalye et al. 2018): the forward runs `fn`

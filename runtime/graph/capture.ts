@@ -459,6 +459,9 @@ export interface CompileOptions {
   attempts?: number;
   /** Print why a step stays eager (default true). */
   warn?: boolean;
+  /** Run every call eagerly (a step whose JS has host effects a replay would skip, such as an
+   * attack on a target not declared replay-safe). */
+  eager?: boolean;
 }
 
 /** Graphs (and pending recordings) a step keeps at once, most recently used first. */
@@ -520,7 +523,9 @@ export class CompiledStep<O extends StepOutputs> {
     const eng = engine();
     if (eng.recording || eng.tracing) return this.#call(inputs, false);
     slot.calls++;
-    if (!enabled || slot.eager !== null || slot.calls === 1) return this.#eager(inputs);
+    if (!enabled || this.opts.eager || slot.eager !== null || slot.calls === 1) {
+      return this.#eager(inputs);
+    }
     if (slot.graph && !slot.graph.valid) {
       slot.recaptures++;
       slot.graph.dispose();
@@ -631,7 +636,7 @@ export class CompiledStep<O extends StepOutputs> {
   /** How the last call ran, for tests and explain. */
   state(...inputs: Tensor[]): "eager" | "capturing" | "replay" {
     const slot = this.#slots.get(this.#key(inputs));
-    if (!slot || slot.eager !== null || !enabled) return "eager";
+    if (!slot || slot.eager !== null || !enabled || this.opts.eager) return "eager";
     return slot.graph?.valid ? "replay" : "capturing";
   }
 
