@@ -268,6 +268,8 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         label: "pretrain",
         scale,
         ema: s.ema,
+        // A custom stage is user code: its host effects would be skipped by a replay.
+        compile: !spec.transform.some((t) => t.kind === "custom"),
         onEpoch: onEpoch("pretrain", "purifier", pretrained),
       });
       await writeSafetensors(preWeights, pretrained.stateDict(), {});
@@ -326,6 +328,8 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         label: "atop",
         scale,
         ema: s.ema,
+        // A custom stage is user code: its host effects would be skipped by a replay.
+        compile: !spec.transform.some((t) => t.kind === "custom"),
         onEpoch: onEpoch("atop", "atop", atop),
       });
       await writeSafetensors(ftWeights, atop.stateDict(), {});

@@ -57,9 +57,10 @@ export type Recorded =
     data: Uint8Array;
     refresh?: () => Float32Array | Uint32Array | Int32Array;
   }
-  | { t: "hook"; fn: () => void }
+  | { t: "hook"; fn: () => void; owner?: object; key?: string }
   | { t: "readback" }
-  | { t: "timed" };
+  | { t: "timed" }
+  | { t: "copy" };
 
 /** A captured graph ready to replay: launches with their bind groups built once. */
 export interface ReplayPlan {
@@ -202,9 +203,12 @@ export class Engine {
   }
 
   /** Host work a captured graph must repeat at each replay (e.g. an optimizer's step count).
-   * Outside a recording it does nothing: the caller has done that work already. */
-  onReplay(fn: () => void): void {
-    this.#recording?.push({ t: "hook", fn });
+   * Outside a recording it does nothing: the caller has done that work already. `owner` (the
+   * object whose state the hook advances) and `key` (what it was called with) must be the same
+   * in the two recordings a graph is made from: a generator made inside the step, or draws for
+   * other rows on each call, then leave the step eager instead of replaying stale state. */
+  onReplay(fn: () => void, owner?: object, key?: string): void {
+    this.#recording?.push({ t: "hook", fn, owner, key });
   }
 
   /** How many times a buffer has been written by a dispatch or an upload (for caches of
@@ -794,6 +798,8 @@ export class Engine {
   /** Records a buffer-to-buffer copy in order with the recorded work. */
   copy(src: GPUBuffer, dst: GPUBuffer, bytes: number, srcOffset = 0, dstOffset = 0): void {
     if (bytes === 0) return;
+    // Not replayed: a recorded step that copies this way is left eager (capture.ts).
+    this.#recording?.push({ t: "copy" });
     this.#wrote(dst);
     this.#openPass();
     this.#pass!.end();

@@ -89,10 +89,14 @@ abstract class Optimizer {
       if (p.size > 0) updates.push(this.update(i, p, g, first));
     });
     // A captured step replays the counts before its launches recompute their words.
-    engine().onReplay(() => {
-      for (const i of counted) this.steps[i]++;
-      this.stepCount++;
-    });
+    engine().onReplay(
+      () => {
+        for (const i of counted) this.steps[i]++;
+        this.stepCount++;
+      },
+      this,
+      counted.join(","),
+    );
     launchUpdates(this.kind(), updates);
     this.stepCount++;
   }

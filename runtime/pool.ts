@@ -110,6 +110,19 @@ export class BufferPool {
   }
 
   #claimed = new Set<GPUBuffer>();
+  #evictionPaused = 0;
+
+  /** Holds evictions while a step is recorded and its temporaries claimed (an evicted temporary
+   * would be destroyed under the graph); nested calls count. */
+  pauseEviction(on: boolean): void {
+    this.#evictionPaused += on ? 1 : -1;
+    if (this.#evictionPaused === 0 && this.#freeBytes > this.freeCap) this.#evict(this.freeCap);
+  }
+
+  /** The buffers tensors hold now (a captured step's outputs that predate it are copied). */
+  liveSnapshot(): Set<GPUBuffer> {
+    return new Set(this.#live);
+  }
   #claimedBytes = 0;
 
   /** True while the buffer sits in a free list. */
@@ -162,7 +175,7 @@ export class BufferPool {
     this.#freeBytes += buf.size;
     this.#freeCount++;
     this.#freeOrder.set(buf, buf.size);
-    if (this.#freeBytes > this.freeCap) this.#evict(this.freeCap);
+    if (this.#evictionPaused === 0 && this.#freeBytes > this.freeCap) this.#evict(this.freeCap);
   }
 
   /** Drops the longest-unused free buffers until at most `cap` free bytes remain. A dropped

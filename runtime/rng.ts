@@ -192,7 +192,7 @@ export class Rng {
     engine().onReplay(() => {
       replayBase = this.#offset;
       this.#offset += blocks(n);
-    });
+    }, this);
     launch1d(
       "philox",
       blocks(n),
@@ -380,7 +380,7 @@ export class ExampleDraws {
     const own = [...rows];
     const rng = new RowRng(this.seed, this.#stream, this.#advance(own));
     // A captured step that drew here draws the next call's numbers at each replay.
-    engine().onReplay(() => rng.rekey(this.#stream, this.#advance(own)));
+    engine().onReplay(() => rng.rekey(this.#stream, this.#advance(own)), this, own.join(","));
     return rng;
   }
 

@@ -237,8 +237,9 @@ Deno.test("purifier training compiled and eager: the same weights, logs and gene
         discriminator: d,
         train,
         transform: (rng, x) => rt2(rng, x, { sigma: 0.25, missingRate: 0.25, blockSize: 4 }),
-        // CE from step 3 on: the key changes, the step is captured again.
-        terms: atopLoss(1, 0.1, 3),
+        // CE from step 3 on, and a second CE entry from step 6: the key (the active entries)
+        // changes twice, the step is captured again each time.
+        terms: [...atopLoss(1, 0.1, 3), { term: "ce", weight: 0.05, after: 6 }],
         epochs: 1,
         batchSize: 4,
         lr: 1e-3,
@@ -260,8 +261,9 @@ Deno.test("purifier training compiled and eager: the same weights, logs and gene
   const eager = await run(false);
   const compiled = await run(true);
   assert.equal(eager.replayed, 0);
-  // 10 steps: 3 before CE (eager, 2 recordings), 7 after (eager, 2 recordings, 4 replays).
-  assert.equal(compiled.replayed, 4);
+  // 10 steps: 0-2, 3-5 and 6-9 each start eager with 2 recordings; only step 9 replays (a key
+  // of term names alone would have replayed steps 6-9 with the single CE weight).
+  assert.equal(compiled.replayed, 1);
   assert.deepEqual(compiled.log, eager.log);
   assert.deepEqual(compiled.w, eager.w);
   clf.dispose();
@@ -453,4 +455,68 @@ Deno.test("attack iterations compile only on replay-safe targets; a counting wra
   assert.equal(rows, 7 * 4);
   x.dispose();
   model.dispose();
+});
+
+Deno.test("stale host state is detected: a generator made in the step, other rows, input writes, copies", async () => {
+  const { ExampleDraws } = await import("../runtime/rng.ts");
+  const x = new Rng(3).uniform([4, 8]);
+  const runs = (step: CompiledStep<Tensor>, n = 9) => {
+    for (let i = 0; i < n; i++) step.run(x).dispose();
+    return step.reason(x) ?? "";
+  };
+  // A generator made inside the step draws at offset 0 every call; a replay would advance the
+  // recorded one.
+  const fresh = new CompiledStep(
+    "fresh rng",
+    (a: Tensor) => ops.add(a, new Rng(5).uniform([4, 8])),
+    {
+      warn: false,
+    },
+  );
+  assert.match(runs(fresh), /host hook \d+ advances another object/);
+  // Draws for other rows on each call.
+  const draws = new ExampleDraws(1, 2);
+  let k = 0;
+  const rows = new CompiledStep(
+    "other rows",
+    (a: Tensor) => ops.add(a, draws.next([k++ % 7, 9, 10, 11]).uniform([4, 8])),
+    { warn: false },
+  );
+  assert.match(runs(rows), /host hook \d+ advances other rows/);
+  // The same rows every call replay (their call counts move on).
+  const same = new CompiledStep(
+    "same rows",
+    (a: Tensor) => ops.add(a, draws.next([1, 2, 3, 4]).uniform([4, 8])),
+    { warn: false },
+  );
+  runs(same, 4);
+  assert.equal(same.state(x), "replay");
+  // Writing an input in place: eager changes the caller's tensor, a replay its own copy.
+  const writer = new CompiledStep("writer", (a: Tensor) => {
+    ops.assign(a, ops.add(a, 1));
+    return ops.exp(a);
+  }, { warn: false });
+  const y = ops.clone(x);
+  for (let i = 0; i < 3; i++) writer.run(y).dispose();
+  assert.match(writer.reason(y) ?? "", /writes its input 0 in place/);
+  // engine.copy is not replayed.
+  const copier = new CompiledStep("copier", (a: Tensor) => {
+    const c = Tensor.empty(a.shape);
+    engine().copy(a.buffer, c.buffer, a.size * 4);
+    return c;
+  }, { warn: false });
+  assert.match(runs(copier, 3), /engine.copy/);
+  // A returned view of an outside tensor comes back as a copy the graph owns, and follows it.
+  const w = new Rng(4).uniform([2, 16]);
+  const view = new CompiledStep("view", (a: Tensor) => [ops.reshape(w, [32]), ops.exp(a)]);
+  for (let i = 0; i < 4; i++) for (const t of view.run(x) as Tensor[]) t.dispose();
+  assert.equal(view.state(x), "replay");
+  ops.assign(w, ops.add(w, 1));
+  const [v] = view.run(x) as Tensor[];
+  assert.deepEqual(await v.data(), await w.data());
+  v.dispose();
+  view.dispose();
+  assert.ok(!w.disposed);
+  for (const t of [fresh, rows, same, writer, copier]) t.dispose();
+  for (const t of [x, y, w]) t.dispose();
 });

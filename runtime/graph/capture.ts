@@ -244,6 +244,24 @@ function difference(a: Attempt, b: Attempt): { why: string; fatal: boolean } | n
           fatal: true,
         };
       }
+      if (y.refresh) {
+        const d = y.refresh();
+        const b = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+        if (b.length !== y.data.length || b.some((v, k) => v !== y.data[k])) {
+          return { why: `${at}: its refresh does not give the data it uploaded`, fatal: false };
+        }
+      }
+    } else if (x.t === "hook" && y.t === "hook") {
+      // The same object advanced with the same arguments: a generator made inside the step, or
+      // draws for other rows each call, would replay stale state.
+      if (x.owner !== y.owner || x.key !== y.key) {
+        return {
+          why: `host hook ${i} advances ${
+            x.owner !== y.owner ? "another object" : "other rows"
+          } on each call`,
+          fatal: false,
+        };
+      }
     }
   }
   return null;
@@ -255,6 +273,13 @@ function unreplayable(at: Attempt): string | null {
   for (let i = 0; i < at.rec.length; i++) {
     const r = at.rec[i];
     if (r.t === "readback") return "the step reads a value back to the CPU";
+    if (r.t === "copy") return "the step copies buffers with engine.copy (not replayed)";
+    const into = r.t === "upload" ? [r.buf] : r.t === "dispatch" ? r.writes : [];
+    for (const b of into) {
+      const role = at.roles.get(b)!;
+      // Eager execution writes the caller's tensor; a replay would write the graph's copy.
+      if (role.startsWith("in")) return `the step writes its input ${role.slice(2)} in place`;
+    }
     if (r.t === "upload") written.add(r.buf);
     if (r.t !== "dispatch") continue;
     const writes = new Set(r.writes);
@@ -550,11 +575,13 @@ export class CompiledStep<O extends StepOutputs> {
 
   /** Runs the step in a scope; outputs made before the call (an input, a parameter) come back
    * as copies, so the caller owns every output in every mode. `realize`: compute them now. */
-  #call(inputs: Tensor[], realize: boolean): O {
+  #call(inputs: Tensor[], realize: boolean, heldBefore?: Set<GPUBuffer>): O {
     const before = tensorsMade();
     return tidy(() => {
       const { layout, list } = flatten(this.fn(...inputs), this.name);
-      const fresh = list.map((t) => (t.id < before ? detach(t) : t));
+      // In a recording, also a new view of an older buffer (a reshaped parameter): the graph
+      // must own its outputs' buffers.
+      const fresh = list.map((t) => t.id < before || heldBefore?.has(t.rawBuffer) ? detach(t) : t);
       if (realize) { for (const t of fresh) void t.buffer; }
       return unflatten<O>(layout, fresh);
     });
@@ -576,15 +603,27 @@ export class CompiledStep<O extends StepOutputs> {
   }
 
   #capture(slot: Slot, inputs: Tensor[]): O {
+    // No free buffer is evicted (destroyed) between the recording and the claim of its
+    // temporaries.
+    engine().pool.pauseEviction(true);
+    try {
+      return this.#record(slot, inputs);
+    } finally {
+      engine().pool.pauseEviction(false);
+    }
+  }
+
+  #record(slot: Slot, inputs: Tensor[]): O {
     const eng = engine();
     slot.attempts++;
     graphCounters.recorded++;
     const own = inputs.map((t) => keep(copyOf(t)));
     let out: O | undefined;
+    const heldBefore = eng.pool.liveSnapshot();
     eng.startRecording();
     try {
       // Pending outputs are computed inside the recording; the graph owns their buffers.
-      out = this.#call(own, true);
+      out = this.#call(own, true, heldBefore);
     } catch (e) {
       eng.stopRecording();
       for (const t of own) t.dispose();
@@ -607,9 +646,9 @@ export class CompiledStep<O extends StepOutputs> {
     const diff = slot.last ? difference(slot.last, at) : { why: "first recording", fatal: false };
     const tuning = rec.some((r) => r.t === "timed");
     if (diff === null && !tuning) {
+      slot.graph = new Graph(this.name, at);
       this.#drop(slot.last);
       slot.last = null;
-      slot.graph = new Graph(this.name, at);
       graphCounters.captured++;
       return result();
     }

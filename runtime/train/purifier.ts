@@ -84,6 +84,9 @@ export interface TrainPurifierOptions {
   ema?: number;
   /** More settings to record in the checkpoint and compare on resume (e.g. the width). */
   settings?: TrainSettings;
+  /** Capture the step and replay it (default true); false when `transform` runs code with
+   * host effects a replay would skip (a custom stage). */
+  compile?: boolean;
   /** Runs after each epoch with the purifier in eval mode (e.g. inpainting metrics on test
    * images); what it returns is kept with the epoch in the checkpoint, so a resumed run still
    * has it, and written to log.json's "epochs". It must not draw from the training Rng. */
@@ -336,7 +339,11 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
       if (g.total) values["#g"] = g.total;
       return ScalarLog.pack(scalarNames(active).map((k) => values[k]));
     },
-    { key: () => scalarNames(active).join(",") },
+    {
+      // The active entries themselves (a term may be listed twice with its own warm-up).
+      key: () => active.map((t) => o.terms.indexOf(t)).join(","),
+      eager: o.compile === false,
+    },
   );
   try {
     while (st.epoch < o.epochs) {
