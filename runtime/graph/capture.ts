@@ -526,6 +526,9 @@ export class CompiledStep<O extends StepOutputs> {
         throw new Error(`${this.name}: input ${i} is not a live tensor`);
       }
     });
+    // Inside another step's recording, or a trace (explain), a step is part of the outer work.
+    const eng = engine();
+    if (eng.recording || eng.tracing) return this.#call(inputs, false);
     const key = this.#key(inputs);
     let slot = this.#slots.get(key);
     if (slot) this.#slots.delete(key); // most recently used last
@@ -544,9 +547,6 @@ export class CompiledStep<O extends StepOutputs> {
       s.calls = 0;
       s.attempts = 0;
     }
-    // Inside another step's recording, or a trace (explain), a step is part of the outer work.
-    const eng = engine();
-    if (eng.recording || eng.tracing) return this.#call(inputs, false);
     slot.calls++;
     if (!enabled || this.opts.eager || slot.eager !== null || slot.calls === 1) {
       return this.#eager(inputs);
