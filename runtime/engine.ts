@@ -30,6 +30,15 @@ export interface Dispatch {
   refresh?: () => ArrayLike<number>;
 }
 
+/** An upload in a recording and in a replay: its data as recorded, or recomputed (refresh). */
+export interface RecordedUpload {
+  t: "upload";
+  buf: GPUBuffer;
+  byteOffset: number;
+  data: Uint8Array;
+  refresh?: () => Float32Array | Uint32Array | Int32Array;
+}
+
 /** One entry of a recording (runtime/graph/capture.ts): what a step did, in order. */
 export type Recorded =
   | {
@@ -50,13 +59,7 @@ export type Recorded =
     writes: GPUBuffer[];
     flops: number;
   }
-  | {
-    t: "upload";
-    buf: GPUBuffer;
-    byteOffset: number;
-    data: Uint8Array;
-    refresh?: () => Float32Array | Uint32Array | Int32Array;
-  }
+  | RecordedUpload
   | { t: "hook"; fn: () => void; owner?: object; key?: string }
   | { t: "readback" }
   | { t: "timed" }
@@ -75,13 +78,7 @@ export interface ReplayPlan {
       /** Words recomputed at each replay, where they sit in the graph's parameter block. */
       refresh?: { offsetWords: number; n: number; fn: () => ArrayLike<number> };
     }
-    | {
-      t: "upload";
-      buf: GPUBuffer;
-      byteOffset: number;
-      data: Uint8Array;
-      refresh?: () => Float32Array | Uint32Array | Int32Array;
-    }
+    | RecordedUpload
     | { t: "hook"; fn: () => void }
   )[];
   /** The graph's own parameter block, and the launches whose words are recomputed. */

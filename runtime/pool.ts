@@ -139,6 +139,13 @@ export class BufferPool {
    * write them, so nothing else may receive them). */
   claim(buf: GPUBuffer): void {
     if (!this.#freeOrder.has(buf)) throw new Error("internal: claimed buffer is not free");
+    this.#unlistFree(buf);
+    this.#claimed.add(buf);
+    this.#claimedBytes += buf.size;
+  }
+
+  /** Takes a buffer off the free lists. */
+  #unlistFree(buf: GPUBuffer): void {
     const size = buf.size;
     const list = this.#free.get(size)!;
     list.splice(list.indexOf(buf), 1);
@@ -146,8 +153,6 @@ export class BufferPool {
     this.#freeOrder.delete(buf);
     this.#freeBytes -= size;
     this.#freeCount--;
-    this.#claimed.add(buf);
-    this.#claimedBytes += size;
   }
 
   /** Gives a claimed buffer back to the free lists. */
@@ -182,14 +187,9 @@ export class BufferPool {
    * buffer may still be named by commands recorded but not yet submitted, so it is destroyed
    * only after the next submit (WebGPU lets submitted work finish on a destroyed buffer). */
   #evict(cap: number): void {
-    for (const [buf, size] of this.#freeOrder) {
+    for (const buf of this.#freeOrder.keys()) {
       if (this.#freeBytes <= cap) break;
-      const list = this.#free.get(size)!;
-      list.splice(list.indexOf(buf), 1);
-      if (list.length === 0) this.#free.delete(size);
-      this.#freeOrder.delete(buf);
-      this.#freeBytes -= size;
-      this.#freeCount--;
+      this.#unlistFree(buf);
       this.#evictions++;
       this.#toDestroy.push(buf);
     }

@@ -153,36 +153,52 @@ function trainBench(arch: string, batch: number, tag = "", inDefault = true): Be
     default: inDefault,
     warmups: 3,
     setup() {
-      const model = createModel(arch, { seed: 1 });
-      model.train();
-      const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
-      const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
-      const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
+      const parts = trainStepParts(arch, batch);
       // Compiled as the trainer compiles it (ATOP_GRAPH=off: eager).
-      const step = new CompiledStep(`bench ${arch}`, (x: Tensor, y: Tensor) => {
-        const loss = tidy(() => {
-          const l = ops.crossEntropy(model.forward(x), y);
-          backward(l);
-          return l;
-        });
-        opt.step();
-        opt.zeroGrad();
-        return loss;
-      });
+      const step = new CompiledStep(`bench ${arch}`, parts.body);
       const rep = async () => {
-        const loss = step.run(x, y);
-        await finish(loss, model.parameters()[0]);
+        const [loss] = step.run(...parts.inputs);
+        await finish(loss, parts.probe);
         loss.dispose();
       };
       return {
         rep,
         cleanup: () => {
-          [x, y].forEach((t) => t.dispose());
           step.dispose();
-          opt.dispose();
-          model.dispose();
+          parts.dispose();
         },
       };
+    },
+  };
+}
+
+/** A classifier training step (SGD with momentum; the update after the graph's scope), with
+ * its inputs: the benches' and tests/bench/graph_ab.ts's. */
+export function trainStepParts(arch: string, batch: number) {
+  const model = createModel(arch, { seed: 1 });
+  model.train();
+  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+  const x = randomTensor([batch, 3, 32, 32], 5, 0, 1);
+  const y = keep(Tensor.fromData(labels(batch, 10, 6), [batch]));
+  const body = (x: Tensor, y: Tensor): Tensor[] => {
+    const loss = tidy(() => {
+      const l = ops.crossEntropy(model.forward(x), y);
+      backward(l);
+      return l;
+    });
+    opt.step();
+    opt.zeroGrad();
+    return [loss];
+  };
+  return {
+    body,
+    inputs: [x, y] as [Tensor, Tensor],
+    /** A weight, read with the loss so that the update is included in a timing. */
+    probe: model.parameters()[0],
+    dispose: () => {
+      [x, y].forEach((t) => t.dispose());
+      opt.dispose();
+      model.dispose();
     },
   };
 }
@@ -336,48 +352,61 @@ function purifierStepBench(batch: number): Bench {
     default: true,
     warmups: 3,
     setup() {
-      const G = new Purifier({ width: 8, dilations: [2, 4], seed: 1, prefill: "pushpull" });
-      const D = new PatchDiscriminator({ width: 8, layers: 3, seed: 1 });
-      G.train();
-      D.train();
-      const optG = new Adam(G.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
-      const optD = new Adam(D.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
-      const dParams = D.parameters();
-      const x = randomTensor([batch, 3, 32, 32], 9, 0, 1);
-      const rng = new Rng(1, 2);
+      const parts = pretrainStepParts(batch);
       // The trainer's step (runtime/train/purifier.ts), compiled as the trainer compiles it.
-      const step = new CompiledStep("bench pretrain", (x: Tensor) => {
-        const { image, mask } = rt1(rng, x, { missingRate: 0.25, blockSize: 4 });
-        const { dLoss, total } = criticThenGeneratorLoss()(
-          { G, D, optD, dParams },
-          { image, mask, real: x },
-          (out) => ({
-            total: ops.add(
-              ops.add(ops.l1Loss(out.coarse, x), ops.l1Loss(out.fine, x)),
-              ops.scale(ops.hingeGanLossG(D.score(out.fine, mask)), 0.01),
-            ),
-          }),
-        );
-        optG.step();
-        optG.zeroGrad();
-        return [dLoss, total];
-      });
+      const step = new CompiledStep("bench pretrain", parts.body);
       const rep = async () => {
-        const [dl, gl] = step.run(x) as Tensor[];
+        const [dl, gl] = step.run(parts.x);
         await finish(dl, gl);
         for (const t of [dl, gl]) t.dispose();
       };
       return {
         rep,
         cleanup: () => {
-          x.dispose();
           step.dispose();
-          optG.dispose();
-          optD.dispose();
-          G.dispose();
-          D.dispose();
+          parts.dispose();
         },
       };
+    },
+  };
+}
+
+/** The pre-training step of purifierStepBench, with its input (also tests/bench/graph_ab.ts's). */
+export function pretrainStepParts(batch: number) {
+  const G = new Purifier({ width: 8, dilations: [2, 4], seed: 1, prefill: "pushpull" });
+  const D = new PatchDiscriminator({ width: 8, layers: 3, seed: 1 });
+  G.train();
+  D.train();
+  const optG = new Adam(G.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
+  const optD = new Adam(D.parameters(), { lr: 1e-3, betas: [0.5, 0.999] });
+  const dParams = D.parameters();
+  const x = randomTensor([batch, 3, 32, 32], 9, 0, 1);
+  const rng = new Rng(1, 2);
+  const body = (x: Tensor): Tensor[] => {
+    const { image, mask } = rt1(rng, x, { missingRate: 0.25, blockSize: 4 });
+    const { dLoss, total } = criticThenGeneratorLoss()(
+      { G, D, optD, dParams },
+      { image, mask, real: x },
+      (out) => ({
+        total: ops.add(
+          ops.add(ops.l1Loss(out.coarse, x), ops.l1Loss(out.fine, x)),
+          ops.scale(ops.hingeGanLossG(D.score(out.fine, mask)), 0.01),
+        ),
+      }),
+    );
+    optG.step();
+    optG.zeroGrad();
+    return [dLoss, total];
+  };
+  return {
+    body,
+    x,
+    dispose: () => {
+      x.dispose();
+      optG.dispose();
+      optD.dispose();
+      G.dispose();
+      D.dispose();
     },
   };
 }
