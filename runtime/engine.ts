@@ -217,7 +217,12 @@ export class Engine {
   #wrote(buf: GPUBuffer): void {
     this.beforeWrite?.(buf);
     this.#versions.set(buf, (this.#versions.get(buf) ?? 0) + 1);
+    for (const f of this.onWrite) f(buf);
   }
+
+  /** Called after each write to a buffer is recorded (caches of values derived from it drop
+   * them, e.g. packed conv weights, so that a graph bound to them is invalidated). */
+  onWrite: ((buf: GPUBuffer) => void)[] = [];
 
   /** ATOP_PROFILE=1: every dispatch in its own timed pass; GPU time per kernel name. */
   #profile: {

@@ -520,3 +520,26 @@ Deno.test("stale host state is detected: a generator made in the step, other row
   for (const t of [fresh, rows, same, writer, copier]) t.dispose();
   for (const t of [x, y, w]) t.dispose();
 });
+
+Deno.test("frozen conv weights rewritten in place between replays: the graph sees the new weights", async () => {
+  const { noGrad } = await import("../runtime/autograd.ts");
+  const rng = new Rng(12);
+  const x = rng.uniform([2, 8, 8, 8]);
+  const w = rng.uniform([8, 8, 3, 3], -0.2, 0.2);
+  const body = (a: Tensor) => noGrad(() => ops.conv2d(a, w, null, { padding: 1 }));
+  const step = new CompiledStep("frozen conv", body);
+  // The packed weights are cached from the second call on (a frozen layer), and bound by the
+  // graph as a buffer outside it.
+  for (let i = 0; i < 5; i++) step.run(x).dispose();
+  assert.equal(step.state(x), "replay");
+  ops.assign(w, ops.scale(w, -2));
+  for (let i = 0; i < 4; i++) {
+    const got = step.run(x);
+    const want = tidy(() => body(x));
+    assert.deepEqual(await got.data(), await want.data(), `call ${i} after the rewrite`);
+    got.dispose();
+    want.dispose();
+  }
+  step.dispose();
+  for (const t of [x, w]) t.dispose();
+});

@@ -180,13 +180,16 @@ function packedWeight(w: Tensor, layout: string, pack: () => Tensor): { wp: Tens
   if (w.pending) return { wp: pack(), own: true };
   if (!cacheHooked) {
     cacheHooked = true;
-    // A weight's buffer going back to the pool ends its packed copies.
-    engine().pool.onRelease.push((buf) => {
+    // A weight's buffer going back to the pool, or written (a step, a reload), ends its packed
+    // copies: their release invalidates a captured graph that bound them.
+    const drop = (buf: GPUBuffer) => {
       const byLayout = packCache.get(buf);
       if (!byLayout) return;
       packCache.delete(buf);
       for (const e of byLayout.values()) e.packed?.dispose();
-    });
+    };
+    engine().pool.onRelease.push(drop);
+    engine().onWrite.push(drop);
   }
   const buf = w.buffer;
   const version = engine().version(buf);
