@@ -543,3 +543,43 @@ Deno.test("frozen conv weights rewritten in place between replays: the graph see
   step.dispose();
   for (const t of [x, w]) t.dispose();
 });
+
+Deno.test("trainClassifier compiled and eager: the same weights and history", async () => {
+  const { trainClassifier } = await import("../runtime/train/classifier.ts");
+  const { readCifar } = await import("../runtime/data/mod.ts");
+  const { graphCounters, setGraphs } = await import("../runtime/graph/capture.ts");
+  const train = await readCifar(new URL("../data/cifar10/", import.meta.url).pathname, {
+    split: "train",
+  });
+  const run = async (graphs: boolean) => {
+    const prev = setGraphs(graphs);
+    const model = tiny();
+    const before = graphCounters.replayed;
+    try {
+      const history = await trainClassifier({
+        model,
+        train,
+        epochs: 2,
+        batchSize: 16,
+        lr: 0.05,
+        seed: 4,
+        trainLimit: 128,
+        quiet: true,
+      });
+      return {
+        history: history.map(({ seconds: _, ...h }) => h),
+        w: await bits(model.parameters()),
+        replayed: graphCounters.replayed - before,
+      };
+    } finally {
+      setGraphs(prev);
+      model.dispose();
+    }
+  };
+  const eager = await run(false);
+  const compiled = await run(true);
+  // 8 steps an epoch, one step object per call: 16 steps, 3 of them eager or recorded.
+  assert.equal(compiled.replayed, 13);
+  assert.deepEqual(compiled.history, eager.history);
+  assert.deepEqual(compiled.w, eager.w);
+});
