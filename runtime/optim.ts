@@ -88,15 +88,18 @@ abstract class Optimizer {
       counted.push(i);
       if (p.size > 0) updates.push(this.update(i, p, g, first));
     });
-    // A captured step replays the counts before its launches recompute their words.
-    engine().onReplay(
-      () => {
-        for (const i of counted) this.steps[i]++;
-        this.stepCount++;
-      },
-      this,
-      counted.join(","),
-    );
+    // A captured step replays the counts before its launches recompute their words (nothing
+    // is allocated for it outside a recording).
+    if (engine().recording) {
+      engine().onReplay(
+        () => {
+          for (const i of counted) this.steps[i]++;
+          this.stepCount++;
+        },
+        this,
+        counted.join(","),
+      );
+    }
     launchUpdates(this.kind(), updates);
     this.stepCount++;
   }

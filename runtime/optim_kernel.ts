@@ -130,7 +130,7 @@ export function launchUpdates(kind: OptimKind, updates: ParamUpdate[]): void {
       constants: { WG },
       buffers: group.flatMap((u) => u.buffers),
       params,
-      refresh: groupWords,
+      refresh: engine().recording ? groupWords : undefined,
       workgroups: grid1d(offset, WG),
     });
   }

@@ -189,10 +189,13 @@ export class Rng {
       words(n, this.#key, base >>> 0, Math.floor(base / TWO32) >>> 0, { f: a }, { f: b });
     // A captured step replays this draw at the counter reached by then, and moves it on.
     let replayBase = this.#offset;
-    engine().onReplay(() => {
-      replayBase = this.#offset;
-      this.#offset += blocks(n);
-    }, this);
+    const recording = engine().recording;
+    if (recording) {
+      engine().onReplay(() => {
+        replayBase = this.#offset;
+        this.#offset += blocks(n);
+      }, this);
+    }
     launch1d(
       "philox",
       blocks(n),
@@ -200,7 +203,7 @@ export class Rng {
       at(this.#offset),
       { OP: OP[op] },
       undefined,
-      () => at(replayBase),
+      recording ? () => at(replayBase) : undefined,
     );
     this.#offset += blocks(n);
     return out;
@@ -340,7 +343,10 @@ export class RowRng implements RandomSource {
     const rowLen = this.rows.length ? n / this.rows.length : 0;
     // The row words and the key are refreshed when a captured step replays (rekey).
     const keys = Tensor.empty([this.#rowWords.length]);
-    if (keys.size > 0) engine().upload(keys.buffer, this.#rowWords, 0, () => this.#rowWords);
+    const recording = engine().recording;
+    if (keys.size > 0) {
+      engine().upload(keys.buffer, this.#rowWords, 0, recording ? () => this.#rowWords : undefined);
+    }
     const tag = this.#tag;
     const at = () => words(this.rows.length, this.#key, rowLen, tag, { f: a }, { f: b });
     launch1d(
@@ -350,7 +356,7 @@ export class RowRng implements RandomSource {
       at(),
       { OP: OP[op] },
       undefined,
-      at,
+      recording ? at : undefined,
     );
     keys.dispose();
     this.#tag++;
@@ -380,7 +386,9 @@ export class ExampleDraws {
     const own = [...rows];
     const rng = new RowRng(this.seed, this.#stream, this.#advance(own));
     // A captured step that drew here draws the next call's numbers at each replay.
-    engine().onReplay(() => rng.rekey(this.#stream, this.#advance(own)), this, own.join(","));
+    if (engine().recording) {
+      engine().onReplay(() => rng.rekey(this.#stream, this.#advance(own)), this, own.join(","));
+    }
     return rng;
   }
 
