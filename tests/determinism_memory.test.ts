@@ -1,10 +1,10 @@
 import { assert, gpu } from "./helpers/check.ts";
+import { smallTraining } from "./helpers/small_training.ts";
 import { createModel, PatchDiscriminator, Purifier } from "../runtime/models/mod.ts";
 import { engine } from "../runtime/engine.ts";
 import { liveTensors, tidyAsync } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import { backward, grad } from "../runtime/autograd.ts";
-import { SGD } from "../runtime/optim.ts";
 import { Rng } from "../runtime/rng.ts";
 import { rt2 } from "../runtime/transforms.ts";
 
@@ -16,17 +16,7 @@ function batch(seed: number, n: number) {
 }
 
 Deno.test("1,000 training steps keep GPU memory flat (live buffers, bytes, tensors)", async () => {
-  const m = createModel("smallcnn", { seed: 1, widths: [4, 4, 8, 8] } as never);
-  const opt = new SGD(m.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const { x, y } = batch(1, 4);
-  const step = () =>
-    tidyAsync(async () => {
-      const loss = ops.crossEntropy(m.forward(x), y);
-      backward(loss);
-      opt.step();
-      opt.zeroGrad();
-      return await loss.item();
-    });
+  const { step, dispose } = smallTraining();
   // Warm up the pool and the optimizer state; resident memory is measured in a process of its
   // own (the next test).
   for (let i = 0; i < 100; i++) await step();
@@ -42,10 +32,7 @@ Deno.test("1,000 training steps keep GPU memory flat (live buffers, bytes, tenso
     after.allocations - before.allocations <= 4,
     `pool kept allocating: ${after.allocations - before.allocations}`,
   );
-  opt.dispose();
-  x.dispose();
-  y.dispose();
-  m.dispose();
+  dispose();
 });
 
 Deno.test("training steps keep resident memory flat (measured in a process of its own)", async () => {
