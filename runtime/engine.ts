@@ -348,9 +348,13 @@ export class Engine {
   dispatch(d: Dispatch): void {
     this.#checkLost(d.kernel);
     const pBind = d.params?.length ? (d.paramsAt ?? d.buffers.length) : Infinity;
+    // The buffers it writes, kept for a recording.
+    const writes: GPUBuffer[] | null = this.#recording ? [] : null;
     for (const b of this.#writtenBindings(d.kernel, d.code)) {
       const buf = d.buffers[b < pBind ? b : b - 1];
-      if (buf) this.#wrote(buf);
+      if (!buf) continue;
+      this.#wrote(buf);
+      writes?.push(buf);
     }
     const pipeline = this.pipeline(d.kernel, d.entry, d.constants, d.code);
     if (this.#trace) {
@@ -394,21 +398,20 @@ export class Engine {
     if (!layout) this.#layouts.set(pipeline, layout = pipeline.getBindGroupLayout(0));
     const bindGroup = this.#bindGroup(layout, entries, d.kernel);
     const [x, y = 1, z = 1] = d.workgroups;
-    if (this.#recording) {
-      const written = this.#writtenBindings(d.kernel, d.code);
+    if (this.#recording && writes) {
       this.#recording.push({
         t: "dispatch",
         kernel: d.kernel,
         pipeline,
         layout,
         buffers: [...d.buffers],
-        bindings: d.buffers.map((_, i) => (i < pAt || nParams === 0 ? i : i + 1)),
+        bindings: entries.slice(0, d.buffers.length).map((e) => e.binding),
         paramsBinding: nParams > 0 ? pAt : -1,
         params: Uint32Array.from(d.params ?? []),
         paramBytes: nParams > 0 ? paramBytes : 0,
         refresh: d.refresh,
         workgroups: [x, y, z],
-        writes: written.map((b) => d.buffers[b < pBind ? b : b - 1]).filter((b) => b),
+        writes,
         flops: d.flops ?? 0,
       });
     }

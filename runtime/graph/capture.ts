@@ -89,7 +89,7 @@ function watch(g: Graph): void {
       const gs = byExternal.get(buf);
       if (!gs) return;
       byExternal.delete(buf);
-      for (const x of gs) x.invalidate(`a buffer outside the graph was freed`);
+      for (const x of gs) x.invalidate(); // a buffer outside the graph was freed
     };
     engine().pool.onRelease.push(drop);
     engine().pool.onDestroy.push(drop);
@@ -306,9 +306,7 @@ class Graph {
   readonly plan: ReplayPlan;
   readonly stats: GraphStats;
   #owned: GPUBuffer[] = [];
-  #groups = 0;
   valid = true;
-  why = "";
 
   constructor(name: string, readonly at: Attempt) {
     const eng = engine();
@@ -362,13 +360,7 @@ class Graph {
       } else if (r.t === "upload") {
         uploads++;
         if (ext.has(r.buf)) externalWrites.add(r.buf);
-        steps.push({
-          t: "upload",
-          buf: r.buf,
-          byteOffset: r.byteOffset,
-          data: r.data,
-          refresh: r.refresh,
-        });
+        steps.push(r);
       } else if (r.t === "dispatch") {
         dispatches++;
         flops += r.flops;
@@ -384,7 +376,6 @@ class Graph {
           });
         }
         const group = eng.device.createBindGroup({ layout: r.layout, entries });
-        this.#groups++;
         if (r.refresh) refreshed++;
         steps.push({
           t: "dispatch",
@@ -442,16 +433,14 @@ class Graph {
       peakBytes: peak,
       externals: ext.size,
       externalBytes: [...ext].reduce((s, b) => s + b.size, 0),
-      bindGroups: this.#groups,
+      bindGroups: dispatches, // one per launch, built here
       flops,
     };
     watch(this);
   }
 
-  invalidate(why: string): void {
-    if (!this.valid) return;
+  invalidate(): void {
     this.valid = false;
-    this.why = why;
   }
 
   replay(inputs: Tensor[]): Tensor[] {
