@@ -15,6 +15,9 @@ export interface Dispatch {
   constants?: Record<string, number>;
   /** Storage buffers in binding order 0..k-1; params (if any) are bound at binding k. */
   buffers: GPUBuffer[];
+  /** Indices into `buffers` bound as their mirror texture instead (Engine.mirror): the shader
+   * declares a `texture_2d<f32>` or a `texture_storage_2d<rgba32float, write>` there. */
+  textures?: number[];
   /** Parameter words (u32); use `f32bits` for float values. */
   params?: ArrayLike<number>;
   /** Binding of the params block (default: after the buffers; buffers from this index on
@@ -49,6 +52,8 @@ export type Recorded =
     buffers: GPUBuffer[];
     /** The binding of each buffer. */
     bindings: number[];
+    /** Indices of `buffers` bound as their mirror texture. */
+    textures?: number[];
     /** The params block's binding, words and bytes (none: -1). */
     paramsBinding: number;
     params: Uint32Array;
@@ -106,6 +111,8 @@ const PROFILE_SLOTS = 2048;
 const MAX_DISPATCHES_PER_SUBMIT = 16384;
 /** Staged upload bytes that force a submit (the staging buffers live until it). */
 const MAX_STAGED_BYTES = 256 << 20;
+/** Texels per row of a mirror texture (shaders/texel.wgsl). */
+export const MIRROR_WIDTH = 4096;
 /** Bind groups kept for reuse (a few steps' worth of distinct launches). */
 const MAX_BIND_GROUPS = 16384;
 
@@ -383,7 +390,7 @@ export class Engine {
     const pAt = d.paramsAt ?? d.buffers.length;
     const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, i) => ({
       binding: i < pAt || nParams === 0 ? i : i + 1,
-      resource: { buffer },
+      resource: d.textures?.includes(i) ? this.mirror(buffer).view : { buffer },
     }));
     if (nParams > 0) {
       const arena = this.#arenas[this.#arenaIndex];
@@ -406,6 +413,7 @@ export class Engine {
         layout,
         buffers: [...d.buffers],
         bindings: entries.slice(0, d.buffers.length).map((e) => e.binding),
+        textures: d.textures,
         paramsBinding: nParams > 0 ? pAt : -1,
         params: Uint32Array.from(d.params ?? []),
         paramBytes: nParams > 0 ? paramBytes : 0,
@@ -479,6 +487,14 @@ export class Engine {
     const ids: number[] = [];
     let key = `${this.#id(layout)}`;
     for (const e of entries) {
+      const owner = this.#mirrorOf.get(e.resource as GPUTextureView);
+      if (owner) {
+        // A mirror texture: named by its buffer, whose destruction ends both.
+        const id = this.#id(owner);
+        ids.push(id);
+        key += `|${e.binding}:t${id}`;
+        continue;
+      }
       const r = e.resource as GPUBufferBinding;
       const id = this.#id(r.buffer);
       ids.push(id);
@@ -519,8 +535,47 @@ export class Engine {
     }
   }
 
+  /** Mirror textures by buffer, and their views' buffers (bind-group keys). */
+  #mirrors = new Map<GPUBuffer, { tex: GPUTexture; view: GPUTextureView }>();
+  #mirrorOf = new WeakMap<GPUTextureView, GPUBuffer>();
+
+  /** Whether a buffer of `bytes` fits a mirror texture on this device. */
+  canMirror(bytes: number): boolean {
+    return Math.ceil(bytes / 16 / MIRROR_WIDTH) <= this.device.limits.maxTextureDimension2D;
+  }
+
+  /** The rgba32float texture that mirrors a buffer: vec4 i of the buffer is texel
+   * (i % MIRROR_WIDTH, i / MIRROR_WIDTH) (shaders/texel.wgsl). It holds what the last
+   * `texel_store` launch over the buffer wrote (runtime/ops/texture.ts), not the buffer's
+   * current contents. On the CPU adapter a texel fetch is a branch-free gather, where a storage
+   * load is a loop over the SIMD lanes, so kernels that load much read their operands here.
+   * Lives as long as the buffer. */
+  mirror(buf: GPUBuffer): { tex: GPUTexture; view: GPUTextureView } {
+    let m = this.#mirrors.get(buf);
+    if (!m) {
+      const texels = Math.floor(buf.size / 16);
+      if (!this.canMirror(buf.size)) {
+        throw new Error(`engine.mirror: a ${buf.size}-byte buffer exceeds the texture limits`);
+      }
+      const tex = this.device.createTexture({
+        size: [Math.min(MIRROR_WIDTH, texels), Math.ceil(texels / MIRROR_WIDTH)],
+        format: "rgba32float",
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+      });
+      m = { tex, view: tex.createView() };
+      this.#mirrors.set(buf, m);
+      this.#mirrorOf.set(m.view, buf);
+    }
+    return m;
+  }
+
   /** Forgets the bind groups that name a buffer about to be destroyed. */
   #forgetBuffer(buf: GPUBuffer): void {
+    const m = this.#mirrors.get(buf);
+    if (m) {
+      this.#mirrors.delete(buf);
+      m.tex.destroy();
+    }
     const id = this.#ids.get(buf);
     if (id === undefined) return;
     const keys = this.#groupsByBuffer.get(id);

@@ -109,6 +109,29 @@ for (const kind of ["sgd", "adam"] as const) {
   });
 }
 
+Deno.test("conv variants reading mirror textures replay with the bits of the buffer variants", async () => {
+  const { forceVariant } = await import("../runtime/tune/tuner.ts");
+  const families = ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"];
+  const force = (v: string | null) => families.forEach((f) => forceVariant(f, v));
+  const steps = 5;
+  try {
+    force("tile16");
+    const buffers = await train("sgd", false, steps);
+    force("tex:tile16");
+    const eager = await train("sgd", false, steps);
+    const compiled = await train("sgd", true, steps);
+    assert.equal(compiled.state, "replay", "the step was not captured");
+    for (const r of [eager, compiled]) {
+      assert.deepEqual(r.losses, buffers.losses, "losses differ from the buffer variants'");
+      assert.deepEqual(r.weights, buffers.weights, "weights differ from the buffer variants'");
+    }
+    // Each texture variant launch is preceded by the copies of its two operands.
+    assert.ok(compiled.dispatches > buffers.dispatches);
+  } finally {
+    force(null);
+  }
+});
+
 Deno.test("a step that bakes a host value into a launch or an upload stays eager, naming it", () => {
   let counter = 0;
   const x = new Rng(3).uniform([4, 4]);

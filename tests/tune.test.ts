@@ -43,10 +43,28 @@ const CASES = [
   // workgroup), and a weight gradient whose 16x4 blocks span 2 x 25 taps x 4 batch chunks.
   { x: [3, 4, 20, 20], w: [6, 4, 3, 3], o: { padding: 1 } },
   { x: [4, 3, 9, 9], w: [20, 3, 5, 5], o: { padding: 2 } },
+  // Packed operands of more than one 4096-texel row of a mirror texture (the "tex:" variants):
+  // the input is 1,152 pixels x 4 vec4s.
+  { x: [2, 16, 24, 24], w: [8, 16, 3, 3], o: { padding: 1 } },
 ];
 
-/** Forward and input-gradient variants beside tile4 (the weight gradient's are separate). */
-const BLOCK_VARIANTS = ["tile16", "tile16x8", "tile16x4"];
+/** Forward and input-gradient variants beside tile4 (the weight gradient's are separate), each
+ * also reading its operands from mirror textures ("tex:"). */
+const BLOCK_VARIANTS = [
+  "tile16",
+  "tile16x8",
+  "tile16x4",
+  "tex:tile4",
+  "tex:tile16",
+  "tex:tile16x8",
+  "tex:tile16x4",
+];
+
+/** The weight gradient's variant run beside a forward variant: it has no 16x8 block (its 16x4
+ * is 16 output x 4 input channels). */
+function weightVariant(v: string): string {
+  return v.replace("tile16x8", "tile16").replace("tile16x4", "tile16");
+}
 
 Deno.test("conv variants are bit-identical to each other (fwd, input and weight gradients)", async () => {
   for (const c of CASES) {
@@ -77,12 +95,14 @@ Deno.test("conv variants are bit-identical to each other (fwd, input and weight 
     };
     const a = await run("tile4", "tile4", "tile4");
     for (const v of BLOCK_VARIANTS) {
-      const b = await run(v, v, "tile16");
+      const b = await run(v, v, weightVariant(v));
       assert.deepEqual(b, a, `conv ${JSON.stringify(c)}: ${v} vs tile4`);
     }
     if (c.x[1] <= 4) {
-      const d = await run("tile16", "tile16", "tile16x4");
-      assert.deepEqual(d.gw, a.gw, "weight gradient tile16x4 vs tile4");
+      for (const v of ["tile16x4", "tex:tile16x4"]) {
+        const d = await run("tile16", "tile16", v);
+        assert.deepEqual(d.gw, a.gw, `weight gradient ${v} vs tile4`);
+      }
     }
     x.dispose();
     w.dispose();
@@ -96,8 +116,7 @@ Deno.test("every conv variant matches the float64 reference, forward and gradien
     await engine().sync();
     engine().pool.trim();
     for (const f of ["conv2d_fwd", "conv2d_bwd_data"]) forceVariant(f, v);
-    // The weight gradient has no 16x8 block; its 16x4 is 16 output x 4 input channels.
-    forceVariant("conv2d_bwd_weight", v === "tile16x8" ? "tile16" : v);
+    forceVariant("conv2d_bwd_weight", v.endsWith("tile16x8") ? weightVariant(v) : v);
     try {
       // Dilated; strided with ragged phases (the input gradient skips taps per phase); and
       // wider than one 64-channel block of the tiled kernels.
@@ -158,12 +177,15 @@ Deno.test("the tuner times the candidates on first use, caches the fastest on di
     const first = await conv();
     await settleTuning();
     const second = await conv();
-    // 8 output channels: tile4, tile16 and tile16x8, each timed twice (its first launch also
-    // loads its pipeline), so 5 launches more than the one that runs afterwards.
+    // 8 output channels: tile4, tile16 and tile16x8, from buffers and from textures, each timed
+    // twice (its first launch also loads its pipeline). A texture variant is 3 launches: the
+    // copies of its two operands into their mirror textures, then the conv.
+    const chosen = [...tuningChoices()].find(([k]) => k.startsWith("conv2d_fwd|"))?.[1] ?? "";
+    const launches = (v: string) => v.startsWith("tex:") ? 3 : 1;
     assert.equal(
-      first.d - second.d,
-      5,
-      `first use times the 3 candidates twice (${first.d} vs ${second.d})`,
+      first.d - (second.d - launches(chosen)),
+      2 * 3 * (1 + 3),
+      `first use times the 6 candidates twice (${first.d} vs ${second.d}, ${chosen} chosen)`,
     );
     assert.deepEqual(second.v, first.v, "the choice does not change the result");
     const choices = tuningChoices();

@@ -10,7 +10,7 @@
 // positions kept inside the image (the reference clips the grid), so no zeros come in from
 // outside. The warp is a convex combination of pixels, so images stay in [0,1].
 
-import { keep, Tensor, tidy } from "../tensor.ts";
+import { keep, Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { type AttackInput, type AttackResult, defaultIndices } from "./common.ts";
 import { noGrad } from "../autograd.ts";

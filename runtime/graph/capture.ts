@@ -367,7 +367,7 @@ class Graph {
         for (const b of r.writes) if (ext.has(b)) externalWrites.add(b);
         const entries: GPUBindGroupEntry[] = r.buffers.map((buffer, k) => ({
           binding: r.bindings[k],
-          resource: { buffer },
+          resource: r.textures?.includes(k) ? eng.mirror(buffer).view : { buffer },
         }));
         if (r.paramsBinding >= 0) {
           entries.push({

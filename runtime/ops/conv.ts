@@ -3,7 +3,7 @@
 // (= transposed-conv forward) and weight gradient; none needs an im2col buffer.
 
 import { isGradEnabled, record } from "../autograd.ts";
-import { engine, grid1d } from "../engine.ts";
+import { type Dispatch, engine, grid1d } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
 import { forcedVariant, runTuned } from "../tune/tuner.ts";
 import { keep, Tensor } from "../tensor.ts";
@@ -12,6 +12,7 @@ import { reshape } from "./shape.ts";
 import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { packRows4 } from "./matmul.ts";
+import { canMirror, mirrorTensor } from "./texture.ts";
 
 // Workgroups of the CPU variants: 64 threads along the pixels, one channel block each. On
 // llvmpipe an idle thread of a workgroup costs a large part of what a busy one does, and layers
@@ -104,19 +105,53 @@ const BLOCKS: Record<string, readonly [number, number]> = {
   tile16x4: [16, 4],
 };
 
+/** A block variant "tex:NAME" runs entry NAME of the kernel's "_tex" shader, which reads both
+ * operands from their mirror textures (runtime/ops/texture.ts): the same sums in the same
+ * order, so the same bits. */
+const TEX = "tex:";
+
 /** Every variant of the forward and input-gradient families (a test may force any of them). */
-const BLOCK_VARIANTS = [...Object.keys(BLOCKS), "tiled"];
+const BLOCK_VARIANTS = [
+  ...Object.keys(BLOCKS),
+  ...Object.keys(BLOCKS).map((b) => TEX + b),
+  "tiled",
+];
 
 /** The variants timed for a layer with `channels` channels per pixel: the narrow blocks only
  * where tile16's channel block would be at least half empty (the purifier's 3-8 channel layers),
- * so that wide layers do not pay for compiling and timing them. */
-function blockVariants(channels: number): string[] {
-  return ["tile4", "tile16", ...(channels <= 4 ? ["tile16x4"] : channels <= 8 ? ["tile16x8"] : [])];
+ * so that wide layers do not pay for compiling and timing them; each also from textures when
+ * its operands fit them. */
+function blockVariants(channels: number, operands: Tensor[]): string[] {
+  const blocks = [
+    "tile4",
+    "tile16",
+    ...(channels <= 4 ? ["tile16x4"] : channels <= 8 ? ["tile16x8"] : []),
+  ];
+  return operands.every(canMirror) ? [...blocks, ...blocks.map((b) => TEX + b)] : blocks;
+}
+
+/** A block launch: `v`'s kernel (the "_tex" shader for a "tex:" variant, after mirroring the
+ * two operands bound first), entry point and workgroup constants. */
+function blockLaunch(
+  kernel: string,
+  v: string,
+  operands: [Tensor, Tensor],
+): Pick<Dispatch, "kernel" | "entry" | "constants" | "textures"> {
+  const tex = v.startsWith(TEX);
+  const entry = tex ? v.slice(TEX.length) : v;
+  if (tex) operands.forEach(mirrorTensor);
+  return {
+    kernel: tex ? `${kernel}_tex` : kernel,
+    entry,
+    constants: entry === "tiled" ? {} : { WX, WY } as Record<string, number>,
+    textures: tex ? [0, 1] : undefined,
+  };
 }
 
 /** Workgroups of a kernel over pixel x channel blocks (forward, input gradient): tiled runs
  * 64 x 64 per 16x16 workgroup, the others BLOCKS[v] per thread on WX x WY threads. */
-function blockGrid(v: string, pixels: number, channels: number): [number, number, number] {
+function blockGrid(variant: string, pixels: number, channels: number): [number, number, number] {
+  const v = variant.startsWith(TEX) ? variant.slice(TEX.length) : variant;
   if (v === "tiled") {
     const [x, z] = groups(Math.ceil(pixels / 64));
     return [x, Math.ceil(channels / 64), z];
@@ -220,15 +255,14 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
   );
   const run = (v: string) => () =>
     engine().dispatch({
-      kernel: "conv2d_fwd",
-      entry: v,
-      constants: v === "tiled" ? {} : { WX, WY },
+      ...blockLaunch("conv2d_fwd", v, [xp, wp]),
       buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
       params: [...geoWords(g), Math.ceil(g.Cin / 4), b ? 1 : 0],
       workgroups: blockGrid(v, g.N * g.Ho * g.Wo, g.Cout),
       flops: convFlops(g),
     });
-  runConvKernel("conv2d_fwd", g, run, blockVariants(g.Cout), `tile${t}`, BLOCK_VARIANTS);
+  const variants = blockVariants(g.Cout, [xp, wp]);
+  runConvKernel("conv2d_fwd", g, run, variants, `tile${t}`, BLOCK_VARIANTS);
   if (own) wp.dispose();
   return y;
 }
@@ -249,15 +283,14 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
   const run = (v: string) => () =>
     engine().dispatch({
-      kernel: "conv2d_bwd_data",
-      entry: v,
-      constants: v === "tiled" ? {} : { WX, WY },
+      ...blockLaunch("conv2d_bwd_data", v, [gp, wp]),
       buffers: [gp.buffer, wp.buffer, gx.buffer],
       params: [...geoWords(g), Math.ceil(g.Cout / 4), Hs, Ws],
       workgroups: blockGrid(v, g.N * g.SH * g.SW * Hs * Ws, g.Cin),
       flops: convFlops(g),
     });
-  runConvKernel("conv2d_bwd_data", g, run, blockVariants(g.Cin), `tile${t}`, BLOCK_VARIANTS);
+  const variants = blockVariants(g.Cin, [gp, wp]);
+  runConvKernel("conv2d_bwd_data", g, run, variants, `tile${t}`, BLOCK_VARIANTS);
   if (own) wp.dispose();
   return gx;
 }
@@ -288,7 +321,10 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   const nPer = Math.ceil(g.N / split);
   split = Math.ceil(g.N / nPer);
   const partial = Tensor.empty([split, ...wShape]);
-  const run = (v: string) => () => {
+  const run = (variant: string) => () => {
+    const tex = variant.startsWith(TEX);
+    const v = tex ? variant.slice(TEX.length) : variant;
+    if (tex) [xp, gp].forEach(mirrorTensor);
     const tiled = v === "tiled";
     const { to, ti } = blocks(v);
     const lanes = Math.ceil(g.Cin / ti) * Math.ceil(g.Cout / to);
@@ -298,21 +334,25 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
       ? [Math.ceil(g.Cin / 64) * Math.ceil(g.Cout / 64), split * kk]
       : grid1d(lanes * split * kk, WG_WEIGHT);
     engine().dispatch({
-      kernel: "conv2d_bwd_weight",
+      kernel: tex ? "conv2d_bwd_weight_tex" : "conv2d_bwd_weight",
       entry: v,
       constants: tiled ? {} : { WG: WG_WEIGHT },
       buffers: [xp.buffer, gp.buffer, partial.buffer],
+      textures: tex ? [0, 1] : undefined,
       params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
       workgroups,
       flops: convFlops(g),
     });
   };
   // The batch split above is the same for every variant, the GPU's tiled one included.
-  const variants = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
+  const blocksTimed = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
+  const variants = [xp, gp].every(canMirror)
+    ? [...blocksTimed, ...blocksTimed.map((b) => TEX + b)]
+    : blocksTimed;
+  const known = ["tile4", "tile16", "tile16x4"];
   runConvKernel("conv2d_bwd_weight", g, run, variants, dflt, [
-    "tile4",
-    "tile16",
-    "tile16x4",
+    ...known,
+    ...known.map((b) => TEX + b),
     "tiled",
   ]);
   if (split === 1) return partial.view(wShape);

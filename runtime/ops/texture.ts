@@ -1,0 +1,24 @@
+// Mirror textures of packed operands (Engine.mirror): the CPU adapter's conv variants "tex:*"
+// read their operands as texels, a branch-free gather on llvmpipe, instead of storage loads,
+// each a loop over the SIMD lanes (BENCHMARKS.md, "Operands as textures").
+
+import { engine, grid1d } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
+
+/** Copies t's values (t.size a multiple of 4: packed rows) into its buffer's mirror texture. */
+export function mirrorTensor(t: Tensor): void {
+  const n = t.size / 4;
+  if (!Number.isInteger(n)) throw new Error(`mirrorTensor: ${t.size} values are not whole vec4s`);
+  engine().dispatch({
+    kernel: "texel_store",
+    buffers: [t.buffer, t.buffer],
+    textures: [1],
+    params: [n],
+    workgroups: grid1d(n, 64),
+  });
+}
+
+/** Whether t's buffer fits a mirror texture on this device. */
+export function canMirror(t: Tensor): boolean {
+  return engine().canMirror(t.buffer.size);
+}
