@@ -560,8 +560,18 @@ export class Engine {
       const tex = this.device.createTexture({
         size: [Math.min(MIRROR_WIDTH, texels), Math.ceil(texels / MIRROR_WIDTH)],
         format: "rgba32float",
-        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
+          GPUTextureUsage.COPY_DST,
       });
+      // Written whole once, so that wgpu never clears it before its first use: on llvmpipe that
+      // clear sets a framebuffer, after which every timestamp of the process is binned into a
+      // render scene and stamped at its flush, together with the pass's other one (~0 ms per
+      // pass: the tuner then chose the slowest conv variants, and ATOP_PROFILE was wrong).
+      const [w, h] = [Math.min(MIRROR_WIDTH, texels), Math.ceil(texels / MIRROR_WIDTH)];
+      this.device.queue.writeTexture({ texture: tex }, new Uint8Array(w * h * 16), {
+        bytesPerRow: w * 16,
+        rowsPerImage: h,
+      }, [w, h]);
       m = { tex, view: tex.createView() };
       this.#mirrors.set(buf, m);
       this.#mirrorOf.set(m.view, buf);

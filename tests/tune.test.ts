@@ -13,6 +13,7 @@ import {
   settleTuning,
   tuneCachePath,
   tuningChoices,
+  tuningTimes,
 } from "../runtime/tune/tuner.ts";
 import { conv2dRef } from "./ref/conv.ts";
 // (matmul is not tuned: its two tiles round a dot product differently on llvmpipe; nor are the
@@ -205,6 +206,43 @@ Deno.test("the tuner times the candidates on first use, caches the fastest on di
     Deno.env.delete("ATOP_TUNE_CACHE");
     Deno.env.set("ATOP_TUNE", "off");
     resetTuning();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("timings stay true once mirror textures are in use", async () => {
+  const eng = engine();
+  if (!eng.device.features.has("timestamp-query") || !eng.adapter.isFallbackAdapter) return;
+  if (Deno.env.get("ATOP_TILE")) return;
+  const dir = await Deno.makeTempDir();
+  Deno.env.set("ATOP_TUNE_CACHE", `${dir}/tune.json`);
+  Deno.env.set("ATOP_TUNE_QUIET", "1");
+  Deno.env.set("ATOP_TUNE", "on");
+  resetTuning();
+  // Fresh mirror textures, as the "tex:" variants make one per buffer. wgpu must not clear
+  // them: on llvmpipe a clear moves every later timestamp of the process into a binned render
+  // scene, stamped at the pass's end together with its beginning (~0 ms per candidate).
+  const x = rand([16, 48, 32, 32], 3), w = rand([48, 48, 3, 3], 4);
+  try {
+    // Forward and both gradients in one submit, as the benchmark runs them.
+    x.requiresGrad = w.requiresGrad = true;
+    const [gx, gw] = tidy(() => grad(ops.sum(ops.conv2d(x, w, null, { padding: 1 })), [x, w]));
+    await settleTuning();
+    gx.dispose();
+    gw.dispose();
+    for (const family of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) {
+      const times = [...tuningTimes()].find(([k]) => k.startsWith(`${family}|n16 48>48`))?.[1];
+      assert.ok(times, `${family} was timed`);
+      // 0.7 GFLOP: tens of milliseconds for every variant on this adapter.
+      for (const [v, ms] of times) assert.ok(ms > 2, `${family} ${v} timed at ${ms} ms`);
+    }
+  } finally {
+    forceVariant("conv2d_fwd", null);
+    Deno.env.delete("ATOP_TUNE_CACHE");
+    Deno.env.set("ATOP_TUNE", "off");
+    resetTuning();
+    x.dispose();
+    w.dispose();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -49,6 +49,8 @@ const state = {
   loaded: false,
   adapterKey: "",
   choices: new Map<string, string>(),
+  /** The best of each candidate's two timings (ms) by choice id, this process only. */
+  times: new Map<string, Map<string, number>>(),
   pending: new Set<string>(),
   spentMs: 0,
   timedShapes: 0,
@@ -179,6 +181,11 @@ export function runTuned(
     const all = ms as number[];
     state.spentMs += all.reduce((a, b) => a + b, 0);
     const t = order.map((_, i) => Math.min(all[i], all[order.length + i]));
+    state.times.set(id, new Map(order.map((c, i) => [c.name, t[i]])));
+    if (env("ATOP_TUNE_LOG") === "1") {
+      const times = order.map((c, i) => `${c.name} ${all[i].toFixed(2)}/${t[i].toFixed(2)}`);
+      console.error(`[tune] ${id}: ${times.join(", ")} ms (first/best)`);
+    }
     state.timedShapes++;
     let best = order.length - 1; // ties keep the default
     for (let i = 0; i < order.length; i++) if (t[i] < t[best]) best = i;
@@ -203,6 +210,11 @@ export async function settleTuning(): Promise<void> {
 export function tuningChoices(): Map<string, string> {
   load();
   return new Map(state.choices);
+}
+
+/** The candidates' timings (ms, the better of two) by choice id, timed in this process. */
+export function tuningTimes(): Map<string, Map<string, number>> {
+  return new Map(state.times);
 }
 
 /** Forgets the in-memory choices (tests re-time with a fresh cache path). */
