@@ -9,6 +9,7 @@ import { Rng } from "../runtime/rng.ts";
 import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
 import { parseSpec, type PipelineDraft } from "./spec.ts";
 import { type PresetName, PRESETS, resolveSpecInput } from "./presets.ts";
+import { explainReplay, explainReplayText } from "./explain_graph.ts";
 import {
   explainDefense,
   explainSteps,
@@ -104,6 +105,7 @@ export async function pipelineMain(
       rng: new Rng(spec.seed),
     };
     console.log(explainStepsText(explainSteps(parts, batch, spec.evaluation.eotDraws)));
+    console.log(explainReplayText(await explainReplay(parts, batch, spec.evaluation.eotDraws)));
     return 0;
   }
   const data = v.data ?? await defaultData(preset, spec.dataset);

@@ -346,3 +346,43 @@ Deno.test("noiseFreeShare: some training examples skip RT2's noise, drawn per ex
   );
   for (const t of [x, plain.image, plain.mask, direct.image, direct.mask]) t.dispose();
 });
+
+Deno.test("explain replays the attack gradient and the purifier update as captured graphs", async () => {
+  const { explainReplay, explainReplayText } = await import("../dsl/explain_graph.ts");
+  const { purifierOptions } = await import("../dsl/compile.ts");
+  const { Purifier } = await import("../runtime/models/mod.ts");
+  const { spec: tiny } = await import("../pipelines/ci_tiny.ts");
+  const spec = parseSpec(tiny);
+  const classifier = createModel("smallcnn", { seed: 1 }) as Classifier;
+  const purifier = new Purifier(purifierOptions(spec));
+  classifier.eval();
+  purifier.eval();
+  try {
+    const steps = await explainReplay(
+      {
+        spec,
+        modules: { classifier, purifier },
+        variant: { transform: true, purifier: true },
+        rng: new Rng(1),
+      },
+      4,
+      2,
+    );
+    assert.equal(steps.length, 2);
+    for (const s of steps) {
+      // One command buffer per step, nothing read back; the graph owns its temporaries.
+      assert.equal(s.mode, "replay", `${s.step}: ${s.mode}`);
+      assert.equal(s.submits, 1, s.step);
+      assert.equal(s.readbacks, 0, s.step);
+      assert.ok(s.graph && s.graph.buffers > 0 && s.graph.peakBytes <= s.graph.bytes, s.step);
+      assert.equal(s.dispatches, s.graph!.dispatches, `${s.step}: a replay launches the graph`);
+    }
+    assert.match(
+      explainReplayText(steps),
+      /\| purifier update \(batch 4\) \| replay \| \d+ \| 1 \| 0 \|/,
+    );
+  } finally {
+    classifier.dispose();
+    purifier.dispose();
+  }
+});

@@ -246,3 +246,26 @@ Deno.test("timings stay true once mirror textures are in use", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a trace (explain) lists the launch that would run, never the tuner's candidates", async () => {
+  const eng = engine();
+  if (!eng.adapter.isFallbackAdapter || Deno.env.get("ATOP_TILE")) return;
+  const dir = await Deno.makeTempDir();
+  Deno.env.set("ATOP_TUNE_CACHE", `${dir}/tune.json`);
+  Deno.env.set("ATOP_TUNE", "on");
+  resetTuning();
+  const x = rand([2, 8, 10, 10], 5), w = rand([8, 8, 3, 3], 6);
+  try {
+    const { dispatches } = eng.trace(() => tidy(() => ops.conv2d(x, w, null, { padding: 1 })));
+    const convs = dispatches.filter((d) => d.kernel.startsWith("conv2d_fwd"));
+    assert.equal(convs.length, 1, dispatches.map((d) => d.kernel).join(", "));
+    assert.equal(dispatches.filter((d) => d.kernel === "texel_store").length, 0);
+  } finally {
+    Deno.env.delete("ATOP_TUNE_CACHE");
+    Deno.env.set("ATOP_TUNE", "off");
+    resetTuning();
+    x.dispose();
+    w.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -166,8 +166,9 @@ export function runTuned(
   const chosen = state.choices.get(id);
   if (chosen !== undefined) return (byName(chosen) ?? dflt).run();
   const eng = engine();
+  // A trace (explain) lists the launches that would run: timing would list every candidate.
   if (
-    state.pending.has(id) || state.spentMs >= budgetMs() ||
+    eng.tracing || state.pending.has(id) || state.spentMs >= budgetMs() ||
     !eng.device.features.has("timestamp-query")
   ) return dflt.run();
   state.pending.add(id);
