@@ -8,6 +8,7 @@ import { Tensor, tidy } from "../runtime/tensor.ts";
 import { grad } from "../runtime/autograd.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import {
+  fastest,
   forceVariant,
   resetTuning,
   settleTuning,
@@ -268,4 +269,14 @@ Deno.test("a trace (explain) lists the launch that would run, never the tuner's 
     w.dispose();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the tuner refuses implausible timings: zeros, or a spread no kernel change explains", () => {
+  assert.equal(fastest([3, 1.5, 2]), 1);
+  assert.equal(fastest([2, 3, 2]), 2, "a tie keeps the last candidate (the default)");
+  // What llvmpipe's timestamps gave while the tex variants were new: buffer kernels at ~0 ms.
+  assert.equal(fastest([0.06, 0.08, 143.4, 0.12]), null);
+  assert.equal(fastest([0, 120, 140]), null);
+  assert.equal(fastest([110, Number.NaN]), null);
+  assert.equal(fastest([]), null);
 });

@@ -188,13 +188,35 @@ export function runTuned(
       console.error(`[tune] ${id}: ${times.join(", ")} ms (first/best)`);
     }
     state.timedShapes++;
-    let best = order.length - 1; // ties keep the default
-    for (let i = 0; i < order.length; i++) if (t[i] < t[best]) best = i;
+    const best = fastest(t);
+    if (best === null) {
+      // Kept for this process only: the next one times again.
+      state.choices.set(id, dflt.name);
+      console.error(
+        `[tune] ${family}: implausible timings (${t.map((v) => v.toFixed(3)).join(", ")} ms); ` +
+          `the default ${dflt.name} runs, not cached`,
+      );
+      return;
+    }
     state.choices.set(id, order[best].name);
     state.dirty = true;
     void persist();
     note();
   });
+}
+
+/** Candidates of one kernel and shape differ by a few times at most (a block size, idle lanes,
+ * loads): a spread beyond this means the timestamps were wrong, not the kernels different. */
+const MAX_SPREAD = 20;
+
+/** The index of the fastest of `times` (ties keep the last: the default), or null when the
+ * timings are implausible: not finite and positive, or spread by more than MAX_SPREAD. */
+export function fastest(times: readonly number[]): number | null {
+  if (times.length === 0 || times.some((v) => !(v > 0) || !Number.isFinite(v))) return null;
+  if (Math.max(...times) > MAX_SPREAD * Math.min(...times)) return null;
+  let best = times.length - 1;
+  for (let i = 0; i < times.length; i++) if (times[i] < times[best]) best = i;
+  return best;
 }
 
 /** Waits until every timing started so far has been decided and written (tests, CLIs at exit). */
