@@ -1,5 +1,6 @@
-// The body of conv2d_bwd_data.wgsl and conv2d_bwd_data_tex.wgsl: everything but how the operands are read
-// (xv(i): vec4 i of the output-gradient rows, wv(i): vec4 i of the packed weight rows).
+// The body of conv2d_bwd_data.wgsl and conv2d_bwd_data_tex.wgsl: everything but how the
+// operands are read (xv(i): vec4 i of the output-gradient rows, wv(i): vec4 i of the packed
+// weight rows).
 override WX: u32 = 8u;
 override WY: u32 = 8u;
 
@@ -57,14 +58,6 @@ fn zeroRow() -> u32 {
 fn weightRows(c: u32, t: u32) -> vec4u {
   let ci = min(vec4u(c) + vec4u(0u, 1u, 2u, 3u), vec4u(p.Cin - 1u));
   return (ci * (p.KH * p.KW) + t) * p.c4;
-}
-
-fn operand(r: vec4u, k: u32) -> mat4x4f {
-  return transpose(mat4x4f(xv(r.x + k), xv(r.y + k), xv(r.z + k), xv(r.w + k)));
-}
-
-fn ws(r: vec4u, k: u32) -> mat4x4f {
-  return mat4x4f(wv(r.x + k), wv(r.y + k), wv(r.z + k), wv(r.w + k));
 }
 
 /** Writes block c: column j = input channel c0+j, row i = pixel i of px. */

@@ -48,14 +48,6 @@ fn weightRows(c: u32, t: u32) -> vec4u {
   return (co * (p.KH * p.KW) + t) * p.c4;
 }
 
-fn operand(r: vec4u, k: u32) -> mat4x4f {
-  return transpose(mat4x4f(xv(r.x + k), xv(r.y + k), xv(r.z + k), xv(r.w + k)));
-}
-
-fn ws(r: vec4u, k: u32) -> mat4x4f {
-  return mat4x4f(wv(r.x + k), wv(r.y + k), wv(r.z + k), wv(r.w + k));
-}
-
 /** Writes block c: column j = channel c0+j, row i = pixel q0+i. */
 fn store(q0: u32, c0: u32, c: mat4x4f) {
   let hwo = p.Ho * p.Wo;

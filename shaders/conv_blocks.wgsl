@@ -3,9 +3,20 @@
 // blocks (mat4x4f), and per kernel tap adds the products of its pixels' channels-last rows and
 // its channels' weight rows, 4 channels (one vec4) at a time. Every variant adds each output's
 // products in the same order (taps, then vec4s of channels), so all give the same bits.
-// The including shader defines: Pixels, pixels(q), tapRows(px, ky, kx), zeroRow(),
-// weightRows(c, t), operand(r, k) (its pixel rows as a mat4x4f, transposed), ws(r, k),
-// put(q, px, c0, block) (stores pixels q.. / px, channels c0..) and blockDone(q0, c0).
+// The including shader defines: xv(i) and wv(i) (vec4 i of the pixel rows and of the weight
+// rows, from buffers or textures), Pixels, pixels(q), tapRows(px, ky, kx), zeroRow(),
+// weightRows(c, t), put(q, px, c0, block) (stores pixels q.. / px, channels c0..) and
+// blockDone(q0, c0).
+
+/** The 4 pixel rows starting at r (vec4 k of each) as a mat4x4f, transposed: row i = pixel i. */
+fn operand(r: vec4u, k: u32) -> mat4x4f {
+  return transpose(mat4x4f(xv(r.x + k), xv(r.y + k), xv(r.z + k), xv(r.w + k)));
+}
+
+/** The 4 weight rows starting at r (vec4 k of each): column j = channel j. */
+fn ws(r: vec4u, k: u32) -> mat4x4f {
+  return mat4x4f(wv(r.x + k), wv(r.y + k), wv(r.z + k), wv(r.w + k));
+}
 
 /** Whether every row of a tap is the zero row (nothing to add; see conv2d_fwd.wgsl). */
 fn padding4(r0: vec4u, r1: vec4u, r2: vec4u, r3: vec4u) -> bool {

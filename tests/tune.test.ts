@@ -150,10 +150,8 @@ Deno.test("every conv variant matches the float64 reference, forward and gradien
   }
 });
 
-Deno.test("the tuner times the candidates on first use, caches the fastest on disk, and reuses it", async () => {
-  // Only the CPU adapter times variants (GPUs run "tiled"; ATOP_TILE forces one).
-  if (!engine().device.features.has("timestamp-query")) return;
-  if (!engine().adapter.isFallbackAdapter || Deno.env.get("ATOP_TILE")) return;
+/** Runs `fn` with the tuner on and a fresh cache file (its path given), then turns it off. */
+async function withTuning(fn: (path: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/tune.json`;
   Deno.env.set("ATOP_TUNE_CACHE", path);
@@ -161,6 +159,20 @@ Deno.test("the tuner times the candidates on first use, caches the fastest on di
   Deno.env.set("ATOP_TUNE", "on");
   resetTuning();
   try {
+    await fn(path);
+  } finally {
+    Deno.env.delete("ATOP_TUNE_CACHE");
+    Deno.env.set("ATOP_TUNE", "off");
+    resetTuning();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("the tuner times the candidates on first use, caches the fastest on disk, and reuses it", async () => {
+  // Only the CPU adapter times variants (GPUs run "tiled"; ATOP_TILE forces one).
+  if (!engine().device.features.has("timestamp-query")) return;
+  if (!engine().adapter.isFallbackAdapter || Deno.env.get("ATOP_TILE")) return;
+  await withTuning(async (path) => {
     assert.equal(tuneCachePath(), path);
     const x = rand([2, 4, 12, 12], 5), w = rand([8, 4, 3, 3], 6);
     const eng = engine();
@@ -203,28 +215,18 @@ Deno.test("the tuner times the candidates on first use, caches the fastest on di
     assert.equal(third.d, second.d, "the cached choice is used without timing");
     x.dispose();
     w.dispose();
-  } finally {
-    Deno.env.delete("ATOP_TUNE_CACHE");
-    Deno.env.set("ATOP_TUNE", "off");
-    resetTuning();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("timings stay true once mirror textures are in use", async () => {
   const eng = engine();
   if (!eng.device.features.has("timestamp-query") || !eng.adapter.isFallbackAdapter) return;
   if (Deno.env.get("ATOP_TILE")) return;
-  const dir = await Deno.makeTempDir();
-  Deno.env.set("ATOP_TUNE_CACHE", `${dir}/tune.json`);
-  Deno.env.set("ATOP_TUNE_QUIET", "1");
-  Deno.env.set("ATOP_TUNE", "on");
-  resetTuning();
   // Fresh mirror textures, as the "tex:" variants make one per buffer. wgpu must not clear
   // them: on llvmpipe a clear moves every later timestamp of the process into a binned render
   // scene, stamped at the pass's end together with its beginning (~0 ms per candidate).
   const x = rand([16, 48, 32, 32], 3), w = rand([48, 48, 3, 3], 4);
-  try {
+  await withTuning(async () => {
     // Forward and both gradients in one submit, as the benchmark runs them.
     x.requiresGrad = w.requiresGrad = true;
     const [gx, gw] = tidy(() => grad(ops.sum(ops.conv2d(x, w, null, { padding: 1 })), [x, w]));
@@ -237,38 +239,20 @@ Deno.test("timings stay true once mirror textures are in use", async () => {
       // 0.7 GFLOP: tens of milliseconds for every variant on this adapter.
       for (const [v, ms] of times) assert.ok(ms > 2, `${family} ${v} timed at ${ms} ms`);
     }
-  } finally {
-    forceVariant("conv2d_fwd", null);
-    Deno.env.delete("ATOP_TUNE_CACHE");
-    Deno.env.set("ATOP_TUNE", "off");
-    resetTuning();
-    x.dispose();
-    w.dispose();
-    await Deno.remove(dir, { recursive: true });
-  }
+  }).finally(() => [x, w].forEach((t) => t.dispose()));
 });
 
 Deno.test("a trace (explain) lists the launch that would run, never the tuner's candidates", async () => {
   const eng = engine();
   if (!eng.adapter.isFallbackAdapter || Deno.env.get("ATOP_TILE")) return;
-  const dir = await Deno.makeTempDir();
-  Deno.env.set("ATOP_TUNE_CACHE", `${dir}/tune.json`);
-  Deno.env.set("ATOP_TUNE", "on");
-  resetTuning();
   const x = rand([2, 8, 10, 10], 5), w = rand([8, 8, 3, 3], 6);
-  try {
+  await withTuning(async () => {
     const { dispatches } = eng.trace(() => tidy(() => ops.conv2d(x, w, null, { padding: 1 })));
     const convs = dispatches.filter((d) => d.kernel.startsWith("conv2d_fwd"));
     assert.equal(convs.length, 1, dispatches.map((d) => d.kernel).join(", "));
     assert.equal(dispatches.filter((d) => d.kernel === "texel_store").length, 0);
-  } finally {
-    Deno.env.delete("ATOP_TUNE_CACHE");
-    Deno.env.set("ATOP_TUNE", "off");
-    resetTuning();
-    x.dispose();
-    w.dispose();
-    await Deno.remove(dir, { recursive: true });
-  }
+    await Promise.resolve();
+  }).finally(() => [x, w].forEach((t) => t.dispose()));
 });
 
 Deno.test("the tuner refuses implausible timings: zeros, or a spread no kernel change explains", () => {
