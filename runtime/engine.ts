@@ -557,17 +557,17 @@ export class Engine {
       if (!this.canMirror(buf.size)) {
         throw new Error(`engine.mirror: a ${buf.size}-byte buffer exceeds the texture limits`);
       }
+      const [w, h] = [Math.min(MIRROR_WIDTH, texels), Math.ceil(texels / MIRROR_WIDTH)];
       const tex = this.device.createTexture({
-        size: [Math.min(MIRROR_WIDTH, texels), Math.ceil(texels / MIRROR_WIDTH)],
+        size: [w, h],
         format: "rgba32float",
         usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
           GPUTextureUsage.COPY_DST,
       });
-      // Written whole once, so that wgpu never clears it before its first use: on llvmpipe that
-      // clear sets a framebuffer, after which every timestamp of the process is binned into a
-      // render scene and stamped at its flush, together with the pass's other one (~0 ms per
-      // pass: the tuner then chose the slowest conv variants, and ATOP_PROFILE was wrong).
-      const [w, h] = [Math.min(MIRROR_WIDTH, texels), Math.ceil(texels / MIRROR_WIDTH)];
+      // Written whole once, so that wgpu never has to clear it before its first use. While the
+      // tex variants were new, llvmpipe's timestamps read ~0 ms per pass (the tuner then chose
+      // the slowest conv variants); a texture clear is the suspect (llvmpipe stamps into a render
+      // scene once a framebuffer is set), not proven: it did not recur either way.
       this.device.queue.writeTexture({ texture: tex }, new Uint8Array(w * h * 16), {
         bytesPerRow: w * 16,
         rowsPerImage: h,

@@ -110,48 +110,62 @@ const BLOCKS: Record<string, readonly [number, number]> = {
  * order, so the same bits. */
 const TEX = "tex:";
 
+/** A variant's entry point (its name without "tex:"). */
+function entryOf(variant: string): string {
+  return variant.startsWith(TEX) ? variant.slice(TEX.length) : variant;
+}
+
+/** `blocks` and their texture twins; the twins only when `operands` fit textures (none given:
+ * every name, for the list a test may force). */
+function withTwins(blocks: string[], operands?: Tensor[]): string[] {
+  if (operands && !operands.every(canMirror)) return blocks;
+  return [...blocks, ...blocks.map((b) => TEX + b)];
+}
+
 /** Every variant of the forward and input-gradient families (a test may force any of them). */
-const BLOCK_VARIANTS = [
-  ...Object.keys(BLOCKS),
-  ...Object.keys(BLOCKS).map((b) => TEX + b),
-  "tiled",
-];
+const BLOCK_VARIANTS = [...withTwins(Object.keys(BLOCKS)), "tiled"];
 
 /** The variants timed for a layer with `channels` channels per pixel: the narrow blocks only
  * where tile16's channel block would be at least half empty (the purifier's 3-8 channel layers),
  * so that wide layers do not pay for compiling and timing them; each also from textures when
  * its operands fit them. */
 function blockVariants(channels: number, operands: Tensor[]): string[] {
-  const blocks = [
-    "tile4",
-    "tile16",
-    ...(channels <= 4 ? ["tile16x4"] : channels <= 8 ? ["tile16x8"] : []),
-  ];
-  return operands.every(canMirror) ? [...blocks, ...blocks.map((b) => TEX + b)] : blocks;
+  const narrow = channels <= 4 ? ["tile16x4"] : channels <= 8 ? ["tile16x8"] : [];
+  return withTwins(["tile4", "tile16", ...narrow], operands);
 }
 
-/** A block launch: `v`'s kernel (the "_tex" shader for a "tex:" variant, after mirroring the
- * two operands bound first), entry point and workgroup constants. */
+/** Variant `v` of `kernel`: its shader (the "_tex" one for a "tex:" variant, after mirroring the
+ * two operands it binds first), entry point and texture bindings. */
+function variantLaunch(
+  kernel: string,
+  v: string,
+  operands: [Tensor, Tensor],
+): { kernel: string; entry: string; textures?: number[] } {
+  const tex = v.startsWith(TEX);
+  if (tex) operands.forEach(mirrorTensor);
+  return {
+    kernel: tex ? `${kernel}_tex` : kernel,
+    entry: entryOf(v),
+    textures: tex ? [0, 1] : undefined,
+  };
+}
+
+/** A block launch of the forward or input gradient: variantLaunch and workgroup constants. */
 function blockLaunch(
   kernel: string,
   v: string,
   operands: [Tensor, Tensor],
 ): Pick<Dispatch, "kernel" | "entry" | "constants" | "textures"> {
-  const tex = v.startsWith(TEX);
-  const entry = tex ? v.slice(TEX.length) : v;
-  if (tex) operands.forEach(mirrorTensor);
   return {
-    kernel: tex ? `${kernel}_tex` : kernel,
-    entry,
-    constants: entry === "tiled" ? {} : { WX, WY } as Record<string, number>,
-    textures: tex ? [0, 1] : undefined,
+    ...variantLaunch(kernel, v, operands),
+    constants: entryOf(v) === "tiled" ? {} : { WX, WY },
   };
 }
 
 /** Workgroups of a kernel over pixel x channel blocks (forward, input gradient): tiled runs
  * 64 x 64 per 16x16 workgroup, the others BLOCKS[v] per thread on WX x WY threads. */
 function blockGrid(variant: string, pixels: number, channels: number): [number, number, number] {
-  const v = variant.startsWith(TEX) ? variant.slice(TEX.length) : variant;
+  const v = entryOf(variant);
   if (v === "tiled") {
     const [x, z] = groups(Math.ceil(pixels / 64));
     return [x, Math.ceil(channels / 64), z];
@@ -322,9 +336,8 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   split = Math.ceil(g.N / nPer);
   const partial = Tensor.empty([split, ...wShape]);
   const run = (variant: string) => () => {
-    const tex = variant.startsWith(TEX);
-    const v = tex ? variant.slice(TEX.length) : variant;
-    if (tex) [xp, gp].forEach(mirrorTensor);
+    const launch = variantLaunch("conv2d_bwd_weight", variant, [xp, gp]);
+    const v = launch.entry;
     const tiled = v === "tiled";
     const { to, ti } = blocks(v);
     const lanes = Math.ceil(g.Cin / ti) * Math.ceil(g.Cout / to);
@@ -334,27 +347,18 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
       ? [Math.ceil(g.Cin / 64) * Math.ceil(g.Cout / 64), split * kk]
       : grid1d(lanes * split * kk, WG_WEIGHT);
     engine().dispatch({
-      kernel: tex ? "conv2d_bwd_weight_tex" : "conv2d_bwd_weight",
-      entry: v,
+      ...launch,
       constants: tiled ? {} : { WG: WG_WEIGHT },
       buffers: [xp.buffer, gp.buffer, partial.buffer],
-      textures: tex ? [0, 1] : undefined,
       params: [...geoWords(g), nPer, Math.ceil(g.Cin / 4), Math.ceil(g.Cout / 4)],
       workgroups,
       flops: convFlops(g),
     });
   };
   // The batch split above is the same for every variant, the GPU's tiled one included.
-  const blocksTimed = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
-  const variants = [xp, gp].every(canMirror)
-    ? [...blocksTimed, ...blocksTimed.map((b) => TEX + b)]
-    : blocksTimed;
-  const known = ["tile4", "tile16", "tile16x4"];
-  runConvKernel("conv2d_bwd_weight", g, run, variants, dflt, [
-    ...known,
-    ...known.map((b) => TEX + b),
-    "tiled",
-  ]);
+  const variants = withTwins(["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])], [xp, gp]);
+  const known = [...withTwins(["tile4", "tile16", "tile16x4"]), "tiled"];
+  runConvKernel("conv2d_bwd_weight", g, run, variants, dflt, known);
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();
