@@ -16,7 +16,7 @@ export interface Dispatch {
   /** Storage buffers in binding order 0..k-1; params (if any) are bound at binding k. */
   buffers: GPUBuffer[];
   /** Indices into `buffers` bound as their mirror texture instead (Engine.mirror): the shader
-   * declares a `texture_2d<f32>` or a `texture_storage_2d<rgba32float, write>` there. */
+   * declares a `texture_storage_2d<rgba32float, read>` or `<rgba32float, write>` there. */
   textures?: number[];
   /** Parameter words (u32); use `f32bits` for float values. */
   params?: ArrayLike<number>;
@@ -547,8 +547,9 @@ export class Engine {
   /** The rgba32float texture that mirrors a buffer: vec4 i of the buffer is texel
    * (i % MIRROR_WIDTH, i / MIRROR_WIDTH) (shaders/texel.wgsl). It holds what the last
    * `texel_store` launch over the buffer wrote (runtime/ops/texture.ts), not the buffer's
-   * current contents. On the CPU adapter a texel fetch is a branch-free gather, where a storage
-   * load is a loop over the SIMD lanes, so kernels that load much read their operands here.
+   * current contents. On the CPU adapter a read-only storage-texture load is a branch-free
+   * gather, where a storage-buffer load is a loop over the SIMD lanes, so kernels that load much
+   * read their operands here.
    * Lives as long as the buffer. */
   mirror(buf: GPUBuffer): { tex: GPUTexture; view: GPUTextureView } {
     let m = this.#mirrors.get(buf);

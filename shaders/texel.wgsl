@@ -1,5 +1,5 @@
 // Vec4 i of a buffer's mirror texture (Engine.mirror in runtime/engine.ts): texel
 // (i % 4096, i / 4096).
-fn texel(t: texture_2d<f32>, i: u32) -> vec4f {
-  return textureLoad(t, vec2u(i & 4095u, i >> 12u), 0);
+fn texel(t: texture_storage_2d<rgba32float, read>, i: u32) -> vec4f {
+  return textureLoad(t, vec2u(i & 4095u, i >> 12u));
 }

@@ -21,9 +21,10 @@ export interface Candidate {
   run: () => void;
 }
 
-/** Cache format: 2 since choices are timed twice and the CPU variants run 64-thread workgroups
- * (version 1's choices are dropped). Bump it whenever a change makes the cached choices stale. */
-const CACHE_VERSION = 2;
+/** Cache format: 2 since choices are timed twice and the CPU variants run 64-thread workgroups;
+ * 3 since the tex variants read read-only storage textures (older choices are dropped). Bump it
+ * whenever a change makes the cached choices stale. */
+export const CACHE_VERSION = 3;
 
 interface CacheFile {
   version: number;

@@ -21,6 +21,7 @@ async function runOne(
   tree: string,
   name: string,
   quick: boolean,
+  tuneCache: string,
 ): Promise<{ value: number; unit: string }> {
   const json = await Deno.makeTempFile({ suffix: ".json" });
   const bench = tree === "." ? "tests/bench/bench.ts" : "tests/bench/bench_compare.ts";
@@ -28,6 +29,9 @@ async function runOne(
   const p = new Deno.Command(Deno.execPath(), {
     args,
     cwd: tree,
+    // Each tree its own tuning cache: trees with different cache versions would otherwise drop
+    // each other's choices and re-time inside every run.
+    env: { ATOP_TUNE_CACHE: tuneCache },
     stdout: "piped",
     stderr: "piped",
   });
@@ -91,12 +95,17 @@ async function main() {
   const rounds = Number(values.rounds);
   const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1];
   console.log(`cpu: ${cpu}; ${rounds} interleaved rounds; old = ${old}, new = .`);
+  const caches = { old: await Deno.makeTempFile({ suffix: ".json" }), new: "" };
+  caches.new = await Deno.makeTempFile({ suffix: ".json" });
+  for (const c of Object.values(caches)) await Deno.remove(c);
+  console.log(`tuning caches: old ${caches.old}, new ${caches.new} (fresh)`);
   const rows: Row[] = [];
   for (const name of names) {
     const row: Row = { name, unit: "", old: [], new: [] };
     for (let r = 0; r < rounds; r++) {
       for (const [tree, into] of [[old, row.old], [".", row.new]] as const) {
-        const { value, unit } = await runOne(tree, name, values.quick);
+        const cache = tree === "." ? caches.new : caches.old;
+        const { value, unit } = await runOne(tree, name, values.quick, cache);
         into.push(value);
         row.unit = unit;
         console.log(`  ${name} ${tree === "." ? "new" : "old"}: ${value} ${unit}`);

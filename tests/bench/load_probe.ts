@@ -1,9 +1,10 @@
 // What a conv block's loads cost on an adapter: a WGSL kernel with tile16's inner loop (P x C
 // blocks of 4 pixels x 4 channels per thread, 9 taps, 64 input channels) whose operands come from
-// storage buffers, a uniform buffer (weights), textures, or registers (no loads). BENCHMARKS.md,
-// "Operands as textures", has the figures.
+// storage buffers, a uniform buffer (weights), sampled or storage textures, or registers (no
+// loads). BENCHMARKS.md, "Operands as textures" and "Read-only storage textures", has the figures.
 //   deno run -A tests/bench/load_probe.ts [PxC:x:w ...]   e.g. 4x4:buf:buf 4x4:tex:tex 8x8:tex:tex
-// x and w: buf (storage buffer), tex (texture), none (computed in registers); w also ubo.
+// x and w: buf (storage buffer), tex (sampled texture), stex (read-only storage texture), none
+// (computed in registers); w also ubo.
 const adapter = await navigator.gpu.requestAdapter();
 if (!adapter) throw new Error("no WebGPU adapter");
 const device = await adapter.requestDevice();
@@ -11,6 +12,10 @@ const K = 16, TAPS = 9, ROWS = 65536, WVEC = 4096;
 
 function operandDecl(name: string, binding: number, mode: string, count: number): string {
   const at = `@group(0) @binding(${binding})`;
+  if (mode === "stex") {
+    return `${at} var ${name}: texture_storage_2d<rgba32float, read>;\n` +
+      `fn ${name}l(i: u32) -> vec4f { return textureLoad(${name}, vec2u(i & 4095u, i >> 12u)); }`;
+  }
   if (mode === "tex") {
     return `${at} var ${name}: texture_2d<f32>;\n` +
       `fn ${name}l(i: u32) -> vec4f { return textureLoad(${name}, vec2u(i & 4095u, i >> 12u), 0); }`;
@@ -58,14 +63,14 @@ const X = device.createBuffer({ size: (ROWS + 256) * K * 16, usage: GPUBufferUsa
 const Xt = device.createTexture({
   size: [4096, Math.ceil(((ROWS + 256) * K) / 4096)],
   format: "rgba32float",
-  usage: GPUTextureUsage.TEXTURE_BINDING,
+  usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
 });
 const Wb = device.createBuffer({ size: WVEC * 16, usage: GPUBufferUsage.STORAGE });
 const Wu = device.createBuffer({ size: WVEC * 16, usage: GPUBufferUsage.UNIFORM });
 const Wt = device.createTexture({
   size: [4096, 1],
   format: "rgba32float",
-  usage: GPUTextureUsage.TEXTURE_BINDING,
+  usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
 });
 const Y = device.createBuffer({ size: threadsBase * 4, usage: GPUBufferUsage.STORAGE });
 
@@ -84,10 +89,10 @@ for (const cfg of configs) {
   });
   const entries: GPUBindGroupEntry[] = [{ binding: 2, resource: { buffer: Y } }];
   if (xm !== "none") {
-    entries.push({ binding: 0, resource: xm === "tex" ? Xt.createView() : { buffer: X } });
+    entries.push({ binding: 0, resource: xm.endsWith("tex") ? Xt.createView() : { buffer: X } });
   }
   if (wm !== "none") {
-    const r = wm === "tex" ? Wt.createView() : { buffer: wm === "ubo" ? Wu : Wb };
+    const r = wm.endsWith("tex") ? Wt.createView() : { buffer: wm === "ubo" ? Wu : Wb };
     entries.push({ binding: 1, resource: r });
   }
   const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
