@@ -181,12 +181,15 @@ export class Engine {
   #writes = new Map<string, number[]>();
   #versions = new WeakMap<GPUBuffer, number>();
   #recording: Recorded[] | null = null;
+  /** Recordings started so far: the current one's number while recording. */
+  #recordings = 0;
 
   /** Records every launch, upload and replay hook from now on (the work still runs). */
   startRecording(): void {
     if (this.#recording) throw new Error("engine.startRecording: already recording");
     if (this.#trace) throw new Error("engine.startRecording: inside a trace");
     this.#recording = [];
+    this.#recordings++;
   }
 
   /** Ends the recording and returns it. */
@@ -578,6 +581,31 @@ export class Engine {
       this.#mirrorOf.set(m.view, buf);
     }
     return m;
+  }
+
+  /** Per buffer: its write version when its mirror was last filled, the vec4s filled, and the
+   * recording that filled it (0: none). */
+  #mirrorFills = new WeakMap<GPUBuffer, { version: number; vec4s: number; recording: number }>();
+
+  /** Whether buf's mirror texture holds its current first `vec4s` vec4s: filled since the
+   * buffer's last write (every write goes through a dispatch, an upload, a copy or a replay,
+   * each of which bumps the version). Inside a timed section never: a timed candidate pays its
+   * copies as the first reader of a fresh operand does. Inside a recording only when filled in
+   * that recording: a replay repeats the fill, while one made before could be stale by then
+   * (and the two recordings a graph is made from must launch the same). */
+  mirrorCurrent(buf: GPUBuffer, vec4s: number): boolean {
+    if (this.#inTimed || !this.#mirrors.has(buf)) return false;
+    const f = this.#mirrorFills.get(buf);
+    if (f === undefined || f.version !== this.version(buf) || f.vec4s < vec4s) return false;
+    return !this.#recording || f.recording === this.#recordings;
+  }
+
+  /** Records that a launch just recorded fills the first `vec4s` vec4s of buf's mirror from its
+   * current contents (not in a trace, whose launches do not run). */
+  noteMirrorFilled(buf: GPUBuffer, vec4s: number): void {
+    if (this.#trace) return;
+    const recording = this.#recording ? this.#recordings : 0;
+    this.#mirrorFills.set(buf, { version: this.version(buf), vec4s, recording });
   }
 
   /** Forgets the bind groups that name a buffer about to be destroyed. */

@@ -18,6 +18,7 @@ import {
   tuningTimes,
 } from "../runtime/tune/tuner.ts";
 import { conv2dRef } from "./ref/conv.ts";
+import { mirrorTensor } from "../runtime/ops/texture.ts";
 // (matmul is not tuned: its two tiles round a dot product differently on llvmpipe; nor are the
 // conv kernels' workgroup-memory variants for GPUs, "tiled", for the same reason: it is the
 // GPU default, and checked against float64 here.)
@@ -241,6 +242,70 @@ Deno.test("timings stay true once mirror textures are in use", async () => {
       for (const [v, ms] of times) assert.ok(ms > 2, `${family} ${v} timed at ${ms} ms`);
     }
   }).finally(() => [x, w].forEach((t) => t.dispose()));
+});
+
+Deno.test("a mirror texture is filled once per write of its buffer, and always when timed", async () => {
+  const eng = engine();
+  const t = rand([3, 8], 7);
+  const copies = (f: () => void) => {
+    const d0 = eng.counters.dispatches;
+    f();
+    return eng.counters.dispatches - d0;
+  };
+  try {
+    assert.equal(copies(() => mirrorTensor(t)), 1, "the first fill");
+    assert.equal(copies(() => mirrorTensor(t)), 0, "unchanged since: nothing to copy");
+    ops.assign(t, rand([3, 8], 8));
+    assert.equal(copies(() => mirrorTensor(t)), 1, "written since: filled again");
+    // A timed candidate pays its copies, as the first reader of a fresh operand does.
+    if (eng.device.features.has("timestamp-query")) {
+      assert.equal(copies(() => void eng.timed(() => mirrorTensor(t))), 1, "timed");
+    }
+    // A recording (graph capture) fills it again, once: a replay must not trust a fill made
+    // before the graph, which later writes outside it could make stale.
+    eng.startRecording();
+    try {
+      assert.equal(copies(() => mirrorTensor(t)), 1, "first fill in a recording");
+      assert.equal(copies(() => mirrorTensor(t)), 0, "filled in this recording");
+    } finally {
+      eng.stopRecording();
+    }
+    assert.equal(copies(() => mirrorTensor(t)), 0, "the recording's fill is current after it");
+    await eng.sync();
+  } finally {
+    t.dispose();
+  }
+  // A training step on tex variants: the weight gradient reads the mirrors the forward (packed
+  // input) and the input gradient (packed output gradient) filled, so 4 copies, not 6; and a
+  // weight written in place between two steps is copied again (the same gradients as buffers).
+  const x = rand([2, 8, 9, 9], 9), w = rand([8, 8, 3, 3], 10);
+  x.requiresGrad = w.requiresGrad = true;
+  const step = async (variant: string) => {
+    for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) {
+      forceVariant(f, variant);
+    }
+    try {
+      const d0 = eng.counters.dispatches;
+      const gs = tidy(() => grad(ops.sum(ops.conv2d(x, w, null, { padding: 1 })), [x, w]));
+      const d = eng.counters.dispatches - d0;
+      const b = await Promise.all(gs.map(bits));
+      gs.forEach((g) => g.dispose());
+      return { d, b };
+    } finally {
+      for (const f of ["conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"]) forceVariant(f, null);
+    }
+  };
+  try {
+    const buf = await step("tile16"), tex = await step("tex:tile16");
+    assert.equal(tex.d - buf.d, 4, "copies: packed input and weights, output gradient and weights");
+    assert.deepEqual(tex.b, buf.b);
+    ops.assign(w, rand([8, 8, 3, 3], 11));
+    const [buf2, tex2] = [await step("tile16"), await step("tex:tile16")];
+    assert.deepEqual(tex2.b, buf2.b, "a weight written in place is mirrored again");
+    assert.notDeepEqual(tex2.b[0], tex.b[0]);
+  } finally {
+    [x, w].forEach((t) => t.dispose());
+  }
 });
 
 Deno.test("a trace (explain) lists the launch that would run, never the tuner's candidates", async () => {
