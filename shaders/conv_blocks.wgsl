@@ -8,6 +8,18 @@
 // weightRows(c, t), put(q, px, c0, block) (stores pixels q.. / px, channels c0..) and
 // blockDone(q0, c0).
 
+// The loop bounds (kernel taps, vec4s per pixel row) as pipeline constants where the launch gives
+// them (runtime/ops/conv.ts, its "+k" variants), else from the params (0): llvmpipe compiles a
+// constant trip count into a different loop, faster for some layers and slower for others, so the
+// tuner times both.
+override TAPS_H: u32 = 0u;
+override TAPS_W: u32 = 0u;
+override ROW_VEC4S: u32 = 0u;
+
+fn tapsH() -> u32 { return select(p.KH, TAPS_H, TAPS_H != 0u); }
+fn tapsW() -> u32 { return select(p.KW, TAPS_W, TAPS_W != 0u); }
+fn rowVec4s() -> u32 { return select(p.c4, ROW_VEC4S, ROW_VEC4S != 0u); }
+
 /** The 4 pixel rows starting at r (vec4 k of each) as a mat4x4f, transposed: row i = pixel i. */
 fn operand(r: vec4u, k: u32) -> mat4x4f {
   return transpose(mat4x4f(xv(r.x + k), xv(r.y + k), xv(r.z + k), xv(r.w + k)));
@@ -37,9 +49,9 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   var a10: mat4x4f; var a11: mat4x4f; var a12: mat4x4f; var a13: mat4x4f;
   var a20: mat4x4f; var a21: mat4x4f; var a22: mat4x4f; var a23: mat4x4f;
   var a30: mat4x4f; var a31: mat4x4f; var a32: mat4x4f; var a33: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let t = ky * p.KW + kx;
+  for (var ky = 0u; ky < tapsH(); ky++) {
+    for (var kx = 0u; kx < tapsW(); kx++) {
+      let t = ky * tapsW() + kx;
       let r0 = tapRows(p0, ky, kx);
       let r1 = tapRows(p1, ky, kx);
       let r2 = tapRows(p2, ky, kx);
@@ -49,7 +61,7 @@ fn tile16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
       let w1 = weightRows(c0 + 4u, t);
       let w2 = weightRows(c0 + 8u, t);
       let w3 = weightRows(c0 + 12u, t);
-      for (var k = 0u; k < p.c4; k++) {
+      for (var k = 0u; k < rowVec4s(); k++) {
         let y0 = ws(w0, k);
         let y1 = ws(w1, k);
         let y2 = ws(w2, k);
@@ -86,9 +98,9 @@ fn tile16x8(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let p3 = pixels(q0 + 12u);
   var a00: mat4x4f; var a01: mat4x4f; var a10: mat4x4f; var a11: mat4x4f;
   var a20: mat4x4f; var a21: mat4x4f; var a30: mat4x4f; var a31: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
-      let t = ky * p.KW + kx;
+  for (var ky = 0u; ky < tapsH(); ky++) {
+    for (var kx = 0u; kx < tapsW(); kx++) {
+      let t = ky * tapsW() + kx;
       let r0 = tapRows(p0, ky, kx);
       let r1 = tapRows(p1, ky, kx);
       let r2 = tapRows(p2, ky, kx);
@@ -96,7 +108,7 @@ fn tile16x8(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
       if (padding4(r0, r1, r2, r3)) { continue; }
       let w0 = weightRows(c0, t);
       let w1 = weightRows(c0 + 4u, t);
-      for (var k = 0u; k < p.c4; k++) {
+      for (var k = 0u; k < rowVec4s(); k++) {
         let y0 = ws(w0, k);
         let y1 = ws(w1, k);
         var x = operand(r0, k);
@@ -126,15 +138,15 @@ fn tile16x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let p2 = pixels(q0 + 8u);
   let p3 = pixels(q0 + 12u);
   var a0: mat4x4f; var a1: mat4x4f; var a2: mat4x4f; var a3: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
+  for (var ky = 0u; ky < tapsH(); ky++) {
+    for (var kx = 0u; kx < tapsW(); kx++) {
       let r0 = tapRows(p0, ky, kx);
       let r1 = tapRows(p1, ky, kx);
       let r2 = tapRows(p2, ky, kx);
       let r3 = tapRows(p3, ky, kx);
       if (padding4(r0, r1, r2, r3)) { continue; }
-      let w = weightRows(c0, ky * p.KW + kx);
-      for (var k = 0u; k < p.c4; k++) {
+      let w = weightRows(c0, ky * tapsW() + kx);
+      for (var k = 0u; k < rowVec4s(); k++) {
         let y = ws(w, k);
         a0 += operand(r0, k) * y;
         a1 += operand(r1, k) * y;
@@ -153,12 +165,12 @@ fn tile4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   if (blockDone(q0, c0)) { return; }
   let px = pixels(q0);
   var acc: mat4x4f;
-  for (var ky = 0u; ky < p.KH; ky++) {
-    for (var kx = 0u; kx < p.KW; kx++) {
+  for (var ky = 0u; ky < tapsH(); ky++) {
+    for (var kx = 0u; kx < tapsW(); kx++) {
       let r = tapRows(px, ky, kx);
       if (all(r == vec4u(zeroRow()))) { continue; }
-      let w = weightRows(c0, ky * p.KW + kx);
-      for (var k = 0u; k < p.c4; k++) {
+      let w = weightRows(c0, ky * tapsW() + kx);
+      for (var k = 0u; k < rowVec4s(); k++) {
         acc += operand(r, k) * ws(w, k);
       }
     }

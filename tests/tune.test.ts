@@ -53,9 +53,12 @@ const CASES = [
 ];
 
 /** Forward and input-gradient variants beside tile4 (the weight gradient's are separate), each
- * also reading its operands from mirror textures ("tex:"). */
+ * also reading its operands from mirror textures ("tex:"), and tile16 with its loop bounds as
+ * pipeline constants ("+k"). */
 const BLOCK_VARIANTS = [
   "tile16",
+  "tile16+k",
+  "tex:tile16+k",
   "tile16x8",
   "tile16x4",
   "tex:tile4",
@@ -65,9 +68,9 @@ const BLOCK_VARIANTS = [
 ];
 
 /** The weight gradient's variant run beside a forward variant: it has no 16x8 block (its 16x4
- * is 16 output x 4 input channels). */
+ * is 16 output x 4 input channels) and no constant-bound one. */
 function weightVariant(v: string): string {
-  return v.replace("tile16x8", "tile16").replace("tile16x4", "tile16");
+  return v.replace("tile16x8", "tile16").replace("tile16x4", "tile16").replace("+k", "");
 }
 
 Deno.test("conv variants are bit-identical to each other (fwd, input and weight gradients)", async () => {
@@ -120,7 +123,7 @@ Deno.test("every conv variant matches the float64 reference, forward and gradien
     await engine().sync();
     engine().pool.trim();
     for (const f of ["conv2d_fwd", "conv2d_bwd_data"]) forceVariant(f, v);
-    forceVariant("conv2d_bwd_weight", v.endsWith("tile16x8") ? weightVariant(v) : v);
+    forceVariant("conv2d_bwd_weight", /tile16x8|\+k/.test(v) ? weightVariant(v) : v);
     try {
       // Dilated; strided with ragged phases (the input gradient skips taps per phase); and
       // wider than one 64-channel block of the tiled kernels.
