@@ -13,3 +13,4 @@ export * from "./pool.ts";
 export * from "./sample.ts";
 export * from "./upsample.ts";
 export * from "./stencil.ts";
+export * from "./gate.ts";
