@@ -311,6 +311,33 @@ Deno.test("a mirror texture is filled once per write of its buffer, and always w
   }
 });
 
+Deno.test("layers of 16+ channels also time tile16 with constant loop bounds; narrower ones do not", async () => {
+  if (!engine().device.features.has("timestamp-query")) return;
+  if (!engine().adapter.isFallbackAdapter || Deno.env.get("ATOP_TILE")) return;
+  await withTuning(async () => {
+    const candidates = async (cin: number, cout: number) => {
+      const x = rand([1, cin, 6, 6], 11), w = rand([cout, cin, 3, 3], 12);
+      x.requiresGrad = true;
+      const gx = tidy(() => grad(ops.sum(ops.conv2d(x, w, null, { padding: 1 })), [x])[0]);
+      await gx.data();
+      await settleTuning();
+      [x, w, gx].forEach((t) => t.dispose());
+      const of = (family: string) =>
+        [...tuningTimes()].filter(([k]) => k.startsWith(`${family}|n1 ${cin}>${cout} `))
+          .flatMap(([, t]) => [...t.keys()]);
+      return { fwd: of("conv2d_fwd"), data: of("conv2d_bwd_data") };
+    };
+    // The forward's rows are input channels, the input gradient's output channels.
+    const wide = await candidates(16, 20);
+    assert.ok(wide.fwd.includes("tex:tile16+k"), `forward 16>20: ${wide.fwd}`);
+    assert.ok(wide.data.includes("tex:tile16+k"), `input gradient 16>20: ${wide.data}`);
+    const narrow = await candidates(12, 8);
+    assert.ok(!narrow.fwd.some((v) => v.endsWith("+k")), `forward 12>8: ${narrow.fwd}`);
+    assert.ok(!narrow.data.some((v) => v.endsWith("+k")), `input gradient 12>8: ${narrow.data}`);
+    assert.ok(narrow.fwd.length >= 4 && narrow.data.length >= 4);
+  });
+});
+
 Deno.test("a trace (explain) lists the launch that would run, never the tuner's candidates", async () => {
   const eng = engine();
   if (!eng.adapter.isFallbackAdapter || Deno.env.get("ATOP_TILE")) return;
