@@ -3,6 +3,7 @@
 
 import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
+import type { GateActivation } from "../ops/gate.ts";
 import { Module } from "./module.ts";
 import { defaultWeight, type InitRng } from "./init.ts";
 
@@ -69,22 +70,8 @@ export class BatchNorm2d extends Module {
   }
 }
 
-export type Activation = "relu" | "elu" | "lrelu" | "tanh" | "none";
-
-export function activate(x: Tensor, a: Activation): Tensor {
-  switch (a) {
-    case "relu":
-      return ops.relu(x);
-    case "elu":
-      return ops.elu(x, 1);
-    case "lrelu":
-      return ops.leakyRelu(x, 0.2);
-    case "tanh":
-      return ops.tanh(x);
-    case "none":
-      return x;
-  }
-}
+/** A gated layer's activation: the gate op's list (runtime/ops/gate.ts), kept in one place. */
+export type Activation = GateActivation;
 
 /** Gated convolution (Yu et al., DeepFillv2): out = act(conv(x)) * sigmoid(mask_conv(x)); the
  * gates learn where the mask makes the input invalid. The features and gates are separate

@@ -123,6 +123,7 @@ function entryOf(variant: string): string {
   const v = variant.startsWith(TEX) ? variant.slice(TEX.length) : variant;
   return v.endsWith(BOUND) ? v.slice(0, -BOUND.length) : v;
 }
+
 /** `blocks` and their texture twins; the twins only when `operands` fit textures (none given:
  * every name, for the list a test may force). */
 function withTwins(blocks: string[], operands?: Tensor[]): string[] {
@@ -289,15 +290,16 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
     `fwd:${g.Cout},${kk},${g.Cin}`,
     () => packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk }),
   );
+  const c4 = Math.ceil(g.Cin / 4);
   const run = (v: string) => () =>
     engine().dispatch({
-      ...blockLaunch("conv2d_fwd", v, [xp, wp], g, Math.ceil(g.Cin / 4)),
+      ...blockLaunch("conv2d_fwd", v, [xp, wp], g, c4),
       buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
-      params: [...geoWords(g), Math.ceil(g.Cin / 4), b ? 1 : 0],
+      params: [...geoWords(g), c4, b ? 1 : 0],
       workgroups: blockGrid(v, g.N * g.Ho * g.Wo, g.Cout),
       flops: convFlops(g),
     });
-  const variants = blockVariants(g.Cout, Math.ceil(g.Cin / 4), [xp, wp]);
+  const variants = blockVariants(g.Cout, c4, [xp, wp]);
   runConvKernel("conv2d_fwd", g, run, variants, `tile${t}`, BLOCK_VARIANTS);
   if (own) wp.dispose();
   return y;
@@ -317,15 +319,16 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   );
   // Input pixels are enumerated phase by phase (see the shader), holes included.
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
+  const c4 = Math.ceil(g.Cout / 4);
   const run = (v: string) => () =>
     engine().dispatch({
-      ...blockLaunch("conv2d_bwd_data", v, [gp, wp], g, Math.ceil(g.Cout / 4)),
+      ...blockLaunch("conv2d_bwd_data", v, [gp, wp], g, c4),
       buffers: [gp.buffer, wp.buffer, gx.buffer],
-      params: [...geoWords(g), Math.ceil(g.Cout / 4), Hs, Ws],
+      params: [...geoWords(g), c4, Hs, Ws],
       workgroups: blockGrid(v, g.N * g.SH * g.SW * Hs * Ws, g.Cin),
       flops: convFlops(g),
     });
-  const variants = blockVariants(g.Cin, Math.ceil(g.Cout / 4), [gp, wp]);
+  const variants = blockVariants(g.Cin, c4, [gp, wp]);
   runConvKernel("conv2d_bwd_data", g, run, variants, `tile${t}`, BLOCK_VARIANTS);
   if (own) wp.dispose();
   return gx;
