@@ -245,7 +245,11 @@ export class Engine {
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.pool.onDestroy.push((buf) => this.#forgetBuffer(buf));
-    this.#align = Math.max(device.limits.minStorageBufferOffsetAlignment, 32);
+    this.#align = Math.max(
+      device.limits.minStorageBufferOffsetAlignment,
+      device.limits.minUniformBufferOffsetAlignment,
+      32,
+    );
     this.#newArena();
     let profiling = false;
     try {
@@ -270,7 +274,7 @@ export class Engine {
     this.#arenas.push({
       buf: this.device.createBuffer({
         size: PARAM_ARENA_BYTES,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       }),
       data: new Uint32Array(PARAM_ARENA_BYTES / 4),
     });

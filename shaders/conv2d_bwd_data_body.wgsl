@@ -11,7 +11,7 @@ struct Params {
   Hs: u32, Ws: u32, // ceil(H / SH), ceil(W / SW): pixels per phase along each axis
 }
 @group(0) @binding(2) var<storage, read_write> GX: array<f32>;
-@group(0) @binding(3) var<storage, read> p: Params;
+@group(0) @binding(3) var<uniform> p: Params;
 
 /** Input pixels q..q+3 in phase order: start of their image in GY, padded coordinates,
  * whether they exist (not a hole or past the end) and their offset in an NCHW channel. */

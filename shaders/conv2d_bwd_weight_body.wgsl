@@ -8,7 +8,7 @@ struct Params {
   ci4: u32, co4: u32, // vec4s per pixel of X and of GY
 }
 @group(0) @binding(2) var<storage, read_write> GW: array<f32>;
-@group(0) @binding(3) var<storage, read> p: Params;
+@group(0) @binding(3) var<uniform> p: Params;
 
 /** Output positions o in [lo, hi) whose input o*S - P + k*D lies in [0, size). */
 fn validRange(k: u32, S: u32, P: u32, D: u32, size: u32, outSize: u32) -> vec2u {

@@ -11,7 +11,7 @@ struct Params {
 }
 @group(0) @binding(2) var<storage, read> Bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<storage, read> p: Params;
+@group(0) @binding(4) var<uniform> p: Params;
 
 /** Output pixels q..q+3 (clamped) as their image start row in X and top-left input tap. */
 struct Pixels { base: vec4i, iy: vec4i, ix: vec4i }

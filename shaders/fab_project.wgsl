@@ -20,7 +20,7 @@ struct Params { rows: u32, d: u32, l2: u32 }
 @group(0) @binding(1) var<storage, read> Wv: array<f32>;
 @group(0) @binding(2) var<storage, read> C: array<f32>; // c = w.t - b per row
 @group(0) @binding(3) var<storage, read_write> D: array<f32>;
-@group(0) @binding(4) var<storage, read> p: Params;
+@group(0) @binding(4) var<uniform> p: Params;
 
 var<workgroup> red: array<f32, WG>;
 var<workgroup> redBits: array<u32, WG>;

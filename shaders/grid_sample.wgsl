@@ -26,7 +26,7 @@ struct Params { n: u32, N: u32, C: u32, H: u32, W: u32, Ho: u32, Wo: u32 }
 @group(0) @binding(1) var<storage, read> G: array<f32>;
 @group(0) @binding(2) var<storage, read> GY: array<f32>;
 @group(0) @binding(3) var<storage, read_write> OUT: array<f32>;
-@group(0) @binding(4) var<storage, read> p: Params;
+@group(0) @binding(4) var<uniform> p: Params;
 
 // A source point split into its top-left tap (x0, y0), fractions (dx, dy) and the derivatives
 // of the pixel coordinates with respect to the grid/flow values (mx, my).

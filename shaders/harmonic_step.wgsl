@@ -7,7 +7,7 @@ override WG: u32 = 256u;
 
 @group(0) @binding(0) var<storage, read> M: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 //! include harmonic_common
 

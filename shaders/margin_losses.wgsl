@@ -15,7 +15,7 @@ struct Params { N: u32, K: u32 }
 @group(0) @binding(2) var<storage, read> T: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Side: array<f32>;
-@group(0) @binding(5) var<storage, read> p: Params;
+@group(0) @binding(5) var<uniform> p: Params;
 
 fn validClass(v: f32) -> bool {
   return v >= 0.0 && v < f32(p.K) && floor(v) == v;

@@ -11,7 +11,7 @@ struct Params { n: u32, K: u32 }
 @group(0) @binding(3) var<storage, read> Side: array<f32>;
 @group(0) @binding(4) var<storage, read> GY: array<f32>;
 @group(0) @binding(5) var<storage, read_write> GZ: array<f32>;
-@group(0) @binding(6) var<storage, read> p: Params;
+@group(0) @binding(6) var<uniform> p: Params;
 
 fn validClass(v: f32) -> bool {
   return v >= 0.0 && v < f32(p.K) && floor(v) == v;

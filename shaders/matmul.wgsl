@@ -20,7 +20,7 @@ struct Params { M: u32, N: u32, k4: u32, sa: u32, sb: u32, sc: u32 }
 @group(0) @binding(0) var<storage, read> A: array<vec4f>;
 @group(0) @binding(1) var<storage, read> B: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<storage, read> p: Params;
+@group(0) @binding(3) var<uniform> p: Params;
 
 /** Start (in vec4s) of rows r0..r0+3, clamped to the last row. */
 fn rows(base: u32, r0: u32, n: u32) -> vec4u {
@@ -170,7 +170,7 @@ override WG: u32 = 256u;
 struct PackParams { total: u32, rows: u32, O: u32, i4: u32, I: u32, sb: u32, so: u32, si: u32 }
 @group(0) @binding(0) var<storage, read> S: array<f32>;
 @group(0) @binding(1) var<storage, read_write> D: array<vec4f>;
-@group(0) @binding(2) var<storage, read> q: PackParams;
+@group(0) @binding(2) var<uniform> q: PackParams;
 
 @compute @workgroup_size(WG)
 fn pack(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -194,7 +194,7 @@ fn pack(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // 4 source rows (channels) of 4 consecutive o (pixels) as vec4s and writes them transposed,
 // 4 loads + 4 stores per 16 values instead of 16 scalar loads.
 struct Pack4Params { total: u32, blocks: u32, ob: u32, i4: u32, I: u32, sb4: u32, si4: u32 }
-@group(0) @binding(2) var<storage, read> q4: Pack4Params;
+@group(0) @binding(2) var<uniform> q4: Pack4Params;
 
 @compute @workgroup_size(WG)
 fn pack4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -8,7 +8,7 @@ struct Params { N: u32, C: u32, S: u32, eps: f32, voff: u32 }
 @group(0) @binding(3) var<storage, read> Var: array<f32>;
 @group(0) @binding(4) var<storage, read_write> SumG: array<f32>;
 @group(0) @binding(5) var<storage, read_write> SumGX: array<f32>;
-@group(0) @binding(6) var<storage, read> p: Params;
+@group(0) @binding(6) var<uniform> p: Params;
 
 var<workgroup> pa: array<f32, WG>;
 var<workgroup> pb: array<f32, WG>;

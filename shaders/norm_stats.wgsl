@@ -9,7 +9,7 @@ struct Params { N: u32, C: u32, S: u32, momentum: f32 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Mean: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Var: array<f32>;
-@group(0) @binding(3) var<storage, read> p: Params;
+@group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read_write> RM: array<f32>;
 @group(0) @binding(5) var<storage, read_write> RV: array<f32>;
 

@@ -21,7 +21,7 @@ struct Params {
   eps: f32,
   step_size: f32,    // lr / (1 - beta1^t), computed in float64 on the CPU
   bc2_sqrt: f32,     // sqrt(1 - beta2^t)
-  pad0: u32,         // multi-tensor kernels: the index of this parameter's first thread
+  pad0: u32,
   pad1: u32,
 }
 

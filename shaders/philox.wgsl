@@ -8,7 +8,7 @@ override WG: u32 = 256u;
 
 struct Params { n: u32, k0: u32, k1: u32, base_lo: u32, base_hi: u32, a: f32, b: f32 }
 @group(0) @binding(0) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(1) var<storage, read> p: Params;
+@group(0) @binding(1) var<uniform> p: Params;
 
 //! include philox_core
 

@@ -9,7 +9,7 @@ override WG: u32 = 256u;
 struct Params { rows: u32, k0: u32, k1: u32, row_len: u32, tag: u32, a: f32, b: f32 }
 @group(0) @binding(0) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(1) var<storage, read> R: array<f32>;
-@group(0) @binding(2) var<storage, read> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 //! include philox_core
 

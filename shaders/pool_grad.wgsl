@@ -11,7 +11,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read> GY: array<f32>;
 @group(0) @binding(1) var<storage, read> Arg: array<f32>;
 @group(0) @binding(2) var<storage, read_write> GX: array<f32>;
-@group(0) @binding(3) var<storage, read> p: Params;
+@group(0) @binding(3) var<uniform> p: Params;
 
 // Output positions o with o*S - P <= x < o*S - P + K, clipped to [0, O): [first, last].
 fn span(x: u32, S: u32, P: u32, K: u32, O: u32) -> vec2i {

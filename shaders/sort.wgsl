@@ -11,7 +11,7 @@ struct Params { n: u32, K: u32 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Rank: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(3) var<storage, read> p: Params;
+@group(0) @binding(3) var<uniform> p: Params;
 
 fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
   let na = a != a;

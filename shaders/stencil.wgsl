@@ -6,7 +6,7 @@ override WG: u32 = 256u;
 struct Params { n: u32, H: u32, W: u32 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 fn at(base: u32, h: i32, w: i32) -> f32 {
   if (h < 0 || w < 0 || h >= i32(p.H) || w >= i32(p.W)) { return 0.0; }

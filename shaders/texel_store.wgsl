@@ -4,7 +4,7 @@
 struct Params { n: u32 }
 @group(0) @binding(0) var<storage, read> src: array<vec4f>;
 @group(0) @binding(1) var dst: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(2) var<storage, read> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -15,7 +15,7 @@ override ALIGN: u32 = 0u;
 struct Params { n: u32, H: u32, W: u32, Ho: u32, Wo: u32, S: u32, RH: f32, RW: f32 }
 @group(0) @binding(0) var<storage, read> IN: array<f32>;
 @group(0) @binding(1) var<storage, read_write> OUT: array<f32>;
-@group(0) @binding(2) var<storage, read> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 struct Taps { i0: u32, i1: u32, l: f32 }
 

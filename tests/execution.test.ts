@@ -272,3 +272,20 @@ Deno.test("bind groups repeat across identical steps and go with destroyed buffe
   x.dispose();
   w.dispose();
 });
+
+Deno.test("kernels read their parameter structs from uniform buffers", () => {
+  // On llvmpipe a storage-buffer load is a loop over the SIMD lanes even at a constant address;
+  // a uniform load at one is a single load (BENCHMARKS.md, "Parameters in uniform buffers").
+  // layout and reduce keep storage: their structs hold u32 arrays, which uniform buffers lay
+  // out with a 16-byte stride.
+  const dir = new URL("../shaders/", import.meta.url);
+  const storage: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    if (!e.name.endsWith(".wgsl") || ["layout.wgsl", "reduce.wgsl"].includes(e.name)) continue;
+    const src = Deno.readTextFileSync(new URL(e.name, dir));
+    for (const m of src.matchAll(/var<storage,\s*read>\s+(\w+)\s*:\s*(\w+)\s*;/g)) {
+      if (!m[2].startsWith("array")) storage.push(`${e.name}: ${m[1]}: ${m[2]}`);
+    }
+  }
+  assert.deepEqual(storage, []);
+});

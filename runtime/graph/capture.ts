@@ -345,7 +345,7 @@ class Graph {
       });
       params = eng.device.createBuffer({
         size: paramData.byteLength,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
         label: `graph ${name} params`,
       });
       eng.device.queue.writeBuffer(params, 0, paramData);

@@ -391,18 +391,18 @@ function compile(
         `  if (row >= P[${k}] || col >= P[${k + 2}]) {\n    Y[j] = 0.0;\n    return;\n  }\n` +
         `  let b = row / P[${k + 1}];\n  let o = row - b * P[${k + 1}];\n` +
         `  let i = b * P[${k + 4}] + o * P[${k + 5}] + col * P[${k + 6}];\n`;
-    code = `// fused elementwise kernel (runtime/graph/fuse.ts)
+    code = uniformWords(`// fused elementwise kernel (runtime/graph/fuse.ts)
 override WG: u32 = ${WG}u;
 ${binds}
 @group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<${vec ? "vec4f" : "f32"}>;
-@group(0) @binding(${leaves.length + 1}) var<storage, read> P: array<u32>;
+@group(0) @binding(${leaves.length + 1}) var<uniform> P: array<vec4u, @NP@>;
 ${PRELUDE}
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 ${head}${body}
   Y[j] = ${res};
 }
-`;
+`);
     codeCache.set(key, code);
   }
   return { code, leaves, consts, layout, lanes: vec ? 4 : 1 };
@@ -520,21 +520,35 @@ function compilePack3(
   let code = codeCache.get(key);
   if (!code) {
     const binds = leafBindings(leaves, vec);
-    code = `// fused elementwise kernel into a packed layout (runtime/graph/fuse.ts)
+    code = uniformWords(`// fused elementwise kernel into a packed layout (runtime/graph/fuse.ts)
 override WG: u32 = ${WG}u;
 ${binds}
 @group(0) @binding(${leaves.length}) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(${leaves.length + 1}) var<storage, read> P: array<u32>;
+@group(0) @binding(${leaves.length + 1}) var<uniform> P: array<vec4u, @NP@>;
 ${PRELUDE}
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 ${head}${body}
 ${store}
 }
-`;
+`);
     codeCache.set(key, code);
   }
   return { code, leaves, consts, layout, grid: pk, lanes: vec ? 4 : 1 };
+}
+
+/** The parameter words as a uniform array of vec4u, word k read as P[k / 4][k % 4]: every index
+ * is a constant, so llvmpipe loads each word once for all SIMD lanes (a storage-buffer word is a
+ * loop over the lanes per load; BENCHMARKS.md, "Parameters in uniform buffers"). The array is as
+ * long as the highest word the code reads (the launch binds at least that many). */
+function uniformWords(code: string): string {
+  let top = 0;
+  const body = code.replace(/\bP\[(\d+)\]/g, (_, w: string) => {
+    const k = Number(w);
+    top = Math.max(top, k);
+    return `P[${k >> 2}][${k & 3}]`;
+  });
+  return body.replace("@NP@", String((top >> 2) + 1));
 }
 
 /** The leaf bindings of a generated kernel: flat leaves as vec4f arrays in vec4 kernels. */

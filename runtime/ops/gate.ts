@@ -48,7 +48,7 @@ struct Params { n: u32, half: u32, a: f32 }
 @group(0) @binding(0) var<storage, read> Y: array<f32>;
 @group(0) @binding(1) var<storage, ${dir === "fwd" ? "read_write" : "read"}> O: array<f32>;
 ${dir === "bwd" ? "@group(0) @binding(2) var<storage, read_write> G: array<f32>;" : ""}
-@group(0) @binding(${dir === "fwd" ? 2 : 3}) var<storage, read> p: Params;
+@group(0) @binding(${dir === "fwd" ? 2 : 3}) var<uniform> p: Params;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
