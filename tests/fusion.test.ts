@@ -11,7 +11,7 @@ import * as ops from "../runtime/ops/mod.ts";
 import { fusionStats, setFusion, setVectorize } from "../runtime/graph/fuse.ts";
 import { createModel } from "../runtime/models/mod.ts";
 import { Adam, SGD } from "../runtime/optim.ts";
-import { setGroupCap } from "../runtime/optim_kernel.ts";
+import { partition, setGroupCap } from "../runtime/optim_kernel.ts";
 
 await gpu();
 
@@ -204,6 +204,56 @@ Deno.test("multi-tensor optimizer updates equal one dispatch per parameter", asy
     const grouped = await run(16);
     grouped.forEach((g, i) => assert.deepEqual(g, single[i], `parameter ${i}`));
   }
+});
+
+Deno.test("optimizer groups: as few as the cap allows, split where the grids waste least", () => {
+  // Two groups of at most 3: the small parameter alone, not beside two large ones, whose grid
+  // it would make it run 100 threads.
+  assert.deepEqual(partition([1, 100, 100, 100], 3), [1, 4]);
+  // ResNet-18's 62 parameter sizes (ascending), groups of 10: 7 groups, each 1-10 long, every
+  // parameter in one, and less idle work than cutting every 10.
+  const sizes = [
+    10,
+    ...Array(10).fill(64),
+    ...Array(10).fill(128),
+    ...Array(10).fill(256),
+    ...Array(10).fill(512),
+    1728,
+    5120,
+    8192,
+    32768,
+    36864,
+    36864,
+    36864,
+    36864,
+    73728,
+    131072,
+    147456,
+    147456,
+    147456,
+    294912,
+    589824,
+    589824,
+    589824,
+    1179648,
+    2359296,
+    2359296,
+    2359296,
+  ];
+  const ends = partition(sizes, 10);
+  assert.equal(ends.length, 7);
+  assert.equal(ends[ends.length - 1], sizes.length);
+  const idle = (cuts: number[]) => {
+    let at = 0, sum = 0;
+    for (const e of cuts) {
+      for (let i = at; i < e; i++) sum += sizes[e - 1] - sizes[i];
+      assert.ok(e - at >= 1 && e - at <= 10, `group ${at}..${e}`);
+      at = e;
+    }
+    return sum;
+  };
+  const naive = [10, 20, 30, 40, 50, 60, 62];
+  assert.ok(idle(ends) < idle(naive) / 2, `${idle(ends)} vs ${idle(naive)}`);
 });
 
 Deno.test("backward through fused chains matches finite differences", async () => {
