@@ -68,7 +68,15 @@ export type Recorded =
   | { t: "hook"; fn: () => void; owner?: object; key?: string }
   | { t: "readback" }
   | { t: "timed" }
-  | { t: "copy" };
+  | { t: "copy" }
+  | RecordedMirrorFill;
+
+/** A copy of a buffer's first `vec4s` vec4s into its mirror texture (Engine.fillMirror). */
+export interface RecordedMirrorFill {
+  t: "mirror";
+  buf: GPUBuffer;
+  vec4s: number;
+}
 
 /** A captured graph ready to replay: launches with their bind groups built once. */
 export interface ReplayPlan {
@@ -84,6 +92,7 @@ export interface ReplayPlan {
       refresh?: { offsetWords: number; n: number; fn: () => ArrayLike<number> };
     }
     | RecordedUpload
+    | RecordedMirrorFill
     | { t: "hook"; fn: () => void }
   )[];
   /** The graph's own parameter block, and the launches whose words are recomputed. */
@@ -174,7 +183,15 @@ export class Engine {
   #lost: string | null = null;
   #align: number;
   /** Counters for tests and benchmarks. */
-  counters = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0, pipelines: 0 };
+  counters = {
+    dispatches: 0,
+    submits: 0,
+    readbacks: 0,
+    uploads: 0,
+    pipelines: 0,
+    /** Buffer-to-mirror-texture copies (fillMirror), not launches. */
+    mirrorCopies: 0,
+  };
   /** Called before a dispatch writes a buffer (a read_write binding) or an upload does, so
    * that values still pending on its old contents are computed first (runtime/graph/fuse.ts). */
   beforeWrite: ((buf: GPUBuffer) => void) | null = null;
@@ -587,6 +604,42 @@ export class Engine {
     return m;
   }
 
+  /** Copies buf's first `vec4s` vec4s into its mirror texture with a copy command (llvmpipe
+   * copies rows with memcpy, where a `texel_store` launch loads each vec4 through a loop over
+   * the SIMD lanes), in order with the recorded work, and returns true; false inside a timed
+   * section or a trace, where the caller launches `texel_store` instead (a timed candidate pays
+   * its fills inside its timed pass). The caller notes the fill (noteMirrorFilled). */
+  fillMirror(buf: GPUBuffer, vec4s: number): boolean {
+    if (this.#inTimed || this.#trace) return false;
+    this.#recording?.push({ t: "mirror", buf, vec4s });
+    this.#copyToMirror(buf, vec4s);
+    return true;
+  }
+
+  #copyToMirror(buf: GPUBuffer, vec4s: number): void {
+    const { tex } = this.mirror(buf);
+    this.#openPass();
+    this.#pass!.end();
+    this.#pass = null;
+    const enc = this.#encoder!;
+    const rows = Math.floor(vec4s / MIRROR_WIDTH), rest = vec4s - rows * MIRROR_WIDTH;
+    const bytesPerRow = MIRROR_WIDTH * 16;
+    if (rows > 0) {
+      enc.copyBufferToTexture({ buffer: buf, bytesPerRow }, { texture: tex }, [
+        MIRROR_WIDTH,
+        rows,
+      ]);
+    }
+    if (rest > 0) {
+      enc.copyBufferToTexture(
+        { buffer: buf, offset: rows * bytesPerRow, bytesPerRow },
+        { texture: tex, origin: [0, rows] },
+        [rest, 1],
+      );
+    }
+    this.counters.mirrorCopies++;
+  }
+
   /** Per buffer: its write version when its mirror was last filled, the vec4s filled, and the
    * recording that filled it (0: none). */
   #mirrorFills = new WeakMap<GPUBuffer, { version: number; vec4s: number; recording: number }>();
@@ -951,6 +1004,10 @@ export class Engine {
       if (s.t === "upload") {
         const data = fresh[u++] ?? s.data;
         this.#stage(s.buf, data, s.byteOffset);
+        continue;
+      }
+      if (s.t === "mirror") {
+        this.#copyToMirror(s.buf, s.vec4s);
         continue;
       }
       this.#openPass();

@@ -180,7 +180,7 @@ function roleMap(rec: Recorded[], inputs: Tensor[], outputs: Tensor[]): Map<GPUB
   };
   for (const r of rec) {
     if (r.t === "dispatch") r.buffers.forEach(name);
-    else if (r.t === "upload") name(r.buf);
+    else if (r.t === "upload" || r.t === "mirror") name(r.buf);
   }
   return roles;
 }
@@ -232,6 +232,10 @@ function difference(a: Attempt, b: Attempt): { why: string; fatal: boolean } | n
           };
         }
       }
+    } else if (x.t === "mirror" && y.t === "mirror") {
+      if (!same(x.buf, y.buf) || x.vec4s !== y.vec4s) {
+        return { why: `mirror fill ${i} copied another buffer`, fatal: false };
+      }
     } else if (x.t === "upload" && y.t === "upload") {
       const at = `upload ${i}`;
       if (!same(x.buf, y.buf) || x.byteOffset !== y.byteOffset || x.data.length !== y.data.length) {
@@ -281,6 +285,10 @@ function unreplayable(at: Attempt): string | null {
       if (role.startsWith("in")) return `the step writes its input ${role.slice(2)} in place`;
     }
     if (r.t === "upload") written.add(r.buf);
+    if (r.t === "mirror" && at.roles.get(r.buf)!.startsWith("tmp") && !written.has(r.buf)) {
+      return `mirror fill ${i} reads a buffer the step did not write first: a tensor made ` +
+        `outside the step and disposed in it; pass it as an input`;
+    }
     if (r.t !== "dispatch") continue;
     const writes = new Set(r.writes);
     for (const b of r.buffers) {
@@ -361,6 +369,8 @@ class Graph {
         uploads++;
         if (ext.has(r.buf)) externalWrites.add(r.buf);
         steps.push(r);
+      } else if (r.t === "mirror") {
+        steps.push(r);
       } else if (r.t === "dispatch") {
         dispatches++;
         flops += r.flops;
@@ -407,7 +417,7 @@ class Graph {
     at.inputs.forEach((t) => touch(t.rawBuffer, -1));
     rec.forEach((r, i) => {
       if (r.t === "dispatch") r.buffers.forEach((b) => touch(b, i));
-      else if (r.t === "upload") touch(r.buf, i);
+      else if (r.t === "upload" || r.t === "mirror") touch(r.buf, i);
     });
     at.outputs.forEach((t) => touch(t.rawBuffer, rec.length));
     const delta = new Map<number, number>();

@@ -14,6 +14,10 @@ export function mirrorTensor(t: Tensor): void {
   if (!Number.isInteger(n)) throw new Error(`mirrorTensor: ${t.size} values are not whole vec4s`);
   const eng = engine();
   if (eng.mirrorCurrent(t.buffer, n)) return;
+  if (eng.fillMirror(t.buffer, n)) {
+    eng.noteMirrorFilled(t.buffer, n);
+    return;
+  }
   eng.dispatch({
     kernel: "texel_store",
     buffers: [t.buffer, t.buffer],

@@ -533,7 +533,9 @@ async function measureCount(b: Bench): Promise<{ value: number; notes: string }>
   return {
     value: delta[b.count!],
     notes: `dispatches ${delta.dispatches}, submits ${delta.submits}, readbacks ` +
-      `${delta.readbacks}, uploads ${delta.uploads} in ${delta.ms.toFixed(0)} ms`,
+      `${delta.readbacks}, uploads ${delta.uploads}, mirror copies ${delta.mirrorCopies ?? 0} in ${
+        delta.ms.toFixed(0)
+      } ms`,
   };
 }
 
