@@ -1,6 +1,6 @@
 // Per-group sums for the normalization backward: sum gy and sum gy * xhat (into two buffers) over (n, s),
-// xhat = (x - mean) * invstd. Same deterministic tree reduction as norm_stats.
-const WG: u32 = 256u;
+// xhat = (x - mean) * invstd. The same 256-lane reduction as norm_stats, on 32 threads.
+//! include lanes256
 struct Params { N: u32, C: u32, S: u32, eps: f32, voff: u32 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> GY: array<f32>;
@@ -19,17 +19,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let m = p.N * p.S;
   let mean = Mean[c];
   let inv = inverseSqrt(Var[p.voff + c] + p.eps);
-  var a = 0.0;
-  var b = 0.0;
-  for (var k = t; k < m; k += WG) {
-    let n = k / p.S;
-    let i = (n * p.C + c) * p.S + (k - n * p.S);
-    let g = GY[i];
-    a += g;
-    b += g * (X[i] - mean) * inv;
+  var a: Lanes;
+  var b: Lanes;
+  for (var base = t; base < m; base += 256u) {
+    for (var r = 0u; r < R; r++) {
+      let k = base + 32u * r;
+      if (k < m) {
+        let n = k / p.S;
+        let i = (n * p.C + c) * p.S + (k - n * p.S);
+        let g = GY[i];
+        a.v[r] += g;
+        b.v[r] += g * (X[i] - mean) * inv;
+      }
+    }
   }
-  pa[t] = a;
-  pb[t] = b;
+  pa[t] = fold(a);
+  pb[t] = fold(b);
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     workgroupBarrier();
     if (t < s) {

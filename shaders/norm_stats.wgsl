@@ -1,10 +1,14 @@
 // Per-group mean and biased variance for batch/instance norm, into Mean[C] and Var[C]. Data
-// is viewed as [N, C, S]; group c reduces over (n, s). One workgroup per group; each thread
-// sums a fixed strided subset, then a tree reduction in workgroup memory: same order every
-// run, no atomics. Two passes (mean, then squared deviations) avoid the cancellation of
+// is viewed as [N, C, S]; group c reduces over (n, s). One workgroup per group. The sums are
+// those of a 256-lane reduction: lane l adds elements l, l + 256, ... in order, then a binary
+// tree adds lane l + s into lane l for s = 128, 64, ..., 1. Same order every run, no atomics.
+// Thread t of 32 plays lanes t + 32 r (r < 8), so the tree's first three levels are its own
+// additions and only the last five cross threads: llvmpipe runs a workgroup barrier as a switch
+// between every 8-lane group of the workgroup, and 256 threads made the barriers the kernel's
+// main cost. Two passes (mean, then squared deviations) avoid the cancellation of
 // E[x^2] - E[x]^2. Entry `running` also updates the running statistics in place (PyTorch):
 // r = (1 - momentum) r + momentum batch, with the unbiased variance var m / (m - 1).
-const WG: u32 = 256u;
+//! include lanes256
 struct Params { N: u32, C: u32, S: u32, momentum: f32 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Mean: array<f32>;
@@ -15,7 +19,30 @@ struct Params { N: u32, C: u32, S: u32, momentum: f32 }
 
 var<workgroup> part: array<f32, WG>;
 
-fn tree(t: u32) -> f32 {
+/** Element k of group c in the (n, s) order, as its deviation from `mean`, squared if `sq`. */
+fn term(c: u32, k: u32, mean: f32, sq: bool) -> f32 {
+  let n = k / p.S;
+  let d = X[(n * p.C + c) * p.S + (k - n * p.S)] - mean;
+  return select(d, d * d, sq);
+}
+
+/** The 256-lane sum over group c of term(k): lane partials as laid out in lanes256. */
+fn total(c: u32, t: u32, mean: f32, sq: bool) -> f32 {
+  let m = p.N * p.S;
+  var a: Lanes;
+  for (var base = t; base < m; base += 256u) {
+    // Lane t + 32 r adds element base + 32 r; past the end it adds +0.0, which leaves a sum
+    // that started at +0.0 bit for bit unchanged.
+    for (var r = 0u; r < R; r++) {
+      let k = base + 32u * r;
+      if (k < m) { a.v[r] += term(c, k, mean, sq); }
+    }
+  }
+  part[t] = fold(a);
+  return crossTree(t);
+}
+
+fn crossTree(t: u32) -> f32 {
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     workgroupBarrier();
     if (t < s) { part[t] += part[t + s]; }
@@ -26,23 +53,10 @@ fn tree(t: u32) -> f32 {
 
 /** (mean, biased variance) of group c; every thread gets them. */
 fn stats(c: u32, t: u32) -> vec2f {
-  let m = p.N * p.S;
-  var s = 0.0;
-  for (var k = t; k < m; k += WG) {
-    let n = k / p.S;
-    s += X[(n * p.C + c) * p.S + (k - n * p.S)];
-  }
-  part[t] = s;
-  let mean = tree(t) / f32(m);
+  let m = f32(p.N * p.S);
+  let mean = total(c, t, 0.0, false) / m;
   workgroupBarrier();
-  var q = 0.0;
-  for (var k = t; k < m; k += WG) {
-    let n = k / p.S;
-    let d = X[(n * p.C + c) * p.S + (k - n * p.S)] - mean;
-    q += d * d;
-  }
-  part[t] = q;
-  return vec2f(mean, tree(t) / f32(m));
+  return vec2f(mean, total(c, t, mean, true) / m);
 }
 
 @compute @workgroup_size(WG)

@@ -124,3 +124,37 @@ Deno.test("norm shape errors are clear", () => {
   x.dispose();
   w.dispose();
 });
+
+Deno.test("norm statistics are the 256-lane tree's float32 sums, bit for bit (CPU adapter)", async () => {
+  const { engine } = await import("../runtime/engine.ts");
+  const { groupStats } = await import("../runtime/ops/norm.ts");
+  if (!engine().adapter.isFallbackAdapter) return; // a GPU's division may round otherwise
+  const f = Math.fround;
+  // Lane l adds elements l, l + 256, ... in order; lane l + s goes into lane l for s = 128..1.
+  const laneSum = (vals: number[]) => {
+    const part = new Array(256).fill(0);
+    vals.forEach((v, k) => part[k % 256] = f(part[k % 256] + v));
+    for (let s = 128; s > 0; s >>= 1) {
+      for (let l = 0; l < s; l++) part[l] = f(part[l] + part[l + s]);
+    }
+    return part[0];
+  };
+  const r = rng(77);
+  for (const [N, C, S] of [[3, 2, 37], [4, 3, 300], [1, 1, 1], [2, 2, 257]]) {
+    const data = randArray(N * C * S, r, -2, 3);
+    const x = Tensor.fromData(data, [N, C, S]);
+    const { mean, variance } = groupStats(x, { N, C, S, WC: C });
+    const [gm, gv] = [await mean.data(), await variance.data()];
+    const xs = Float32Array.from(data);
+    for (let c = 0; c < C; c++) {
+      const vals: number[] = [];
+      for (let n = 0; n < N; n++) for (let s = 0; s < S; s++) vals.push(xs[(n * C + c) * S + s]);
+      const m = f(N * S);
+      const mu = f(laneSum(vals) / m);
+      const va = f(laneSum(vals.map((v) => f(f(v - mu) * f(v - mu)))) / m);
+      assert.equal(gm[c], mu, `mean [${N},${C},${S}] channel ${c}`);
+      assert.equal(gv[c], va, `variance [${N},${C},${S}] channel ${c}`);
+    }
+    [x, mean, variance].forEach((t) => t.dispose());
+  }
+});

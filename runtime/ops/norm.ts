@@ -18,9 +18,9 @@ interface NormView {
   WC: number;
 }
 
-/** Per-group mean and biased variance [C] each; with `running`, the running statistics are
+/** Per-group mean and biased variance [C] each (exported for its bit-exact test); with `running`, the running statistics are
  * updated in place by the same kernel. */
-function groupStats(
+export function groupStats(
   x: Tensor,
   v: NormView,
   running?: { mean: Tensor; variance: Tensor; momentum: number },
