@@ -10,26 +10,26 @@
 override OP: u32 = 0u;
 override WG: u32 = 256u;
 
-struct Params {
-  nOut: u32, nRed: u32, nk: u32, nr: u32, scale: f32,
-  kshape: array<u32, 6>, kstride: array<u32, 6>, rshape: array<u32, 6>, rstride: array<u32, 6>,
-  nChunks: u32, chunk: u32,
-}
+// Parameter words (a uniform buffer read as vec4u: llvmpipe loads a word once for all lanes,
+// not in a loop over them): nOut 0, nRed 1, nk 2, nr 3, scale 4, then per axis d < 6: kshape
+// 5 + d, kstride 11 + d, rshape 17 + d, rstride 23 + d; nChunks 29, chunk 30.
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> p: Params;
+@group(0) @binding(2) var<uniform> P: array<vec4u, 8>;
+
+fn word(w: u32) -> u32 { return P[w >> 2u][w & 3u]; }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = gid.x + gid.y * nwg.x * WG;
-  if (t >= p.nOut * p.nChunks) { return; }
-  let i = t / p.nChunks;
-  let c = t - i * p.nChunks;
+  if (t >= P[0].x * P[7].y) { return; }
+  let i = t / P[7].y;
+  let c = t - i * P[7].y;
   var base = 0u;
   var r = i;
-  for (var d = i32(p.nk) - 1; d >= 0; d--) {
-    base += (r % p.kshape[d]) * p.kstride[d];
-    r = r / p.kshape[d];
+  for (var d = i32(P[0].z) - 1; d >= 0; d--) {
+    base += (r % word(5u + u32(d))) * word(11u + u32(d));
+    r = r / word(5u + u32(d));
   }
   var acc = 0.0;
   if (OP == 1u || OP == 3u) { acc = -3.4028235e38; }
@@ -37,18 +37,18 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   var best = 0u;
   // This thread's slice [k, k1) of the flattened reduced range: runs along the innermost
   // reduced axis are walked by pointer increment, the rest by index decomposition.
-  let last = p.nr - 1u;
-  let inner = p.rshape[last];
-  let istride = p.rstride[last];
-  var k = c * p.chunk;
-  let k1 = min(k + p.chunk, p.nRed);
+  let last = P[0].w - 1u;
+  let inner = word(17u + last);
+  let istride = word(23u + last);
+  var k = c * P[7].z;
+  let k1 = min(k + P[7].z, P[0].y);
   while (k < k1) {
     let o = k / inner;
     var off = base;
     var q = o;
     for (var d = i32(last) - 1; d >= 0; d--) {
-      off += (q % p.rshape[d]) * p.rstride[d];
-      q = q / p.rshape[d];
+      off += (q % word(17u + u32(d))) * word(23u + u32(d));
+      q = q / word(17u + u32(d));
     }
     let j0 = k - o * inner;
     let j1 = min(inner, j0 + (k1 - k));
@@ -66,7 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
       k++;
     }
   }
-  if (OP == 0u || OP == 4u) { acc *= p.scale; }
+  if (OP == 0u || OP == 4u) { acc *= bitcast<f32>(P[1].x); }
   if (OP == 3u) { acc = f32(best); }
   Y[t] = acc;
 }
