@@ -618,10 +618,7 @@ export class Engine {
 
   #copyToMirror(buf: GPUBuffer, vec4s: number): void {
     const { tex } = this.mirror(buf);
-    this.#openPass();
-    this.#pass!.end();
-    this.#pass = null;
-    const enc = this.#encoder!;
+    const enc = this.#outsidePass();
     const rows = Math.floor(vec4s / MIRROR_WIDTH), rest = vec4s - rows * MIRROR_WIDTH;
     const bytesPerRow = MIRROR_WIDTH * 16;
     if (rows > 0) {
@@ -678,6 +675,15 @@ export class Engine {
     if (!keys) return;
     this.#groupsByBuffer.delete(id);
     for (const k of keys) this.#dropGroup(k);
+  }
+
+  /** The open batch's encoder with no compute pass open, for a copy command in order with the
+   * launches recorded so far. */
+  #outsidePass(): GPUCommandEncoder {
+    this.#openPass();
+    this.#pass!.end();
+    this.#pass = null;
+    return this.#encoder!;
   }
 
   #openPass(): void {
@@ -957,10 +963,13 @@ export class Engine {
     // Not replayed: a recorded step that copies this way is left eager (capture.ts).
     this.#recording?.push({ t: "copy" });
     this.#wrote(dst);
-    this.#openPass();
-    this.#pass!.end();
-    this.#pass = null;
-    this.#encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, Math.ceil(bytes / 4) * 4);
+    this.#outsidePass().copyBufferToBuffer(
+      src,
+      srcOffset,
+      dst,
+      dstOffset,
+      Math.ceil(bytes / 4) * 4,
+    );
   }
 
   /** Records a captured graph (runtime/graph/capture.ts) into the open batch: host hooks and

@@ -18,8 +18,8 @@ interface NormView {
   WC: number;
 }
 
-/** Per-group mean and biased variance [C] each (exported for its bit-exact test); with `running`, the running statistics are
- * updated in place by the same kernel. */
+/** Per-group mean and biased variance [C] each (exported for its bit-exact test); with
+ * `running`, the running statistics are updated in place by the same kernel. */
 export function groupStats(
   x: Tensor,
   v: NormView,

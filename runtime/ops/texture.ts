@@ -14,17 +14,16 @@ export function mirrorTensor(t: Tensor): void {
   if (!Number.isInteger(n)) throw new Error(`mirrorTensor: ${t.size} values are not whole vec4s`);
   const eng = engine();
   if (eng.mirrorCurrent(t.buffer, n)) return;
-  if (eng.fillMirror(t.buffer, n)) {
-    eng.noteMirrorFilled(t.buffer, n);
-    return;
+  // A copy command, or inside a timed section a launch that pays the fill in its pass.
+  if (!eng.fillMirror(t.buffer, n)) {
+    eng.dispatch({
+      kernel: "texel_store",
+      buffers: [t.buffer, t.buffer],
+      textures: [1],
+      params: [n],
+      workgroups: grid1d(n, 64),
+    });
   }
-  eng.dispatch({
-    kernel: "texel_store",
-    buffers: [t.buffer, t.buffer],
-    textures: [1],
-    params: [n],
-    workgroups: grid1d(n, 64),
-  });
   eng.noteMirrorFilled(t.buffer, n);
 }
 

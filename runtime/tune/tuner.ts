@@ -23,8 +23,8 @@ export interface Candidate {
 
 /** Cache format: 2 since choices are timed twice and the CPU variants run 64-thread workgroups;
  * 3 since the tex variants read read-only storage textures, 4 since kernels read their parameters
- * from uniform buffers (older choices are dropped). Bump it
- * whenever a change makes the cached choices stale. */
+ * from uniform buffers (older choices are dropped). Bump it whenever a change makes the cached
+ * choices stale. */
 export const CACHE_VERSION = 4;
 
 interface CacheFile {
