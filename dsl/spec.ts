@@ -91,6 +91,11 @@ export const Purifier = z.discriminatedUnion("kind", [
      * level as an input channel. Needs a prefill. Absent or 0, or a transform without noise:
      * not told. */
     prefillBlur: nonNegative().optional(),
+    /** Training only: the refine stage sees the coarse image detached, so the coarse stage
+     * learns from l1-coarse alone and the refine stage corrects it (absent: gradients of the
+     * refined output reach the coarse stage, as in DeepFillv2). Attacks differentiate through
+     * both stages either way. */
+    detachCoarse: z.boolean().optional(),
   }),
   z.strictObject({ kind: z.literal("none") }),
 ]);

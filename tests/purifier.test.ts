@@ -289,3 +289,37 @@ Deno.test("gatedGain scales the feature weights only, and keeps gradients at one
   assert.ok(one.ratio > 1000, `gain 1: last/first layer gradient ${one.ratio}`);
   assert.ok(four.ratio < 30, `gain 4: last/first layer gradient ${four.ratio}`);
 });
+
+Deno.test("detachCoarse: in training the refined output's loss reaches the refine stage only; in eval mode, and without it, the coarse stage too", async () => {
+  const norms = async (detach: boolean, training: boolean) =>
+    await tidyAsync(async () => {
+      const p = new Purifier({ width: 4, dilations: [2], seed: 3, detachCoarse: detach });
+      if (!training) p.eval();
+      const r = new Rng(4);
+      const x = r.uniform([2, 3, 16, 16]);
+      const mask = blockMask(r, 2, 16, 16, 4, 0.25);
+      const named = new Map(p.namedParameters());
+      const out = p.run(x, mask);
+      const fine = await out.fine.data();
+      const gs = grad(ops.l1Loss(out.fine, x), [
+        named.get("coarse.enc0.conv.weight")!,
+        named.get("refine.out.weight")!,
+      ]);
+      const n = await Promise.all(gs.map((g) => ops.sum(ops.mul(g, g)).item()));
+      p.dispose();
+      return { fine, coarse: n[0], refine: n[1] };
+    });
+  const joint = await norms(false, true);
+  const detached = await norms(true, true);
+  const evalMode = await norms(true, false);
+  // The forward is the same; only the gradient path differs.
+  assert.deepEqual(detached.fine, joint.fine);
+  assert.deepEqual(evalMode.fine, joint.fine);
+  assert.equal(detached.coarse, 0);
+  assert.ok(
+    joint.coarse > 0 && evalMode.coarse > 0,
+    `coarse grads ${joint.coarse}, ${evalMode.coarse}`,
+  );
+  assert.equal(evalMode.coarse, joint.coarse);
+  for (const r of [joint, detached, evalMode]) assert.ok(r.refine > 0);
+});

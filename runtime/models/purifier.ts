@@ -58,6 +58,10 @@ export interface PurifierOptions {
   gatedGain?: number;
   /** Denoise by the noise level the transform reports (absent: the level is ignored). */
   denoise?: PurifierDenoise;
+  /** In training mode only, the refine stage sees the coarse image detached: the coarse stage
+   * then learns from its own loss term alone and the refine stage corrects it. In eval mode
+   * (attacks, the defense) gradients flow through both stages. */
+  detachCoarse?: boolean;
 }
 
 /** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. A residual
@@ -129,8 +133,10 @@ export class Purifier extends Module {
   readonly coarse: Stage;
   readonly refine: Stage;
   readonly denoise: PurifierDenoise | null;
+  readonly detachCoarse: boolean;
   constructor(o: PurifierOptions = {}) {
     super();
+    this.detachCoarse = o.detachCoarse ?? false;
     this.width = o.width ?? 16;
     this.prefill = o.prefill ?? "zeros";
     this.denoise = o.denoise ?? null;
@@ -197,9 +203,10 @@ export class Purifier extends Module {
     // as the coarse output, and under RT2 it keeps the coarse stage's denoising of the known
     // pixels (correcting the pasted noisy pixels instead, it ended 0.3 dB below the coarse
     // image; seeing only the coarse image, 4 channels, it did not learn at all in one run).
-    const pasted = ops.add(xin, ops.mul(coarse, mask));
-    const base = this.prefill === "zeros" ? pasted : coarse;
-    const fine = this.refine.forward(ops.concat([pasted, coarse, mask, ...extra], 1), base);
+    const seen = this.detachCoarse && this.training ? ops.detach(coarse) : coarse;
+    const pasted = ops.add(xin, ops.mul(seen, mask));
+    const base = this.prefill === "zeros" ? pasted : seen;
+    const fine = this.refine.forward(ops.concat([pasted, seen, mask, ...extra], 1), base);
     return { coarse: ops.affine(coarse, 0.5, 0.5), fine: ops.affine(fine, 0.5, 0.5) };
   }
 
