@@ -147,6 +147,7 @@ export function purifierOptions(spec: PipelineSpecT): PurifierOptions {
     prefill: p.prefill,
     gatedGain: p.gatedGain,
     detachCoarse: p.detachCoarse,
+    attention: p.attention,
     // Nothing to tell without noise in the chain (a preset's prefillBlur under an RT1 chain).
     ...((p.prefillBlur ?? 0) > 0 && noiseSigma(spec) > 0
       ? { denoise: { blur: p.prefillBlur! * purifierScale(spec), reference: noiseSigma(spec) } }

@@ -2,13 +2,14 @@
 // encoder-decoder with dilated convolutions, then a refinement network that corrects the coarse
 // result (pasted into the holes, or whole after a prefill). Pixels in [0,1] come in and go out
 // (internally [-1,1]), so the classifier after it always gets [0,1] images. Contextual attention
-// is left out: at CIFAR resolution the refine stage's dilated convolutions already see the whole
-// image.
+// in the refine stage is an option (off by default: at the quick schedule it left the refined
+// image where the coarse one is, docs/DSL.md).
 
 import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { Conv2d, GatedConv2d, InitRng, Module } from "../nn/mod.ts";
 import { denoiseKnown, pushPullFill } from "./prefill.ts";
+import { contextualAttention } from "./contextual_attention.ts";
 
 /** Bumped whenever the purifier's layers or forward pass change, so cached pre-training
  * stages of an older architecture are never loaded into the new one. */
@@ -62,6 +63,10 @@ export interface PurifierOptions {
    * then learns from its own loss term alone and the refine stage corrects it. In eval mode
    * (attacks, the defense) gradients flow through both stages. */
   detachCoarse?: boolean;
+  /** The refine stage borrows features from known regions by contextual attention at its
+   * bottleneck (DeepFillv2's refine branch; default off): the attended features and the
+   * convolutional ones are merged by one more gated layer. */
+  attention?: boolean;
 }
 
 /** One stage: 4-channel input (image in [-1,1] + mask) to an image in [-1,1]. A residual
@@ -70,6 +75,8 @@ class Stage extends Module {
   readonly enc: GatedConv2d[] = [];
   readonly dec: GatedConv2d[] = [];
   readonly out: Conv2d;
+  /** Merges the bottleneck's features with their contextual attention (attention stages). */
+  readonly merge: GatedConv2d | null = null;
   constructor(
     rng: InitRng,
     c: number,
@@ -77,6 +84,7 @@ class Stage extends Module {
     readonly residual = false,
     inputs = 4,
     gain = 1,
+    attention = false,
   ) {
     super();
     const g = (
@@ -106,11 +114,21 @@ class Stage extends Module {
     // A residual stage starts as the identity on its base image, so the GAN term can only
     // nudge a good image instead of pulling a fresh decoder to a constant (mode collapse).
     if (residual) tidy(() => this.out.parameters().forEach((t) => ops.assign(t, ops.zerosLike(t))));
+    // Drawn last, so a stage without attention gets the same initial weights as before.
+    if (attention) this.merge = this.child("merge", g(8 * c, 4 * c, 3, { padding: 1 }));
   }
-  /** base: the image to correct (residual stages only), in [-1,1]. */
-  forward(x: Tensor, base?: Tensor): Tensor {
+  /** base: the image to correct (residual stages only), in [-1,1]; mask [N,1,H,W] (1 = hole),
+   * needed by attention stages. */
+  forward(x: Tensor, base?: Tensor, mask?: Tensor): Tensor {
     let h = x;
     for (const m of this.enc) h = m.forward(h);
+    if (this.merge) {
+      if (!mask) throw new Error("purifier: an attention stage needs the hole mask");
+      // A bottleneck position is a hole if any pixel under it is: only fully known positions
+      // lend features.
+      const hole = ops.maxPool2d(mask, { kernel: 4, stride: 4 });
+      h = this.merge.forward(ops.concat([h, contextualAttention(h, hole)], 1));
+    }
     h = ops.upsampleNearest(h, 2);
     h = this.dec[1].forward(this.dec[0].forward(h));
     h = ops.upsampleNearest(h, 2);
@@ -134,8 +152,10 @@ export class Purifier extends Module {
   readonly refine: Stage;
   readonly denoise: PurifierDenoise | null;
   readonly detachCoarse: boolean;
+  readonly attention: boolean;
   constructor(o: PurifierOptions = {}) {
     super();
+    this.attention = o.attention ?? false;
     this.detachCoarse = o.detachCoarse ?? false;
     this.width = o.width ?? 16;
     this.prefill = o.prefill ?? "zeros";
@@ -159,7 +179,7 @@ export class Purifier extends Module {
     // The refine stage sees the pasted image and the coarse one (7 channels with the mask).
     this.refine = this.child(
       "refine",
-      new Stage(rng, this.width, dil, true, 7 + map, o.gatedGain ?? 1),
+      new Stage(rng, this.width, dil, true, 7 + map, o.gatedGain ?? 1, this.attention),
     );
   }
 
@@ -206,7 +226,7 @@ export class Purifier extends Module {
     const seen = this.detachCoarse && this.training ? ops.detach(coarse) : coarse;
     const pasted = ops.add(xin, ops.mul(seen, mask));
     const base = this.prefill === "zeros" ? pasted : seen;
-    const fine = this.refine.forward(ops.concat([pasted, seen, mask, ...extra], 1), base);
+    const fine = this.refine.forward(ops.concat([pasted, seen, mask, ...extra], 1), base, mask);
     return { coarse: ops.affine(coarse, 0.5, 0.5), fine: ops.affine(fine, 0.5, 0.5) };
   }
 
