@@ -22,7 +22,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { hashFile, hashJson } from "../runtime/io/hash.ts";
 import { trainClassifier } from "../runtime/train/classifier.ts";
 import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/train/purifier.ts";
-import { type PipelineSpecT, purifierScale } from "./spec.ts";
+import { type PipelineSpecT, PURIFIER_STAGES, purifierScale, type PurifierStage } from "./spec.ts";
 import type { MaskedImage } from "../runtime/transforms.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import { purifierOptions, transformSteps } from "./compile.ts";
@@ -100,6 +100,19 @@ export function trainingTransform(
 /** Stage-key field for a noise-free share: since 2026-12-02 one gate per training draw for the
  * whole chain (it was one per noisy step), so stages trained with a share before are not reused.
  * Absent otherwise (noiseScaleShare came with the per-chain gate): other stages keep their keys. */
+/** The loss terms a purifier stage trains with: those whose `stages` name it (all when absent),
+ * without that field, so a stage's key and settings change only when its own terms do.
+ * Pre-training never has CE (no classifier). */
+export function stageTerms(
+  loss: PipelineSpecT["loss"],
+  stage: PurifierStage,
+): WeightedTerm[] {
+  return loss
+    .filter((t) => (t.stages ?? PURIFIER_STAGES).includes(stage))
+    .filter((t) => stage === "finetuning" || t.term !== "ce")
+    .map(({ stages: _, ...t }) => t);
+}
+
 function noiseDrawKey(s: { noiseFreeShare?: number }) {
   return (s.noiseFreeShare ?? 0) > 0 ? { noiseDraw: "per-chain" } : {};
 }
@@ -224,7 +237,8 @@ async function runStages(o: RunOptions): Promise<RunResult> {
       log(`[${stage}] epoch ${epoch + 1}: ${inpaintingSummary(r)}`);
       return { inpainting: r };
     };
-    const noCe: WeightedTerm[] = spec.loss.filter((t) => t.term !== "ce");
+    const noCe = stageTerms(spec.loss, "pretraining");
+    const ftTerms = stageTerms(spec.loss, "finetuning");
     const scale = purifierScale(spec);
     const preDeps = {
       ...sized,
@@ -289,7 +303,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
     const ftDeps = {
       pre: preStage.key,
       clf: clfStage.key,
-      loss: spec.loss,
+      loss: ftTerms,
       attack: spec.trainAttack,
       schedule: spec.finetuning,
       ...noiseDrawKey(spec.finetuning),
@@ -314,7 +328,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
         discriminator: D,
         train,
         transform: trainingTransform(spec, s),
-        terms: spec.loss,
+        terms: ftTerms,
         epochs: s.epochs,
         batchSize: s.batchSize,
         lr: s.lr,

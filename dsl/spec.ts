@@ -96,6 +96,10 @@ export const Purifier = z.discriminatedUnion("kind", [
      * refined output reach the coarse stage, as in DeepFillv2). Attacks differentiate through
      * both stages either way. */
     detachCoarse: z.boolean().optional(),
+    /** The refine stage borrows bottleneck features from known regions by contextual attention
+     * (DeepFillv2's attention branch: cosine similarity, softmax scale 10, hole positions never
+     * lend), merged with its convolutional features by one more gated layer. Absent: off. */
+    attention: z.boolean().optional(),
   }),
   z.strictObject({ kind: z.literal("none") }),
 ]);
@@ -117,6 +121,10 @@ export const TrainAttack = z.strictObject({
   stepSize: nonNegative().optional(),
 });
 
+/** The purifier's two training stages, as loss terms name them. */
+export const PURIFIER_STAGES = ["pretraining", "finetuning"] as const;
+export type PurifierStage = (typeof PURIFIER_STAGES)[number];
+
 /** A weighted term of the purifier's training loss. */
 export const LossTerm = z.strictObject({
   term: z.enum(["gan", "l1-coarse", "l1-fine", "ce", "mse-fine"], {
@@ -128,6 +136,11 @@ export const LossTerm = z.strictObject({
   /** l1-coarse, l1-fine, mse-fine: weight of a hole pixel against a known one (default 1, the
    * plain mean; partial convolutions' hole/valid split uses 6). */
   holes: z.number().positive("expected a hole weight > 0").optional(),
+  /** The purifier stages that train with the term (absent: both; "ce" is fine-tuning's only,
+   * since pre-training has no classifier). `after` counts each stage's own steps. */
+  stages: z.array(z.enum(PURIFIER_STAGES, {
+    error: 'expected "pretraining" or "finetuning"',
+  })).min(1, "expected at least one stage (drop the term to switch it off)").optional(),
 });
 
 /** AToP: L = L_gan + a (L1 coarse + L1 fine) + lambda CE, CE switched on after warm-up. */
@@ -308,6 +321,11 @@ export function parseSpec(value: unknown): PipelineSpecT {
     if (t.holes !== undefined && !["l1-coarse", "l1-fine", "mse-fine"].includes(t.term)) {
       problems.push(
         `loss[${i}].holes: only the l1-coarse, l1-fine and mse-fine terms weigh holes, got it on "${t.term}": remove it`,
+      );
+    }
+    if (t.term === "ce" && t.stages && !t.stages.includes("finetuning")) {
+      problems.push(
+        `loss[${i}].stages: "ce" needs the frozen classifier and acts in fine-tuning only, got [${t.stages}]: add "finetuning"`,
       );
     }
   });

@@ -4,6 +4,8 @@ import { defenseTarget, explainDefense, explainText } from "../dsl/compile.ts";
 import { blockMask, rt2 } from "../runtime/transforms.ts";
 import { andRobust, attackEot } from "../dsl/evaluate.ts";
 import { PRESETS } from "../dsl/presets.ts";
+import { stageTerms } from "../dsl/run.ts";
+import { neverActive } from "../runtime/train/purifier.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
@@ -385,4 +387,49 @@ Deno.test("explain replays the attack gradient and the purifier update as captur
     classifier.dispose();
     purifier.dispose();
   }
+});
+
+Deno.test("loss stages: each purifier stage trains with the terms that name it; CE needs fine-tuning", () => {
+  const base = { name: "t", classifier: { arch: "smallcnn" } };
+  const spec = parseSpec({
+    ...base,
+    loss: [
+      { term: "gan", weight: 0.01, stages: ["finetuning"] },
+      { term: "l1-fine", weight: 2, holes: 6 },
+      { term: "mse-fine", weight: 1, stages: ["pretraining"] },
+      { term: "ce", weight: 0.1, after: 10 },
+    ],
+  });
+  assert.deepEqual(stageTerms(spec.loss, "pretraining"), [
+    { term: "l1-fine", weight: 2, after: 0, holes: 6 },
+    { term: "mse-fine", weight: 1, after: 0 },
+  ]);
+  assert.deepEqual(stageTerms(spec.loss, "finetuning").map((t) => t.term), [
+    "gan",
+    "l1-fine",
+    "ce",
+  ]);
+  // Without `stages` the terms (and so the stage keys of earlier runs) are unchanged.
+  const plain = parseSpec({ ...base, loss: [{ term: "l1-fine", weight: 1 }] });
+  assert.deepEqual(stageTerms(plain.loss, "finetuning"), plain.loss);
+  assert.match(
+    errorOf({ ...base, loss: [{ term: "ce", weight: 0.1, stages: ["pretraining"] }] }),
+    /loss\[0\]\.stages: "ce" .* fine-tuning only, got \[pretraining\]: add "finetuning"/,
+  );
+  assert.match(
+    errorOf({ ...base, loss: [{ term: "gan", weight: 1, stages: [] }] }),
+    /loss\[0\]\.stages: expected at least one stage/,
+  );
+  assert.match(
+    errorOf({ ...base, loss: [{ term: "gan", weight: 1, stages: ["training"] }] }),
+    /loss\[0\]\.stages\[0\]: expected "pretraining" or "finetuning"/,
+  );
+  // A warm-up longer than the stage is reported, by term.
+  const lines = neverActive(stageTerms(PRESETS.quick.loss as typeof spec.loss, "finetuning"), 8);
+  assert.deepEqual(lines.length, 1);
+  assert.match(
+    lines[0],
+    /\[purifier\] loss term "ce" switches on after step 10, but this stage has 8 steps/,
+  );
+  assert.deepEqual(neverActive(stageTerms(spec.loss, "finetuning"), 64), []);
 });

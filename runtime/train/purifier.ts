@@ -113,6 +113,15 @@ interface LoopState {
   epochs?: PurifierEpochLog[];
 }
 
+/** A line for every term whose warm-up outlasts the stage, so it never acts (a preset's GAN
+ * term switched on after step 100 in a 64-step fine-tuning did exactly that, silently). */
+export function neverActive(terms: WeightedTerm[], steps: number, label = "purifier"): string[] {
+  return terms.filter((t) => t.after >= steps).map((t) =>
+    `[${label}] loss term "${t.term}" switches on after step ${t.after}, but this stage has ` +
+    `${steps} steps: it never acts (lower its "after" or drop it)`
+  );
+}
+
 /** The generator's loss: sum of weight * term over the active terms. L1/MSE targets are the
  * clean image x; CE is the frozen classifier's on the refined output (already in [0,1]). */
 export function generatorLoss(
@@ -300,6 +309,7 @@ export async function trainPurifier(o: TrainPurifierOptions): Promise<PurifierSt
     st.rng = rng.getState();
     if (o.checkpoint) await saveCheckpoint(o.checkpoint, parts, st, settings);
   };
+  if (!o.quiet) neverActive(o.terms, total, o.label).forEach((m) => console.error(m));
   const progress = o.quiet ? null : new Progress(total, o.label ?? "purifier", st.step);
   o.classifier?.eval();
   setTrainable(clfParams, false);
