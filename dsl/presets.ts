@@ -53,8 +53,10 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
       gatedGain: 4,
       prefillBlur: 1,
     },
+    // As in quick (measured there only): the GAN term in fine-tuning only (after 200 it never
+    // acted in the 64 fine-tuning steps).
     loss: [
-      { term: "gan", weight: 0.01, after: 200 },
+      { term: "gan", weight: 0.01, after: 0, stages: ["finetuning"] },
       { term: "l1-coarse", weight: 1, after: 0, holes: 6 },
       { term: "l1-fine", weight: 2, after: 0, holes: 6 },
       { term: "ce", weight: 0.1, after: 20 },
@@ -83,8 +85,8 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     // kept 27.1% of 54.2% on 48 images at 32x32; 47.9%, and AToP 47.9%, at 64x64 with this
     // recipe: quick run 8, BENCHMARKS.md). The coarse stage starts from the classical diffusion fill
     // (push-pull solved by SOR: "harmonic"), the refine stage from the coarse image, and the
-    // hinge GAN term is weak and late (0.01 from step 100): at this schedule a GAN weight of 1
-    // made the refined image worse than its input. The gated layers' feature weights start at
+    // hinge GAN term is weak (0.01) and acts in fine-tuning only: at this schedule a GAN weight of
+    // 1 made the refined image worse than its input. The gated layers' feature weights start at
     // 4x PyTorch's init (gatedGain), or gradients fade ~3.5x a layer and the coarse stage never
     // learns. Every pre-training example gets RT2's noise scaled by a uniform factor
     // (noiseScaleShare 1), so the purifier also fills clean images (RT1) better than diffusion,

@@ -97,9 +97,6 @@ export function trainingTransform(
   };
 }
 
-/** Stage-key field for a noise-free share: since 2026-12-02 one gate per training draw for the
- * whole chain (it was one per noisy step), so stages trained with a share before are not reused.
- * Absent otherwise (noiseScaleShare came with the per-chain gate): other stages keep their keys. */
 /** The loss terms a purifier stage trains with: those whose `stages` name it (all when absent),
  * without that field, so a stage's key and settings change only when its own terms do.
  * Pre-training never has CE (no classifier). */
@@ -113,6 +110,9 @@ export function stageTerms(
     .map(({ stages: _, ...t }) => t);
 }
 
+/** Stage-key field for a noise-free share: since 2026-12-02 one gate per training draw for the
+ * whole chain (it was one per noisy step), so stages trained with a share before are not reused.
+ * Absent otherwise (noiseScaleShare came with the per-chain gate): other stages keep their keys. */
 function noiseDrawKey(s: { noiseFreeShare?: number }) {
   return (s.noiseFreeShare ?? 0) > 0 ? { noiseDraw: "per-chain" } : {};
 }

@@ -1,8 +1,8 @@
 // AToP on CIFAR-10 (Lin et al., ICLR 2024): RT2 (Gaussian noise 0.25 + 25% block masking)
 // -> DeepFill-style purifier -> classifier, the purifier pre-trained for inpainting and then
 // fine-tuned with L = L_gan + a (L1 coarse + L1 fine) + lambda CE on FGSM examples. The loss
-// weights come from the preset (dsl/presets.ts): AToP's for `paper`, a weak late GAN term for
-// `quick`.
+// weights come from the preset (dsl/presets.ts): AToP's for `paper`, a weak GAN term in
+// fine-tuning only for `quick`.
 //   deno task run pipelines/cifar10_atop.ts --preset quick
 
 import type { PipelineDraft } from "../dsl/spec.ts";

@@ -69,6 +69,26 @@ Deno.test("contextual attention: forward vs float64, backward vs finite differen
   }
 });
 
+Deno.test("contextual attention: an all-hole example scores exactly as with no holes", async () => {
+  await tidyAsync(async () => {
+    // Large, nearly parallel features: cos differences of ~1e-4, which a -1e4 offset in float32
+    // (spacing 1e-3) would round away.
+    const v = Float32Array.from({ length: 2 * 8 * 6 }, (_, i) => 50 + Math.sin(i) * 0.5);
+    const f = Tensor.fromData(v, [2, 8, 2, 3]);
+    const allHoles = await contextualAttention(
+      f,
+      Tensor.fromData(new Float32Array(12).fill(1), [2, 1, 2, 3]),
+      1000,
+    ).data();
+    const noHoles = await contextualAttention(
+      f,
+      Tensor.fromData(new Float32Array(12), [2, 1, 2, 3]),
+      1000,
+    ).data();
+    assert.deepEqual(allHoles, noHoles);
+  });
+});
+
 Deno.test("contextual attention: hole positions lend nothing", async () => {
   await tidyAsync(async () => {
     // Position 0 is a hole holding a huge feature; every output must be a mix of known ones.
@@ -97,9 +117,20 @@ Deno.test("purifier attention: refine stage borrows features; off leaves the wei
       const o = att.run(image, mask);
       assert.deepEqual(o.fine.shape, [2, 3, 32, 32]);
       assert.ok((await o.fine.data()).every((u) => u >= 0 && u <= 1));
-      const merge = att.refine.merge!.parameters();
-      const g = grad(ops.l1Loss(o.fine, x), merge);
-      for (const gi of g) assert.ok((await gi.data()).some((u) => u !== 0), "no gradient at merge");
+      // The merge layer's input channels 4c..8c are the attended features: their weights get a
+      // gradient only if the attention branch is wired in and differentiable.
+      const m = att.refine.merge!;
+      const g = grad(ops.l1Loss(o.fine, x), [m.conv.weight, m.maskConv.weight]);
+      for (const gi of g) {
+        const [co, ci, kh, kw] = gi.shape, v = await gi.data(), k = kh * kw;
+        let attended = 0;
+        for (let o2 = 0; o2 < co; o2++) {
+          for (let i = ci / 2; i < ci; i++) {
+            for (let j = 0; j < k; j++) attended += Math.abs(v[(o2 * ci + i) * k + j]);
+          }
+        }
+        assert.ok(attended > 0, "no gradient through the attention branch");
+      }
     });
   } finally {
     plain.dispose();

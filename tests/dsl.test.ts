@@ -429,7 +429,7 @@ Deno.test("loss stages: each purifier stage trains with the terms that name it; 
   assert.deepEqual(lines.length, 1);
   assert.match(
     lines[0],
-    /\[purifier\] loss term "ce" switches on after step 10, but this stage has 8 steps/,
+    /\[purifier\] loss term "ce" is on from step 10, but this stage has 8 steps/,
   );
   assert.deepEqual(neverActive(stageTerms(spec.loss, "finetuning"), 64), []);
 });

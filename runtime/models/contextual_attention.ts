@@ -1,8 +1,9 @@
 // Contextual attention (DeepFillv2, Yu et al. 2018/2019) at one feature position per patch: every
 // position of a feature map borrows a softmax-weighted mix of the features at the *known*
 // positions, weighted by cosine similarity. Hole features are what the convolutions guessed; the
-// attention replaces them by copies of matching known features from anywhere in the image, which
-// the dilated convolutions can only blur together. Built from differentiable ops (matmul,
+// attention offers matching known features from anywhere in the image beside them (the caller
+// merges the two), which the dilated convolutions can only blur together. Memory: a P x P score
+// matrix per example (P bottleneck positions: 256 at 64x64), quadratic in the purifier's size. Built from differentiable ops (matmul,
 // softmax, permute), so attacks differentiate through it like any other layer.
 
 import type { Tensor } from "../tensor.ts";

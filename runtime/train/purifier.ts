@@ -113,11 +113,11 @@ interface LoopState {
   epochs?: PurifierEpochLog[];
 }
 
-/** A line for every term whose warm-up outlasts the stage, so it never acts (a preset's GAN
- * term switched on after step 100 in a 64-step fine-tuning did exactly that, silently). */
+/** A line for every weighted term whose warm-up outlasts the stage, so it never acts (a preset's
+ * GAN term, on from step 100 in a 64-step fine-tuning, did exactly that, silently). */
 export function neverActive(terms: WeightedTerm[], steps: number, label = "purifier"): string[] {
-  return terms.filter((t) => t.after >= steps).map((t) =>
-    `[${label}] loss term "${t.term}" switches on after step ${t.after}, but this stage has ` +
+  return terms.filter((t) => t.weight > 0 && t.after >= steps).map((t) =>
+    `[${label}] loss term "${t.term}" is on from step ${t.after}, but this stage has ` +
     `${steps} steps: it never acts (lower its "after" or drop it)`
   );
 }

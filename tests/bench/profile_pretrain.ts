@@ -4,7 +4,7 @@
 import { engine, initEngine } from "../../runtime/engine.ts";
 import { parseSpec } from "../../dsl/spec.ts";
 import { resolveSpecInput } from "../../dsl/presets.ts";
-import { trainingTransform } from "../../dsl/run.ts";
+import { stageTerms, trainingTransform } from "../../dsl/run.ts";
 import { purifierOptions } from "../../dsl/compile.ts";
 import { PatchDiscriminator, Purifier } from "../../runtime/models/mod.ts";
 import { trainPurifier } from "../../runtime/train/purifier.ts";
@@ -29,7 +29,7 @@ await trainPurifier({
   discriminator: D,
   train,
   transform: trainingTransform(spec, s),
-  terms: spec.loss.filter((t) => t.term !== "ce"),
+  terms: stageTerms(spec.loss, "pretraining"),
   epochs: 1,
   batchSize: s.batchSize,
   lr: s.lr,
