@@ -214,6 +214,29 @@ export function preprocess(
   return out;
 }
 
+/** First-stage channels of each classifier: its widest activation at the input's resolution. */
+const CLASSIFIER_STEM_CHANNELS: Record<string, number> = {
+  smallcnn: 16,
+  resnet18: 64,
+  wrn28_10: 160,
+};
+
+/** The largest tensor one image makes through the defense (float32 bytes), which bounds how
+ * many images a stacked EOT pass may hold: the classifier's stem at the image size, and the
+ * purifier's gated layers (feature and gate channels stacked, 2 x width) at the purifier's
+ * size, or its attention scores ((size/4)^4 per image). */
+export function defenseBytesPerImage(spec: PipelineSpecT, withPurifier: boolean): number {
+  const s = spec.imageSize, big = spec.purifierSize ?? s;
+  let floats = (CLASSIFIER_STEM_CHANNELS[spec.classifier.arch] ?? 64) * s * s;
+  floats = Math.max(floats, 4 * big * big); // the transformed image with its mask
+  const p = spec.purifier;
+  if (withPurifier && p.kind === "deepfill") {
+    floats = Math.max(floats, 2 * p.width * big * big);
+    if (p.attention) floats = Math.max(floats, (big * big / 16) ** 2);
+  }
+  return 4 * floats;
+}
+
 /** The whole defense as an attack Target. */
 export function defenseTarget(p: DefenseParts): Target {
   const clf = classifierTarget(p.modules.classifier, { name: p.spec.classifier.arch });
@@ -233,6 +256,7 @@ export function defenseTarget(p: DefenseParts): Target {
     randomized,
     logits: (x, rows) => clf.logits(preprocess(p, x, undefined, rows)),
     resetDraws: (rows, scope) => p.draws?.reset(rows, scope),
+    bytesPerImage: defenseBytesPerImage(p.spec, p.variant.purifier && p.modules.purifier !== null),
   };
   // The built-in stages draw through Rng / ExampleDraws and keep no other host state; a custom
   // stage's function may (attack iterations on it then run eagerly).

@@ -260,7 +260,10 @@ export class Engine {
   } | null = null;
 
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
-    this.pool = new BufferPool(device, device.limits.maxBufferSize);
+    this.pool = new BufferPool(
+      device,
+      Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize),
+    );
     this.pool.onDestroy.push((buf) => this.#forgetBuffer(buf));
     this.#align = Math.max(
       device.limits.minStorageBufferOffsetAlignment,

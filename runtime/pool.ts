@@ -84,12 +84,23 @@ export class BufferPool {
     return this.#windowPeak;
   }
 
+  /** The largest tensor buffer: the adapter's storage binding limit (or its buffer limit). */
+  get maxBinding(): number {
+    return this.maxBufferSize;
+  }
+
   acquire(bytes: number): GPUBuffer {
-    const size = bucketBytes(bytes);
+    // Every tensor is bound whole as a storage buffer, so no bucket may outgrow the binding
+    // limit (a bucket above it would fail later, at submit, as an invalid bind group).
+    let size = bucketBytes(bytes);
+    if (size > this.maxBufferSize && bytes <= this.maxBufferSize) {
+      size = Math.ceil(Math.max(256, bytes) / 256) * 256;
+    }
     if (size > this.maxBufferSize) {
       throw new Error(
-        `tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${this.maxBufferSize}); ` +
-          `use a smaller batch size`,
+        `tensor of ${bytes} bytes exceeds this adapter's largest storage binding ` +
+          `(${this.maxBufferSize} bytes); use a smaller batch size (stacked EOT passes: ` +
+          `ATOP_EOT_BATCH)`,
       );
     }
     const list = this.#free.get(size);

@@ -1,9 +1,14 @@
 import { assert, gpu } from "./helpers/check.ts";
 import { parseSpec, SpecError } from "../dsl/spec.ts";
-import { defenseTarget, explainDefense, explainText } from "../dsl/compile.ts";
+import {
+  defenseBytesPerImage,
+  defenseTarget,
+  explainDefense,
+  explainText,
+} from "../dsl/compile.ts";
 import { blockMask, rt2 } from "../runtime/transforms.ts";
 import { andRobust, attackEot } from "../dsl/evaluate.ts";
-import { PRESETS } from "../dsl/presets.ts";
+import { PRESETS, resolveSpecInput } from "../dsl/presets.ts";
 import { stageTerms } from "../dsl/run.ts";
 import { neverActive } from "../runtime/train/purifier.ts";
 import { type Classifier, createModel } from "../runtime/models/mod.ts";
@@ -432,4 +437,24 @@ Deno.test("loss stages: each purifier stage trains with the terms that name it; 
     /\[purifier\] loss term "ce" is on from step 10, but this stage has 8 steps/,
   );
   assert.deepEqual(neverActive(stageTerms(spec.loss, "finetuning"), 64), []);
+});
+
+Deno.test("defense bytes per image bound stacked EOT passes by the purifier's size and width", () => {
+  const base = { name: "t", transform: [{ kind: "rt2" }] };
+  const q = parseSpec(resolveSpecInput(base, "quick"));
+  const s = parseSpec(resolveSpecInput(base, "standard"));
+  // Gated layers stack feature and gate channels: 2 x width floats a pixel at 64x64.
+  assert.equal(defenseBytesPerImage(q, true), 4 * 2 * 8 * 64 * 64);
+  assert.equal(defenseBytesPerImage(s, true), 4 * 2 * 16 * 64 * 64);
+  // Without the purifier: ResNet-18's 64-channel stem at 32x32.
+  assert.equal(defenseBytesPerImage(s, false), 4 * 64 * 32 * 32);
+  // Attention at 128x128: a 1024 x 1024 score matrix per image.
+  const a = parseSpec(
+    resolveSpecInput({
+      ...base,
+      purifierSize: 128,
+      purifier: { kind: "deepfill", width: 8, attention: true },
+    }, "quick"),
+  );
+  assert.equal(defenseBytesPerImage(a, true), 4 * 1024 * 1024);
 });

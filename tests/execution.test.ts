@@ -12,6 +12,7 @@ import {
   pgd,
   scatterRows,
   selectRows,
+  stackedImages,
   stadv,
   type Target,
 } from "../runtime/attacks/mod.ts";
@@ -195,7 +196,17 @@ Deno.test("EOT draws stacked into one pass equal K sequential passes (same draws
   const stacked = await run(1000);
   const c2 = eng.counters.dispatches;
   const chunked = await run(8); // 2 draws per pass: 3 passes
-  for (const r of [stacked, chunked]) {
+  // A target whose images are large stacks fewer of them: half the binding limit over its
+  // per-image bytes (here 2 images, so no draws are stacked for a batch of 4).
+  target.bytesPerImage = engine().pool.maxBinding / 4;
+  assert.equal(stackedImages(target, 1000), 2);
+  assert.equal(stackedImages(target, 0), 0, "0 still means one pass per draw");
+  const c3 = eng.counters.dispatches;
+  const bounded = await run(1000);
+  const c4 = eng.counters.dispatches;
+  assert.ok(c4 - c3 > c2 - c1, `bounded ${c4 - c3} dispatches vs stacked ${c2 - c1}`);
+  delete target.bytesPerImage;
+  for (const r of [stacked, chunked, bounded]) {
     assert.deepEqual(r.z, seq.z, "the last draw's logits are the same draw");
     r.g.forEach((v, i) => assert.ok(Math.abs(v - seq.g[i]) <= 1e-6 + 1e-5 * Math.abs(seq.g[i])));
     r.l.forEach((v, i) => assert.ok(Math.abs(v - seq.l[i]) <= 1e-6 + 1e-5 * Math.abs(seq.l[i])));

@@ -63,3 +63,21 @@ Deno.test("pool: recycles a size; caps free bytes at 1.5x the peak working set (
   assert.ok(!(again as unknown as FakeBuffer).destroyed);
   assert.equal(pool.stats().allocations, made.length, "reused, no new buffer");
 });
+
+Deno.test("pool: no buffer outgrows the storage binding limit; a larger tensor fails clearly", () => {
+  const { device, made } = fakeDevice();
+  const MB = 1024 * 1024;
+  // A limit that is not a bucket boundary (adapters report e.g. 2^31 - 1).
+  const pool = new BufferPool(device, 100 * MB, { minFreeCapBytes: 4 * MB });
+  // 90 MiB buckets to 96 MiB (in range); 99 MiB would bucket to 104 MiB: kept exact.
+  const a = pool.acquire(90 * MB), b = pool.acquire(99 * MB + 100);
+  assert.equal(made[0].size, 96 * MB);
+  assert.equal(made[1].size, 99 * MB + 256);
+  assert.equal(pool.maxBinding, 100 * MB);
+  assert.throws(
+    () => pool.acquire(100 * MB + 4),
+    /tensor of 104857604 bytes exceeds this adapter's largest storage binding \(104857600 bytes\); use a smaller batch size/,
+  );
+  pool.release(a);
+  pool.release(b);
+});

@@ -6,6 +6,7 @@ import { grad, isGradEnabled, noGrad, record } from "../autograd.ts";
 import { type Tensor, tidy } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
 import { Module } from "../nn/module.ts";
+import { engine } from "../engine.ts";
 
 export interface Target {
   name: string;
@@ -20,6 +21,10 @@ export interface Target {
    * calls it when it starts a batch, scope 0, and before each attack, that attack's scope, so
    * every evaluation sees the same draws for an example). */
   resetDraws?(rows: readonly number[], scope?: number): void;
+  /** Bytes of the largest tensor one image makes in a forward or backward pass (absent: small).
+   * Stacked EOT passes hold at most as many images as fit the adapter's storage binding limit
+   * twice over (a purifier at 64x64 holds 16x a 32x32 classifier's activations per image). */
+  bytesPerImage?: number;
 }
 
 // Attack iterations are compiled (runtime/graph/capture.ts) only on targets whose logits do
@@ -170,6 +175,14 @@ export function drawBatchImages(): number {
   return 256;
 }
 
+/** Images per stacked pass for this target: the budget, and at most half of what the adapter's
+ * storage binding limit holds of the target's largest per-image tensor. */
+export function stackedImages(target: Target, budget = drawBatchImages()): number {
+  if (!target.bytesPerImage || budget <= 0) return budget;
+  const limit = engine().pool.maxBinding;
+  return Math.max(1, Math.min(budget, Math.floor(limit / 2 / target.bytesPerImage)));
+}
+
 /** Draws per stacked pass for a batch of n images: as many as the budget holds. */
 export function drawsPerPass(n: number, draws: number, budget = drawBatchImages()): number {
   return Math.max(1, Math.min(draws, Math.floor(budget / Math.max(1, n))));
@@ -212,7 +225,7 @@ export function eotGradient(
     throw new Error(`eotGradient: draws must be a positive integer, got ${draws}`);
   }
   if (!isGradEnabled()) throw new Error("eotGradient: called under noGrad");
-  const budget = opts.batchImages ?? drawBatchImages();
+  const budget = stackedImages(target, opts.batchImages ?? drawBatchImages());
   if (draws > 1 && rows && target.randomized && budget > 0) {
     return eotStacked(target, x, lossFn, draws, rows, drawsPerPass(x.shape[0], draws, budget));
   }

@@ -2,7 +2,7 @@
 // verdict: a single forward pass, or for a randomized target the majority vote over K draws
 // (as BPDA+EOT evaluations of purification defenses report it). K = 1 is a single draw.
 
-import { drawsPerPass, stackDraws } from "../attacks/target.ts";
+import { drawsPerPass, stackDraws, stackedImages } from "../attacks/target.ts";
 import { noGrad } from "../autograd.ts";
 import { type Tensor, tidy } from "../tensor.ts";
 import { predictions } from "../attacks/common.ts";
@@ -71,7 +71,7 @@ export async function protocolPredict(
   }
   // The K votes as stacked passes (the same draws as K calls), one readback each.
   const draws: Float32Array[] = [];
-  const per = drawsPerPass(n, k);
+  const per = drawsPerPass(n, k, stackedImages(t));
   for (let d0 = 0; d0 < k; d0 += per) {
     const m = Math.min(per, k - d0);
     const z = tidy(() =>
