@@ -63,7 +63,9 @@ export class BufferPool {
 
   constructor(
     private device: GPUDevice,
-    private maxBufferSize: number,
+    /** The largest tensor buffer: the adapter's storage binding limit (every tensor is bound
+     * whole as a storage buffer), or its buffer limit if that is lower. */
+    readonly maxBinding: number,
     opts: { minFreeCapBytes?: number } = {},
   ) {
     this.#minCap = opts.minFreeCapBytes ?? minFreeCap();
@@ -84,22 +86,17 @@ export class BufferPool {
     return this.#windowPeak;
   }
 
-  /** The largest tensor buffer: the adapter's storage binding limit (or its buffer limit). */
-  get maxBinding(): number {
-    return this.maxBufferSize;
-  }
-
   acquire(bytes: number): GPUBuffer {
     // Every tensor is bound whole as a storage buffer, so no bucket may outgrow the binding
     // limit (a bucket above it would fail later, at submit, as an invalid bind group).
     let size = bucketBytes(bytes);
-    if (size > this.maxBufferSize && bytes <= this.maxBufferSize) {
+    if (size > this.maxBinding && bytes <= this.maxBinding) {
       size = Math.ceil(Math.max(256, bytes) / 256) * 256;
     }
-    if (size > this.maxBufferSize) {
+    if (size > this.maxBinding) {
       throw new Error(
         `tensor of ${bytes} bytes exceeds this adapter's largest storage binding ` +
-          `(${this.maxBufferSize} bytes); use a smaller batch size (stacked EOT passes: ` +
+          `(${this.maxBinding} bytes); use a smaller batch size (stacked EOT passes: ` +
           `ATOP_EOT_BATCH)`,
       );
     }

@@ -3,8 +3,9 @@
 // positions, weighted by cosine similarity. Hole features are what the convolutions guessed; the
 // attention offers matching known features from anywhere in the image beside them (the caller
 // merges the two), which the dilated convolutions can only blur together. Memory: a P x P score
-// matrix per example (P bottleneck positions: 256 at 64x64), quadratic in the purifier's size. Built from differentiable ops (matmul,
-// softmax, permute), so attacks differentiate through it like any other layer.
+// matrix per example (P bottleneck positions: 256 at 64x64), quadratic in the purifier's size.
+// Built from differentiable ops (matmul, softmax, permute), so attacks differentiate through it
+// like any other layer.
 
 import type { Tensor } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
