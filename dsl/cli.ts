@@ -6,11 +6,12 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initEngine } from "../runtime/engine.ts";
 import { Rng } from "../runtime/rng.ts";
-import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
+import { Purifier } from "../runtime/models/mod.ts";
 import { parseSpec, type PipelineDraft } from "./spec.ts";
 import { type PresetName, PRESETS, resolveSpecInput } from "./presets.ts";
 import { explainReplay, explainReplayText } from "./explain_graph.ts";
 import {
+  classifierOf,
   explainDefense,
   explainSteps,
   explainStepsText,
@@ -84,9 +85,7 @@ export async function pipelineMain(
     console.log(
       `data: ${local ?? `the full ${spec.dataset} in the cache (fetched on the first real run)`}`,
     );
-    const classifier = createModel(spec.classifier.arch, {
-      numClasses: spec.classifier.numClasses,
-    }) as Classifier;
+    const classifier = classifierOf(spec);
     const purifier = spec.purifier.kind === "deepfill" ? new Purifier(purifierOptions(spec)) : null;
     classifier.eval();
     purifier?.eval();

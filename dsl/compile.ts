@@ -155,12 +155,17 @@ export function purifierOptions(spec: PipelineSpecT): PurifierOptions {
   };
 }
 
-export function buildModules(spec: PipelineSpecT, purifier: PurifierLike | null): Modules {
-  const classifier = createModel(spec.classifier.arch, {
+/** The spec's classifier, freshly initialised from the spec's seed (weights load over it). */
+export function classifierOf(spec: PipelineSpecT): Classifier {
+  return createModel(spec.classifier.arch, {
     numClasses: spec.classifier.numClasses,
     seed: spec.seed,
+    widths: spec.classifier.widths,
   }) as Classifier;
-  return { classifier, purifier };
+}
+
+export function buildModules(spec: PipelineSpecT, purifier: PurifierLike | null): Modules {
+  return { classifier: classifierOf(spec), purifier };
 }
 
 export interface DefenseParts {
@@ -214,20 +219,17 @@ export function preprocess(
   return out;
 }
 
-/** First-stage channels of each classifier: its widest activation at the input's resolution. */
-const CLASSIFIER_STEM_CHANNELS: Record<string, number> = {
-  smallcnn: 16,
-  resnet18: 64,
-  wrn28_10: 160,
-};
-
 /** The largest tensor one image makes through the defense (float32 bytes), which bounds how
- * many images a stacked EOT pass may hold: the classifier's stem at the image size, and the
- * purifier's gated layers (feature and gate channels stacked, 2 x width) at the purifier's
- * size, or its attention scores ((size/4)^4 per image). */
-export function defenseBytesPerImage(spec: PipelineSpecT, withPurifier: boolean): number {
+ * many images a stacked EOT pass may hold: the classifier's widest activation at the image
+ * size (`stemChannels`), and the purifier's gated layers (feature and gate channels stacked,
+ * 2 x width) at the purifier's size, or its attention scores ((size/4)^4 per image). */
+export function defenseBytesPerImage(
+  spec: PipelineSpecT,
+  withPurifier: boolean,
+  classifier: Pick<Classifier, "stemChannels">,
+): number {
   const s = spec.imageSize, big = spec.purifierSize ?? s;
-  let floats = (CLASSIFIER_STEM_CHANNELS[spec.classifier.arch] ?? 64) * s * s;
+  let floats = classifier.stemChannels * s * s;
   floats = Math.max(floats, 4 * big * big); // the transformed image with its mask
   const p = spec.purifier;
   if (withPurifier && p.kind === "deepfill") {
@@ -256,7 +258,11 @@ export function defenseTarget(p: DefenseParts): Target {
     randomized,
     logits: (x, rows) => clf.logits(preprocess(p, x, undefined, rows)),
     resetDraws: (rows, scope) => p.draws?.reset(rows, scope),
-    bytesPerImage: defenseBytesPerImage(p.spec, p.variant.purifier && p.modules.purifier !== null),
+    bytesPerImage: defenseBytesPerImage(
+      p.spec,
+      p.variant.purifier && p.modules.purifier !== null,
+      p.modules.classifier,
+    ),
   };
   // The built-in stages draw through Rng / ExampleDraws and keep no other host state; a custom
   // stage's function may (attack iterations on it then run eagerly).

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import type { Target } from "../runtime/attacks/target.ts";
 import { classifierTarget } from "../runtime/attacks/target.ts";
-import { type Classifier, createModel, Purifier } from "../runtime/models/mod.ts";
+import { Purifier } from "../runtime/models/mod.ts";
 import { readSafetensors } from "../runtime/io/safetensors.ts";
 import { hashJson } from "../runtime/io/hash.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
@@ -14,7 +14,13 @@ import type { Tensor } from "../runtime/tensor.ts";
 import type { DefenseModule } from "../runtime/eval/threat.ts";
 import { parseSpec, type PipelineDraft, type PipelineSpecT } from "./spec.ts";
 import { resolveSpecInput } from "./presets.ts";
-import { type DefenseParts, defenseTarget, preprocess, purifierOptions } from "./compile.ts";
+import {
+  classifierOf,
+  type DefenseParts,
+  defenseTarget,
+  preprocess,
+  purifierOptions,
+} from "./compile.ts";
 import { DEFENSE_NAMES, type DefenseName } from "../runtime/eval/threat.ts";
 import { type RunManifest, stagePath } from "../runtime/eval/run_files.ts";
 
@@ -70,10 +76,7 @@ export async function loadPipelineRun(
         `changed since the run; rerun the pipeline or attack the matching file`,
     );
   }
-  const classifier = createModel(spec.classifier.arch, {
-    numClasses: spec.classifier.numClasses,
-    seed: spec.seed,
-  }) as Classifier;
+  const classifier = classifierOf(spec);
   await loadWeights(classifier, await stagePath(run, m, "classifier", "classifier.safetensors"));
   classifier.eval();
   let purifier: Purifier | null = null;

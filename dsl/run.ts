@@ -7,13 +7,7 @@ import { join } from "node:path";
 import type { Tensor } from "../runtime/tensor.ts";
 import { engine } from "../runtime/engine.ts";
 import type { Rng } from "../runtime/rng.ts";
-import {
-  type Classifier,
-  createModel,
-  PatchDiscriminator,
-  Purifier,
-  PURIFIER_ARCH_VERSION,
-} from "../runtime/models/mod.ts";
+import { PatchDiscriminator, Purifier, PURIFIER_ARCH_VERSION } from "../runtime/models/mod.ts";
 import { type CifarDataset, cifarFiles, readCifar } from "../runtime/data/mod.ts";
 import { type PathArg, refuseOutputDir } from "../runtime/io/guard.ts";
 import { acquireRunLock, cleanStaleTemps } from "../runtime/io/runlock.ts";
@@ -25,7 +19,7 @@ import { inpaintingGrid, trainPurifier, type WeightedTerm } from "../runtime/tra
 import { type PipelineSpecT, PURIFIER_STAGES, purifierScale, type PurifierStage } from "./spec.ts";
 import type { MaskedImage } from "../runtime/transforms.ts";
 import * as ops from "../runtime/ops/mod.ts";
-import { purifierOptions, transformSteps } from "./compile.ts";
+import { classifierOf, purifierOptions, transformSteps } from "./compile.ts";
 import { evaluateDefenses, type PipelineReport } from "./evaluate.ts";
 import { EVAL_PROTOCOL_VERSION } from "../runtime/eval/verdict.ts";
 import {
@@ -186,10 +180,7 @@ async function runStages(o: RunOptions): Promise<RunResult> {
     data: dataHash.train,
   };
   const clfStage = await stageDir(o.out, "classifier", clfDeps);
-  const classifier = createModel(spec.classifier.arch, {
-    numClasses: spec.classifier.numClasses,
-    seed: spec.seed,
-  }) as Classifier;
+  const classifier = classifierOf(spec);
   const clfWeights = join(clfStage.dir, "classifier.safetensors");
   if (spec.classifier.weights) {
     await loadInto(classifier, spec.classifier.weights);

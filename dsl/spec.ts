@@ -109,6 +109,10 @@ export const Classifier = z.strictObject({
     error: 'expected one of "smallcnn", "resnet18", "wrn28_10"',
   }),
   numClasses: positiveInt().default(10),
+  /** The small CNN's four stage widths (default [16, 32, 64, 128]); smallcnn only. */
+  widths: z.tuple([positiveInt(), positiveInt(), positiveInt(), positiveInt()], {
+    error: "expected four positive integers, e.g. [32, 64, 128, 256]",
+  }).optional(),
   weights: z.string().optional(),
 });
 
@@ -334,6 +338,11 @@ export function parseSpec(value: unknown): PipelineSpecT {
     problems.push(
       `classifier.numClasses: expected ${classes} for dataset "${spec.dataset}", got ` +
         `${spec.classifier.numClasses}`,
+    );
+  }
+  if (spec.classifier.widths && spec.classifier.arch !== "smallcnn") {
+    problems.push(
+      `classifier.widths: only the smallcnn has stage widths, got them on "${spec.classifier.arch}": remove them`,
     );
   }
   // A radius beyond the image range constrains nothing: a typo such as 1e9 or a missing /255.

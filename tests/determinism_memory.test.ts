@@ -96,7 +96,7 @@ const MB = 1024 * 1024;
 Deno.test("1,000 attack iterations keep memory flat: pool bounded, RSS flat (Square, shrinking rows)", async () => {
   const { square } = await import("../runtime/attacks/square.ts");
   const { classifierTarget } = await import("../runtime/attacks/target.ts");
-  const m = createModel("smallcnn", { seed: 2, widths: [4, 4, 8, 8] } as never);
+  const m = createModel("smallcnn", { seed: 2, widths: [4, 4, 8, 8] });
   const target = classifierTarget(m, { name: "smallcnn" });
   const x = new Rng(21).uniform([8, 3, 32, 32]);
   // Labels the model mostly gets right, so examples are fooled one by one and the rows that
@@ -128,7 +128,7 @@ Deno.test("the whole classifier trainer, evaluation included, keeps memory flat 
   const train = await readCifar(data, { split: "train" });
   const test = await readCifar(data, { split: "test" });
   const run = async () => {
-    const model = createModel("smallcnn", { seed: 4, widths: [4, 4, 8, 8] } as never);
+    const model = createModel("smallcnn", { seed: 4, widths: [4, 4, 8, 8] });
     const log = await trainClassifier({
       model: model as never,
       train,
@@ -159,7 +159,7 @@ Deno.test("the whole classifier trainer, evaluation included, keeps memory flat 
 Deno.test("no attack leaks tensors: every attack twice on a small CNN leaves the count unchanged", async () => {
   const { runAttack, resolveParams } = await import("../runtime/eval/attacks.ts");
   const { classifierTarget } = await import("../runtime/attacks/target.ts");
-  const m = createModel("smallcnn", { seed: 5, widths: [4, 4, 8, 8] } as never);
+  const m = createModel("smallcnn", { seed: 5, widths: [4, 4, 8, 8] });
   const target = classifierTarget(m, { name: "smallcnn" });
   const x = new Rng(22).uniform([3, 3, 32, 32]);
   const p = await ops.argmax(m.forward(x), 1).data();

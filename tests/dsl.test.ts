@@ -1,6 +1,7 @@
 import { assert, gpu } from "./helpers/check.ts";
 import { parseSpec, SpecError } from "../dsl/spec.ts";
 import {
+  classifierOf,
   defenseBytesPerImage,
   defenseTarget,
   explainDefense,
@@ -11,7 +12,7 @@ import { andRobust, attackEot } from "../dsl/evaluate.ts";
 import { PRESETS, resolveSpecInput } from "../dsl/presets.ts";
 import { stageTerms } from "../dsl/run.ts";
 import { neverActive } from "../runtime/train/purifier.ts";
-import { type Classifier, createModel } from "../runtime/models/mod.ts";
+import { type Classifier, createModel, type SmallCnn } from "../runtime/models/mod.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
@@ -442,12 +443,26 @@ Deno.test("loss stages: each purifier stage trains with the terms that name it; 
 Deno.test("defense bytes per image bound stacked EOT passes by the purifier's size and width", () => {
   const base = { name: "t", transform: [{ kind: "rt2" }] };
   const q = parseSpec(resolveSpecInput(base, "quick"));
+  const r18 = parseSpec(resolveSpecInput({ ...base, classifier: { arch: "resnet18" } }, "quick"));
   const s = parseSpec(resolveSpecInput(base, "standard"));
+  const bytes = (spec: typeof q, withPurifier: boolean) => {
+    const clf = classifierOf(spec);
+    try {
+      return defenseBytesPerImage(spec, withPurifier, clf);
+    } finally {
+      clf.dispose();
+    }
+  };
   // Gated layers stack feature and gate channels: 2 x width floats a pixel at 64x64.
-  assert.equal(defenseBytesPerImage(q, true), 4 * 2 * 8 * 64 * 64);
-  assert.equal(defenseBytesPerImage(s, true), 4 * 2 * 16 * 64 * 64);
-  // Without the purifier: ResNet-18's 64-channel stem at 32x32.
-  assert.equal(defenseBytesPerImage(s, false), 4 * 64 * 32 * 32);
+  assert.equal(bytes(q, true), 4 * 2 * 8 * 64 * 64);
+  assert.equal(bytes(s, true), 4 * 2 * 16 * 64 * 64);
+  // Without the purifier: the classifier's widest activation at 32x32, read off the model
+  // (ResNet-18's 64-channel stem; the transformed image and mask at 64x64 for the small CNN).
+  assert.equal(bytes(r18, false), 4 * 64 * 32 * 32);
+  assert.equal(bytes(q, false), 4 * 4 * 64 * 64);
+  const wide = { ...base, classifier: { arch: "smallcnn", widths: [96, 8, 8, 8] } };
+  const w = parseSpec(resolveSpecInput(wide, "quick"));
+  assert.equal(bytes(w, false), 4 * 96 * 32 * 32);
   // Attention at 128x128: a 1024 x 1024 score matrix per image.
   const a = parseSpec(
     resolveSpecInput({
@@ -456,5 +471,38 @@ Deno.test("defense bytes per image bound stacked EOT passes by the purifier's si
       purifier: { kind: "deepfill", width: 8, attention: true },
     }, "quick"),
   );
-  assert.equal(defenseBytesPerImage(a, true), 4 * 1024 * 1024);
+  assert.equal(bytes(a, true), 4 * 1024 * 1024);
+});
+
+Deno.test("classifier.widths sizes the small CNN and is refused elsewhere", async () => {
+  const base = { name: "t", transform: [{ kind: "rt2" }] };
+  // Absent, the field stays out of the parsed spec, so cached classifier stages keep their keys.
+  assert.equal("widths" in parseSpec(resolveSpecInput(base, "quick")).classifier, false);
+  const spec = parseSpec(
+    resolveSpecInput(
+      { ...base, classifier: { arch: "smallcnn", widths: [24, 48, 96, 192] } },
+      "quick",
+    ),
+  );
+  const m = classifierOf(spec) as SmallCnn;
+  assert.deepEqual(m.convs.map((c) => c.weight.shape[0]), [24, 48, 96, 192]);
+  assert.equal(m.stemChannels, 24);
+  await tidyAsync(async () => {
+    const logits = m.forward(
+      Tensor.fromData(new Float32Array(2 * 3 * 32 * 32).fill(0.5), [2, 3, 32, 32]),
+    );
+    assert.deepEqual(logits.shape, [2, 10]);
+    assert.ok((await logits.data()).every(Number.isFinite));
+  });
+  m.dispose();
+  const refused = (over: unknown, field: string) => {
+    assert.throws(
+      () => parseSpec(resolveSpecInput({ ...base, classifier: over }, "quick")),
+      (e: unknown) =>
+        e instanceof SpecError && e.issues.length === 1 && e.issues[0].startsWith(field),
+    );
+  };
+  refused({ arch: "resnet18", widths: [16, 32, 64, 128] }, "classifier.widths: only the smallcnn");
+  refused({ arch: "smallcnn", widths: [16, 32, 64] }, "classifier.widths");
+  refused({ arch: "smallcnn", widths: [16, 32, 0, 128] }, "classifier.widths[2]");
 });

@@ -15,7 +15,7 @@ import { Rng } from "../runtime/rng.ts";
 await gpu();
 
 function tiny(): SmallCnn {
-  return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] } as never) as SmallCnn;
+  return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] }) as SmallCnn;
 }
 
 function batches(n: number, b = 8) {

@@ -1,5 +1,7 @@
 import { assert, gpu } from "./helpers/check.ts";
-import { createModel } from "../runtime/models/mod.ts";
+import { createModel, widthsInWeights } from "../runtime/models/mod.ts";
+import { readSafetensors, writeSafetensors } from "../runtime/io/safetensors.ts";
+import { loadClassifier } from "../runtime/eval/model.ts";
 import { Tensor, tidyAsync } from "../runtime/tensor.ts";
 import * as ops from "../runtime/ops/mod.ts";
 import { backward } from "../runtime/autograd.ts";
@@ -63,7 +65,7 @@ Deno.test("wrn28_10: RobustBench names and 36,479,194 parameters", () => {
 });
 
 Deno.test("smallcnn trains: loss falls on a fixed batch; eval mode is deterministic", async () => {
-  const m = createModel("smallcnn", { seed: 3, widths: [8, 8, 16, 16] } as never);
+  const m = createModel("smallcnn", { seed: 3, widths: [8, 8, 16, 16] });
   try {
     await tidyAsync(async () => {
       const n = 8;
@@ -105,3 +107,28 @@ function ce(z: Tensor, y: Tensor): Tensor {
   const lse = ops.add(ops.log(ops.sum(ops.exp(ops.sub(z, m)), 1)), ops.reshape(m, [z.shape[0]]));
   return ops.sub(lse, ops.sum(ops.mul(z, onehot), 1));
 }
+
+Deno.test("a widened smallcnn's weights load by name alone: widths read off its convs", async () => {
+  const m = createModel("smallcnn", { seed: 6, widths: [12, 8, 24, 20] });
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/wide.safetensors`;
+    await writeSafetensors(path, m.stateDict(), { arch: "smallcnn" });
+    const state = await readSafetensors(path);
+    assert.deepEqual(widthsInWeights("smallcnn", state), [12, 8, 24, 20]);
+    assert.equal(widthsInWeights("resnet18", state), undefined);
+    const target = await loadClassifier("smallcnn", path);
+    m.eval();
+    await tidyAsync(async () => {
+      const x = Tensor.fromData(
+        Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => (Math.cos(i * 0.11) + 1) / 2),
+        [2, 3, 32, 32],
+      );
+      assert.deepEqual(await target.logits(x).data(), await m.forward(x).data());
+    });
+    for (const t of state.values()) t.dispose();
+  } finally {
+    m.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

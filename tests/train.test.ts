@@ -17,7 +17,7 @@ async function weights(m: { stateDict(): Map<string, { data(): Promise<Float32Ar
 }
 
 function tiny(): SmallCnn {
-  return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] } as never) as SmallCnn;
+  return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] }) as SmallCnn;
 }
 
 Deno.test("classifier training killed mid-epoch and resumed equals the straight run", async () => {

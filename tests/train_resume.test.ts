@@ -16,7 +16,7 @@ await gpu();
 const train = await readCifar(`${DATA_DIR}test_subset.bin`, { split: "train" });
 
 function tiny(): SmallCnn {
-  return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] } as never) as SmallCnn;
+  return createModel("smallcnn", { seed: 5, widths: [4, 8, 8, 8] }) as SmallCnn;
 }
 
 const withTmp = (fn: (dir: string) => Promise<void>) => withTmpDir("atop-resume-", fn);

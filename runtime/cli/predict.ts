@@ -7,7 +7,13 @@ import { initEngine } from "../engine.ts";
 import { noGrad } from "../autograd.ts";
 import { tidyAsync } from "../tensor.ts";
 import * as ops from "../ops/mod.ts";
-import { ARCHS, classesInWeights, type Classifier, createModel } from "../models/mod.ts";
+import {
+  ARCHS,
+  classesInWeights,
+  type Classifier,
+  createModel,
+  widthsInWeights,
+} from "../models/mod.ts";
 import { CIFAR_NAMES, cifarFiles, readCifar, toTensorBatch } from "../data/mod.ts";
 import { readSafetensorsRaw } from "../io/safetensors.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
@@ -66,7 +72,8 @@ export async function main(args: string[]): Promise<number> {
     );
   }
   await initEngine(adapter);
-  const model = createModel(arch, { numClasses: ds.numClasses }) as Classifier;
+  const widths = widthsInWeights(arch, tensors);
+  const model = createModel(arch, { numClasses: ds.numClasses, widths }) as Classifier;
   try {
     model.loadStateDict(tensors, { strict: true });
   } catch (e) {

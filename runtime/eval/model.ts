@@ -20,12 +20,15 @@ export async function loadClassifier(
   const models = await import(new URL("../models/mod.ts", import.meta.url).href).catch((e) => {
     throw new Error(`--arch ${arch}: cannot load runtime/models (${e.message})`);
   });
-  const model = models.createModel(arch, { numClasses });
+  let state: Map<string, CpuTensor> | null = null;
   if (typeof weights === "string") {
     const io = await import(new URL("../io/safetensors.ts", import.meta.url).href);
-    const tensors = await io.readSafetensors(weights);
-    model.loadStateDict(tensors, { strict: true });
-  } else if (weights) model.loadStateDict(weights, { strict: true });
+    state = await io.readSafetensors(weights);
+  } else state = weights;
+  // A widened small CNN's widths come from its weights.
+  const widths = state ? models.widthsInWeights(arch, state) : undefined;
+  const model = models.createModel(arch, { numClasses, widths });
+  if (state) model.loadStateDict(state, { strict: true });
   return classifierTarget(model, { name: arch, numClasses: model.numClasses });
 }
 

@@ -14,6 +14,9 @@ export interface ClassifierOptions {
 
 export abstract class Classifier extends Module {
   abstract readonly arch: string;
+  /** Channels of its widest activation at the input's resolution: with the input size, the
+   * largest tensor one image makes (what bounds a stacked batch under a binding limit). */
+  abstract readonly stemChannels: number;
   readonly numClasses: number;
   #norm: { mean: Tensor; invStd: Tensor } | null = null;
 

@@ -1,7 +1,6 @@
 // The model zoo: classifiers by architecture name, the purifier and its critic.
 
-import type { ClassifierOptions } from "./classifier.ts";
-import { SmallCnn } from "./smallcnn.ts";
+import { SmallCnn, type SmallCnnOptions } from "./smallcnn.ts";
 import { ResNet18 } from "./resnet18.ts";
 import { WideResNet } from "./wrn.ts";
 
@@ -31,7 +30,24 @@ export function classesInWeights(
   return head && head.shape.length === 2 ? head.shape[0] : null;
 }
 
-export function createModel(arch: string, o: ClassifierOptions = {}) {
+/** The small CNN's stage widths as a state dict holds them (its convs' output channels), so
+ * that weights of a widened small CNN load by architecture name alone; undefined for other
+ * architectures or when a conv weight is missing (loading then reports what is wrong). */
+export function widthsInWeights(
+  arch: Arch,
+  state: Map<string, { shape: readonly number[] }>,
+): [number, number, number, number] | undefined {
+  if (arch !== "smallcnn") return undefined;
+  const w = [1, 2, 3, 4].map((i) => state.get(`conv${i}.weight`)?.shape);
+  if (!w.every((s) => s && s.length === 4)) return undefined;
+  return w.map((s) => s![0]) as [number, number, number, number];
+}
+
+/** A classifier by name; `widths` applies to the small CNN only. */
+export function createModel(arch: string, o: SmallCnnOptions = {}) {
+  if (o.widths && arch !== "smallcnn") {
+    throw new Error(`widths: only the smallcnn has stage widths, got them for "${arch}"`);
+  }
   switch (arch) {
     case "smallcnn":
       return new SmallCnn(o);

@@ -42,6 +42,7 @@ class BasicBlock extends Module {
 
 export class ResNet18 extends Classifier {
   readonly arch = "resnet18";
+  readonly stemChannels = 64;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
   readonly layers: Sequential[] = [];

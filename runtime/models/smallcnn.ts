@@ -16,10 +16,15 @@ export class SmallCnn extends Classifier {
   readonly convs: Conv2d[] = [];
   readonly bns: BatchNorm2d[] = [];
   readonly fc: Linear;
+  readonly stemChannels: number;
   constructor(o: SmallCnnOptions = {}) {
     super(o);
     const rng = new InitRng(o.seed ?? 0);
     const w = o.widths ?? [16, 32, 64, 128];
+    if (w.length !== 4 || !w.every((c) => Number.isInteger(c) && c >= 1)) {
+      throw new Error(`smallcnn widths: expected four positive integers, got [${w}]`);
+    }
+    this.stemChannels = w[0];
     let cin = 3;
     w.forEach((c, i) => {
       this.convs.push(

@@ -55,6 +55,7 @@ export interface WrnOptions extends ClassifierOptions {
 
 export class WideResNet extends Classifier {
   readonly arch: string;
+  readonly stemChannels: number;
   readonly conv1: Conv2d;
   readonly blocks: NetworkBlock[];
   readonly bn1: BatchNorm2d;
@@ -67,6 +68,7 @@ export class WideResNet extends Classifier {
     const n = (depth - 4) / 6;
     const rng = new InitRng(o.seed ?? 0);
     const ch = [16, 16 * widen, 32 * widen, 64 * widen];
+    this.stemChannels = Math.max(ch[0], ch[1]); // the first block runs at stride 1
     this.conv1 = this.child("conv1", new Conv2d(rng, 3, ch[0], 3, { padding: 1, bias: false }));
     this.blocks = [1, 2, 3].map((i) =>
       this.child(`block${i}`, new NetworkBlock(rng, n, ch[i - 1], ch[i], i === 1 ? 1 : 2))
