@@ -444,7 +444,9 @@ Deno.test("defense bytes per image bound stacked EOT passes by the purifier's si
   const base = { name: "t", transform: [{ kind: "rt2" }] };
   const q = parseSpec(resolveSpecInput(base, "quick"));
   const r18 = parseSpec(resolveSpecInput({ ...base, classifier: { arch: "resnet18" } }, "quick"));
-  const s = parseSpec(resolveSpecInput(base, "standard"));
+  const s = parseSpec(
+    resolveSpecInput({ ...base, purifier: { kind: "deepfill", width: 16 } }, "standard"),
+  );
   const bytes = (spec: typeof q, withPurifier: boolean) => {
     const clf = classifierOf(spec);
     try {

@@ -202,9 +202,14 @@ Deno.test("purifierSize training: the purifier trains at 64x64 with L1 to the up
   for (const m of [purifier, discriminator, classifier]) m.dispose();
 });
 
-Deno.test("standard preset: the issue's evaluation (512 images, 20 iterations, EOT 8, AutoAttack), ResNet-18, purifier at 64x64 on the shipped subset", async () => {
+Deno.test("standard preset: the issue's evaluation (512 images, 20 iterations, EOT 8, AutoAttack), a widened small CNN, purifier at 64x64 on the shipped subset", async () => {
   const spec = parseSpec(resolveSpecInput({ name: "std", transform: base.transform }, "standard"));
-  assert.equal(spec.classifier.arch, "resnet18");
+  assert.equal(spec.classifier.arch, "smallcnn");
+  assert.deepEqual(spec.classifier.widths, [32, 64, 128, 256]);
+  const quick = parseSpec(resolveSpecInput({ name: "q", transform: base.transform }, "quick"));
+  // Twice quick's pre-training passes, on the same recipe.
+  assert.equal(spec.pretraining.epochs, 2 * quick.pretraining.epochs);
+  assert.equal(spec.pretraining.lr, quick.pretraining.lr);
   assert.equal(spec.purifierSize, 64);
   assert.equal(spec.evaluation.limit, 512);
   assert.equal(spec.evaluation.eotDraws, 8);
