@@ -16,7 +16,7 @@ import {
   writeReport,
 } from "../runtime/eval/report.ts";
 import { threatTargets } from "../runtime/eval/threat.ts";
-import { checkGradients, checkRandomized } from "../runtime/eval/checks.ts";
+import { checkCleanConsistency, checkGradients, checkRandomized } from "../runtime/eval/checks.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
 import { majorityVote, protocolText } from "../runtime/eval/verdict.ts";
 import { rt2 } from "../runtime/transforms.ts";
@@ -641,4 +641,26 @@ Deno.test("sanity checks: the randomized check names each attack that runs witho
   assert.equal(c.level, "warning");
   assert.match(c.message, /without EOT by apgd-ce:/);
   assert.doesNotMatch(c.message, /pgd,|square/);
+});
+
+Deno.test("clean-consistency: two draws of a randomized defense differ by draw noise, a mismatch does not", () => {
+  // n examples, the first `rep` right under the verdict, the first `att` under the attack's pass.
+  const examples = (n: number, rep: number, att: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      index: i,
+      label: 1,
+      clean_pred: i < rep ? 1 : 0,
+      attack_clean_pred: i < att ? 1 : 0,
+    })) as unknown as Parameters<typeof checkCleanConsistency>[1];
+  const full = config(["pgd"], { threat_model: "full-pipeline" });
+  const level = (n: number, rep: number, att: number, randomized: boolean) =>
+    checkCleanConsistency(full, examples(n, rep, att), randomized).level;
+  // The standard run's AToP defense on 32 images: 14 and 24 correct on two draws (62 and 70 of
+  // 128 on the same defense): within the noise of a difference of two draws.
+  assert.equal(level(32, 14, 24, true), "info");
+  // Far apart, or any difference on a deterministic target: a mismatch.
+  assert.equal(level(32, 4, 28, true), "warning");
+  assert.equal(level(128, 30, 90, true), "warning");
+  assert.equal(level(32, 14, 15, false), "warning");
+  assert.equal(level(32, 14, 14, true), "ok");
 });
