@@ -44,8 +44,8 @@ export const PRESETS: Record<PresetName, Partial<PipelineSpecInput>> = {
     // Sized for a night on the 2-core software adapter (BENCHMARKS.md, session 16): the defense
     // costs about one attack pass per 43 ms there with the width-8 purifier and the widened small
     // CNN (23.3 passes/s, PGD with EOT 8 at batch 32), against 79 ms with a width-16 purifier
-    // (12.6) and 101 ms with a width-16 purifier and ResNet-18 (9.9, session 15). The evaluation
-    // is what costs: about 800 passes per attacked image and defense through the purifier.
+    // (12.6), measured one after another on one machine. The evaluation is what costs: about 800
+    // passes per attacked image and defense through the purifier.
     classifier: { arch: "smallcnn", widths: [32, 64, 128, 256] },
     purifierSize: 64,
     purifier: {
