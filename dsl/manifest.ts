@@ -4,6 +4,7 @@
 
 import { join } from "node:path";
 import { engine } from "../runtime/engine.ts";
+import { convStorage } from "../runtime/ops/precision.ts";
 import { hashFile, hashJson } from "../runtime/io/hash.ts";
 import { writeJsonAtomic } from "../runtime/io/atomic.ts";
 import type { PipelineSpecT } from "./spec.ts";
@@ -20,6 +21,8 @@ export interface Manifest {
   seed: number;
   threat: string;
   adapter: unknown;
+  /** Storage of the conv operands: "f16" under ATOP_F16=1 (runtime/ops/precision.ts). */
+  conv_storage: "f32" | "f16";
   deno: typeof Deno.version;
   started: string;
   seconds: number;
@@ -99,6 +102,7 @@ export async function writeManifest(o: {
     seed: o.spec.seed,
     threat: o.threat,
     adapter: engine().adapter,
+    conv_storage: convStorage(),
     deno: Deno.version,
     started: o.started,
     seconds: o.seconds,

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import type { Tensor } from "../runtime/tensor.ts";
 import { engine } from "../runtime/engine.ts";
+import { convStorage } from "../runtime/ops/precision.ts";
 import type { Rng } from "../runtime/rng.ts";
 import { PatchDiscriminator, Purifier, PURIFIER_ARCH_VERSION } from "../runtime/models/mod.ts";
 import { type CifarDataset, cifarFiles, readCifar } from "../runtime/data/mod.ts";
@@ -46,8 +47,15 @@ interface StageDir {
   done: boolean;
 }
 
+/** A stage's key: the hash of what it depends on. Half-float conv operands (ATOP_F16=1) change
+ * every result, so such stages get keys of their own; the default's keys stay what they were. */
+export async function stageKey(deps: unknown): Promise<string> {
+  const storage = convStorage();
+  return (await hashJson(storage === "f32" ? deps : { deps, convStorage: storage })).slice(0, 12);
+}
+
 async function stageDir(out: string, name: string, deps: unknown): Promise<StageDir> {
-  const key = (await hashJson(deps)).slice(0, 12);
+  const key = await stageKey(deps);
   const dir = join(out, `${name}-${key}`);
   await Deno.mkdir(dir, { recursive: true });
   const done = await Deno.stat(join(dir, "done.json")).then(() => true, () => false);

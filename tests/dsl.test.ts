@@ -10,7 +10,9 @@ import {
 import { blockMask, rt2 } from "../runtime/transforms.ts";
 import { andRobust, attackEot } from "../dsl/evaluate.ts";
 import { PRESETS, resolveSpecInput } from "../dsl/presets.ts";
-import { stageTerms } from "../dsl/run.ts";
+import { stageKey, stageTerms } from "../dsl/run.ts";
+import { setConvStorage } from "../runtime/ops/precision.ts";
+import { hashJson } from "../runtime/io/hash.ts";
 import { neverActive } from "../runtime/train/purifier.ts";
 import { type Classifier, createModel, type SmallCnn } from "../runtime/models/mod.ts";
 import { ExampleDraws, Rng } from "../runtime/rng.ts";
@@ -507,4 +509,19 @@ Deno.test("classifier.widths sizes the small CNN and is refused elsewhere", asyn
   refused({ arch: "resnet18", widths: [16, 32, 64, 128] }, "classifier.widths: only the smallcnn");
   refused({ arch: "smallcnn", widths: [16, 32, 64] }, "classifier.widths");
   refused({ arch: "smallcnn", widths: [16, 32, 0, 128] }, "classifier.widths[2]");
+});
+
+Deno.test("stage keys: unchanged under float32 conv operands, their own under ATOP_F16=1", async () => {
+  const deps = { spec: { seed: 3 }, data: "abc" };
+  try {
+    setConvStorage("f32");
+    const k32 = await stageKey(deps);
+    assert.equal(k32, (await hashJson(deps)).slice(0, 12), "a default run's keys moved");
+    setConvStorage("f16");
+    const k16 = await stageKey(deps);
+    assert.notEqual(k16, k32, "a half-float run would reuse float32 stages");
+    assert.equal(await stageKey(deps), k16);
+  } finally {
+    setConvStorage(undefined);
+  }
 });

@@ -1,5 +1,10 @@
 import { assert } from "./helpers/check.ts";
-import { compareMetrics, crossAdapterTolerance, rerunArgs } from "../runtime/cli/repro.ts";
+import {
+  compareMetrics,
+  crossAdapterTolerance,
+  rerunArgs,
+  rerunEnv,
+} from "../runtime/cli/repro.ts";
 
 Deno.test("repro: metric comparison is exact at tolerance 0, lists missing metrics", () => {
   const a = {
@@ -103,4 +108,10 @@ Deno.test("repro: the committed ci_tiny manifest reruns to the same metrics and 
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test("repro: the rerun uses the recorded conv operand storage, float32 when none is recorded", () => {
+  assert.deepEqual(rerunEnv({ conv_storage: "f16" }), { ATOP_F16: "1" });
+  assert.deepEqual(rerunEnv({ conv_storage: "f32" }), { ATOP_F16: "0" });
+  assert.deepEqual(rerunEnv({}), { ATOP_F16: "0" });
 });

@@ -16,6 +16,8 @@ interface ManifestLike {
   args: string[];
   adapter: { device?: string; description?: string; backend?: string } | null;
   metrics: Record<string, number>;
+  /** Absent in manifests from before ATOP_F16 existed: float32. */
+  conv_storage?: "f32" | "f16";
   weights?: Record<string, string>;
   spec?: { evaluation?: { limit?: number } };
 }
@@ -41,6 +43,12 @@ export function compareMetrics(
     }
   }
   return out;
+}
+
+/** The environment of the rerun: the recorded conv operand storage (ATOP_F16), whatever the
+ * caller's shell has. */
+export function rerunEnv(m: { conv_storage?: "f32" | "f16" }): Record<string, string> {
+  return { ATOP_F16: m.conv_storage === "f16" ? "1" : "0" };
 }
 
 /** The recorded command line with --out pointing at `out`. */
@@ -93,9 +101,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const out = v.out ?? await Deno.makeTempDir({ prefix: "atop-repro-" });
   const args = rerunArgs(m.args, out);
-  console.error(`repro: deno run -A ${m.pipeline_file} ${args.join(" ")}`);
+  console.error(
+    `repro: ATOP_F16=${rerunEnv(m).ATOP_F16} deno run -A ${m.pipeline_file} ${args.join(" ")}`,
+  );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", m.pipeline_file, ...args],
+    env: rerunEnv(m),
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();

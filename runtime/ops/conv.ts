@@ -7,12 +7,13 @@ import { type Dispatch, engine, grid1d } from "../engine.ts";
 import { blockTile } from "./tiles.ts";
 import { forcedVariant, runTuned } from "../tune/tuner.ts";
 import { keep, Tensor } from "../tensor.ts";
-import { words } from "./util.ts";
+import { launch1d, words } from "./util.ts";
 import { reshape } from "./shape.ts";
 import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { packRows4 } from "./matmul.ts";
 import { canMirror, mirrorTensor } from "./texture.ts";
+import { convStorage } from "./precision.ts";
 
 // Workgroups of the CPU variants: 64 threads along the pixels, one channel block each. On
 // llvmpipe an idle thread of a workgroup costs a large part of what a busy one does, and layers
@@ -142,9 +143,15 @@ const BLOCK_VARIANTS = [
  * (the purifier's 3-8 channel layers), so that wide layers do not pay for compiling and timing
  * them; each also from textures when its operands fit them; tile16 with constant loop bounds
  * (BOUND) where a row has at least 4 vec4s (16 channels), from textures where they fit. */
-function blockVariants(channels: number, rowVec4s: number, operands: Tensor[]): string[] {
+function blockVariants(
+  channels: number,
+  rowVec4s: number,
+  operands: Tensor[],
+  half: boolean,
+): string[] {
   const narrow = channels <= 4 ? ["tile16x4"] : channels <= 8 ? ["tile16x8"] : [];
-  const blocks = withTwins(["tile4", "tile16", ...narrow], operands);
+  const base = ["tile4", "tile16", ...narrow];
+  const blocks = half ? base : withTwins(base, operands);
   if (rowVec4s < 4) return blocks;
   return [...blocks, (blocks.includes(TEX + "tile16") ? TEX : "") + "tile16" + BOUND];
 }
@@ -155,14 +162,36 @@ function variantLaunch(
   kernel: string,
   v: string,
   operands: [Tensor, Tensor],
+  half = false,
 ): { kernel: string; entry: string; textures?: number[] } {
   const tex = v.startsWith(TEX);
+  if (half) {
+    // Half-float operands live in buffers only: there is no "tex:" twin of a "_h" kernel.
+    if (tex) throw new Error(`conv: variant "${v}" reads textures; ATOP_F16=1 has buffers only`);
+    return { kernel: `${kernel}_h`, entry: entryOf(v) };
+  }
   if (tex) operands.forEach(mirrorTensor);
   return {
     kernel: tex ? `${kernel}_tex` : kernel,
     entry: entryOf(v),
     textures: tex ? [0, 1] : undefined,
   };
+}
+
+/** Packed float32 rows [R, 4k] as half floats, two to a word: [R, 2k] (half_pack.wgsl). */
+function toHalf(packed: Tensor): Tensor {
+  const vec4s = packed.size / 4;
+  const out = Tensor.empty([packed.shape[0], packed.shape[1] / 2]);
+  launch1d("half_pack", vec4s, [packed.buffer, out.buffer], words(vec4s));
+  return out;
+}
+
+/** packRows4's result for a kernel operand: as is, or as half floats (disposing the f32 rows). */
+function operand(packed: Tensor, half: boolean): Tensor {
+  if (!half) return packed;
+  const h = toHalf(packed);
+  packed.dispose();
+  return h;
 }
 
 /** A block launch of the forward or input gradient: variantLaunch and pipeline constants, the
@@ -173,6 +202,7 @@ function blockLaunch(
   operands: [Tensor, Tensor],
   g: Geometry,
   rowVec4s: number,
+  half: boolean,
 ): Pick<Dispatch, "kernel" | "entry" | "constants" | "textures"> {
   const bound = v.endsWith(BOUND);
   const constants: Record<string, number> = entryOf(v) === "tiled" ? {} : {
@@ -182,7 +212,7 @@ function blockLaunch(
     TAPS_W: bound ? g.KW : 0,
     ROW_VEC4S: bound ? rowVec4s : 0,
   };
-  return { ...variantLaunch(kernel, v, operands), constants };
+  return { ...variantLaunch(kernel, v, operands, half), constants };
 }
 
 /** Workgroups of a kernel over pixel x channel blocks (forward, input gradient): tiled runs
@@ -208,6 +238,7 @@ function runConvKernel(
   variants: string[],
   dflt: string,
   known: string[],
+  half: boolean,
 ): void {
   const f = forcedVariant(family);
   if (f !== undefined) {
@@ -217,7 +248,9 @@ function runConvKernel(
     return run(f)();
   }
   if (!engine().adapter.isFallbackAdapter) return run("tiled")();
-  runTuned(family, shapeKey(g), variants.map((v) => ({ name: v, run: run(v) })), dflt);
+  // Half-float operands are another kernel: their timings are kept apart.
+  const key = shapeKey(g) + (half ? " h" : "");
+  runTuned(family, key, variants.map((v) => ({ name: v, run: run(v) })), dflt);
 }
 
 /** The conv input x [N,Cin,H,W] channels-last, Cin padded to 4, plus a zero row that padding
@@ -278,8 +311,14 @@ function packedWeight(w: Tensor, layout: string, pack: () => Tensor): { wp: Tens
   return { wp: pack(), own: true };
 }
 
-/** y from the packed input xp (packInput). */
-function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
+/** y from the packed input xp (packInput; as half floats when `half`, see convStorage). */
+function convForwardRaw(
+  xp: Tensor,
+  w: Tensor,
+  b: Tensor | null,
+  g: Geometry,
+  half: boolean,
+): Tensor {
   const y = Tensor.empty([g.N, g.Cout, g.Ho, g.Wo]);
   if (y.size === 0) return y;
   const t = tileSize();
@@ -287,26 +326,27 @@ function convForwardRaw(xp: Tensor, w: Tensor, b: Tensor | null, g: Geometry): T
   // Weight as [Cout, KH, KW, Cin].
   const { wp, own } = packedWeight(
     w,
-    `fwd:${g.Cout},${kk},${g.Cin}`,
-    () => packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk }),
+    `${half ? "h:" : ""}fwd:${g.Cout},${kk},${g.Cin}`,
+    () => operand(packRows4(w, g.Cout, kk, g.Cin, { sb: g.Cin * kk, so: 1, si: kk }), half),
   );
   const c4 = Math.ceil(g.Cin / 4);
   const run = (v: string) => () =>
     engine().dispatch({
-      ...blockLaunch("conv2d_fwd", v, [xp, wp], g, c4),
+      ...blockLaunch("conv2d_fwd", v, [xp, wp], g, c4, half),
       buffers: [xp.buffer, wp.buffer, (b ?? wp).buffer, y.buffer],
       params: [...geoWords(g), c4, b ? 1 : 0],
       workgroups: blockGrid(v, g.N * g.Ho * g.Wo, g.Cout),
       flops: convFlops(g),
     });
-  const variants = blockVariants(g.Cout, c4, [xp, wp]);
-  runConvKernel("conv2d_fwd", g, run, variants, `tile${t}`, BLOCK_VARIANTS);
+  const variants = blockVariants(g.Cout, c4, [xp, wp], half);
+  runConvKernel("conv2d_fwd", g, run, variants, `tile${t}`, BLOCK_VARIANTS, half);
   if (own) wp.dispose();
   return y;
 }
 
-/** gx from the packed output gradient gp (packOutput). */
-function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
+/** gx from the packed output gradient gp (packOutput; always float32); the weights as half
+ * floats when `half`. */
+function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry, half: boolean): Tensor {
   const gx = Tensor.empty([g.N, g.Cin, g.H, g.W]);
   if (gx.size === 0) return gx;
   const t = tileSize();
@@ -314,22 +354,22 @@ function convInputGradRaw(gp: Tensor, w: Tensor, g: Geometry): Tensor {
   // Weight as [Cin, KH, KW, Cout].
   const { wp, own } = packedWeight(
     w,
-    `bwd_data:${g.Cin * kk},${g.Cout}`,
-    () => packRows4(w, 1, g.Cin * kk, g.Cout, { sb: 0, so: 1, si: g.Cin * kk }),
+    `${half ? "h:" : ""}bwd_data:${g.Cin * kk},${g.Cout}`,
+    () => operand(packRows4(w, 1, g.Cin * kk, g.Cout, { sb: 0, so: 1, si: g.Cin * kk }), half),
   );
   // Input pixels are enumerated phase by phase (see the shader), holes included.
   const Hs = Math.ceil(g.H / g.SH), Ws = Math.ceil(g.W / g.SW);
   const c4 = Math.ceil(g.Cout / 4);
   const run = (v: string) => () =>
     engine().dispatch({
-      ...blockLaunch("conv2d_bwd_data", v, [gp, wp], g, c4),
+      ...blockLaunch("conv2d_bwd_data", v, [gp, wp], g, c4, half),
       buffers: [gp.buffer, wp.buffer, gx.buffer],
       params: [...geoWords(g), c4, Hs, Ws],
       workgroups: blockGrid(v, g.N * g.SH * g.SW * Hs * Ws, g.Cin),
       flops: convFlops(g),
     });
-  const variants = blockVariants(g.Cin, c4, [gp, wp]);
-  runConvKernel("conv2d_bwd_data", g, run, variants, `tile${t}`, BLOCK_VARIANTS);
+  const variants = blockVariants(g.Cin, c4, [gp, wp], half);
+  runConvKernel("conv2d_bwd_data", g, run, variants, `tile${t}`, BLOCK_VARIANTS, half);
   if (own) wp.dispose();
   return gx;
 }
@@ -342,8 +382,9 @@ function targetThreads(): number {
 
 const WG_WEIGHT = 64;
 
-/** gw from the packed input xp (packInput) and output gradient gp (packOutput). */
-function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
+/** gw from the packed input xp (packInput; as half floats when `half`) and output gradient gp
+ * (packOutput; always float32). */
+function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry, half: boolean): Tensor {
   const kk = g.KH * g.KW;
   const wShape = [g.Cout, g.Cin, g.KH, g.KW];
   const t = tileSize();
@@ -361,7 +402,7 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
   split = Math.ceil(g.N / nPer);
   const partial = Tensor.empty([split, ...wShape]);
   const run = (variant: string) => () => {
-    const launch = variantLaunch("conv2d_bwd_weight", variant, [xp, gp]);
+    const launch = variantLaunch("conv2d_bwd_weight", variant, [xp, gp], half);
     const v = launch.entry;
     const tiled = v === "tiled";
     const { to, ti } = blocks(v);
@@ -381,9 +422,10 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry): Tensor {
     });
   };
   // The batch split above is the same for every variant, the GPU's tiled one included.
-  const variants = withTwins(["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])], [xp, gp]);
+  const base = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
+  const variants = half ? base : withTwins(base, [xp, gp]);
   const known = [...withTwins(["tile4", "tile16", "tile16x4"]), "tiled"];
-  runConvKernel("conv2d_bwd_weight", g, run, variants, dflt, known);
+  runConvKernel("conv2d_bwd_weight", g, run, variants, dflt, known, half);
   if (split === 1) return partial.view(wShape);
   const gw = sum(partial, 0);
   partial.dispose();
@@ -400,16 +442,17 @@ function convGrads(
   needX: boolean,
   needW: boolean,
   savedXp: Tensor | null,
+  half: boolean,
 ) {
   if (!needX && !needW) return [null, null];
   const gp = packOutput(gy, g);
-  const gx = needX ? convInputGradRaw(gp, w, g) : null;
+  const gx = needX ? convInputGradRaw(gp, w, g, half) : null;
   let gw: Tensor | null = null;
   if (needW) {
     // The forward's packed input when it is still there (same scope), else packed again.
     const fresh = !savedXp || savedXp.disposed;
-    const xp = fresh ? packInput(x, g) : savedXp;
-    gw = convWeightGradRaw(xp, gp, g);
+    const xp = fresh ? operand(packInput(x, g), half) : savedXp;
+    gw = convWeightGradRaw(xp, gp, g, half);
     if (fresh) xp.dispose();
   }
   gp.dispose();
@@ -453,15 +496,17 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, o: Conv2dOptions
   }
   const bias = checkBias(op, b, Cout);
   const g: Geometry = { N, Cin, H, W, Cout, Ho, Wo, KH, KW, SH, SW, PH, PW, DH, DW };
-  const xp = packInput(x, g);
-  const y = convForwardRaw(xp, w, bias, g);
+  // ATOP_F16=1: the packed input (kept for the weight gradient) and weights as half floats.
+  const half = convStorage() === "f16";
+  const xp = operand(packInput(x, g), half);
+  const y = convForwardRaw(xp, w, bias, g, half);
   // A weight that will want its gradient keeps the packed input for the backward (it lives
   // in the caller's scope, like the other saved activations): one pack fewer per step.
   const saveXp = isGradEnabled() && w.requiresGrad;
   if (!saveXp) xp.dispose();
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(y, op, inputs, (gy, needs) => [
-    ...convGrads(x, w, gy, g, needs[0], needs[1], saveXp ? xp : null),
+    ...convGrads(x, w, gy, g, needs[0], needs[1], saveXp ? xp : null, half),
     needs[2] ? biasGrad(gy) : null,
   ]);
 }
@@ -515,16 +560,19 @@ export function convTranspose2d(
     DH,
     DW,
   };
-  // x plays the output gradient of that convolution and gy its input.
+  // x plays the output gradient of that convolution and gy its input. Under ATOP_F16=1 the
+  // forward reads its weights as half floats; the backward, whose packed "input" is a
+  // gradient, stays float32 throughout.
+  const half = convStorage() === "f16";
   const xp = packOutput(x, g);
-  let y = record(convInputGradRaw(xp, w, g), op, [x, w], (gy, needs) => {
+  let y = record(convInputGradRaw(xp, w, g, half), op, [x, w], (gy, needs) => {
     if (!needs[0] && !needs[1]) return [null, null];
     const gyp = packInput(gy, g);
-    const gx = needs[0] ? convForwardRaw(gyp, w, null, g) : null;
+    const gx = needs[0] ? convForwardRaw(gyp, w, null, g, false) : null;
     let gw: Tensor | null = null;
     if (needs[1]) {
       const p = packOutput(x, g);
-      gw = convWeightGradRaw(gyp, p, g);
+      gw = convWeightGradRaw(gyp, p, g, false);
       p.dispose();
     }
     gyp.dispose();

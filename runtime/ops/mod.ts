@@ -4,6 +4,7 @@ export * from "./reduce.ts";
 export * from "./matmul.ts";
 export * from "./shape.ts";
 export * from "./conv.ts";
+export { type ConvStorage, convStorage, setConvStorage } from "./precision.ts";
 export * from "./norm.ts";
 export * from "./assign.ts";
 export * from "./spectral.ts";

@@ -9,8 +9,8 @@
 # Stages, each logged with its wall time, each writing under $OUT (the files that come back):
 #   1. the adapter check (it must be the GPU, never a fallback);
 #   2. the kernel and graph tests on the GPU adapter (the variants the CPU never takes);
-#   3. `deno task bench --adapter gpu` on issues 12 and 13's benchmarks, and the PyTorch twin on
-#      the same GPU, then tests/bench/device_summary.ts: ratios and shares of the fp32 peak;
+#   3. `deno task bench --adapter gpu` on issues 12 and 13's benchmarks (conv and ResNet-18 again
+#      with ATOP_F16=1), and the PyTorch twin on the same GPU, then tests/bench/device_summary.ts: ratios and shares of the fp32 peak;
 #   4. the standard preset with what time is left: its log gives stage times and attack rates
 #      even when it cannot finish (the preset is sized for about 10 minutes on a GPU).
 set -u -o pipefail
@@ -58,14 +58,14 @@ fi
 # 2. Kernel and graph tests on the GPU (the whole suite took 2:38 on the H100 in November, with
 # fewer tests: these are the ones whose kernels have GPU-only variants).
 log "tests on the GPU adapter"
-timeout $(limit 330) deno test -A tests/ops_*.test.ts tests/fusion.test.ts \
+timeout $(limit 380) deno test -A tests/ops_*.test.ts tests/fusion.test.ts \
   tests/graph_capture.test.ts tests/tune.test.ts tests/determinism_memory.test.ts \
   tests/execution.test.ts 2>&1 | tail -n 40 | tee "$OUT/tests.log"
 log "tests ended: $(grep -E '^(ok|FAILED)' "$OUT/tests.log" | tail -1)"
 
 # 3. Benchmarks, ours and PyTorch's, on the same GPU.
 log "bench"
-timeout $(limit 200) deno run -A tests/bench/bench.ts --adapter $ATOP_ADAPTER --quick \
+timeout $(limit 230) deno run -A tests/bench/bench.ts --adapter $ATOP_ADAPTER --quick \
   --json "$OUT/bench_gpu.json" --only matmul_1024_gflops,matmul_4096_gflops,\
 conv3x3_c64_fwd_bwd_gflops,resnet18_train_step_images_per_s,pgd10_resnet18_images_per_s,\
 resnet18_b128_train_step_images_per_s,pgd10_resnet18_b128_images_per_s,\
@@ -73,9 +73,13 @@ purifier_w8_pretrain_step_images_per_s,autoattack_rand_eot20_quick_defense_image
 resnet18_train_step_dispatches,resnet18_train_step_submits,resnet18_train_step_readbacks,\
 pgd10_resnet18_dispatches,pgd10_resnet18_submits,pgd10_resnet18_readbacks,\
 apgd_ce100_resnet18_readbacks 2>&1 | tee "$OUT/bench.log"
+log "bench with half-float conv operands (ATOP_F16=1)"
+ATOP_F16=1 timeout $(limit 160) deno run -A tests/bench/bench.ts --adapter $ATOP_ADAPTER --quick \
+  --json "$OUT/bench_gpu_f16.json" --only conv3x3_c64_fwd_bwd_gflops,\
+resnet18_b128_train_step_images_per_s,pgd10_resnet18_b128_images_per_s 2>&1 | tee "$OUT/bench_f16.log"
 log "PyTorch twin"
 if [ -f .deno/torch_twin.py ]; then
-  timeout 120 python3 .deno/torch_twin.py cuda >"$OUT/torch_gpu.json" 2>"$OUT/torch_gpu.err"
+  timeout 90 python3 .deno/torch_twin.py cuda >"$OUT/torch_gpu.json" 2>"$OUT/torch_gpu.err"
 fi
 deno run -A tests/bench/device_summary.ts "$OUT/bench_gpu.json" "$OUT/torch_gpu.json" \
   "$OUT/bench.log" |
