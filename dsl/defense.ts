@@ -22,7 +22,8 @@ import {
   purifierOptions,
 } from "./compile.ts";
 import { DEFENSE_NAMES, type DefenseName } from "../runtime/eval/threat.ts";
-import { type RunManifest, stagePath } from "../runtime/eval/run_files.ts";
+import { checkConvStorage, type RunManifest, stagePath } from "../runtime/eval/run_files.ts";
+import { convStorage } from "../runtime/ops/precision.ts";
 
 export { DEFENSE_NAMES } from "../runtime/eval/threat.ts";
 
@@ -67,6 +68,7 @@ export async function loadPipelineRun(
     );
   }
   const m = JSON.parse(await Deno.readTextFile(manifestPath)) as RunManifest;
+  checkConvStorage(run, m, convStorage());
   const spec = parseSpec(resolveSpecInput(base, m.preset, m.seed));
   const hash = await hashJson(spec);
   if (hash !== m.spec_hash) {

@@ -12,7 +12,8 @@ struct Params { n: u32 } // vec4s
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i < p.n) {
-    let v = S[i];
+    // pack2x16float of a value beyond the half range is indeterminate: saturate instead.
+    let v = clamp(S[i], vec4f(-65504.0), vec4f(65504.0));
     D[i] = vec2u(pack2x16float(v.xy), pack2x16float(v.zw));
   }
 }

@@ -9,6 +9,7 @@ import { grad } from "../runtime/autograd.ts";
 import { engine } from "../runtime/engine.ts";
 import { forceVariant } from "../runtime/tune/tuner.ts";
 import { convStorage, setConvStorage } from "../runtime/ops/precision.ts";
+import { checkConvStorage } from "../runtime/eval/run_files.ts";
 
 await gpu();
 
@@ -178,16 +179,22 @@ Deno.test("ATOP_F16: half weights are cached apart from float32 ones; textures r
   try {
     // A frozen weight's packed copy is cached from its second use: run each mode twice,
     // interleaved, and each must keep its own precision.
-    const a = await conv().data();
+    const run = async () => {
+      const y = conv();
+      const v = await y.data();
+      y.dispose();
+      return v;
+    };
+    const seen: Record<string, Float32Array[]> = { f32: [], f16: [] };
+    for (const mode of ["f32", "f16", "f32", "f16", "f32", "f16"] as const) {
+      setConvStorage(mode);
+      seen[mode].push(await run()); // the third of each mode reads its cached packed weights
+    }
+    for (const mode of ["f32", "f16"]) {
+      for (const v of seen[mode].slice(1)) assert.deepEqual(v, seen[mode][0], `${mode} again`);
+    }
+    assert.notDeepEqual(seen.f32[0], seen.f16[0], "f16 and float32 gave the same bits");
     setConvStorage("f16");
-    const b = await conv().data();
-    setConvStorage("f32");
-    const c = await conv().data();
-    setConvStorage("f16");
-    const d = await conv().data();
-    assert.deepEqual(c, a, "float32 after f16: the same bits as before");
-    assert.deepEqual(d, b, "f16 twice: the same bits");
-    assert.notDeepEqual(a, b, "f16 and float32 gave the same bits");
     forceVariant("conv2d_fwd", "tex:tile16");
     assert.throws(() => conv(), /ATOP_F16=1 has buffers only/);
   } finally {
@@ -214,4 +221,41 @@ Deno.test("ATOP_F16: the switch reads 1 or 0 and refuses anything else with its 
     else Deno.env.set("ATOP_F16", old);
     setConvStorage(undefined);
   }
+});
+
+Deno.test("ATOP_F16: values beyond the half range saturate at +-65504; convTranspose2d stays float32", async () => {
+  const x = Tensor.fromData(Float32Array.from([1e6, -3e5, 70000, 1.5]), [1, 4, 1, 1]);
+  const w = Tensor.fromData(Float32Array.from([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]), [
+    4,
+    4,
+    1,
+    1,
+  ]);
+  const xt = Tensor.fromData(Float32Array.from([1.0001, 2]), [1, 2, 1, 1]);
+  const wt = Tensor.fromData(Float32Array.from([1.0001, 1]), [2, 1, 1, 1]);
+  setConvStorage("f16");
+  try {
+    const y = ops.conv2d(x, w);
+    assert.deepEqual([...await y.data()], [65504, -65504, 65504, 1.5]);
+    y.dispose();
+    // Half floats would round 1.0001 to 1: the transposed conv keeps it.
+    const t = ops.convTranspose2d(xt, wt);
+    const want = Math.fround(Math.fround(1.0001) * Math.fround(1.0001) + 2);
+    assert.deepEqual([...await t.data()], [want]);
+    t.dispose();
+  } finally {
+    setConvStorage(undefined);
+    for (const v of [x, w, xt, wt]) v.dispose();
+  }
+});
+
+Deno.test("ATOP_F16: attacking a run under another conv storage than it was made with is refused", () => {
+  const m = { preset: "quick", seed: 0, spec_hash: "x", stages: {} };
+  checkConvStorage("out/r", m, "f32"); // an old manifest: float32
+  checkConvStorage("out/r", { ...m, conv_storage: "f16" as const }, "f16");
+  assert.throws(
+    () => checkConvStorage("out/r", { ...m, conv_storage: "f16" as const }, "f32"),
+    /^Error: --run out\/r: the run was made with f16 conv operands .* set ATOP_F16=1/,
+  );
+  assert.throws(() => checkConvStorage("out/r", m, "f16"), /set ATOP_F16=0 to attack it/);
 });

@@ -9,6 +9,19 @@ export interface RunManifest {
   seed: number;
   spec_hash: string;
   stages: Record<string, { dir: string; cached: boolean }>;
+  /** Absent in manifests from before ATOP_F16 existed: float32. */
+  conv_storage?: "f32" | "f16";
+}
+
+/** Refuses to evaluate a run under another conv operand storage than it was made with (its
+ * weights were trained, and its figures taken, with those roundings). */
+export function checkConvStorage(run: string, m: RunManifest, current: "f32" | "f16"): void {
+  const made = m.conv_storage ?? "f32";
+  if (made === current) return;
+  throw new Error(
+    `--run ${run}: the run was made with ${made} conv operands and this process uses ${current}; ` +
+      `set ATOP_F16=${made === "f16" ? 1 : 0} to attack it`,
+  );
 }
 
 async function exists(p: string): Promise<boolean> {

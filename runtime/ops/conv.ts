@@ -560,12 +560,11 @@ export function convTranspose2d(
     DH,
     DW,
   };
-  // x plays the output gradient of that convolution and gy its input. Under ATOP_F16=1 the
-  // forward reads its weights as half floats; the backward, whose packed "input" is a
-  // gradient, stays float32 throughout.
-  const half = convStorage() === "f16";
+  // x plays the output gradient of that convolution and gy its input. It stays float32 under
+  // ATOP_F16=1: its backward's packed "input" is a gradient, and a forward with half weights
+  // would differentiate another function than that backward.
   const xp = packOutput(x, g);
-  let y = record(convInputGradRaw(xp, w, g, half), op, [x, w], (gy, needs) => {
+  let y = record(convInputGradRaw(xp, w, g, false), op, [x, w], (gy, needs) => {
     if (!needs[0] && !needs[1]) return [null, null];
     const gyp = packInput(gy, g);
     const gx = needs[0] ? convForwardRaw(gyp, w, null, g, false) : null;

@@ -3,8 +3,8 @@
 // IEEE half floats (packed two to a u32 with pack2x16float, so no adapter feature is needed) and
 // accumulates in float32; gradients stay float32, since half floats flush the small values a
 // backward pass carries (below 6e-8) to zero. Off by default: it changes results (operands
-// rounded to 11 significant bits; values beyond 65504 are not representable), so it is part of
-// a run's stage keys and manifest.
+// rounded to 11 significant bits, values beyond +-65504 saturated), so it is part of a run's
+// stage keys and manifest. convTranspose2d stays float32 (its backward reads gradients).
 
 export type ConvStorage = "f32" | "f16";
 

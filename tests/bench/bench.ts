@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import type { AdapterChoice } from "../../runtime/device.ts";
 import { initEngine } from "../../runtime/engine.ts";
+import { convStorage } from "../../runtime/ops/precision.ts";
 import { keep, Tensor, tidy, tidyAsync } from "../../runtime/tensor.ts";
 import { backward, grad } from "../../runtime/autograd.ts";
 import * as ops from "../../runtime/ops/mod.ts";
@@ -644,6 +645,7 @@ async function main() {
   if (json) {
     await writeJsonAtomic(json, {
       adapter: eng.adapter,
+      conv_storage: convStorage(),
       deno: Deno.version,
       date: new Date().toISOString(),
       loadavg: { before: loadBefore, after: loadAfter },
