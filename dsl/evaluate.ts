@@ -16,6 +16,7 @@ import { threatTargets } from "../runtime/eval/threat.ts";
 import type { Dataset } from "../runtime/eval/data.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../runtime/io/atomic.ts";
 import { Progress } from "../runtime/io/progress.ts";
+import { attackUnits, type EtaJob, EtaModel } from "../runtime/eval/eta.ts";
 import { accuracyInterval, pctWithInterval, wilson } from "../runtime/eval/stats.ts";
 import { protocolPredict, protocolText } from "../runtime/eval/verdict.ts";
 import { gatherImages } from "../runtime/eval/data.ts";
@@ -170,7 +171,44 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
     (a, v) => a + (v.name === "none" ? 1 : threats.length) * spec.evaluation.attacks.length,
     0,
   );
-  const progress = o.quiet ? null : new Progress(evaluations * n, "eval", 0, { unit: "img" });
+  // The time left weighs each job by its attack work, timed per defense kind and threat model
+  // (an attack through a purifier costs 30x one on the bare classifier).
+  type AttackSpec = PipelineSpecT["evaluation"]["attacks"][number];
+  const paramsOf = (a: AttackSpec, name: AttackName, randomized: boolean) =>
+    resolveParams(name, {
+      norm: a.norm,
+      eps: a.eps,
+      steps: a.steps,
+      restarts: a.restarts,
+      eot: attackEot(spec, a, randomized),
+      seed: spec.seed,
+      queries: a.queries,
+      stepSize: a.stepSize,
+      bound: a.bound,
+      components: a.attacks,
+      tau: a.tau,
+      kappa: a.kappa,
+    });
+  const etaJobs: EtaJob[] = [];
+  for (const v of vs) {
+    for (const threat of v.name === "none" ? ["full-pipeline" as Threat] : threats) {
+      const randomized = v.name !== "none" && threat === "full-pipeline";
+      for (const a of spec.evaluation.attacks) {
+        let name = a.attack as AttackName;
+        if (randomized && name === "autoattack") name = "autoattack-rand";
+        etaJobs.push({
+          group: `${v.purifier ? "purifier" : v.name}.${threat}`,
+          images: n,
+          unitsPerImage: attackUnits(name, paramsOf(a, name, randomized)),
+        });
+      }
+    }
+  }
+  const eta = new EtaModel(etaJobs);
+  let job = -1;
+  const progress = o.quiet
+    ? null
+    : new Progress(evaluations * n, "eval", 0, { unit: "img", eta: () => eta.estimate() });
   try {
     for (const v of vs) await evaluateVariant(v);
   } finally {
@@ -200,21 +238,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
         // Randomized defenses attacked adaptively get EOT and AutoAttack's rand version.
         let name = a.attack as AttackName;
         if (randomized && name === "autoattack") name = "autoattack-rand";
-        const eot = attackEot(spec, a, randomized);
-        const params = resolveParams(name, {
-          norm: a.norm,
-          eps: a.eps,
-          steps: a.steps,
-          restarts: a.restarts,
-          eot,
-          seed: spec.seed,
-          queries: a.queries,
-          stepSize: a.stepSize,
-          bound: a.bound,
-          components: a.attacks,
-          tau: a.tau,
-          kappa: a.kappa,
-        });
+        const params = paramsOf(a, name, randomized);
         const tag = `${v.name}.${threat}.${name}-${a.norm}`;
         const config: EvalConfig = {
           attacks: [name],
@@ -239,6 +263,8 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           limit: n,
         };
         o.log(`[eval] ${tag} on ${n} images`);
+        const j = ++job;
+        eta.start(j);
         const report = await runEvaluation({
           config,
           attacks: [{ name, params }],
@@ -249,7 +275,11 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
           statePath: join(o.dir, `${tag}.state.jsonl`),
           gridPath: join(o.dir, `${tag}.png`),
           log: o.log,
-          onBatch: (m, resumed) => resumed ? progress?.resumed(m) : progress?.tick(m, tag),
+          onBatch: (m, resumed) => {
+            eta.progress(j, m, resumed);
+            if (resumed) progress?.resumed(m);
+            else progress?.tick(m, tag);
+          },
         }) as EvalReport;
         const path = join(o.dir, `${tag}.json`);
         await writeReport(path, report);

@@ -17,6 +17,9 @@ export interface ProgressOptions {
   /** Longest silence on a pipe, and the heartbeat period (default 10 s; 0: neither). The
    * heartbeat timer runs only with the real clock. */
   quietMs?: number;
+  /** The time left, where items differ in cost (runtime/eval/eta.ts); default: items left over
+   * the rate. With `untimed` > 0 the time is a lower bound, shown as "ETA 1:02+" ("?" if 0). */
+  eta?: () => { seconds: number; untimed: number };
 }
 
 /** Seconds as m:ss, or h:mm:ss from one hour up; "?" when unknown. */
@@ -52,6 +55,7 @@ export class Progress {
   readonly #interval: number;
   readonly #unit: string;
   readonly #quiet: number;
+  readonly #eta?: () => { seconds: number; untimed: number };
 
   /** `start`: items already done (a resumed run); the rate counts only this run's items. */
   constructor(readonly total: number, readonly label: string, start = 0, o: ProgressOptions = {}) {
@@ -65,6 +69,7 @@ export class Progress {
     this.#unit = o.unit ?? "it";
     this.#lastDecile = this.#decile();
     this.#quiet = o.quietMs ?? 10_000;
+    this.#eta = o.eta;
     this.#lastWrite = this.#t0;
     if (this.#quiet > 0 && !o.now) {
       this.#write(this.#tty ? `\r\x1b[K${this.line()}` : `${this.line()}\n`);
@@ -99,9 +104,14 @@ export class Progress {
   line(extra = ""): string {
     const secs = (this.#now() - this.#t0) / 1000;
     const rate = secs > 0 ? (this.#count - this.#start) / secs : 0;
-    const eta = rate > 0 ? Math.max(0, this.total - this.#count) / rate : Infinity;
+    let eta = formatDuration(rate > 0 ? Math.max(0, this.total - this.#count) / rate : Infinity);
+    if (this.#eta) {
+      const e = this.#eta();
+      eta = e.untimed > 0 && e.seconds <= 0 ? "?" : formatDuration(e.seconds);
+      if (e.untimed > 0 && eta !== "?") eta += "+";
+    }
     return `${this.label}  ${this.#count}/${this.total}  ${rate.toFixed(1)} ${this.#unit}/s  ` +
-      `ETA ${formatDuration(eta)}${extra ? `  ${extra}` : ""}`;
+      `ETA ${eta}${extra ? `  ${extra}` : ""}`;
   }
 
   /** Counts `n` items done by an earlier run (a resume): they add to the count, not the rate. */
