@@ -166,16 +166,15 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
   const rows: DefenseRow[] = [];
   const summary: DefenseSummary[] = [];
   const vs = variants(o);
-  // One progress line over every (defense, threat, attack) evaluation, in images.
-  const evaluations = vs.reduce(
-    (a, v) => a + (v.name === "none" ? 1 : threats.length) * spec.evaluation.attacks.length,
-    0,
-  );
-  // The time left weighs each job by its attack work, timed per defense kind and threat model
-  // (an attack through a purifier costs 30x one on the bare classifier).
+  // The undefended classifier has no transform: one threat model.
+  const threatsOf = (v: { name: DefenseName }) =>
+    v.name === "none" ? ["full-pipeline" as Threat] : threats;
   type AttackSpec = PipelineSpecT["evaluation"]["attacks"][number];
-  const paramsOf = (a: AttackSpec, name: AttackName, randomized: boolean) =>
-    resolveParams(name, {
+  // Randomized defenses attacked adaptively get EOT and AutoAttack's rand version.
+  const attackOn = (a: AttackSpec, randomized: boolean) => {
+    let name = a.attack as AttackName;
+    if (randomized && name === "autoattack") name = "autoattack-rand";
+    const params = resolveParams(name, {
       norm: a.norm,
       eps: a.eps,
       steps: a.steps,
@@ -189,17 +188,21 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
       tau: a.tau,
       kappa: a.kappa,
     });
+    return { name, params };
+  };
+  // One progress line over every (defense, threat, attack) evaluation, in images. The time left
+  // weighs each job by its attack work, timed per defense kind and threat model (an attack
+  // through a purifier costs 30x one on the bare classifier).
   const etaJobs: EtaJob[] = [];
   for (const v of vs) {
-    for (const threat of v.name === "none" ? ["full-pipeline" as Threat] : threats) {
+    for (const threat of threatsOf(v)) {
       const randomized = v.name !== "none" && threat === "full-pipeline";
       for (const a of spec.evaluation.attacks) {
-        let name = a.attack as AttackName;
-        if (randomized && name === "autoattack") name = "autoattack-rand";
+        const { name, params } = attackOn(a, randomized);
         etaJobs.push({
           group: `${v.purifier ? "purifier" : v.name}.${threat}`,
           images: n,
-          unitsPerImage: attackUnits(name, paramsOf(a, name, randomized)),
+          unitsPerImage: attackUnits(name, params),
         });
       }
     }
@@ -208,7 +211,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
   let job = -1;
   const progress = o.quiet
     ? null
-    : new Progress(evaluations * n, "eval", 0, { unit: "img", eta: () => eta.estimate() });
+    : new Progress(etaJobs.length * n, "eval", 0, { unit: "img", eta: () => eta.estimate() });
   try {
     for (const v of vs) await evaluateVariant(v);
   } finally {
@@ -226,7 +229,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
     };
     const defense: Target | undefined = v.name === "none" ? undefined : defenseTarget(parts);
     const purify = v.name === "none" ? undefined : (x: Tensor) => preprocess(parts, x);
-    for (const threat of v.name === "none" ? ["full-pipeline" as Threat] : threats) {
+    for (const threat of threatsOf(v)) {
       const targets = threatTargets(threat, clf, defense, purify);
       const randomized = targets.attack.randomized;
       const attackRows: AttackRow[] = [];
@@ -235,10 +238,7 @@ export async function evaluateDefenses(o: EvaluateOptions): Promise<PipelineRepo
       const rowCleans: number[] = [];
       const warnings: string[] = [];
       for (const a of spec.evaluation.attacks) {
-        // Randomized defenses attacked adaptively get EOT and AutoAttack's rand version.
-        let name = a.attack as AttackName;
-        if (randomized && name === "autoattack") name = "autoattack-rand";
-        const params = paramsOf(a, name, randomized);
+        const { name, params } = attackOn(a, randomized);
         const tag = `${v.name}.${threat}.${name}-${a.norm}`;
         const config: EvalConfig = {
           attacks: [name],

@@ -101,12 +101,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const out = v.out ?? await Deno.makeTempDir({ prefix: "atop-repro-" });
   const args = rerunArgs(m.args, out);
-  console.error(
-    `repro: ATOP_F16=${rerunEnv(m).ATOP_F16} deno run -A ${m.pipeline_file} ${args.join(" ")}`,
-  );
+  const env = rerunEnv(m);
+  console.error(`repro: ATOP_F16=${env.ATOP_F16} deno run -A ${m.pipeline_file} ${args.join(" ")}`);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", m.pipeline_file, ...args],
-    env: rerunEnv(m),
+    env,
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();

@@ -126,9 +126,9 @@ function entryOf(variant: string): string {
 }
 
 /** `blocks` and their texture twins; the twins only when `operands` fit textures (none given:
- * every name, for the list a test may force). */
-function withTwins(blocks: string[], operands?: Tensor[]): string[] {
-  if (operands && !operands.every(canMirror)) return blocks;
+ * every name, for the list a test may force), never for half-float operands (buffers only). */
+function withTwins(blocks: string[], operands?: Tensor[], half = false): string[] {
+  if (half || (operands && !operands.every(canMirror))) return blocks;
   return [...blocks, ...blocks.map((b) => TEX + b)];
 }
 
@@ -150,8 +150,7 @@ function blockVariants(
   half: boolean,
 ): string[] {
   const narrow = channels <= 4 ? ["tile16x4"] : channels <= 8 ? ["tile16x8"] : [];
-  const base = ["tile4", "tile16", ...narrow];
-  const blocks = half ? base : withTwins(base, operands);
+  const blocks = withTwins(["tile4", "tile16", ...narrow], operands, half);
   if (rowVec4s < 4) return blocks;
   return [...blocks, (blocks.includes(TEX + "tile16") ? TEX : "") + "tile16" + BOUND];
 }
@@ -422,8 +421,11 @@ function convWeightGradRaw(xp: Tensor, gp: Tensor, g: Geometry, half: boolean): 
     });
   };
   // The batch split above is the same for every variant, the GPU's tiled one included.
-  const base = ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])];
-  const variants = half ? base : withTwins(base, [xp, gp]);
+  const variants = withTwins(
+    ["tile4", "tile16", ...(g.Cin <= 4 ? ["tile16x4"] : [])],
+    [xp, gp],
+    half,
+  );
   const known = [...withTwins(["tile4", "tile16", "tile16x4"]), "tiled"];
   runConvKernel("conv2d_bwd_weight", g, run, variants, dflt, known, half);
   if (split === 1) return partial.view(wShape);
